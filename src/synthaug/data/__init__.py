@@ -1,0 +1,1 @@
+"""Datasets as uint8 arrays: fetch/decode, storage, imbalance, augmentation."""

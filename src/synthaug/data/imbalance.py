@@ -1,0 +1,112 @@
+"""Imbalanced training splits as index arrays into the fetched train set (never copies)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class ImbalanceError(ValueError):
+    """The requested imbalance cannot be built from the data (e.g. a class would be empty)."""
+
+
+def linear_fractions(num_classes: int, min_fraction: float) -> np.ndarray:
+    """The seed's profile: class 0 keeps `min_fraction`, rising linearly to 1.0 for the last class."""
+    return np.linspace(min_fraction, 1.0, num_classes)
+
+
+def exponential_fractions(num_classes: int, imbalance_factor: float) -> np.ndarray:
+    """CIFAR-10-LT (Cao et al. 2019, arXiv:1906.07413): class i keeps factor^(-i/(C-1)); head is class 0."""
+    if num_classes == 1:
+        return np.ones(1)
+    return imbalance_factor ** (-np.arange(num_classes) / (num_classes - 1))
+
+
+def keep_fractions(
+    profile: str,
+    num_classes: int,
+    *,
+    min_fraction: float,
+    imbalance_factor: float,
+    fractions: list[float] | None,
+) -> np.ndarray:
+    if profile == "linear":
+        return linear_fractions(num_classes, min_fraction)
+    if profile == "exponential":
+        return exponential_fractions(num_classes, imbalance_factor)
+    if profile == "explicit":
+        if fractions is None or len(fractions) != num_classes:
+            got = "none" if fractions is None else len(fractions)
+            raise ImbalanceError(f"imbalance.fractions: need {num_classes} fractions (one per class), got {got}")
+        return np.asarray(fractions, dtype=np.float64)
+    raise ImbalanceError(f"imbalance.profile: unknown profile {profile!r} (allowed: linear, exponential, explicit)")
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Indices into the fetched train split. `full` is all of train except `val`."""
+
+    train: np.ndarray  # the imbalanced training set
+    val: np.ndarray  # balanced validation set, held out before imbalancing
+    full: np.ndarray  # the balanced upper bound (same pool as train, nothing dropped)
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        return {"train": self.train, "val": self.val, "full": self.full}
+
+
+def make_splits(
+    labels: np.ndarray,
+    class_names: tuple[str, ...],
+    fractions: np.ndarray,
+    *,
+    val_per_class: int,
+    subset_per_class: int | None,
+    seed: int,
+) -> Splits:
+    """Per class: shuffle, hold out `val_per_class`, cap the pool at `subset_per_class`, keep a fraction."""
+    rng = np.random.default_rng(seed)
+    train, val, full = [], [], []
+    for cls, name in enumerate(class_names):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        if len(members) <= val_per_class:
+            raise ImbalanceError(
+                f"class '{name}' has {len(members)} train images, not enough for imbalance.val_per_class={val_per_class}"
+            )
+        val.append(members[:val_per_class])
+        pool = members[val_per_class:]
+        if subset_per_class is not None:
+            pool = pool[:subset_per_class]
+        keep = int(round(fractions[cls] * len(pool)))
+        if keep == 0:
+            raise ImbalanceError(
+                f"class '{name}' would be empty after imbalancing ({len(pool)} images x fraction {fractions[cls]:.4g})"
+            )
+        full.append(pool)
+        train.append(pool[:keep])
+    return Splits(*(np.sort(np.concatenate(parts)).astype(np.int64) for parts in (train, val, full)))
+
+
+def oversample(indices: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+    """Random oversampling: repeat each class's samples (drawn with replacement) up to the largest count."""
+    rng = np.random.default_rng(seed)
+    chosen_labels = labels[indices]
+    classes, counts = np.unique(chosen_labels, return_counts=True)
+    target = counts.max()
+    parts = []
+    for cls, count in zip(classes, counts, strict=True):
+        members = indices[chosen_labels == cls]
+        parts.append(members)
+        parts.append(rng.choice(members, size=target - count, replace=True))
+    return np.sort(np.concatenate(parts)).astype(np.int64)
+
+
+def variant_indices(variant: str, splits: dict[str, np.ndarray], labels: np.ndarray, seed: int) -> np.ndarray:
+    """Training indices for a classifier variant: the imbalanced set, its oversampled form, or all of train."""
+    if variant == "baseline":
+        return splits["train"]
+    if variant == "oversampled":
+        return oversample(splits["train"], labels, seed)
+    if variant == "full":
+        return splits["full"]
+    raise ImbalanceError(f"unknown variant {variant!r} (allowed: baseline, oversampled, full)")

@@ -1,0 +1,1 @@
+"""Classification metrics, plots (and later FID/KID)."""

@@ -1,0 +1,52 @@
+"""Accuracy, macro-F1, per-class precision/recall/F1 and confusion matrices, from label arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def confusion_matrix(actual: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """counts[i, j] = number of samples of class i predicted as j."""
+    return np.bincount(actual * num_classes + predicted, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def normalize_rows(confusion: np.ndarray) -> np.ndarray:
+    """Row-normalized confusion (recall on the diagonal); empty rows stay zero."""
+    totals = confusion.sum(axis=1, keepdims=True)
+    return np.divide(confusion, totals, out=np.zeros(confusion.shape, dtype=np.float64), where=totals > 0)
+
+
+def per_class_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support per class; 0 where undefined (as scikit-learn's zero_division=0)."""
+    true_positive = np.diag(confusion).astype(np.float64)
+    predicted = confusion.sum(axis=0)
+    support = confusion.sum(axis=1)
+    precision = np.divide(true_positive, predicted, out=np.zeros_like(true_positive), where=predicted > 0)
+    recall = np.divide(true_positive, support, out=np.zeros_like(true_positive), where=support > 0)
+    denominator = precision + recall
+    f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(true_positive), where=denominator > 0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+
+
+def macro_f1(actual: np.ndarray, predicted: np.ndarray, num_classes: int) -> float:
+    return float(per_class_scores(confusion_matrix(actual, predicted, num_classes))["f1"].mean())
+
+
+def classification_report(actual: np.ndarray, predicted: np.ndarray, class_names: tuple[str, ...]) -> dict:
+    """The metrics file of one classifier: overall scores plus a per-class block."""
+    confusion = confusion_matrix(actual, predicted, len(class_names))
+    scores = per_class_scores(confusion)
+    return {
+        "accuracy": round(float(np.trace(confusion) / max(confusion.sum(), 1)), 6),
+        "macro_f1": round(float(scores["f1"].mean()), 6),
+        "num_samples": int(confusion.sum()),
+        "per_class": {
+            name: {
+                "precision": round(float(scores["precision"][i]), 6),
+                "recall": round(float(scores["recall"][i]), 6),
+                "f1": round(float(scores["f1"][i]), 6),
+                "support": int(scores["support"][i]),
+            }
+            for i, name in enumerate(class_names)
+        },
+    }

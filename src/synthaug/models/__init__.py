@@ -1,0 +1,1 @@
+"""Classifiers (HF ViT, small CNN, timm) and, later, generators."""

@@ -1,0 +1,114 @@
+"""Classifiers behind one constructor: every model maps (N, 3, S, S) floats to (N, C) logits."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """Everything needed to rebuild a classifier; saved beside its weights."""
+
+    kind: str  # "vit" | "cnn" | "timm"
+    num_classes: int
+    image_size: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClassifierSpec:
+        return cls(**data)
+
+
+class HFViTClassifier(nn.Module):
+    """transformers' ViTForImageClassification, returning plain logits."""
+
+    def __init__(self, spec: ClassifierSpec) -> None:
+        super().__init__()
+        from transformers import ViTConfig, ViTForImageClassification
+
+        opts = spec.options
+        config = ViTConfig(
+            image_size=spec.image_size,
+            patch_size=opts["patch_size"],
+            num_channels=3,
+            hidden_size=opts["hidden_size"],
+            num_hidden_layers=opts["num_hidden_layers"],
+            num_attention_heads=opts["num_attention_heads"],
+            intermediate_size=opts["intermediate_size"],
+            hidden_dropout_prob=opts["dropout"],
+            attention_probs_dropout_prob=opts["dropout"],
+            num_labels=spec.num_classes,
+        )
+        self.vit = ViTForImageClassification(config)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.vit(pixel_values=pixels).logits
+
+
+class SmallCNN(nn.Module):
+    """The seed's CNN: conv blocks (32/64/128 by default), LeakyReLU, max-pool, then a linear head."""
+
+    def __init__(self, spec: ClassifierSpec) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_channels = 3
+        for out_channels in spec.options["channels"]:
+            layers += [
+                nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+                nn.BatchNorm2d(out_channels),
+                nn.LeakyReLU(0.1),
+                nn.MaxPool2d(2),
+            ]
+            in_channels = out_channels
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(spec.options["dropout"]),
+            nn.Linear(in_channels, spec.num_classes),
+        )
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(pixels))
+
+
+class TimmClassifier(nn.Module):
+    """Any timm model by name; `pretrained` needs the weights reachable (hub or local cache)."""
+
+    def __init__(self, spec: ClassifierSpec) -> None:
+        super().__init__()
+        import timm
+
+        name = spec.options["name"]
+        if name not in timm.list_models():
+            raise ValueError(f"train.timm.name: unknown timm model {name!r}")
+        try:
+            self.model = timm.create_model(name, pretrained=spec.options["pretrained"], num_classes=spec.num_classes)
+        except Exception as exc:
+            raise RuntimeError(
+                f"train.timm: cannot load pretrained weights for {name!r} ({type(exc).__name__}); "
+                "offline? set train.timm.pretrained=false or pre-populate the Hugging Face cache"
+            ) from None
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixels)
+
+
+BUILDERS: dict[str, type[nn.Module]] = {"vit": HFViTClassifier, "cnn": SmallCNN, "timm": TimmClassifier}
+
+
+def build_classifier(spec: ClassifierSpec) -> nn.Module:
+    if spec.kind not in BUILDERS:
+        raise ValueError(f"unknown classifier {spec.kind!r} (allowed: {', '.join(BUILDERS)})")
+    return BUILDERS[spec.kind](spec)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

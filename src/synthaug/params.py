@@ -1,0 +1,175 @@
+"""Typed, validated sections of params.yaml: one model per pipeline stage.
+
+Every field is required (params.yaml is the single source of defaults) and unknown keys
+are rejected, so a typo fails before any work with a message that names the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+
+PARAMS_FILE = "params.yaml"
+
+# YAML writes 1e-4 as a string under YAML 1.1 resolvers (PyYAML); accept numeric strings for floats only.
+Float = Annotated[float, Strict(False)]
+Fraction = Annotated[float, Strict(False), Field(gt=0.0, le=1.0)]
+Probability = Annotated[float, Strict(False), Field(ge=0.0, le=1.0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+CLASSIFIERS = ("vit", "cnn", "timm")
+BASE_VARIANTS = ("baseline", "oversampled", "full")
+
+
+class ParamsError(ValueError):
+    """A params.yaml value is missing, unknown, of the wrong type or out of range."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class FetchParams(Section):
+    archive: str | None  # local archive or folder; None downloads through torchvision
+    download_dir: str  # torchvision download cache, used only when archive is None
+    image_size: PositiveInt  # stored resolution (square); other sizes are resized
+
+
+class ImbalanceParams(Section):
+    seed: int
+    profile: Literal["linear", "exponential", "explicit"]
+    min_fraction: Fraction  # linear: class 0 keeps this, the last class keeps 1.0
+    imbalance_factor: Annotated[float, Strict(False), Field(ge=1.0)]  # exponential: n_max / n_min
+    fractions: list[Fraction] | None  # explicit: one keep fraction per class
+    val_per_class: PositiveInt  # balanced validation split held out from train
+    subset_per_class: PositiveInt | None  # demo: cap train images per class before splitting
+
+
+class VitParams(Section):
+    patch_size: PositiveInt
+    hidden_size: PositiveInt
+    num_hidden_layers: PositiveInt
+    num_attention_heads: PositiveInt
+    intermediate_size: PositiveInt
+    dropout: Probability
+
+
+class CnnParams(Section):
+    channels: list[PositiveInt]
+    dropout: Probability
+
+
+class TimmParams(Section):
+    name: str
+    pretrained: bool
+
+
+class TrainParams(Section):
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    lr: Annotated[float, Strict(False), Field(gt=0.0)]
+    weight_decay: Annotated[float, Strict(False), Field(ge=0.0)]
+    schedule: Literal["linear", "cosine", "constant"]
+    lr_end_factor: Annotated[float, Strict(False), Field(ge=0.0, le=1.0)]  # final lr / initial lr
+    label_smoothing: Annotated[float, Strict(False), Field(ge=0.0, lt=1.0)]
+    augment_p: Probability  # probability of each seed augmentation
+    image_size: PositiveInt  # model input resolution; batches are resized on the fly
+    eval_batch_size: PositiveInt
+    vit: VitParams
+    cnn: CnnParams
+    timm: TimmParams
+
+
+class EvaluateParams(Section):
+    batch_size: PositiveInt
+
+
+class ExperimentParams(Section):
+    """The matrix dvc.yaml expands: which classifiers, data variants and seeds to train."""
+
+    profile: str  # label written by the Hydra profile (conf/profile/*.yaml), shown in dvc exp show
+    classifiers: Annotated[list[Literal["vit", "cnn", "timm"]], Field(min_length=1)]
+    variants: Annotated[list[Literal["baseline", "oversampled", "full"]], Field(min_length=1)]
+    seeds: Annotated[list[int], Field(min_length=1)]
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "fetch": FetchParams,
+    "imbalance": ImbalanceParams,
+    "train": TrainParams,
+    "evaluate": EvaluateParams,
+    "experiment": ExperimentParams,
+}
+
+S = TypeVar("S", bound=Section)
+
+
+def _describe(error: dict[str, Any], section: str, model: type[Section]) -> str:
+    key = ".".join([section, *map(str, error["loc"])])
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (allowed: {', '.join(_allowed_keys(model, error['loc'][:-1]))})"
+    if error["type"] == "missing":
+        return f"{key}: missing"
+    return f"{key}: {error['msg']} (got {error.get('input')!r})"
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    for part in loc:
+        annotation = model.model_fields[part].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def parse_section(name: str, raw: Any, model: type[S]) -> S:
+    """Validate one section's raw dict into its typed model, or raise ParamsError naming the key."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{name}: expected a mapping, got {raw!r}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e, name, model) for e in exc.errors())
+        raise ParamsError(f"{PARAMS_FILE}: {problems}") from None
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: not found (run from the repository root)")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections")
+    return data
+
+
+def load_section(name: str, model: type[S], path: str | Path = PARAMS_FILE) -> S:
+    """Read and validate one top-level section of params.yaml."""
+    data = load_params(path)
+    if name not in data:
+        raise ParamsError(f"{path}: missing section '{name}'")
+    return parse_section(name, data[name], model)
+
+
+def validate_all(data: dict[str, Any]) -> dict[str, Section]:
+    """Validate every known section; unknown top-level sections are an error too."""
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ParamsError(f"{PARAMS_FILE}: unknown section(s) {unknown} (allowed: {', '.join(SECTIONS)})")
+    missing = sorted(set(SECTIONS) - set(data))
+    if missing:
+        raise ParamsError(f"{PARAMS_FILE}: missing section(s) {missing}")
+    return {name: parse_section(name, data[name], model) for name, model in SECTIONS.items()}
+
+
+def compose_params(conf_dir: str | Path = "conf", overrides: list[str] | None = None) -> dict[str, Any]:
+    """Compose conf/ exactly as `dvc exp run` does (Hydra compose API) into a params.yaml dict."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(str(Path(conf_dir).resolve()), version_base=None):
+        config = compose(config_name="config", overrides=overrides or [])
+    return OmegaConf.to_container(config, resolve=True)

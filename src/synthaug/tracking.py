@@ -1,0 +1,143 @@
+"""The one place that knows how stages talk to MLflow: store URI, experiment, run names, tags.
+
+The store is `sqlite:///<repo>/mlflow.db` of the *main* repository, also for `dvc exp run --temp`
+and queued experiments (DVC points DVC_ROOT at the parent repo there), so every run lands together.
+A tracking failure never costs a stage its DVC outputs: it is logged once and the stage goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+EXPERIMENT_NAME = "synthaug"
+STORE_FILE = "mlflow.db"
+ARTIFACT_DIR = "mlartifacts"
+
+log = logging.getLogger("synthaug.tracking")
+
+
+def repo_root() -> Path:
+    """The main repository: DVC_ROOT when DVC runs the stage, else the git top level, else cwd."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    try:
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        return Path(top).resolve()
+    except (OSError, subprocess.CalledProcessError):
+        return Path.cwd().resolve()
+
+
+def tracking_uri(root: Path) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / STORE_FILE}"
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'train': {'lr': 1e-3}} -> {'train.lr': 1e-3}; lists are kept whole as values."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def run_name(stage: str, variant: str | None = None, seed: int | None = None) -> str:
+    """`<stage>/<variant>/seed<k>`, shortened where a stage has no variant or seed."""
+    parts = [stage] + ([variant] if variant else []) + ([f"seed{seed}"] if seed is not None else [])
+    return "/".join(parts)
+
+
+class RunLogger:
+    """Thin wrapper over the active MLflow run that degrades to a warning if the store fails."""
+
+    def __init__(self, mlflow_module: Any | None) -> None:
+        self._mlflow = mlflow_module
+
+    @property
+    def active(self) -> bool:
+        return self._mlflow is not None
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        if self._mlflow is None:
+            return
+        try:
+            getattr(self._mlflow, method)(*args, **kwargs)
+        except Exception as exc:  # the store is a side channel: never fail the stage over it
+            log.warning("MLflow %s failed (%s: %s); tracking disabled for this stage", method, type(exc).__name__, exc)
+            self._mlflow = None
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        self._call("log_metrics", {k: float(v) for k, v in metrics.items()}, step=step)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self._call("log_params", {k: str(v)[:6000] for k, v in flatten(params).items()})
+
+    def log_artifact(self, path: str | Path) -> None:
+        self._call("log_artifact", str(path))
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self._call("set_tags", dict(tags))
+
+
+@contextmanager
+def stage_run(name: str, params: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> Iterator[RunLogger]:
+    """Open one MLflow run for a stage execution, with flattened params and provenance tags."""
+    root = repo_root()
+    mlflow = _start(root, name)
+    logger = RunLogger(mlflow)
+    logger.log_params(params)
+    logger.set_tags(
+        {
+            "synthaug.stage": name.split("/")[0],
+            "git_commit": git_commit(),
+            "dvc_exp_name": os.environ.get("DVC_EXP_NAME", "workspace"),
+            "dvc_exp_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
+            **(tags or {}),
+        }
+    )
+    status = "FAILED"
+    try:
+        yield logger
+        status = "FINISHED"
+    finally:
+        if logger.active:
+            logger._call("end_run", status=status)
+
+
+def _start(root: Path, name: str) -> Any | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import mlflow
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        mlflow.set_tracking_uri(tracking_uri(root))
+        if mlflow.get_experiment_by_name(EXPERIMENT_NAME) is None:
+            try:
+                mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=(root / ARTIFACT_DIR).as_uri())
+            except Exception:  # created concurrently by another stage: use theirs
+                if mlflow.get_experiment_by_name(EXPERIMENT_NAME) is None:
+                    raise
+        mlflow.set_experiment(EXPERIMENT_NAME)
+        mlflow.start_run(run_name=name)
+        return mlflow
+    except Exception as exc:
+        log.warning("MLflow unavailable at %s (%s: %s); the stage runs without tracking", tracking_uri(root), type(exc).__name__, exc)
+        return None

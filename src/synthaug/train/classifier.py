@@ -1,0 +1,144 @@
+"""The classifier training loop: seeded shuffling, batch augmentation, AdamW, best-by-val-macro-F1."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from synthaug.data.augment import augment_batch, seed_augmentations, to_model_input
+from synthaug.data.storage import ImageSet
+from synthaug.metrics.classification import macro_f1
+from synthaug.params import TrainParams
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    lr: float
+    train_loss: float
+    train_accuracy: float
+    val_accuracy: float
+    val_macro_f1: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    history: list[EpochRecord]
+
+    @property
+    def best_val_macro_f1(self) -> float:
+        return self.history[self.best_epoch - 1].val_macro_f1
+
+
+def make_optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, params: TrainParams, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per batch; decays from lr to lr * lr_end_factor over the whole run."""
+    if params.schedule == "linear":
+        return torch.optim.lr_scheduler.LinearLR(
+            optimizer, start_factor=1.0, end_factor=params.lr_end_factor, total_iters=total_steps
+        )
+    if params.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=total_steps, eta_min=params.lr * params.lr_end_factor
+        )
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: np.ndarray, image_size: int, batch_size: int, desc: str = "predict") -> np.ndarray:
+    """Logits for uint8 images, batch by batch (the set is never converted to float whole)."""
+    model.eval()
+    outputs = []
+    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False, disable=None):
+        outputs.append(model(to_model_input(images[start : start + batch_size], image_size)).float().numpy())
+    return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)
+
+
+def train_classifier(
+    model: nn.Module,
+    train_set: ImageSet,
+    val_set: ImageSet,
+    params: TrainParams,
+    seed: int,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> TrainResult:
+    """Train for params.epochs and keep the weights of the epoch with the best validation macro-F1."""
+    if len(train_set) == 0:
+        raise ValueError("training set is empty")
+    rng = np.random.default_rng(seed)
+    augment = seed_augmentations(params.augment_p, seed) if params.augment_p > 0 else None
+    steps_per_epoch = -(-len(train_set) // params.batch_size)
+    optimizer = make_optimizer(model, params)
+    scheduler = make_scheduler(optimizer, params, params.epochs * steps_per_epoch)
+    history: list[EpochRecord] = []
+    best_state: dict[str, torch.Tensor] = {}
+    best_epoch, best_score = 0, -1.0
+    for epoch in range(1, params.epochs + 1):
+        model.train()
+        order = rng.permutation(len(train_set))
+        loss_sum, correct = 0.0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{params.epochs}", unit="batch", disable=None)
+        for step in bar:
+            batch = order[step * params.batch_size : (step + 1) * params.batch_size]
+            inputs = to_model_input(augment_batch(train_set.images[batch], augment), params.image_size)
+            targets = torch.from_numpy(train_set.labels[batch])
+            logits = model(inputs)
+            loss = F.cross_entropy(logits, targets, label_smoothing=params.label_smoothing)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step + 1}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item() * len(batch)
+            correct += int((logits.argmax(1) == targets).sum())
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        val_predicted = predict_logits(model, val_set.images, params.image_size, params.eval_batch_size, "validate").argmax(1)
+        record = EpochRecord(
+            epoch=epoch,
+            lr=float(optimizer.param_groups[0]["lr"]),
+            train_loss=round(loss_sum / len(train_set), 6),
+            train_accuracy=round(correct / len(train_set), 6),
+            val_accuracy=round(float((val_predicted == val_set.labels).mean()), 6),
+            val_macro_f1=round(macro_f1(val_set.labels, val_predicted, val_set.num_classes), 6),
+        )
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if record.val_macro_f1 > best_score:
+            best_epoch, best_score = epoch, record.val_macro_f1
+            best_state = copy.deepcopy(model.state_dict())
+    return TrainResult(best_state=best_state, best_epoch=best_epoch, history=history)
+
+
+def spec_from_params(kind: str, params: TrainParams, num_classes: int) -> "ClassifierSpec":
+    """The architecture section of train params for `kind`, as a self-contained spec."""
+    from synthaug.models.classifiers import BUILDERS, ClassifierSpec
+
+    if kind not in BUILDERS:
+        raise ValueError(f"unknown classifier {kind!r} (allowed: {', '.join(BUILDERS)})")
+    options = getattr(params, kind).model_dump()
+    return ClassifierSpec(kind=kind, num_classes=num_classes, image_size=params.image_size, options=options)
+
+
+def history_csv(history: list[EpochRecord]) -> str:
+    fields = list(EpochRecord.__dataclass_fields__)
+    lines = [",".join(fields)] + [",".join(str(getattr(r, f)) for f in fields) for r in history]
+    return "\n".join(lines) + "\n"

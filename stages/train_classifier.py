@@ -1,0 +1,59 @@
+"""DVC stage `train_classifier`: one (classifier, variant, seed) entry of the experiment matrix."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from synthaug.cli import add_entry_arguments, entry_name, entry_tags, run_stage
+from synthaug.data.imbalance import variant_indices
+from synthaug.data.storage import load_image_set, load_index_arrays
+from synthaug.io import write_json, write_text
+from synthaug.models.classifiers import count_parameters, build_classifier
+from synthaug.params import TrainParams, load_section
+from synthaug.seeding import derive_seed, seed_everything
+from synthaug.tracking import run_name, stage_run
+from synthaug.train.checkpoint import save_classifier
+from synthaug.train.classifier import history_csv, spec_from_params, train_classifier
+
+
+def main() -> str:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_entry_arguments(parser)
+    parser.add_argument("--data", type=Path, required=True, help="fetched dataset folder")
+    parser.add_argument("--splits", type=Path, required=True, help="split indices from the imbalance stage")
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint folder (model.safetensors, spec.json)")
+    parser.add_argument("--history", type=Path, required=True, help="per-epoch curves (.csv) and summary (.json)")
+    args = parser.parse_args()
+    params = load_section("train", TrainParams)
+
+    seed_everything(args.seed)
+    dataset = load_image_set(args.data / "train.npz")
+    splits = load_index_arrays(args.splits)
+    train_idx = variant_indices(args.variant, splits, dataset.labels, derive_seed(args.seed, "oversample"))
+    train_set, val_set = dataset.subset(train_idx), dataset.subset(splits["val"])
+    spec = spec_from_params(args.classifier, params, dataset.num_classes)
+    model = build_classifier(spec)
+
+    name = run_name("train_classifier", entry_name(args), args.seed)
+    with stage_run(name, {"train": params.model_dump()}, entry_tags(args)) as tracker:
+        tracker.log_metrics({"train_images": len(train_set), "parameters": count_parameters(model)})
+        result = train_classifier(
+            model, train_set, val_set, params, seed=args.seed,
+            on_epoch=lambda record: tracker.log_metrics(record.to_dict(), step=record.epoch),
+        )
+        save_classifier(args.out, spec, result.best_state)
+        write_text(args.history.with_suffix(".csv"), history_csv(result.history))
+        summary = {
+            "best_epoch": result.best_epoch,
+            "best_val_macro_f1": result.best_val_macro_f1,
+            "train_images": len(train_set),
+            "parameters": count_parameters(model),
+        }
+        write_json(args.history.with_suffix(".json"), summary)
+        tracker.log_metrics({"best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch})
+    return f"{name}: best val macro-F1 {result.best_val_macro_f1:.4f} at epoch {result.best_epoch} ({len(train_set)} images)"
+
+
+if __name__ == "__main__":
+    run_stage("train_classifier", main)
