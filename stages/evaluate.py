@@ -47,8 +47,8 @@ def main() -> str:
         save_figure(confusion_figure(normalized, test.class_names, name), args.out / "confusion.png")
         tracker.log_metrics({"test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"]})
         tracker.log_metrics({f"test_recall.{c}": v["recall"] for c, v in report["per_class"].items()})
-        for name in ("metrics.json", "confusion.json", "confusion.png"):
-            tracker.log_artifact(args.out / name)
+        for artifact in ("metrics.json", "confusion.json", "confusion.png"):
+            tracker.log_artifact(args.out / artifact)
     return f"{name}: test accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}"
 
 

@@ -1,0 +1,41 @@
+# One command each: `make demo` (install + run the pipeline) and `make test` (install + run the tests).
+# Offline, point the demo at a local CIFAR-10 archive: make demo ARCHIVE=../shared/datasets/cifar10-jpg.tar.gz
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: install demo full test mlflow-ui
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+# With ARCHIVE the run is a DVC experiment (`dvc exp run -S fetch.archive=...`), shown by `dvc exp show`.
+demo: install
+ifdef ARCHIVE
+	dvc exp run -S 'fetch.archive=$(abspath $(ARCHIVE))'
+else
+	dvc repro
+endif
+	dvc metrics show
+
+# The seed-scale experiment (hours on a CPU): ViT 224/16, 10 epochs, all of imbalanced CIFAR-10.
+full: install
+ifdef ARCHIVE
+	dvc exp run -S profile=full -S 'fetch.archive=$(abspath $(ARCHIVE))'
+else
+	dvc exp run -S profile=full
+endif
+
+# pytest exits 5 when it collects no test: make fails then, as it should.
+test: install
+	$(BIN)/python -m pytest -q
+
+mlflow-ui: install
+	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny datasets made on the spot, and the project's real params shrunk for tests."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from synthaug.params import TrainParams, load_params, parse_section
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_image_folder(
+    root: Path,
+    classes: tuple[str, ...] = ("cat", "dog", "frog"),
+    train_per_class: int = 12,
+    test_per_class: int = 4,
+    size: int = 8,
+    seed: int = 0,
+) -> Path:
+    """An ImageFolder tree whose classes differ in mean colour, so a classifier can learn them."""
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", train_per_class), ("test", test_per_class)):
+        for index, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                base = np.zeros((size, size, 3)) + 40
+                base[..., index % 3] = 200
+                pixels = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i:04d}.png")
+    return root
+
+
+def tar_folder(folder: Path, archive: Path, prefix: str = "") -> Path:
+    with tarfile.open(archive, "w:gz") as tar:
+        for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+            tar.add(file, arcname=f"{prefix}{file.relative_to(folder).as_posix()}")
+    return archive
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    return make_image_folder(tmp_path / "images")
+
+
+@pytest.fixture(scope="session")
+def project_params() -> dict:
+    return load_params(ROOT / "params.yaml")
+
+
+@pytest.fixture
+def tiny_train_params(project_params: dict) -> TrainParams:
+    """The demo's train section, shrunk: 8 px input, a 2-layer ViT, no augmentation or dropout."""
+    raw = dict(project_params["train"])
+    raw.update(epochs=2, batch_size=8, image_size=8, augment_p=0.0, eval_batch_size=16, lr=3e-3)
+    raw["vit"] = dict(raw["vit"], patch_size=4, hidden_size=32, num_hidden_layers=2, intermediate_size=64)
+    raw["cnn"] = dict(raw["cnn"], channels=[8, 16], dropout=0.0)
+    return parse_section("train", raw, TrainParams)

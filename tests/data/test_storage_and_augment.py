@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from synthaug.data.augment import augment_batch, seed_augmentations, to_model_input
+from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays, save_image_set, save_index_arrays
+
+
+def random_set(n: int = 6, size: int = 8, seed: int = 0) -> ImageSet:
+    rng = np.random.default_rng(seed)
+    return ImageSet(rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8), rng.integers(0, 3, n), ("a", "b", "c"))
+
+
+def test_image_set_roundtrip(tmp_path):
+    data = random_set()
+    save_image_set(tmp_path / "train.npz", data)
+    loaded = load_image_set(tmp_path / "train.npz")
+    np.testing.assert_array_equal(loaded.images, data.images)
+    np.testing.assert_array_equal(loaded.labels, data.labels)
+    assert loaded.class_names == ("a", "b", "c") and loaded.labels.dtype == np.int64
+    assert [p.name for p in tmp_path.iterdir()] == ["train.npz"]  # no temp file left beside it
+
+
+def test_image_set_rejects_float_and_mismatched_labels():
+    with pytest.raises(ValueError, match="uint8"):
+        ImageSet(np.zeros((2, 4, 4, 3), dtype=np.float32), np.zeros(2, dtype=np.int64), ("a",))
+    with pytest.raises(ValueError, match="does not match"):
+        ImageSet(np.zeros((2, 4, 4, 3), dtype=np.uint8), np.zeros(3, dtype=np.int64), ("a",))
+
+
+def test_missing_split_file_message(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run the fetch stage first"):
+        load_image_set(tmp_path / "train.npz")
+    with pytest.raises(FileNotFoundError, match="run the imbalance stage first"):
+        load_index_arrays(tmp_path / "splits.npz")
+
+
+def test_index_arrays_roundtrip(tmp_path):
+    save_index_arrays(tmp_path / "s.npz", {"train": np.array([3, 1]), "val": np.array([0])})
+    loaded = load_index_arrays(tmp_path / "s.npz")
+    assert loaded["train"].tolist() == [3, 1] and loaded["val"].tolist() == [0]
+
+
+def test_augmentations_are_seeded_and_keep_shape():
+    images = random_set(n=16, size=32).images
+    first = augment_batch(images, seed_augmentations(0.5, seed=1))
+    again = augment_batch(images, seed_augmentations(0.5, seed=1))
+    other = augment_batch(images, seed_augmentations(0.5, seed=2))
+    assert first.shape == images.shape and first.dtype == np.uint8
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert not np.array_equal(first, images)
+
+
+def test_probability_zero_is_identity():
+    images = random_set(n=4, size=16).images
+    np.testing.assert_array_equal(augment_batch(images, seed_augmentations(0.0, seed=0)), images)
+
+
+def test_model_input_range_and_resize():
+    images = np.stack([np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 255, np.uint8)])
+    batch = to_model_input(images, 8)
+    assert batch.shape == (2, 3, 8, 8) and batch.dtype == torch.float32
+    assert batch[0].min().item() == -1.0 and batch[1].max().item() == 1.0
+    assert to_model_input(images, 16).shape == (2, 3, 16, 16)

@@ -1,0 +1,156 @@
+"""The real DAG: `dvc repro` on a copy of the project with a tiny ImageFolder and a tiny profile."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from synthaug.params import compose_params, validate_all
+
+from ..conftest import ROOT, make_image_folder, tar_folder
+
+pytestmark = pytest.mark.e2e
+
+PROJECT_FILES = ["dvc.yaml", "conf", "stages", "src", ".dvc/config", ".dvcignore", ".gitignore"]
+ENTRIES = ["vit-baseline-seed0", "vit-full-seed0"]
+
+TINY_PROFILE = """# @package _global_
+experiment:
+  profile: tiny
+  variants: [baseline, full]
+fetch:
+  archive: {archive}
+  image_size: 8
+imbalance:
+  min_fraction: 0.3
+  val_per_class: 4
+  subset_per_class: null
+train:
+  epochs: 2
+  batch_size: 8
+  lr: 3.0e-3
+  image_size: 8
+  eval_batch_size: 32
+  vit: {{patch_size: 4, hidden_size: 32, num_hidden_layers: 2, intermediate_size: 64}}
+evaluate:
+  batch_size: 32
+"""
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def pipeline_repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    base = tmp_path_factory.mktemp("e2e")
+    archive = tar_folder(make_image_folder(base / "images", train_per_class=20, test_per_class=6), base / "tiny.tar.gz")
+    repo = base / "repo"
+    for name in PROJECT_FILES:
+        source, target = ROOT / name, repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(source, target)
+    (repo / "conf/profile/tiny.yaml").write_text(TINY_PROFILE.format(archive=archive))
+    config = (repo / "conf/config.yaml").read_text().replace("- profile: demo", "- profile: tiny")
+    (repo / "conf/config.yaml").write_text(config)
+    (repo / "params.yaml").write_text(yaml.safe_dump(compose_params(repo / "conf"), sort_keys=False))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))},
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(repo / "src"),  # the copy's library, not the checkout's
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    run(["git", "init", "-q"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "tiny project"], repo, env)
+    run(["dvc", "repro"], repo, env)
+    return repo, env
+
+
+def read_metrics(repo: Path, entry: str) -> dict:
+    return json.loads((repo / f"metrics/eval/{entry}/metrics.json").read_text())
+
+
+def test_tiny_params_are_valid(pipeline_repo):
+    repo, _ = pipeline_repo
+    sections = validate_all(yaml.safe_load((repo / "params.yaml").read_text()))
+    assert sections["experiment"].profile == "tiny"
+
+
+def test_repro_writes_every_output(pipeline_repo):
+    repo, _ = pipeline_repo
+    meta = json.loads((repo / "data/cifar10/meta.json").read_text())
+    assert meta["class_names"] == ["cat", "dog", "frog"] and meta["counts"] == {"train": 60, "test": 18}
+    assert len(meta["sha256"]) == 64
+    counts = json.loads((repo / "metrics/class_counts.json").read_text())
+    assert counts["counts"]["val"] == {"cat": 4, "dog": 4, "frog": 4}
+    # 20 per class, 4 held out for val, then linear keep fractions 0.3 .. 1.0 of the 16 left
+    expected = [int(round(16 * f)) for f in np.linspace(0.3, 1.0, 3)]
+    assert list(counts["counts"]["train"].values()) == expected == [5, 10, 16]
+    for entry in ENTRIES:
+        report = read_metrics(repo, entry)
+        assert 0.0 <= report["accuracy"] <= 1.0 and 0.0 <= report["macro_f1"] <= 1.0
+        assert report["num_samples"] == 18 and set(report["per_class"]) == {"cat", "dog", "frog"}
+        predictions = (repo / f"metrics/eval/{entry}/predictions.csv").read_text().splitlines()
+        assert predictions[0] == "actual,predicted" and len(predictions) == 19
+        assert (repo / f"metrics/eval/{entry}/confusion.png").read_bytes()[:4] == b"\x89PNG"
+        assert (repo / f"models/classifiers/{entry}/model.safetensors").is_file()
+        history = (repo / f"metrics/train/{entry}.csv").read_text().splitlines()
+        assert len(history) == 3  # header + 2 epochs
+    assert not list(repo.rglob(".*.tmp-*")), "temporary files left behind"
+
+
+def test_second_repro_is_a_noop(pipeline_repo):
+    repo, env = pipeline_repo
+    result = run(["dvc", "repro"], repo, env)
+    assert "Running stage" not in result.stdout
+    assert "up to date" in result.stdout
+
+
+def test_runs_are_in_the_mlflow_store(pipeline_repo):
+    repo, _ = pipeline_repo
+    with sqlite3.connect(repo / "mlflow.db") as db:
+        names = sorted(row[0] for row in db.execute("select name from runs where status = 'FINISHED'"))
+        metrics = dict(db.execute(
+            "select r.name, m.value from metrics m join runs r on r.run_uuid = m.run_uuid where m.key = 'test_macro_f1'"
+        ).fetchall())
+    assert names == sorted([
+        "fetch", "imbalance",
+        "train_classifier/vit-baseline/seed0", "train_classifier/vit-full/seed0",
+        "evaluate/vit-baseline/seed0", "evaluate/vit-full/seed0",
+    ])
+    assert metrics["evaluate/vit-baseline/seed0"] == pytest.approx(read_metrics(repo, "vit-baseline-seed0")["macro_f1"])
+
+
+def test_exp_run_with_changed_param_changes_metrics(pipeline_repo):
+    repo, env = pipeline_repo
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "baseline results"], repo, env)
+    before = {entry: read_metrics(repo, entry) for entry in ENTRIES}
+    result = run(["dvc", "exp", "run", "-S", "train.lr=1e-5", "-S", "train.epochs=1"], repo, env)
+    assert "Running stage 'train_classifier@vit-baseline-0'" in result.stdout
+    assert "Running stage 'fetch'" not in result.stdout  # only what depends on train reruns
+    assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["lr"] == 1e-5
+    after = {entry: read_metrics(repo, entry) for entry in ENTRIES}
+    assert after != before
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo, env).stdout)
+    changed = diff[f"metrics/eval/{ENTRIES[0]}/metrics.json"]
+    assert changed["accuracy"]["old"] == before[ENTRIES[0]]["accuracy"]
+    assert changed["accuracy"]["new"] == after[ENTRIES[0]]["accuracy"]
+    shown = run(["dvc", "exp", "show", "--csv"], repo, env).stdout
+    assert "train.lr" in shown and "1e-05" in shown

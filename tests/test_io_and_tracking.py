@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import pytest
+
+from synthaug import tracking
+from synthaug.io import atomic_path, read_json, write_json
+
+
+def test_atomic_file_appears_only_on_success(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+    write_json(target, {"b": 1, "a": [1, 2]})
+    assert read_json(target) == {"a": [1, 2], "b": 1}
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_atomic_directory_replaces_old_output(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "stale.bin").write_text("old")
+    with atomic_path(target, directory=True) as tmp:
+        (tmp / "new.bin").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new.bin"]
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(target, directory=True) as tmp:
+            (tmp / "partial.bin").write_text("x")
+            raise KeyboardInterrupt
+    assert [p.name for p in target.iterdir()] == ["new.bin"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_flatten_and_run_names():
+    assert tracking.flatten({"train": {"lr": 0.1, "vit": {"patch_size": 4}}, "seeds": [0, 1]}) == {
+        "train.lr": 0.1,
+        "train.vit.patch_size": 4,
+        "seeds": [0, 1],
+    }
+    assert tracking.run_name("train_classifier", "vit-baseline", 0) == "train_classifier/vit-baseline/seed0"
+    assert tracking.run_name("fetch") == "fetch"
+
+
+def test_store_is_the_parent_repo_under_dvc(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    assert tracking.repo_root() == tmp_path.resolve()
+    assert tracking.tracking_uri(tracking.repo_root()) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+
+
+def test_stage_run_logs_params_metrics_tags_and_artifacts(monkeypatch, tmp_path):
+    import mlflow
+
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-test")
+    artifact = tmp_path / "m.json"
+    artifact.write_text("{}")
+    with tracking.stage_run("evaluate/vit-baseline/seed0", {"evaluate": {"batch_size": 8}}, {"variant": "baseline"}) as run:
+        run.log_metrics({"test_accuracy": 0.5})
+        run.log_metrics({"val_macro_f1": 0.25}, step=2)
+        run.log_artifact(artifact)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
+    assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
+    (found,) = client.search_runs([experiment.experiment_id])
+    assert found.info.run_name == "evaluate/vit-baseline/seed0" and found.info.status == "FINISHED"
+    assert found.data.params == {"evaluate.batch_size": "8"}
+    assert found.data.metrics == {"test_accuracy": 0.5, "val_macro_f1": 0.25}
+    assert found.data.tags["dvc_exp_name"] == "exp-test" and found.data.tags["variant"] == "baseline"
+    assert found.data.tags["synthaug.stage"] == "evaluate"
+    assert [a.path for a in client.list_artifacts(found.info.run_id)] == ["m.json"]
+
+
+def test_unreachable_store_warns_and_stage_goes_on(monkeypatch, tmp_path, caplog):
+    (tmp_path / "not-a-folder").write_text("a file where the store's folder should be")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/not-a-folder/mlflow.db")
+    done = []
+    with tracking.stage_run("fetch", {"fetch": {}}) as run:
+        run.log_metrics({"x": 1.0})
+        done.append(True)
+    assert done == [True] and not run.active
+    assert "runs without tracking" in caplog.text

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from synthaug.params import (
+    SECTIONS,
+    FetchParams,
+    ImbalanceParams,
+    ParamsError,
+    TrainParams,
+    compose_params,
+    load_section,
+    parse_section,
+    validate_all,
+)
+
+from .conftest import ROOT
+
+
+def test_params_yaml_is_the_composed_demo_profile(project_params):
+    # params.yaml is what `dvc exp run` writes from conf/; a hand edit that drifts is caught here.
+    assert compose_params(ROOT / "conf") == project_params
+
+
+def test_every_section_validates(project_params):
+    sections = validate_all(project_params)
+    assert set(sections) == set(SECTIONS)
+    assert sections["experiment"].profile == "demo"
+    assert sections["train"].vit.patch_size == 4 and sections["train"].image_size == 32
+
+
+def test_full_profile_is_the_seed_experiment():
+    sections = validate_all(compose_params(ROOT / "conf", ["profile=full"]))
+    train = sections["train"]
+    assert sections["experiment"].profile == "full"
+    assert (train.image_size, train.vit.patch_size, train.vit.hidden_size) == (224, 16, 128)
+    assert (train.vit.num_hidden_layers, train.vit.num_attention_heads, train.vit.intermediate_size) == (4, 2, 256)
+    assert (train.epochs, train.lr, train.weight_decay, train.schedule, train.batch_size) == (10, 1e-5, 1e-4, "linear", 32)
+    assert sections["imbalance"].subset_per_class is None
+
+
+def test_override_reaches_composed_params():
+    composed = compose_params(ROOT / "conf", ["train.lr=0.01", "fetch.archive=/data/cifar10-jpg.tar.gz"])
+    assert composed["train"]["lr"] == 0.01
+    assert composed["fetch"]["archive"] == "/data/cifar10-jpg.tar.gz"
+
+
+def test_unknown_key_names_key_and_allowed(project_params):
+    raw = dict(project_params["fetch"], archiv="x")
+    with pytest.raises(ParamsError, match=r"fetch\.archiv: unknown key \(allowed: archive, download_dir, image_size\)"):
+        parse_section("fetch", raw, FetchParams)
+
+
+def test_nested_unknown_key(project_params):
+    raw = dict(project_params["train"])
+    raw["vit"] = dict(raw["vit"], heads=3)
+    with pytest.raises(ParamsError, match=r"train\.vit\.heads: unknown key \(allowed: patch_size, hidden_size"):
+        parse_section("train", raw, TrainParams)
+
+
+@pytest.mark.parametrize(
+    ("section", "model", "key", "value", "message"),
+    [
+        ("train", TrainParams, "epochs", 0, r"train\.epochs: Input should be greater than or equal to 1 \(got 0\)"),
+        ("train", TrainParams, "epochs", "3", r"train\.epochs: Input should be a valid integer"),
+        ("train", TrainParams, "schedule", "step", r"train\.schedule: Input should be 'linear', 'cosine' or 'constant'"),
+        ("imbalance", ImbalanceParams, "min_fraction", 1.5, r"imbalance\.min_fraction: Input should be less than or equal to 1"),
+        ("fetch", FetchParams, "image_size", -2, r"fetch\.image_size: Input should be greater than or equal to 1"),
+    ],
+)
+def test_bad_values_name_the_key(project_params, section, model, key, value, message):
+    raw = dict(project_params[section], **{key: value})
+    with pytest.raises(ParamsError, match=message):
+        parse_section(section, raw, model)
+
+
+def test_missing_key_is_reported(project_params):
+    raw = {k: v for k, v in project_params["fetch"].items() if k != "image_size"}
+    with pytest.raises(ParamsError, match=r"fetch\.image_size: missing"):
+        parse_section("fetch", raw, FetchParams)
+
+
+def test_float_written_as_string_by_yaml_is_accepted(project_params):
+    raw = dict(project_params["train"], lr="1e-5")  # PyYAML reads `1e-5` (no dot) as a string
+    assert parse_section("train", raw, TrainParams).lr == 1e-5
+
+
+def test_unknown_variant_is_rejected(project_params):
+    raw = dict(project_params["experiment"], variants=["baseline", "smote"])
+    with pytest.raises(ParamsError, match=r"experiment\.variants\.1: Input should be 'baseline', 'oversampled' or 'full'"):
+        validate_all(dict(project_params, experiment=raw))
+
+
+def test_load_section_errors(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_section("fetch", FetchParams, tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("train: {}\n")
+    with pytest.raises(ParamsError, match="missing section 'fetch'"):
+        load_section("fetch", FetchParams, tmp_path / "params.yaml")
+
+
+def test_dvc_yaml_params_exist(project_params):
+    # Every params entry a stage declares (and every ${...} it interpolates) must be in params.yaml.
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        for key in stage.get("params", []):
+            node = project_params
+            for part in key.split("."):
+                assert part in node, f"stage {name} declares param {key} missing from params.yaml"
+                node = node[part]
+        for axis, ref in stage.get("matrix", {}).items():
+            section, _, key = ref.strip("${}").partition(".")
+            assert key in project_params[section], f"stage {name} matrix axis {axis} uses missing {ref}"
