@@ -122,10 +122,27 @@ def test_second_repro_is_a_noop(pipeline_repo):
     assert "up to date" in result.stdout
 
 
+def test_forced_rerun_is_byte_identical(pipeline_repo):
+    repo, env = pipeline_repo
+    entry = ENTRIES[0]
+    outputs = [
+        f"models/classifiers/{entry}/model.safetensors",
+        f"metrics/train/{entry}.csv",
+        f"metrics/train/{entry}.json",
+        f"metrics/eval/{entry}/metrics.json",
+        f"metrics/eval/{entry}/predictions.csv",
+    ]
+    before = {path: (repo / path).read_bytes() for path in outputs}
+    for stage in ("train_classifier@vit-baseline-0", "evaluate@vit-baseline-0"):
+        result = run(["dvc", "repro", "--force", "--single-item", stage], repo, env)
+        assert f"Running stage '{stage}'" in result.stdout
+    assert {path: (repo / path).read_bytes() for path in outputs} == before
+
+
 def test_runs_are_in_the_mlflow_store(pipeline_repo):
     repo, _ = pipeline_repo
     with sqlite3.connect(repo / "mlflow.db") as db:
-        names = sorted(row[0] for row in db.execute("select name from runs where status = 'FINISHED'"))
+        names = sorted({row[0] for row in db.execute("select name from runs where status = 'FINISHED'")})
         metrics = dict(db.execute(
             "select r.name, m.value from metrics m join runs r on r.run_uuid = m.run_uuid where m.key = 'test_macro_f1'"
         ).fetchall())
