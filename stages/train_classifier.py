@@ -7,12 +7,14 @@ from pathlib import Path
 
 from synthaug.cli import add_entry_arguments, entry_name, entry_tags, run_stage
 from synthaug.data.imbalance import variant_indices
-from synthaug.data.storage import load_image_set, load_index_arrays
+from synthaug.data.storage import concat_image_sets, load_image_set, load_index_arrays
 from synthaug.io import write_json, write_text
 from synthaug.models.classifiers import count_parameters, build_classifier
 from synthaug.params import TrainParams, load_section
 from synthaug.seeding import derive_seed, seed_everything
 from synthaug.tracking import run_name, stage_run
+from synthaug.synth.filter import filter_synthetic
+from synthaug.synth.shards import load_synthetic
 from synthaug.train.checkpoint import save_classifier
 from synthaug.train.classifier import history_csv, spec_from_params, train_classifier
 
@@ -24,6 +26,8 @@ def main() -> str:
     parser.add_argument("--splits", type=Path, required=True, help="split indices from the imbalance stage")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder (model.safetensors, spec.json)")
     parser.add_argument("--history", type=Path, required=True, help="per-epoch curves (.csv) and summary (.json)")
+    parser.add_argument("--synthetic", type=Path, help="synthesize output to add to the real images")
+    parser.add_argument("--filter-model", type=Path, help="real-data classifier for train.synthetic_filter")
     args = parser.parse_args()
     params = load_section("train", TrainParams)
 
@@ -32,6 +36,12 @@ def main() -> str:
     splits = load_index_arrays(args.splits)
     train_idx = variant_indices(args.variant, splits, dataset.labels, derive_seed(args.seed, "oversample"))
     train_set, val_set = dataset.subset(train_idx), dataset.subset(splits["val"])
+    synthetic_report: dict = {}
+    if args.synthetic is not None:
+        synthetic, synthetic_report = filter_synthetic(
+            load_synthetic(args.synthetic, dataset.class_names), args.filter_model, params.synthetic_filter, params.eval_batch_size
+        )
+        train_set = concat_image_sets(train_set, synthetic)
     spec = spec_from_params(args.classifier, params, dataset.num_classes)
     model = build_classifier(spec)
 
@@ -49,6 +59,7 @@ def main() -> str:
             "best_val_macro_f1": result.best_val_macro_f1,
             "train_images": len(train_set),
             "parameters": count_parameters(model),
+            **synthetic_report,
         }
         write_json(args.history.with_suffix(".json"), summary)
         tracker.log_metrics({"best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch})

@@ -112,3 +112,17 @@ def test_dvc_yaml_params_exist(project_params):
         for axis, ref in stage.get("matrix", {}).items():
             section, _, key = ref.strip("${}").partition(".")
             assert key in project_params[section], f"stage {name} matrix axis {axis} uses missing {ref}"
+
+
+def test_tiny_sdxl_override_selects_the_generator_and_local_models():
+    sections = validate_all(compose_params(ROOT / "conf", ["sdxl=tiny"]))
+    assert sections["experiment"].generators == ["sdxl_turbo"]
+    backend = sections["synthesize"].sdxl_turbo
+    assert (backend.model, backend.controlnet, backend.device) == ("models/tiny-sdxl/pipeline", "models/tiny-sdxl/controlnet", "cpu")
+    assert sections["train"].image_size == 32  # still the demo profile
+
+
+def test_default_generator_is_real_sdxl_turbo_with_canny_controlnet(project_params):
+    backend = validate_all(project_params)["synthesize"].sdxl_turbo
+    assert backend.model == "stabilityai/sdxl-turbo" and "canny" in backend.controlnet
+    assert (backend.steps, backend.guidance_scale) == (1, 0.0)

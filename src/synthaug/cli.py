@@ -11,9 +11,10 @@ from collections.abc import Callable
 from synthaug.data.fetch import DataError
 from synthaug.data.imbalance import ImbalanceError
 from synthaug.params import ParamsError
+from synthaug.synth.sdxl_turbo import ModelLoadError
 
 # Errors the user can fix from the message alone; anything else keeps its traceback.
-USER_ERRORS = (ParamsError, DataError, ImbalanceError, FileNotFoundError, FloatingPointError)
+USER_ERRORS = (ParamsError, DataError, ImbalanceError, ModelLoadError, FileNotFoundError, FloatingPointError)
 
 
 def run_stage(name: str, main: Callable[[], str]) -> None:
@@ -31,7 +32,7 @@ def run_stage(name: str, main: Callable[[], str]) -> None:
 def add_entry_arguments(parser: argparse.ArgumentParser) -> None:
     """The (classifier, variant, seed) entry of the experiment matrix that dvc.yaml passes in."""
     parser.add_argument("--classifier", required=True, help="experiment.classifiers entry: vit, cnn or timm")
-    parser.add_argument("--variant", required=True, help="experiment.variants entry: baseline, oversampled, full")
+    parser.add_argument("--variant", required=True, help="baseline, oversampled, full or synthetic_<generator>")
     parser.add_argument("--seed", type=int, required=True, help="experiment.seeds entry")
 
 

@@ -67,6 +67,13 @@ class TimmParams(Section):
     pretrained: bool
 
 
+class SyntheticFilterParams(Section):
+    """Drop synthetic images the real-data (baseline) classifier puts in another class or doubts."""
+
+    enabled: bool
+    min_confidence: Probability  # softmax probability of the intended class
+
+
 class TrainParams(Section):
     epochs: PositiveInt
     batch_size: PositiveInt
@@ -78,9 +85,38 @@ class TrainParams(Section):
     augment_p: Probability  # probability of each seed augmentation
     image_size: PositiveInt  # model input resolution; batches are resized on the fly
     eval_batch_size: PositiveInt
+    synthetic_filter: SyntheticFilterParams
     vit: VitParams
     cnn: CnnParams
     timm: TimmParams
+
+
+class SdxlTurboParams(Section):
+    model: str  # hub id or local folder of an SDXL(-Turbo) pipeline
+    controlnet: str | None  # hub id or local folder of an SDXL ControlNet (canny); None = text-to-image
+    vae: str | None  # fp16-safe VAE loaded on CUDA (fp16); None keeps the pipeline's own VAE
+    resolution: PositiveInt  # generation size, pixels; outputs are resized to the dataset's
+    steps: Annotated[int, Field(ge=1, le=4)]
+    guidance_scale: Annotated[float, Strict(False), Field(ge=0.0)]  # 0 for turbo
+    controlnet_conditioning_scale: Annotated[float, Strict(False), Field(ge=0.0)]
+    canny_low: Annotated[int, Field(ge=0, le=255)]
+    canny_high: Annotated[int, Field(ge=0, le=255)]
+    img2img_strength: Annotated[float, Strict(False), Field(gt=0.0, le=1.0)] | None  # None = from noise
+    prompt_templates: Annotated[list[str], Field(min_length=1)]  # "{name}" is the class name
+    batch_size: PositiveInt
+    device: Literal["auto", "cpu", "cuda"]
+    compile: bool  # torch.compile the UNet (CUDA)
+    attention_slicing: bool  # lower peak memory on small GPUs
+    vae_tiling: bool
+
+
+class SynthesizeParams(Section):
+    seed: int
+    target_count: PositiveInt | None  # per-class target; None = the largest class's count
+    target_ratio: Annotated[float, Strict(False), Field(gt=0.0)]
+    shard_size: PositiveInt  # images per resumable shard
+    preview_per_class: PositiveInt
+    sdxl_turbo: SdxlTurboParams
 
 
 class EvaluateParams(Section):
@@ -94,11 +130,13 @@ class ExperimentParams(Section):
     classifiers: Annotated[list[Literal["vit", "cnn", "timm"]], Field(min_length=1)]
     variants: Annotated[list[Literal["baseline", "oversampled", "full"]], Field(min_length=1)]
     seeds: Annotated[list[int], Field(min_length=1)]
+    generators: list[Literal["sdxl_turbo"]]  # each adds synthesize@<g> and the synthetic_<g> variant
 
 
 SECTIONS: dict[str, type[Section]] = {
     "fetch": FetchParams,
     "imbalance": ImbalanceParams,
+    "synthesize": SynthesizeParams,
     "train": TrainParams,
     "evaluate": EvaluateParams,
     "experiment": ExperimentParams,

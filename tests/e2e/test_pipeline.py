@@ -15,18 +15,20 @@ import pytest
 import yaml
 
 from synthaug.params import compose_params, validate_all
+from synthaug.synth.tiny import build_tiny_sdxl
 
 from ..conftest import ROOT, make_image_folder, tar_folder
 
 pytestmark = pytest.mark.e2e
 
 PROJECT_FILES = ["dvc.yaml", "conf", "stages", "src", ".dvc/config", ".dvcignore", ".gitignore"]
-ENTRIES = ["vit-baseline-seed0", "vit-full-seed0"]
+ENTRIES = ["vit-baseline-seed0", "vit-full-seed0", "vit-synthetic_sdxl_turbo-seed0"]
 
 TINY_PROFILE = """# @package _global_
 experiment:
   profile: tiny
   variants: [baseline, full]
+  generators: [sdxl_turbo]
 fetch:
   archive: {archive}
   image_size: 8
@@ -41,6 +43,11 @@ train:
   image_size: 8
   eval_batch_size: 32
   vit: {{patch_size: 4, hidden_size: 32, num_hidden_layers: 2, intermediate_size: 64}}
+  synthetic_filter: {{enabled: true, min_confidence: 0.0}}
+synthesize:
+  shard_size: 4
+  preview_per_class: 2
+  sdxl_turbo: {{model: {model}, controlnet: {controlnet}, vae: null, resolution: 64, batch_size: 4, device: cpu}}
 evaluate:
   batch_size: 32
 """
@@ -64,7 +71,8 @@ def pipeline_repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy2(source, target)
-    (repo / "conf/profile/tiny.yaml").write_text(TINY_PROFILE.format(archive=archive))
+    model, controlnet = build_tiny_sdxl(base / "tiny-sdxl")
+    (repo / "conf/profile/tiny.yaml").write_text(TINY_PROFILE.format(archive=archive, model=model, controlnet=controlnet))
     config = (repo / "conf/config.yaml").read_text().replace("- profile: demo", "- profile: tiny")
     (repo / "conf/config.yaml").write_text(config)
     (repo / "params.yaml").write_text(yaml.safe_dump(compose_params(repo / "conf"), sort_keys=False))
@@ -113,6 +121,26 @@ def test_repro_writes_every_output(pipeline_repo):
         history = (repo / f"metrics/train/{entry}.csv").read_text().splitlines()
         assert len(history) == 3  # header + 2 epochs
     assert not list(repo.rglob(".*.tmp-*")), "temporary files left behind"
+    assert not list(repo.rglob(".*.partial")), "generation work folder left behind"
+
+
+def test_synthetic_images_rebalance_the_minority_classes(pipeline_repo):
+    repo, _ = pipeline_repo
+    summary = json.loads((repo / "metrics/synthetic/sdxl_turbo.json").read_text())
+    assert summary["real_per_class"] == {"cat": 5, "dog": 10, "frog": 16}
+    assert summary["synthetic_per_class"] == {"cat": 11, "dog": 6, "frog": 0}  # each class reaches 16
+    shards = sorted((repo / "data/synthetic/sdxl_turbo").glob("shard-*.npz"))
+    assert [s.name for s in shards] == [f"shard-{i:05d}.npz" for i in range(5)]  # 17 images, 4 per shard
+    with np.load(shards[0]) as first:
+        assert first["images"].shape == (4, 8, 8, 3) and first["images"].dtype == np.uint8
+    rows = (repo / "data/synthetic/sdxl_turbo/metadata.csv").read_text().splitlines()
+    assert rows[0] == "shard,class_index,class_name,index,seed,source_index,prompt,generator"
+    assert len(rows) == 18 and rows[1].startswith("shard-00000.npz,0,cat,0,") and rows[1].endswith(",sdxl_turbo")
+    assert sorted(p.name for p in (repo / "metrics/synthetic/sdxl_turbo").iterdir()) == ["cat.png", "dog.png"]
+    trained = json.loads((repo / "metrics/train/vit-synthetic_sdxl_turbo-seed0.json").read_text())
+    kept = trained["synthetic_images"]
+    assert set(trained["synthetic_kept_fraction"]) == {"cat", "dog"}
+    assert 0 <= kept <= 17 and trained["train_images"] == 31 + kept  # the real imbalanced set plus what was kept
 
 
 def test_second_repro_is_a_noop(pipeline_repo):
@@ -132,8 +160,9 @@ def test_forced_rerun_is_byte_identical(pipeline_repo):
         f"metrics/eval/{entry}/metrics.json",
         f"metrics/eval/{entry}/predictions.csv",
     ]
+    outputs += sorted(str(p.relative_to(repo)) for p in (repo / "data/synthetic/sdxl_turbo").iterdir())
     before = {path: (repo / path).read_bytes() for path in outputs}
-    for stage in ("train_classifier@vit-baseline-0", "evaluate@vit-baseline-0"):
+    for stage in ("synthesize@sdxl_turbo", "train_classifier@vit-baseline-0", "evaluate@vit-baseline-0"):
         result = run(["dvc", "repro", "--force", "--single-item", stage], repo, env)
         assert f"Running stage '{stage}'" in result.stdout
     assert {path: (repo / path).read_bytes() for path in outputs} == before
@@ -147,9 +176,9 @@ def test_runs_are_in_the_mlflow_store(pipeline_repo):
             "select r.name, m.value from metrics m join runs r on r.run_uuid = m.run_uuid where m.key = 'test_macro_f1'"
         ).fetchall())
     assert names == sorted([
-        "fetch", "imbalance",
-        "train_classifier/vit-baseline/seed0", "train_classifier/vit-full/seed0",
-        "evaluate/vit-baseline/seed0", "evaluate/vit-full/seed0",
+        "fetch", "imbalance", "synthesize/sdxl_turbo",
+        *(f"{stage}/vit-{variant}/seed0" for stage in ("train_classifier", "evaluate")
+          for variant in ("baseline", "full", "synthetic_sdxl_turbo")),
     ])
     assert metrics["evaluate/vit-baseline/seed0"] == pytest.approx(read_metrics(repo, "vit-baseline-seed0")["macro_f1"])
 

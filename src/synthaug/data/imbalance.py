@@ -102,11 +102,12 @@ def oversample(indices: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray
 
 
 def variant_indices(variant: str, splits: dict[str, np.ndarray], labels: np.ndarray, seed: int) -> np.ndarray:
-    """Training indices for a classifier variant: the imbalanced set, its oversampled form, or all of train."""
-    if variant == "baseline":
+    """Real training indices of a variant: the imbalanced set (also under synthetic_<generator> variants,
+    which add generated images to it), its oversampled form, or all of train."""
+    if variant == "baseline" or variant.startswith("synthetic_"):
         return splits["train"]
     if variant == "oversampled":
         return oversample(splits["train"], labels, seed)
     if variant == "full":
         return splits["full"]
-    raise ImbalanceError(f"unknown variant {variant!r} (allowed: baseline, oversampled, full)")
+    raise ImbalanceError(f"unknown variant {variant!r} (allowed: baseline, oversampled, full, synthetic_<generator>)")

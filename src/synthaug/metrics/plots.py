@@ -38,3 +38,24 @@ def save_figure(figure: Figure, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(figure)
+
+
+def image_grid(rows: list[np.ndarray], scale: int = 2, gap: int = 2) -> np.ndarray:
+    """Tile rows of uint8 (N, H, W, 3) images (rows may differ in length) into one uint8 image."""
+    height, width = rows[0].shape[1:3]
+    columns = max(len(row) for row in rows)
+    grid = np.full(
+        (len(rows) * (height + gap) - gap, columns * (width + gap) - gap, 3), 255, dtype=np.uint8
+    )
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            top, left = r * (height + gap), c * (width + gap)
+            grid[top : top + height, left : left + width] = image
+    return grid.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def save_png(pixels: np.ndarray, path: str | Path) -> None:
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(pixels).save(tmp, format="PNG")

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from synthaug.data.augment import augment_batch, seed_augmentations, to_model_input
 from synthaug.data.storage import ImageSet
 from synthaug.metrics.classification import macro_f1
+from synthaug.models.classifiers import BUILDERS, ClassifierSpec
 from synthaug.params import TrainParams
 
 
@@ -128,10 +129,8 @@ def train_classifier(
     return TrainResult(best_state=best_state, best_epoch=best_epoch, history=history)
 
 
-def spec_from_params(kind: str, params: TrainParams, num_classes: int) -> "ClassifierSpec":
+def spec_from_params(kind: str, params: TrainParams, num_classes: int) -> ClassifierSpec:
     """The architecture section of train params for `kind`, as a self-contained spec."""
-    from synthaug.models.classifiers import BUILDERS, ClassifierSpec
-
     if kind not in BUILDERS:
         raise ValueError(f"unknown classifier {kind!r} (allowed: {', '.join(BUILDERS)})")
     options = getattr(params, kind).model_dump()

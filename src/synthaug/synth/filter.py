@@ -1,0 +1,49 @@
+"""Keep only synthetic images that a classifier trained on real data agrees with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synthaug.data.storage import ImageSet
+from synthaug.params import SyntheticFilterParams
+from synthaug.train.checkpoint import load_classifier
+from synthaug.train.classifier import predict_logits
+
+
+def agreement_mask(model: torch.nn.Module, image_size: int, synthetic: ImageSet, min_confidence: float, batch_size: int) -> np.ndarray:
+    """True where the classifier predicts the intended class with probability >= min_confidence."""
+    if len(synthetic) == 0:
+        return np.zeros(0, dtype=bool)
+    logits = torch.from_numpy(predict_logits(model, synthetic.images, image_size, batch_size, "filter"))
+    probabilities = logits.softmax(dim=1).numpy()
+    intended = probabilities[np.arange(len(synthetic)), synthetic.labels]
+    return (probabilities.argmax(1) == synthetic.labels) & (intended >= min_confidence)
+
+
+def kept_fraction_per_class(labels: np.ndarray, keep: np.ndarray, class_names: tuple[str, ...]) -> dict[str, float]:
+    """Per class with synthetic images: the fraction the filter kept."""
+    fractions = {}
+    for cls, name in enumerate(class_names):
+        members = labels == cls
+        if members.any():
+            fractions[name] = round(float(keep[members].mean()), 6)
+    return fractions
+
+
+def filter_synthetic(
+    synthetic: ImageSet, judge_dir: Path | None, params: SyntheticFilterParams, batch_size: int
+) -> tuple[ImageSet, dict]:
+    """Apply train.synthetic_filter with the checkpoint in judge_dir; return the kept set and a report."""
+    report: dict = {}
+    if params.enabled:
+        if judge_dir is None:
+            raise FileNotFoundError("train.synthetic_filter.enabled needs a real-data classifier checkpoint (--filter-model)")
+        judge, spec = load_classifier(judge_dir)
+        keep = agreement_mask(judge, spec.image_size, synthetic, params.min_confidence, batch_size)
+        report["synthetic_kept_fraction"] = kept_fraction_per_class(synthetic.labels, keep, synthetic.class_names)
+        synthetic = synthetic.subset(np.flatnonzero(keep))
+    report["synthetic_images"] = len(synthetic)
+    return synthetic, report

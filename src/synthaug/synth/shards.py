@@ -1,0 +1,89 @@
+"""Sharded, resumable generation: each shard is written atomically, finished shards are skipped on rerun."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from synthaug.data.storage import ImageSet
+from synthaug.io import atomic_path
+from synthaug.synth.plan import SynthItem
+
+FINGERPRINT_FILE = "fingerprint.txt"
+METADATA_FILE = "metadata.csv"
+METADATA_FIELDS = ("shard", "class_index", "class_name", "index", "seed", "source_index", "prompt", "generator")
+
+
+def fingerprint(payload: Any) -> str:
+    """A digest of everything that decides the images; a work folder from other inputs is discarded."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def shard_name(number: int) -> str:
+    return f"shard-{number:05d}.npz"
+
+
+def chunks(items: list[SynthItem], size: int) -> Iterator[tuple[int, list[SynthItem]]]:
+    for number, start in enumerate(range(0, len(items), size)):
+        yield number, items[start : start + size]
+
+
+def generate_shards(
+    items: list[SynthItem],
+    shard_size: int,
+    workdir: Path,
+    digest: str,
+    generate: Callable[[list[SynthItem]], np.ndarray],
+) -> int:
+    """Fill `workdir` with one .npz per shard; returns how many images this call generated."""
+    marker = workdir / FINGERPRINT_FILE
+    if workdir.exists() and (not marker.is_file() or marker.read_text() != digest):
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(digest)
+    generated = 0
+    bar = tqdm(total=len(items), desc="generate", unit="img", disable=None)
+    for number, shard_items in chunks(items, shard_size):
+        path = workdir / shard_name(number)
+        if not path.exists():
+            images = generate(shard_items)
+            if images.shape[0] != len(shard_items) or images.dtype != np.uint8:
+                raise ValueError(f"generator returned {images.shape} {images.dtype} for {len(shard_items)} items")
+            labels = np.array([item.class_index for item in shard_items], dtype=np.int64)
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as handle:
+                    np.savez(handle, images=images, labels=labels)
+            generated += len(shard_items)
+        bar.update(len(shard_items))
+    bar.close()
+    return generated
+
+
+def metadata_rows(items: list[SynthItem], shard_size: int, generator: str) -> list[dict]:
+    return [
+        {"shard": shard_name(number), **item.to_dict(), "generator": generator}
+        for number, shard_items in chunks(items, shard_size)
+        for item in shard_items
+    ]
+
+
+def load_synthetic(folder: Path, class_names: tuple[str, ...]) -> ImageSet:
+    """All shards of a synthesize output, in order, as one ImageSet (empty if nothing was needed)."""
+    if not (folder / METADATA_FILE).is_file():
+        raise FileNotFoundError(f"{folder / METADATA_FILE}: synthetic set not found (run the synthesize stage first)")
+    shards = sorted(folder.glob("shard-*.npz"))
+    if not shards:
+        return ImageSet(np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0, np.int64), class_names)
+    images, labels = [], []
+    for shard in shards:
+        with np.load(shard, allow_pickle=False) as archive:
+            images.append(archive["images"])
+            labels.append(archive["labels"])
+    return ImageSet(np.concatenate(images), np.concatenate(labels).astype(np.int64), class_names)

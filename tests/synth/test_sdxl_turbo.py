@@ -1,0 +1,67 @@
+"""The real SDXL-Turbo code path on a tiny random pipeline loaded with from_pretrained (no downloads)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from synthaug.synth.plan import plan_items
+from synthaug.synth.sdxl_turbo import ModelLoadError, SdxlTurboGenerator, canny_edges, load_pipeline
+
+from .conftest import with_backend
+
+LABELS = np.repeat(np.arange(2), 4)
+NAMES = ("cat", "dog")
+
+
+def real_images(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    images = np.zeros((8, 32, 32, 3), np.uint8)
+    images[:, 8:24, 8:24] = rng.integers(100, 255, (8, 1, 1, 3), dtype=np.uint8)  # a square: strong edges
+    return images
+
+
+def items(count: int = 5):
+    return plan_items(np.arange(8), LABELS, NAMES, np.array([count, 0]), ["a photo of a {name}"], seed=1)
+
+
+@pytest.mark.parametrize("mode", ["controlnet", "text_only", "img2img"])
+def test_generates_dataset_sized_uint8_deterministically(tiny_synth_params, mode):
+    changes = {"controlnet": None} if mode == "text_only" else {}
+    if mode == "img2img":
+        changes = {"img2img_strength": 0.5, "steps": 2}
+    params = with_backend(tiny_synth_params, **changes)
+    generator = SdxlTurboGenerator(params, real_images(), 32, torch.device("cpu"))
+    first = generator(items())
+    assert first.shape == (5, 32, 32, 3) and first.dtype == np.uint8
+    assert first.std() > 0  # not a constant image
+    np.testing.assert_array_equal(first, generator(items()))  # same seeds, same bytes
+    alone = generator(items()[2:3])  # any image can be regenerated alone
+    np.testing.assert_allclose(alone[0].astype(int), first[2].astype(int), atol=2)
+
+
+def test_pipeline_class_follows_params(tiny_synth_params):
+    cpu = torch.device("cpu")
+    assert type(load_pipeline(tiny_synth_params.sdxl_turbo, cpu)).__name__ == "StableDiffusionXLControlNetPipeline"
+    assert type(load_pipeline(with_backend(tiny_synth_params, controlnet=None), cpu)).__name__ == "StableDiffusionXLPipeline"
+    img2img = load_pipeline(with_backend(tiny_synth_params, img2img_strength=0.5), cpu)
+    assert type(img2img).__name__ == "StableDiffusionXLControlNetImg2ImgPipeline"
+
+
+def test_offline_error_names_model_and_fix(tiny_synth_params, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    params = with_backend(tiny_synth_params, model="stabilityai/sdxl-turbo")
+    with pytest.raises(ModelLoadError, match=r"cannot load synthesize\.sdxl_turbo\.model='stabilityai/sdxl-turbo'.*set synthesize\.sdxl_turbo\.model=DIR"):
+        load_pipeline(params, torch.device("cpu"))
+    params = with_backend(tiny_synth_params, controlnet="diffusers/controlnet-canny-sdxl-1.0-small")
+    with pytest.raises(ModelLoadError, match=r"synthesize\.sdxl_turbo\.controlnet='diffusers/controlnet-canny-sdxl-1\.0-small'"):
+        load_pipeline(params, torch.device("cpu"))
+
+
+def test_canny_edges_are_upscaled_binary_maps():
+    edges = canny_edges(real_images()[:2], 64, 100, 200)
+    pixels = np.asarray(edges[0])
+    assert pixels.shape == (64, 64, 3)
+    assert set(np.unique(pixels)) <= {0, 255} and (pixels == 255).any()
+    assert not (pixels[:8, :8] == 255).any()  # flat background has no edges
