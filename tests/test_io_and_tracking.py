@@ -71,7 +71,18 @@ def test_stage_run_logs_params_metrics_tags_and_artifacts(monkeypatch, tmp_path)
     assert found.data.metrics == {"test_accuracy": 0.5, "val_macro_f1": 0.25}
     assert found.data.tags["dvc_exp_name"] == "exp-test" and found.data.tags["variant"] == "baseline"
     assert found.data.tags["synthaug.stage"] == "evaluate"
+    assert found.data.tags["synthaug.pipeline"] == "exp-test"  # groups all stages of the experiment
     assert [a.path for a in client.list_artifacts(found.info.run_id)] == ["m.json"]
+
+
+def test_pipeline_id_without_dvc_changes_with_params(monkeypatch, tmp_path):
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    params = tmp_path / "params.yaml"
+    params.write_text("a: 1\n")
+    first = tracking.pipeline_id(params)
+    assert first.startswith("workspace-") and first == tracking.pipeline_id(params)
+    params.write_text("a: 2\n")
+    assert tracking.pipeline_id(params) != first
 
 
 def test_unreachable_store_warns_and_stage_goes_on(monkeypatch, tmp_path, caplog):

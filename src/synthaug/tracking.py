@@ -7,6 +7,7 @@ A tracking failure never costs a stage its DVC outputs: it is logged once and th
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import subprocess
@@ -45,6 +46,14 @@ def git_commit() -> str:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def pipeline_id(params_file: Path = Path("params.yaml")) -> str:
+    """Groups the stage runs of one pipeline execution: the DVC experiment, else commit + params digest."""
+    if os.environ.get("DVC_EXP_NAME"):
+        return os.environ["DVC_EXP_NAME"]
+    digest = hashlib.sha256(params_file.read_bytes()).hexdigest()[:10] if params_file.is_file() else "noparams"
+    return f"workspace-{git_commit()[:10]}-{digest}"
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -107,6 +116,7 @@ def stage_run(name: str, params: Mapping[str, Any], tags: Mapping[str, str] | No
     logger.set_tags(
         {
             "synthaug.stage": name.split("/")[0],
+            "synthaug.pipeline": pipeline_id(),
             "git_commit": git_commit(),
             "dvc_exp_name": os.environ.get("DVC_EXP_NAME", "workspace"),
             "dvc_exp_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),

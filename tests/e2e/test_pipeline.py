@@ -143,6 +143,23 @@ def test_synthetic_images_rebalance_the_minority_classes(pipeline_repo):
     assert 0 <= kept <= 17 and trained["train_images"] == 31 + kept  # the real imbalanced set plus what was kept
 
 
+def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
+    from ..browser import png_is_not_blank, render
+
+    repo, _ = pipeline_repo
+    markdown = (repo / "metrics/report.md").read_text()
+    baseline = read_metrics(repo, "vit-baseline-seed0")
+    assert f"| vit | baseline | 1 | {baseline['accuracy']:.4f} | {baseline['macro_f1']:.4f} |" in markdown
+    assert "| vit | synthetic_sdxl_turbo | 1 |" in markdown and "+0.0000 |" in markdown
+    assert sorted(p.name for p in (repo / "metrics/report").iterdir()) == [
+        "class_counts.png", "confusion.png", "curves.png", "recall_vs_count.png"]
+    page = (repo / "metrics/report.html").read_text()
+    assert page.count("data:image/png;base64,") == 4 + 2  # the report's figures + one preview per topped-up class
+    dom = render((repo / "metrics/report.html").as_uri(), tmp_path / "report.png")
+    assert "synthetic_sdxl_turbo" in dom and "<table>" in dom
+    assert png_is_not_blank(tmp_path / "report.png")
+
+
 def test_second_repro_is_a_noop(pipeline_repo):
     repo, env = pipeline_repo
     result = run(["dvc", "repro"], repo, env)
@@ -176,7 +193,7 @@ def test_runs_are_in_the_mlflow_store(pipeline_repo):
             "select r.name, m.value from metrics m join runs r on r.run_uuid = m.run_uuid where m.key = 'test_macro_f1'"
         ).fetchall())
     assert names == sorted([
-        "fetch", "imbalance", "synthesize/sdxl_turbo",
+        "fetch", "imbalance", "synthesize/sdxl_turbo", "report",
         *(f"{stage}/vit-{variant}/seed0" for stage in ("train_classifier", "evaluate")
           for variant in ("baseline", "full", "synthetic_sdxl_turbo")),
     ])

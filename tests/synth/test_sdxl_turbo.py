@@ -65,3 +65,11 @@ def test_canny_edges_are_upscaled_binary_maps():
     assert pixels.shape == (64, 64, 3)
     assert set(np.unique(pixels)) <= {0, 255} and (pixels == 255).any()
     assert not (pixels[:8, :8] == 255).any()  # flat background has no edges
+
+
+def test_memory_options_keep_the_images(tiny_synth_params):
+    plain = SdxlTurboGenerator(tiny_synth_params.sdxl_turbo, real_images(), 32, torch.device("cpu"))
+    lean_params = with_backend(tiny_synth_params, attention_slicing=True, vae_tiling=True)
+    lean = SdxlTurboGenerator(lean_params, real_images(), 32, torch.device("cpu"))
+    assert lean.pipeline.vae.use_tiling
+    np.testing.assert_allclose(lean(items(2)).astype(int), plain(items(2)).astype(int), atol=2)

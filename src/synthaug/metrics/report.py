@@ -1,0 +1,227 @@
+"""The comparison report: tables (mean ± std over seeds), figures, and a self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+@dataclass(frozen=True)
+class EntryResult:
+    """One trained and evaluated (classifier, variant, seed) entry."""
+
+    classifier: str
+    variant: str
+    seed: int
+    metrics: dict  # metrics/eval/<entry>/metrics.json
+    confusion: np.ndarray  # row-normalized
+    history: list[dict]  # metrics/train/<entry>.csv rows
+
+
+def minority_classes(train_counts: dict[str, int]) -> list[str]:
+    """The half of the classes (rounded down, at least one) with the fewest imbalanced training images."""
+    ordered = sorted(train_counts, key=lambda name: (train_counts[name], name))
+    return ordered[: max(1, len(ordered) // 2)]
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def comparison_rows(results: list[EntryResult], minority: list[str]) -> list[dict]:
+    """One row per (classifier, variant), in run order; metrics averaged over seeds; delta to baseline macro-F1."""
+    groups: dict[tuple[str, str], list[EntryResult]] = {}
+    for result in results:
+        groups.setdefault((result.classifier, result.variant), []).append(result)
+    rows = []
+    for (classifier, variant), members in groups.items():
+        minority_recall = [np.mean([m.metrics["per_class"][c]["recall"] for c in minority]) for m in members]
+        rows.append({
+            "classifier": classifier,
+            "variant": variant,
+            "seeds": len(members),
+            "accuracy": _mean_std([m.metrics["accuracy"] for m in members]),
+            "macro_f1": _mean_std([m.metrics["macro_f1"] for m in members]),
+            "minority_recall": _mean_std(minority_recall),
+        })
+    baselines = {row["classifier"]: row["macro_f1"][0] for row in rows if row["variant"] == "baseline"}
+    for row in rows:
+        base = baselines.get(row["classifier"])
+        row["delta_macro_f1"] = None if base is None else row["macro_f1"][0] - base
+    return rows
+
+
+def format_value(value: tuple[float, float], seeds: int) -> str:
+    mean, std = value
+    return f"{mean:.4f} ± {std:.4f}" if seeds > 1 else f"{mean:.4f}"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def comparison_markdown(rows: list[dict], minority: list[str]) -> str:
+    header = ["classifier", "variant", "seeds", "accuracy", "macro-F1", f"minority recall ({', '.join(minority)})", "Δ macro-F1 vs baseline"]
+    body = [
+        [
+            row["classifier"], row["variant"], str(row["seeds"]),
+            format_value(row["accuracy"], row["seeds"]), format_value(row["macro_f1"], row["seeds"]),
+            format_value(row["minority_recall"], row["seeds"]),
+            "n/a" if row["delta_macro_f1"] is None else f"{row['delta_macro_f1']:+.4f}",
+        ]
+        for row in rows
+    ]
+    return markdown_table(header, body)
+
+
+# --- figures ---------------------------------------------------------------------------------------
+
+def recall_vs_count_figure(results: list[EntryResult], real_counts: dict[str, int], synthetic_counts: dict[str, dict[str, int]]) -> Figure:
+    """Per class (fewest training images first): stacked real/synthetic counts, and each variant's recall."""
+    classes = sorted(real_counts, key=lambda name: (real_counts[name], name))
+    x = np.arange(len(classes))
+    figure, counts_axes = plt.subplots(figsize=(9, 4.5))
+    bottom = np.array([real_counts[c] for c in classes], dtype=float)
+    counts_axes.bar(x, bottom, color="0.85", label="real (imbalanced)")
+    for generator, counts in synthetic_counts.items():
+        extra = np.array([counts.get(c, 0) for c in classes], dtype=float)
+        counts_axes.bar(x, extra, bottom=bottom, alpha=0.5, label=f"synthetic ({generator})")
+        bottom = bottom + extra
+    counts_axes.set_ylabel("training images")
+    counts_axes.set_xticks(x, classes, rotation=30, ha="right")
+    recall_axes = counts_axes.twinx()
+    by_variant: dict[str, list[EntryResult]] = {}
+    for result in results:
+        by_variant.setdefault(f"{result.classifier}-{result.variant}", []).append(result)
+    for label, members in by_variant.items():
+        recall = [np.mean([m.metrics["per_class"][c]["recall"] for m in members]) for c in classes]
+        recall_axes.plot(x, recall, marker="o", label=label)
+    recall_axes.set_ylim(0, 1)
+    recall_axes.set_ylabel("test recall")
+    handles = counts_axes.get_legend_handles_labels()
+    more = recall_axes.get_legend_handles_labels()
+    recall_axes.legend(handles[0] + more[0], handles[1] + more[1], fontsize=7, loc="upper left")
+    counts_axes.set_title("Per-class test recall against training images per class")
+    figure.tight_layout()
+    return figure
+
+
+def confusions_figure(results: list[EntryResult], class_names: list[str]) -> Figure:
+    """Row-normalized test confusion matrices side by side (first seed of each variant)."""
+    firsts: dict[str, EntryResult] = {}
+    for result in results:
+        firsts.setdefault(f"{result.classifier}-{result.variant}", result)
+    figure, axes = plt.subplots(1, len(firsts), figsize=(3.2 * len(firsts) + 0.5, 3.6), squeeze=False)
+    for axis, (label, result) in zip(axes[0], firsts.items()):
+        axis.imshow(result.confusion, vmin=0, vmax=1, cmap="Blues")
+        axis.set_title(f"{label} (seed {result.seed})", fontsize=9)
+        ticks = np.arange(len(class_names))
+        axis.set_xticks(ticks, class_names, rotation=90, fontsize=6)
+        axis.set_yticks(ticks, class_names, fontsize=6)
+        axis.set_xlabel("predicted", fontsize=7)
+    axes[0][0].set_ylabel("actual", fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def curves_figure(results: list[EntryResult]) -> Figure:
+    """Training loss and validation macro-F1 per epoch, one line per entry."""
+    figure, (loss_axes, f1_axes) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for result in results:
+        epochs = [int(row["epoch"]) for row in result.history]
+        label = f"{result.classifier}-{result.variant}-seed{result.seed}"
+        loss_axes.plot(epochs, [float(row["train_loss"]) for row in result.history], marker=".", label=label)
+        f1_axes.plot(epochs, [float(row["val_macro_f1"]) for row in result.history], marker=".", label=label)
+    loss_axes.set(xlabel="epoch", ylabel="training loss", title="Training loss")
+    f1_axes.set(xlabel="epoch", ylabel="validation macro-F1", title="Validation macro-F1")
+    f1_axes.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def class_counts_figure(counts: dict[str, dict[str, int]], synthetic_counts: dict[str, dict[str, int]]) -> Figure:
+    """Training images per class: before imbalancing (full), after (train), after rebalancing (+synthetic)."""
+    classes = list(counts["full"])
+    x = np.arange(len(classes))
+    series = {"before imbalance": counts["full"], "after imbalance": counts["train"]}
+    for generator, extra in synthetic_counts.items():
+        series[f"+ {generator}"] = {c: counts["train"][c] + extra.get(c, 0) for c in classes}
+    width = 0.8 / len(series)
+    figure, axes = plt.subplots(figsize=(9, 3.8))
+    for i, (label, values) in enumerate(series.items()):
+        axes.bar(x + (i - (len(series) - 1) / 2) * width, [values[c] for c in classes], width, label=label)
+    axes.set_xticks(x, classes, rotation=30, ha="right")
+    axes.set_ylabel("training images")
+    axes.set_title("Class counts")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+# --- HTML ------------------------------------------------------------------------------------------
+
+def markdown_to_html_table(table: str) -> str:
+    lines = [line.strip("|").split(" | ") for line in table.strip().splitlines()]
+    header, body = lines[0], lines[2:]
+    head = "".join(f"<th>{html.escape(cell.strip())}</th>" for cell in header)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(cell.strip())}</td>" for cell in row) + "</tr>" for row in body)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def embedded_image(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+
+
+def html_page(title: str, sections: list[tuple[str, str]]) -> str:
+    """sections: (heading, already-escaped HTML body)."""
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}img{max-width:100%}"
+        "figure{margin:1em 0}figcaption{font-size:.85em;color:#555}pre{background:#f6f6f6;padding:1em;overflow:auto}"
+    )
+    body = "".join(f"<h2>{html.escape(heading)}</h2>{content}" for heading, content in sections)
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n"
+    )
+
+
+# --- inputs ----------------------------------------------------------------------------------------
+
+def load_entry_result(metrics_dir: Path, classifier: str, variant: str, seed: int) -> EntryResult:
+    """Read one entry's evaluate and train_classifier outputs; a missing file names the stage to run."""
+    import csv
+    import json
+
+    entry = f"{classifier}-{variant}-seed{seed}"
+    paths = {
+        "metrics": metrics_dir / "eval" / entry / "metrics.json",
+        "confusion": metrics_dir / "eval" / entry / "confusion.json",
+        "history": metrics_dir / "train" / f"{entry}.csv",
+    }
+    for path in paths.values():
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing (run `dvc repro` so every train/evaluate entry exists)")
+    with open(paths["history"], newline="", encoding="utf-8") as handle:
+        history = list(csv.DictReader(handle))
+    return EntryResult(
+        classifier=classifier,
+        variant=variant,
+        seed=seed,
+        metrics=json.loads(paths["metrics"].read_text(encoding="utf-8")),
+        confusion=np.asarray(json.loads(paths["confusion"].read_text(encoding="utf-8"))["normalized"]),
+        history=history,
+    )

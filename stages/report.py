@@ -1,0 +1,89 @@
+"""DVC stage `report`: metrics/report.md and a self-contained metrics/report.html, plus their figures."""
+
+from __future__ import annotations
+
+import argparse
+import html
+from pathlib import Path
+
+from synthaug.cli import run_stage
+from synthaug.io import atomic_path, read_json, write_text
+from synthaug.metrics.plots import save_figure
+from synthaug.metrics.report import (
+    class_counts_figure,
+    comparison_markdown,
+    comparison_rows,
+    confusions_figure,
+    curves_figure,
+    embedded_image,
+    html_page,
+    load_entry_result,
+    markdown_table,
+    markdown_to_html_table,
+    minority_classes,
+    recall_vs_count_figure,
+)
+from synthaug.params import PARAMS_FILE, ExperimentParams, load_section
+from synthaug.tracking import git_commit, run_name, stage_run
+
+
+def main() -> str:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--metrics", type=Path, required=True, help="the pipeline's metrics folder")
+    parser.add_argument("--out", type=Path, required=True, help="report path without suffix (.md, .html, and a figures folder)")
+    args = parser.parse_args()
+    experiment = load_section("experiment", ExperimentParams)
+
+    variants = [*experiment.variants, *(f"synthetic_{g}" for g in experiment.generators)]
+    results = [
+        load_entry_result(args.metrics, classifier, variant, seed)
+        for classifier in experiment.classifiers for variant in variants for seed in experiment.seeds
+    ]
+    counts = read_json(args.metrics / "class_counts.json")["counts"]
+    synthetic = {g: read_json(args.metrics / "synthetic" / f"{g}.json")["synthetic_per_class"] for g in experiment.generators}
+    minority = minority_classes(counts["train"])
+    rows = comparison_rows(results, minority)
+    table = comparison_markdown(rows, minority)
+    class_names = list(counts["train"])
+    counts_table = markdown_table(
+        ["class", "before imbalance", "after imbalance", *(f"+ {g}" for g in synthetic)],
+        [[c, str(counts["full"][c]), str(counts["train"][c]), *(str(counts["train"][c] + s[c]) for s in synthetic.values())] for c in class_names],
+    )
+    commit, params_text = git_commit(), Path(PARAMS_FILE).read_text(encoding="utf-8")
+
+    with stage_run(run_name("report"), {"experiment": experiment.model_dump()}) as tracker:
+        figures = {
+            "recall_vs_count.png": ("Per-class test recall against training images", recall_vs_count_figure(results, counts["train"], synthetic)),
+            "confusion.png": ("Normalized test confusion matrices", confusions_figure(results, class_names)),
+            "curves.png": ("Training curves", curves_figure(results)),
+            "class_counts.png": ("Class counts before/after imbalance and rebalancing", class_counts_figure(counts, synthetic)),
+        }
+        with atomic_path(args.out, directory=True) as folder:
+            for name, (_, figure) in figures.items():
+                save_figure(figure, folder / name)
+        previews = {g: sorted((args.metrics / "synthetic" / g).glob("*.png")) for g in experiment.generators}
+        markdown = "\n\n".join([
+            f"# synthaug report ({experiment.profile} profile)",
+            f"## Comparison on the test split\n\n{table}\n\nMinority classes: the {len(minority)} with the fewest imbalanced training images.",
+            *(f"![{caption}]({args.out.name}/{name})" for name, (caption, _) in figures.items()),
+            f"## Data\n\n{counts_table}",
+            *(f"## Generator {g}\n\n" + "\n".join(f"![{p.stem}](synthetic/{g}/{p.name})" for p in paths) for g, paths in previews.items()),
+            f"## Provenance\n\ngit commit `{commit}`\n\n```yaml\n{params_text}```",
+        ]) + "\n"
+        write_text(args.out.with_suffix(".md"), markdown)
+        sections = [
+            ("Comparison on the test split", markdown_to_html_table(table) + f"<p>Minority classes: {html.escape(', '.join(minority))}.</p>"),
+            *((caption, embedded_image(args.out / name, caption)) for name, (caption, _) in figures.items()),
+            ("Data", markdown_to_html_table(counts_table)),
+            *((f"Generator {g}", "".join(embedded_image(p, f"{g}: {p.stem} (top row real)") for p in paths)) for g, paths in previews.items()),
+            ("Provenance", f"<p>git commit <code>{html.escape(commit)}</code></p><pre>{html.escape(params_text)}</pre>"),
+        ]
+        write_text(args.out.with_suffix(".html"), html_page(f"synthaug report ({experiment.profile} profile)", sections))
+        for path in (args.out.with_suffix(".md"), args.out.with_suffix(".html")):
+            tracker.log_artifact(path)
+        best = max(rows, key=lambda row: row["macro_f1"][0])
+    return f"{len(rows)} variants; best macro-F1 {best['macro_f1'][0]:.4f} ({best['classifier']}-{best['variant']})"
+
+
+if __name__ == "__main__":
+    run_stage("report", main)

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from synthaug.metrics.plots import save_figure
+from synthaug.metrics.report import (
+    EntryResult,
+    class_counts_figure,
+    comparison_markdown,
+    comparison_rows,
+    confusions_figure,
+    curves_figure,
+    embedded_image,
+    html_page,
+    markdown_to_html_table,
+    minority_classes,
+    recall_vs_count_figure,
+)
+
+CLASSES = ["a", "b", "c", "d"]
+TRAIN_COUNTS = {"a": 10, "b": 40, "c": 20, "d": 80}
+
+
+def entry(variant: str, seed: int, accuracy: float, macro_f1: float, recalls: list[float]) -> EntryResult:
+    per_class = {c: {"precision": 0.5, "recall": r, "f1": 0.5, "support": 10} for c, r in zip(CLASSES, recalls)}
+    history = [{"epoch": "1", "train_loss": "1.5", "val_macro_f1": "0.2"}, {"epoch": "2", "train_loss": "1.1", "val_macro_f1": "0.3"}]
+    return EntryResult("vit", variant, seed, {"accuracy": accuracy, "macro_f1": macro_f1, "per_class": per_class}, np.eye(4), history)
+
+
+RESULTS = [
+    entry("baseline", 0, 0.50, 0.40, [0.0, 0.5, 0.2, 0.9]),
+    entry("baseline", 1, 0.54, 0.44, [0.2, 0.5, 0.4, 0.9]),
+    entry("oversampled", 0, 0.60, 0.55, [0.4, 0.6, 0.6, 0.8]),
+    entry("oversampled", 1, 0.62, 0.57, [0.6, 0.6, 0.8, 0.8]),
+]
+
+
+def test_minority_is_the_smaller_half():
+    assert minority_classes(TRAIN_COUNTS) == ["a", "c"]
+    assert minority_classes({"x": 5}) == ["x"]
+
+
+def test_rows_average_over_seeds_with_sample_std_and_delta():
+    rows = comparison_rows(RESULTS, ["a", "c"])
+    assert [(r["variant"], r["seeds"]) for r in rows] == [("baseline", 2), ("oversampled", 2)]
+    baseline, oversampled = rows
+    assert baseline["accuracy"] == pytest.approx((0.52, np.std([0.50, 0.54], ddof=1)))
+    assert baseline["minority_recall"][0] == pytest.approx(np.mean([0.1, 0.3]))  # (0+.2)/2, (.2+.4)/2
+    assert oversampled["minority_recall"][0] == pytest.approx(0.6)
+    assert baseline["delta_macro_f1"] == 0.0
+    assert oversampled["delta_macro_f1"] == pytest.approx(0.56 - 0.42)
+
+
+def test_markdown_and_html_tables():
+    table = comparison_markdown(comparison_rows(RESULTS, ["a", "c"]), ["a", "c"])
+    lines = table.splitlines()
+    assert lines[0].startswith("| classifier | variant | seeds | accuracy | macro-F1 | minority recall (a, c)")
+    assert lines[3] == "| vit | oversampled | 2 | 0.6100 ± 0.0141 | 0.5600 ± 0.0141 | 0.6000 ± 0.1414 | +0.1400 |"
+    rendered = markdown_to_html_table(table)
+    assert rendered.count("<tr>") == 3 and "<td>+0.1400</td>" in rendered
+    single = comparison_markdown(comparison_rows(RESULTS[:1], ["a"]), ["a"])
+    assert "| vit | baseline | 1 | 0.5000 | 0.4000 | 0.0000 | +0.0000 |" in single
+
+
+def test_figures_render_and_html_is_self_contained(tmp_path):
+    figures = {
+        "recall.png": recall_vs_count_figure(RESULTS, TRAIN_COUNTS, {"sdxl_turbo": {"a": 70, "b": 40, "c": 60, "d": 0}}),
+        "confusion.png": confusions_figure(RESULTS, CLASSES),
+        "curves.png": curves_figure(RESULTS),
+        "counts.png": class_counts_figure({"full": TRAIN_COUNTS, "train": TRAIN_COUNTS}, {}),
+    }
+    for name, figure in figures.items():
+        save_figure(figure, tmp_path / name)
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    page = html_page("t <report>", [("Figures", "".join(embedded_image(tmp_path / n, n) for n in figures))])
+    assert "<title>t &lt;report&gt;</title>" in page
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == 4
+    assert not re.search(r'src="(?!data:)', page)  # nothing loaded from elsewhere

@@ -1,0 +1,90 @@
+"""The MLflow server on the pipeline's store, read through its REST API and in a real browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from synthaug import tracking
+
+from .browser import png_is_not_blank, render
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def api(base: str, path: str, payload: dict | None = None) -> dict:
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(f"{base}{path}", data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    os.environ["DVC_ROOT"] = str(root)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:
+        artifact = root / "metrics.json"
+        artifact.write_text('{"accuracy": 0.5}')
+        for variant, accuracy in (("baseline", 0.5), ("oversampled", 0.6)):
+            with tracking.stage_run(f"evaluate/vit-{variant}/seed0", {"evaluate": {"batch_size": 8}}, {"variant": variant}) as run:
+                run.log_metrics({"test_accuracy": accuracy})
+                run.log_artifact(artifact)
+    finally:
+        os.environ.pop("DVC_ROOT")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=2)
+            break
+        except OSError:
+            if server.poll() is not None:
+                pytest.fail("mlflow server exited during start")
+            time.sleep(0.5)
+    else:
+        server.kill()
+        pytest.fail("mlflow server did not answer /health within 90 s")
+    yield base
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_rest_api_shows_runs_metrics_and_artifacts(mlflow_server):
+    experiment = api(mlflow_server, f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={tracking.EXPERIMENT_NAME}")
+    experiment_id = experiment["experiment"]["experiment_id"]
+    runs = api(mlflow_server, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id]})["runs"]
+    by_name = {run["info"]["run_name"]: run for run in runs}
+    assert set(by_name) == {"evaluate/vit-baseline/seed0", "evaluate/vit-oversampled/seed0"}
+    metrics = {m["key"]: m["value"] for m in by_name["evaluate/vit-oversampled/seed0"]["data"]["metrics"]}
+    assert metrics == {"test_accuracy": 0.6}
+    run_id = by_name["evaluate/vit-baseline/seed0"]["info"]["run_id"]
+    artifacts = api(mlflow_server, f"/api/2.0/mlflow/artifacts/list?run_id={run_id}")
+    assert [f["path"] for f in artifacts["files"]] == ["metrics.json"]
+
+
+def test_ui_lists_the_experiment_and_its_runs_in_a_browser(mlflow_server, tmp_path):
+    experiments = render(f"{mlflow_server}/#/experiments", tmp_path / "experiments.png", wait_ms=15000)
+    assert 'experiment-list-item-link' in experiments and tracking.EXPERIMENT_NAME in experiments
+    runs = render(f"{mlflow_server}/#/experiments/1/runs", tmp_path / "runs.png", wait_ms=20000)
+    assert "evaluate/vit-baseline/seed0" in runs and "evaluate/vit-oversampled/seed0" in runs
+    assert png_is_not_blank(tmp_path / "runs.png")
