@@ -12,7 +12,7 @@ import yaml
 
 from .conftest import ROOT, make_image_folder
 
-STAGES = ["fetch", "imbalance", "train_classifier", "evaluate"]
+STAGES = ["fetch", "imbalance", "synthesize", "train_classifier", "evaluate", "report"]
 
 
 def run_stage(stage: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:

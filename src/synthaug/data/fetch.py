@@ -141,7 +141,7 @@ def decode_image(encoded: bytes, image_size: int, name: str) -> np.ndarray:
 
 def read_image_folder(source: Path, image_size: int) -> dict[str, ImageSet]:
     found: dict[str, list[tuple[str, str, np.ndarray]]] = {split: [] for split in SPLITS}
-    for name, encoded in tqdm(_iter_encoded_images(source), desc="decode", unit="img", mininterval=2):
+    for name, encoded in tqdm(_iter_encoded_images(source), desc="decode", unit="img", mininterval=2, disable=None):
         located = _split_and_class(name)
         if located is None:
             continue

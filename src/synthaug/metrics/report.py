@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def recall_vs_count_figure(results: list[EntryResult], real_counts: dict[str, in
     """Per class (fewest training images first): stacked real/synthetic counts, and each variant's recall."""
     classes = sorted(real_counts, key=lambda name: (real_counts[name], name))
     x = np.arange(len(classes))
-    figure, counts_axes = plt.subplots(figsize=(9, 4.5))
+    figure, counts_axes = plt.subplots(figsize=(11, 4.5))
     bottom = np.array([real_counts[c] for c in classes], dtype=float)
     counts_axes.bar(x, bottom, color="0.85", label="real (imbalanced)")
     for generator, counts in synthetic_counts.items():
@@ -111,8 +112,8 @@ def recall_vs_count_figure(results: list[EntryResult], real_counts: dict[str, in
     recall_axes.set_ylabel("test recall")
     handles = counts_axes.get_legend_handles_labels()
     more = recall_axes.get_legend_handles_labels()
-    recall_axes.legend(handles[0] + more[0], handles[1] + more[1], fontsize=7, loc="upper left")
-    counts_axes.set_title("Per-class test recall against training images per class")
+    recall_axes.legend(handles[0] + more[0], handles[1] + more[1], fontsize=7, loc="upper left", bbox_to_anchor=(1.08, 1.0))
+    counts_axes.set_title("Per-class test recall against training images per class (fewest first)")
     figure.tight_layout()
     return figure
 
@@ -143,6 +144,8 @@ def curves_figure(results: list[EntryResult]) -> Figure:
         label = f"{result.classifier}-{result.variant}-seed{result.seed}"
         loss_axes.plot(epochs, [float(row["train_loss"]) for row in result.history], marker=".", label=label)
         f1_axes.plot(epochs, [float(row["val_macro_f1"]) for row in result.history], marker=".", label=label)
+    for axes in (loss_axes, f1_axes):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_axes.set(xlabel="epoch", ylabel="training loss", title="Training loss")
     f1_axes.set(xlabel="epoch", ylabel="validation macro-F1", title="Validation macro-F1")
     f1_axes.legend(fontsize=7)

@@ -7,6 +7,7 @@ same images as generating them one by one with the same seeds.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import Any
 
@@ -52,6 +53,12 @@ def load_pipeline(params: SdxlTurboParams, device: torch.device) -> Any:
         StableDiffusionXLPipeline,
     )
 
+    if not sys.stderr.isatty():  # their loading bars are noise in logs and DVC output
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+
+        diffusers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     components: dict[str, Any] = {}
     if params.controlnet is not None:
