@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,25 @@ def test_fetch_writes_compact_splits(tmp_path):
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["meta.json", "test.npz", "train.npz"]
     assert "fetch: done in" in result.stdout and "'train_images': 6" in result.stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_killed_stage_leaves_no_partial_output(tmp_path, signum):
+    script = tmp_path / "slow_stage.py"
+    script.write_text(
+        "import time\n"
+        "from synthaug.cli import run_stage\n"
+        "from synthaug.io import atomic_path\n"
+        "def main():\n"
+        "    with atomic_path('out', directory=True) as tmp:\n"
+        "        (tmp / 'half.bin').write_bytes(b'x' * 1000)\n"
+        "        print('writing', flush=True)\n"
+        "        time.sleep(60)\n"
+        "    return 'never'\n"
+        "run_stage('slow', main)\n"
+    )
+    process = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "writing"
+    process.send_signal(signum)
+    assert process.wait(timeout=30) != 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["slow_stage.py"]

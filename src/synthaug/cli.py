@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +21,8 @@ USER_ERRORS = (ParamsError, DataError, ImbalanceError, ModelLoadError, FileNotFo
 def run_stage(name: str, main: Callable[[], str]) -> None:
     """Run a stage's main(); print its one-line summary with the wall time, or a one-line error."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # SIGTERM (queue cancel, job schedulers) unwinds like Ctrl-C, so temporary outputs are removed.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     start = time.perf_counter()
     try:
         summary = main()
