@@ -14,12 +14,12 @@ import numpy as np
 
 from synthaug.cli import run_stage
 from synthaug.data.storage import load_image_set, load_index_arrays
-from synthaug.io import atomic_path, read_json, write_json
+from synthaug.io import atomic_path, fingerprint, read_json, work_folder, write_json
 from synthaug.metrics.plots import image_grid, save_png
 from synthaug.params import SynthesizeParams, load_section
 from synthaug.synth.plan import generation_counts, plan_items
 from synthaug.synth.sdxl_turbo import SdxlTurboGenerator, resolve_device
-from synthaug.synth.shards import METADATA_FIELDS, METADATA_FILE, fingerprint, generate_shards, metadata_rows
+from synthaug.synth.shards import METADATA_FIELDS, METADATA_FILE, generate_shards, metadata_rows
 from synthaug.tracking import run_name, stage_run
 
 
@@ -44,7 +44,7 @@ def main() -> str:
         "params": params.model_dump(), "generator": args.generator,
         "data": read_json(args.data / "meta.json")["sha256"], "items": [item.to_dict() for item in items],
     })
-    workdir = args.out.parent / f".{args.out.name}.partial"
+    workdir = work_folder(args.out)
 
     name = run_name("synthesize", args.generator)
     with stage_run(name, {"synthesize": params.model_dump()}, {"generator": args.generator}) as tracker:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import shutil
 from pathlib import Path
 
 from synthaug.cli import add_entry_arguments, entry_name, entry_tags, run_stage
 from synthaug.data.imbalance import variant_indices
 from synthaug.data.storage import concat_image_sets, load_image_set, load_index_arrays
-from synthaug.io import write_json, write_text
+from synthaug.io import fingerprint, work_folder, write_json, write_text
 from synthaug.models.classifiers import count_parameters, build_classifier
 from synthaug.params import TrainParams, load_section
 from synthaug.seeding import derive_seed, seed_everything
@@ -48,11 +50,19 @@ def main() -> str:
     name = run_name("train_classifier", entry_name(args), args.seed)
     with stage_run(name, {"train": params.model_dump()}, entry_tags(args)) as tracker:
         tracker.log_metrics({"train_images": len(train_set), "parameters": count_parameters(model)})
+        # A killed run resumes from its last finished epoch, if nothing that decides the result changed.
+        work = work_folder(args.out)
+        digest = fingerprint({
+            "train": params.model_dump(), "classifier": args.classifier, "variant": args.variant, "seed": args.seed,
+            "images": hashlib.sha256(train_set.images).hexdigest(), "labels": hashlib.sha256(train_set.labels).hexdigest(),
+        })
         result = train_classifier(
             model, train_set, val_set, params, seed=args.seed,
             on_epoch=lambda record: tracker.log_metrics(record.to_dict(), step=record.epoch),
+            checkpoint=work / "last.pt", fingerprint=digest,
         )
         save_classifier(args.out, spec, result.best_state)
+        shutil.rmtree(work)
         write_text(args.history.with_suffix(".csv"), history_csv(result.history))
         summary = {
             "best_epoch": result.best_epoch,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -49,3 +50,14 @@ def write_text(path: str | Path, text: str) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def fingerprint(payload: Any) -> str:
+    """A digest of everything that decides a result; resumable work from other inputs is discarded."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def work_folder(output: str | Path) -> Path:
+    """Hidden sibling of a stage output where resumable state lives until the output is complete."""
+    output = Path(output)
+    return output.parent / f".{output.name}.partial"

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from synthaug.synth.plan import generation_counts, plan_items
-from synthaug.synth.shards import fingerprint, generate_shards, load_synthetic, metadata_rows
+from synthaug.io import fingerprint
+from synthaug.synth.shards import generate_shards, load_synthetic, metadata_rows
 
 NAMES = ("cat", "dog", "frog")
 LABELS = np.repeat(np.arange(3), 10)

@@ -85,3 +85,42 @@ def test_history_csv_has_header_and_rows(tiny_train_params):
     lines = history_csv(result.history).splitlines()
     assert lines[0] == "epoch,lr,train_loss,train_accuracy,val_accuracy,val_macro_f1"
     assert len(lines) == 1 + tiny_train_params.epochs and lines[1].startswith("1,")
+
+
+@pytest.mark.parametrize("kind", ["cnn", "vit"])
+def test_interrupted_training_resumes_to_the_same_result(kind, tiny_train_params, tmp_path):
+    params = tiny_train_params.model_copy(update={"epochs": 3, "augment_p": 0.5})
+    params = params.model_copy(update={"cnn": params.cnn.model_copy(update={"dropout": 0.3})})
+    data = three_batches(params)
+
+    def fresh_model():
+        seed_everything(1)
+        return build_classifier(spec_from_params(kind, params, data.num_classes))
+
+    reference = train_classifier(fresh_model(), data, data, params, seed=1)
+
+    def stop_after_first(record):
+        if record.epoch == 2:
+            raise KeyboardInterrupt  # killed during epoch 2's bookkeeping: epoch 1 is the last checkpoint
+
+    checkpoint = tmp_path / "last.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(fresh_model(), data, data, params, seed=1, on_epoch=stop_after_first, checkpoint=checkpoint, fingerprint="f")
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 1
+    seen = []
+    torch.manual_seed(999)  # a resumed process starts with other global RNG state: the checkpoint must restore it
+    resumed = train_classifier(fresh_model(), data, data, params, seed=1, on_epoch=seen.append, checkpoint=checkpoint, fingerprint="f")
+    assert [r.epoch for r in seen] == [2, 3]  # only the missing epochs ran
+    assert [r.to_dict() for r in resumed.history] == [r.to_dict() for r in reference.history]
+    for name, tensor in reference.best_state.items():
+        torch.testing.assert_close(resumed.best_state[name], tensor, rtol=0, atol=0)
+
+
+def test_checkpoint_from_other_inputs_is_ignored(tiny_train_params, tmp_path):
+    data = three_batches(tiny_train_params)
+    model = build_classifier(spec_from_params("cnn", tiny_train_params, data.num_classes))
+    train_classifier(model, data, data, tiny_train_params, seed=0, checkpoint=tmp_path / "last.pt", fingerprint="old")
+    seen = []
+    model = build_classifier(spec_from_params("cnn", tiny_train_params, data.num_classes))
+    train_classifier(model, data, data, tiny_train_params, seed=0, on_epoch=seen.append, checkpoint=tmp_path / "last.pt", fingerprint="new")
+    assert [r.epoch for r in seen] == [1, 2]

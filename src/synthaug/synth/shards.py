@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 from tqdm import tqdm
 
@@ -19,11 +15,6 @@ from synthaug.synth.plan import SynthItem
 FINGERPRINT_FILE = "fingerprint.txt"
 METADATA_FILE = "metadata.csv"
 METADATA_FIELDS = ("shard", "class_index", "class_name", "index", "seed", "source_index", "prompt", "generator")
-
-
-def fingerprint(payload: Any) -> str:
-    """A digest of everything that decides the images; a work folder from other inputs is discarded."""
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def shard_name(number: int) -> str:

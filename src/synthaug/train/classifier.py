@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import albumentations as A
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -14,9 +17,12 @@ from tqdm import tqdm
 
 from synthaug.data.augment import augment_batch, seed_augmentations, to_model_input
 from synthaug.data.storage import ImageSet
+from synthaug.io import atomic_path
 from synthaug.metrics.classification import macro_f1
 from synthaug.models.classifiers import BUILDERS, ClassifierSpec
 from synthaug.params import TrainParams
+
+log = logging.getLogger("synthaug.train")
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,18 @@ def predict_logits(model: nn.Module, images: np.ndarray, image_size: int, batch_
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)
 
 
+def _augmentation_state(augment: A.Compose | None) -> list:
+    if augment is None:
+        return []
+    return [(t.random_generator.bit_generator.state, t.py_random.getstate()) for t in (augment, *augment.transforms)]
+
+
+def _restore_augmentation_state(augment: A.Compose | None, state: list) -> None:
+    for transform, (numpy_state, python_state) in zip((augment, *augment.transforms) if augment else (), state):
+        transform.random_generator.bit_generator.state = numpy_state
+        transform.py_random.setstate(python_state)
+
+
 def train_classifier(
     model: nn.Module,
     train_set: ImageSet,
@@ -79,8 +97,15 @@ def train_classifier(
     params: TrainParams,
     seed: int,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    checkpoint: Path | None = None,
+    fingerprint: str = "",
 ) -> TrainResult:
-    """Train for params.epochs and keep the weights of the epoch with the best validation macro-F1."""
+    """Train for params.epochs and keep the weights of the epoch with the best validation macro-F1.
+
+    With `checkpoint`, the full training state (weights, optimizer, schedule, every random generator)
+    is saved after each epoch and, if it carries the same `fingerprint`, resumed from: an interrupted
+    run finishes with exactly the result of an uninterrupted one.
+    """
     if len(train_set) == 0:
         raise ValueError("training set is empty")
     rng = np.random.default_rng(seed)
@@ -90,8 +115,21 @@ def train_classifier(
     scheduler = make_scheduler(optimizer, params, params.epochs * steps_per_epoch)
     history: list[EpochRecord] = []
     best_state: dict[str, torch.Tensor] = {}
-    best_epoch, best_score = 0, -1.0
-    for epoch in range(1, params.epochs + 1):
+    best_epoch, best_score, start_epoch = 0, -1.0, 1
+    if checkpoint is not None and checkpoint.is_file():
+        saved = torch.load(checkpoint, weights_only=True)  # never unpickles arbitrary objects
+        if saved["fingerprint"] == fingerprint:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            rng.bit_generator.state = saved["rng"]
+            _restore_augmentation_state(augment, saved["augmentation"])
+            torch.set_rng_state(saved["torch_rng"])
+            history = [EpochRecord(**record) for record in saved["history"]]
+            best_state, best_epoch, best_score = saved["best_state"], saved["best_epoch"], saved["best_score"]
+            start_epoch = saved["epoch"] + 1
+            log.info("resuming from %s after epoch %d of %d", checkpoint, saved["epoch"], params.epochs)
+    for epoch in range(start_epoch, params.epochs + 1):
         model.train()
         order = rng.permutation(len(train_set))
         loss_sum, correct = 0.0, 0
@@ -126,6 +164,15 @@ def train_classifier(
         if record.val_macro_f1 > best_score:
             best_epoch, best_score = epoch, record.val_macro_f1
             best_state = copy.deepcopy(model.state_dict())
+        if checkpoint is not None:
+            with atomic_path(checkpoint) as tmp:
+                torch.save({
+                    "fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "rng": rng.bit_generator.state, "augmentation": _augmentation_state(augment),
+                    "torch_rng": torch.get_rng_state(), "history": [r.to_dict() for r in history],
+                    "best_state": best_state, "best_epoch": best_epoch, "best_score": best_score,
+                }, tmp)
     return TrainResult(best_state=best_state, best_epoch=best_epoch, history=history)
 
 
