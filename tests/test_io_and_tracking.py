@@ -18,6 +18,20 @@ def test_atomic_file_appears_only_on_success(tmp_path):
     assert list(tmp_path.iterdir()) == [target]
 
 
+def test_atomic_outputs_get_umask_permissions(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "m.json", {})
+        with atomic_path(tmp_path / "d", directory=True):
+            pass
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
 def test_atomic_directory_replaces_old_output(tmp_path):
     target = tmp_path / "model"
     target.mkdir()

@@ -27,6 +27,10 @@ def atomic_path(target: str | Path, *, directory: bool = False) -> Iterator[Path
         tmp = Path(name)
     try:
         yield tmp
+        # mkstemp/mkdtemp create owner-only entries; give the output the permissions a plain write would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, (0o777 if directory else 0o666) & ~umask)
         if directory and target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
