@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import shutil
 import time
@@ -15,11 +13,11 @@ import numpy as np
 from synthaug.cli import run_stage
 from synthaug.data.storage import load_image_set, load_index_arrays
 from synthaug.io import atomic_path, fingerprint, read_json, work_folder, write_json
-from synthaug.metrics.plots import image_grid, save_png
+from synthaug.metrics.plots import save_png
 from synthaug.params import SynthesizeParams, load_section
 from synthaug.synth.plan import generation_counts, plan_items
-from synthaug.synth.sdxl_turbo import SdxlTurboGenerator, resolve_device
-from synthaug.synth.shards import METADATA_FIELDS, METADATA_FILE, generate_shards, metadata_rows
+from synthaug.synth.sdxl_turbo import LazyGenerator
+from synthaug.synth.shards import METADATA_FILE, generate_shards, load_synthetic, metadata_csv, preview_grids
 from synthaug.tracking import run_name, stage_run
 
 
@@ -48,15 +46,7 @@ def main() -> str:
 
     name = run_name("synthesize", args.generator)
     with stage_run(name, {"synthesize": params.model_dump()}, {"generator": args.generator}) as tracker:
-        backend = None
-
-        def generate(shard_items):  # noqa: ANN001, ANN202 - the pipeline loads only if a shard is missing
-            nonlocal backend
-            if backend is None:
-                device = resolve_device(backend_params.device)
-                backend = SdxlTurboGenerator(backend_params, train.images, train.images.shape[1], device)
-            return backend(shard_items)
-
+        generate = LazyGenerator(backend_params, train.images, train.images.shape[1])
         start = time.perf_counter()
         generated = generate_shards(items, params.shard_size, workdir, digest, generate)
         seconds = time.perf_counter() - start
@@ -64,11 +54,7 @@ def main() -> str:
         with atomic_path(args.out, directory=True) as tmp:
             for shard in sorted(workdir.glob("shard-*.npz")):
                 os.replace(shard, tmp / shard.name)
-            table = io.StringIO()
-            writer = csv.DictWriter(table, fieldnames=METADATA_FIELDS, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(metadata_rows(items, params.shard_size, args.generator))
-            (tmp / METADATA_FILE).write_text(table.getvalue(), encoding="utf-8")
+            (tmp / METADATA_FILE).write_text(metadata_csv(items, params.shard_size, args.generator), encoding="utf-8")
         shutil.rmtree(workdir)
 
         synthetic_counts = dict(zip(train.class_names, counts.tolist()))
@@ -78,7 +64,10 @@ def main() -> str:
             "real_per_class": dict(zip(train.class_names, real_counts.tolist())),
             "synthetic_total": int(counts.sum()),
         })
-        write_previews(args.out, args.previews, train, train_idx, items, params.preview_per_class)
+        grids = preview_grids(train.subset(train_idx), load_synthetic(args.out, train.class_names), params.preview_per_class)
+        with atomic_path(args.previews, directory=True) as folder:
+            for class_name, grid in grids.items():
+                save_png(grid, folder / f"{class_name}.png")
         tracker.log_metrics({"synthetic_total": int(counts.sum()), "generated_this_run": generated,
                              "generation_seconds": seconds, "images_per_second": generated / seconds if generated else 0.0})
         tracker.log_metrics({f"synthetic.{k}": v for k, v in synthetic_counts.items()})
@@ -86,21 +75,6 @@ def main() -> str:
             tracker.log_artifact(preview)
     rate = f"{generated / seconds:.2f} images/s" if generated else "all shards were already complete"
     return f"{name}: {int(counts.sum())} synthetic images ({generated} generated now, {rate})"
-
-
-def write_previews(out: Path, previews: Path, train, train_idx, items, per_class: int) -> None:  # noqa: ANN001
-    """Per class: a row of real training images above rows of its synthetic images."""
-    from synthaug.synth.shards import load_synthetic
-
-    synthetic = load_synthetic(out, train.class_names)
-    with atomic_path(previews, directory=True) as tmp:
-        for cls, class_name in enumerate(train.class_names):
-            fake = synthetic.images[synthetic.labels == cls][: 2 * per_class]
-            if len(fake) == 0:
-                continue
-            real = train.images[train_idx[train.labels[train_idx] == cls][:per_class]]
-            rows = [real] + [fake[i : i + per_class] for i in range(0, len(fake), per_class)]
-            save_png(image_grid(rows), tmp / f"{class_name}.png")
 
 
 if __name__ == "__main__":

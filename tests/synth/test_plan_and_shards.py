@@ -78,3 +78,20 @@ def test_metadata_and_loading(tmp_path):
     (tmp_path / "metadata.csv").write_text("x\n")
     loaded = load_synthetic(tmp_path, NAMES)
     assert loaded.images.shape == (5, 4, 4, 3) and loaded.labels.tolist() == [0, 0, 0, 1, 1]
+
+
+def test_metadata_csv_and_preview_grids():
+    from synthaug.data.storage import ImageSet
+    from synthaug.synth.shards import metadata_csv, preview_grids
+
+    items = plan_items(TRAIN, LABELS, NAMES, np.array([3, 0, 0]), ["a {name}"], seed=0)
+    lines = metadata_csv(items, 2, "g").splitlines()
+    assert lines[0] == "shard,class_index,class_name,index,seed,source_index,prompt,generator"
+    assert len(lines) == 4 and lines[3].startswith("shard-00001.npz,0,cat,2,") and lines[3].endswith(",a cat,g")
+    real = ImageSet(np.zeros((6, 4, 4, 3), np.uint8), np.array([0, 0, 1, 1, 2, 2]), NAMES)
+    synthetic = ImageSet(np.full((3, 4, 4, 3), 200, np.uint8), np.zeros(3, np.int64), NAMES)
+    grids = preview_grids(real, synthetic, per_class=2)
+    assert list(grids) == ["cat"]  # only classes that received synthetic images
+    # rows: 2 real, then 2 + 1 synthetic; 4 px images, 2 px gaps, scaled x2
+    assert grids["cat"].shape == (2 * (3 * 4 + 2 * 2), 2 * (2 * 4 + 2), 3)
+    assert grids["cat"][0, 0].tolist() == [0, 0, 0] and grids["cat"][2 * 6, 0].tolist() == [200, 200, 200]

@@ -146,3 +146,17 @@ class SdxlTurboGenerator:
         with torch.inference_mode():
             images = self.pipeline(**kwargs).images
         return downscale(np.asarray(images), self.output_size)
+
+
+class LazyGenerator:
+    """Builds the SdxlTurboGenerator on first use, so a fully resumed run never loads the pipeline."""
+
+    def __init__(self, params: SdxlTurboParams, real_images: np.ndarray, output_size: int) -> None:
+        self.params, self.real_images, self.output_size = params, real_images, output_size
+        self._generator: SdxlTurboGenerator | None = None
+
+    def __call__(self, items: list[SynthItem]) -> np.ndarray:
+        if self._generator is None:
+            device = resolve_device(self.params.device)
+            self._generator = SdxlTurboGenerator(self.params, self.real_images, self.output_size, device)
+        return self._generator(items)

@@ -78,3 +78,29 @@ def load_synthetic(folder: Path, class_names: tuple[str, ...]) -> ImageSet:
             images.append(archive["images"])
             labels.append(archive["labels"])
     return ImageSet(np.concatenate(images), np.concatenate(labels).astype(np.int64), class_names)
+
+
+def metadata_csv(items: list[SynthItem], shard_size: int, generator: str) -> str:
+    """The metadata table of a synthesize output: one row per image, in shard order."""
+    import csv
+    import io
+
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=METADATA_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(metadata_rows(items, shard_size, generator))
+    return table.getvalue()
+
+
+def preview_grids(real: ImageSet, synthetic: ImageSet, per_class: int) -> dict[str, np.ndarray]:
+    """Per class that received synthetic images: a row of real images above two rows of synthetic ones."""
+    from synthaug.metrics.plots import image_grid
+
+    grids = {}
+    for cls, class_name in enumerate(real.class_names):
+        fake = synthetic.images[synthetic.labels == cls][: 2 * per_class]
+        if len(fake) == 0:
+            continue
+        rows = [real.images[real.labels == cls][:per_class]] + [fake[i : i + per_class] for i in range(0, len(fake), per_class)]
+        grids[class_name] = image_grid(rows)
+    return grids
