@@ -9,14 +9,13 @@ import numpy as np
 import torch
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch, force deterministic kernels; return a torch generator."""
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, and force deterministic kernels."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    return torch.Generator().manual_seed(seed)
 
 
 def derive_seed(*parts: int | str) -> int:
