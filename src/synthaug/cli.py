@@ -12,7 +12,7 @@ from collections.abc import Callable
 from synthaug.data.fetch import DataError
 from synthaug.data.imbalance import ImbalanceError
 from synthaug.params import ParamsError
-from synthaug.synth.sdxl_turbo import ModelLoadError
+from synthaug.synth import ModelLoadError
 
 # Errors the user can fix from the message alone; anything else keeps its traceback.
 USER_ERRORS = (ParamsError, DataError, ImbalanceError, ModelLoadError, FileNotFoundError, FloatingPointError)

@@ -16,11 +16,8 @@ import torch
 from PIL import Image
 
 from synthaug.params import SdxlTurboParams
+from synthaug.synth import ModelLoadError
 from synthaug.synth.plan import SynthItem
-
-
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded from the hub or a local folder; the message says how to fix it."""
 
 
 def resolve_device(device: str) -> torch.device:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -82,9 +84,6 @@ def load_synthetic(folder: Path, class_names: tuple[str, ...]) -> ImageSet:
 
 def metadata_csv(items: list[SynthItem], shard_size: int, generator: str) -> str:
     """The metadata table of a synthesize output: one row per image, in shard order."""
-    import csv
-    import io
-
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=METADATA_FIELDS, lineterminator="\n")
     writer.writeheader()
