@@ -33,9 +33,10 @@ else
 	dvc exp run -S profile=full
 endif
 
-# pytest exits 5 when it collects no test: make fails then, as it should.
+# pytest exits 5 when it collects no test: make fails then, as it should. Two workers, one file each:
+# the e2e module (one dvc repository shared by its tests) runs beside the unit tests.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 mlflow-ui: install
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

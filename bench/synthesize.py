@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from synthaug.io import write_json
-from synthaug.params import compose_params, parse_section, SynthesizeParams
+from synthaug.params import SynthesizeParams, compose_params, parse_section
 from synthaug.synth.plan import plan_items
 from synthaug.synth.sdxl_turbo import SdxlTurboGenerator
 from synthaug.synth.tiny import build_tiny_sdxl

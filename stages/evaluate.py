@@ -10,7 +10,11 @@ import numpy as np
 from synthaug.cli import add_entry_arguments, entry_name, entry_tags, run_stage
 from synthaug.data.storage import load_image_set
 from synthaug.io import write_json, write_text
-from synthaug.metrics.classification import classification_report, confusion_matrix, normalize_rows
+from synthaug.metrics.classification import (
+    classification_report,
+    confusion_matrix,
+    normalize_rows,
+)
 from synthaug.metrics.plots import confusion_figure, save_figure
 from synthaug.params import EvaluateParams, load_section
 from synthaug.tracking import run_name, stage_run

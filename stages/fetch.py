@@ -9,7 +9,7 @@ from pathlib import Path
 from synthaug.cli import run_stage
 from synthaug.data.fetch import download_cifar10, read_archive
 from synthaug.data.storage import save_image_set
-from synthaug.io import atomic_path, write_json
+from synthaug.io import atomic_path, ensure_free_space, write_json
 from synthaug.params import FetchParams, load_section
 from synthaug.tracking import run_name, stage_run
 
@@ -25,6 +25,8 @@ def main() -> str:
         source = Path(params.archive).expanduser() if params.archive else download_cifar10(Path(params.download_dir))
         dataset = read_archive(source, params.image_size)
         decode_seconds = time.perf_counter() - start
+        # The decoded arrays are written once here and once more into the DVC cache.
+        ensure_free_space(args.out.parent, 2 * sum(s.images.nbytes + s.labels.nbytes for s in dataset.splits.values()), "fetch")
         with atomic_path(args.out, directory=True) as tmp:
             for split, images in dataset.splits.items():
                 save_image_set(tmp / f"{split}.npz", images)
@@ -36,7 +38,7 @@ def main() -> str:
                     "sha256": dataset.sha256,
                     "image_size": params.image_size,
                     "class_names": list(dataset.splits["train"].class_names),
-                    "counts": {split: int(len(images)) for split, images in dataset.splits.items()},
+                    "counts": {split: len(images) for split, images in dataset.splits.items()},
                 },
             )
         counts = {f"{split}_images": len(images) for split, images in dataset.splits.items()}

@@ -16,15 +16,25 @@ from synthaug.metrics.report import (
     confusions_figure,
     curves_figure,
     embedded_image,
+    generator_markdown,
     html_page,
     load_entry_result,
     markdown_table,
     markdown_to_html_table,
     minority_classes,
+    per_class_generator_markdown,
     recall_vs_count_figure,
 )
 from synthaug.params import PARAMS_FILE, ExperimentParams, load_section
 from synthaug.tracking import git_commit, run_name, stage_run
+
+
+def preview_caption(generator: str, path: Path) -> str:
+    if path.name == "loss.png":
+        return f"{generator}: training losses"
+    if path.name == "samples.png":
+        return f"{generator}: samples at the end of training, one row per class"
+    return f"{generator}: {path.stem} (top row real)"
 
 
 def main() -> str:
@@ -49,6 +59,14 @@ def main() -> str:
         ["class", "before imbalance", "after imbalance", *(f"+ {g}" for g in synthetic)],
         [[c, str(counts["full"][c]), str(counts["train"][c]), *(str(counts["train"][c] + s[c]) for s in synthetic.values())] for c in class_names],
     )
+    scores = {g: read_json(args.metrics / "fid" / f"{g}.json") for g in experiment.generators}
+    trainings = {g: read_json(args.metrics / "generators" / f"{g}.json") for g in experiment.generators}
+    generators_table = generator_markdown(scores, trainings)
+    per_class_table = per_class_generator_markdown(scores, class_names)
+    feature_note = (
+        "Distances on the real test set, same class distribution. Inception rows are FID; "
+        "classifier-feature rows use the full-data classifier's penultimate features and are not comparable to FID."
+    )
     commit, params_text = git_commit(), Path(PARAMS_FILE).read_text(encoding="utf-8")
 
     with stage_run(run_name("report"), {"experiment": experiment.model_dump()}) as tracker:
@@ -61,21 +79,29 @@ def main() -> str:
         with atomic_path(args.out, directory=True) as folder:
             for name, (_, figure) in figures.items():
                 save_figure(figure, folder / name)
-        previews = {g: sorted((args.metrics / "synthetic" / g).glob("*.png")) for g in experiment.generators}
+        # Per generator: its training curves and samples (trained generators), then real-vs-synthetic previews.
+        previews = {
+            g: [args.metrics / "generators" / g / name for name in ("loss.png", "samples.png") if (args.metrics / "generators" / g / name).is_file()]
+            + sorted((args.metrics / "synthetic" / g).glob("*.png"))
+            for g in experiment.generators
+        }
         markdown = "\n\n".join([
             f"# synthaug report ({experiment.profile} profile)",
             f"## Comparison on the test split\n\n{table}\n\nMinority classes: the {len(minority)} with the fewest imbalanced training images.",
             *(f"![{caption}]({args.out.name}/{name})" for name, (caption, _) in figures.items()),
+            f"## Generators\n\n{generators_table}\n\n{feature_note}\n\n### Per class\n\n{per_class_table}",
             f"## Data\n\n{counts_table}",
-            *(f"## Generator {g}\n\n" + "\n".join(f"![{p.stem}](synthetic/{g}/{p.name})" for p in paths) for g, paths in previews.items()),
+            *(f"## Generator {g}\n\n" + "\n".join(f"![{p.stem}]({p.relative_to(args.metrics).as_posix()})" for p in paths) for g, paths in previews.items()),
             f"## Provenance\n\ngit commit `{commit}`\n\n```yaml\n{params_text}```",
         ]) + "\n"
         write_text(args.out.with_suffix(".md"), markdown)
         sections = [
             ("Comparison on the test split", markdown_to_html_table(table) + f"<p>Minority classes: {html.escape(', '.join(minority))}.</p>"),
             *((caption, embedded_image(args.out / name, caption)) for name, (caption, _) in figures.items()),
+            ("Generators", markdown_to_html_table(generators_table) + f"<p>{html.escape(feature_note)}</p>"
+             + "<h3>Per class</h3>" + markdown_to_html_table(per_class_table)),
             ("Data", markdown_to_html_table(counts_table)),
-            *((f"Generator {g}", "".join(embedded_image(p, f"{g}: {p.stem} (top row real)") for p in paths)) for g, paths in previews.items()),
+            *((f"Generator {g}", "".join(embedded_image(p, preview_caption(g, p)) for p in paths)) for g, paths in previews.items()),
             ("Provenance", f"<p>git commit <code>{html.escape(commit)}</code></p><pre>{html.escape(params_text)}</pre>"),
         ]
         write_text(args.out.with_suffix(".html"), html_page(f"synthaug report ({experiment.profile} profile)", sections))

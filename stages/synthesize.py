@@ -1,10 +1,11 @@
-"""DVC stage `synthesize`: one generator's synthetic images for the minority classes, as resumable shards."""
+"""DVC stage `synthesize`: one generator's images for the minority classes, and a test-distributed set for FID.
+
+Both are written as resumable shards: an interrupted run continues from its last complete shard.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -12,50 +13,60 @@ import numpy as np
 
 from synthaug.cli import run_stage
 from synthaug.data.storage import load_image_set, load_index_arrays
-from synthaug.io import atomic_path, fingerprint, read_json, work_folder, write_json
+from synthaug.io import atomic_path, ensure_free_space, fingerprint, read_json, work_folder, write_json
 from synthaug.metrics.plots import save_png
-from synthaug.params import SynthesizeParams, load_section
-from synthaug.synth.plan import generation_counts, plan_items
-from synthaug.synth.sdxl_turbo import LazyGenerator
-from synthaug.synth.shards import METADATA_FILE, generate_shards, load_synthetic, metadata_csv, preview_grids
+from synthaug.params import GENERATORS, SynthesizeParams, load_section
+from synthaug.seeding import derive_seed
+from synthaug.synth.backends import GENERATOR_FILE, make_backend, prompt_templates
+from synthaug.synth.plan import evaluation_counts, generation_counts, plan_items
+from synthaug.synth.shards import (
+    generate_shards,
+    load_synthetic,
+    preview_grids,
+    publish_synthetic_set,
+)
 from synthaug.tracking import run_name, stage_run
 
 
 def main() -> str:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--generator", required=True, choices=["sdxl_turbo"], help="experiment.generators entry")
+    parser.add_argument("--generator", required=True, choices=GENERATORS, help="experiment.generators entry")
+    parser.add_argument("--model", type=Path, required=True, help="train_generator output for this generator")
     parser.add_argument("--data", type=Path, required=True, help="fetched dataset folder")
     parser.add_argument("--splits", type=Path, required=True, help="split indices from the imbalance stage")
     parser.add_argument("--out", type=Path, required=True, help="output folder (shards, metadata.csv)")
+    parser.add_argument("--eval-out", type=Path, required=True, help="FID/KID set: the test set's class distribution")
     parser.add_argument("--previews", type=Path, required=True, help="preview grids folder; counts go to <previews>.json")
     args = parser.parse_args()
     params = load_section("synthesize", SynthesizeParams)
-    backend_params = getattr(params, args.generator)
 
     train = load_image_set(args.data / "train.npz")
-    train_idx = load_index_arrays(args.splits)["train"]
+    test_labels = load_image_set(args.data / "test.npz").labels
+    train_idx = load_index_arrays(args.splits)["train"]  # conditioning images come from the imbalanced split only
     real_counts = np.bincount(train.labels[train_idx], minlength=train.num_classes)
     counts = generation_counts(real_counts, params.target_count, params.target_ratio)
-    items = plan_items(train_idx, train.labels, train.class_names, counts, backend_params.prompt_templates, params.seed)
+    eval_counts = evaluation_counts(np.bincount(test_labels, minlength=train.num_classes), params.eval_per_class)
+    templates = prompt_templates(args.generator, params)
+    items = plan_items(train_idx, train.labels, train.class_names, counts, templates, params.seed)
+    eval_items = plan_items(train_idx, train.labels, train.class_names, eval_counts, templates, derive_seed(params.seed, "eval"))
     # Everything that decides the images: a half-done work folder from other inputs is discarded, not resumed.
     digest = fingerprint({
-        "params": params.model_dump(), "generator": args.generator,
-        "data": read_json(args.data / "meta.json")["sha256"], "items": [item.to_dict() for item in items],
+        "params": params.model_dump(), "generator": args.generator, "model": read_json(args.model / GENERATOR_FILE),
+        "data": read_json(args.data / "meta.json")["sha256"], "items": [item.to_dict() for item in items + eval_items],
     })
-    workdir = work_folder(args.out)
 
+    # Both sets, written once as shards and once more into the DVC cache.
+    ensure_free_space(args.out.parent, 2 * (len(items) + len(eval_items)) * train.images[0].nbytes, f"synthesize@{args.generator}")
     name = run_name("synthesize", args.generator)
     with stage_run(name, {"synthesize": params.model_dump()}, {"generator": args.generator}) as tracker:
-        generate = LazyGenerator(backend_params, train.images, train.images.shape[1])
+        generate = make_backend(args.generator, params, args.model, train.images, train.class_names)
         start = time.perf_counter()
-        generated = generate_shards(items, params.shard_size, workdir, digest, generate)
+        sets = ((args.out, items), (args.eval_out, eval_items))
+        # Both sets are published only when both are complete: DVC deletes outputs before a rerun.
+        generated = sum(generate_shards(planned, params.shard_size, work_folder(out), digest, generate) for out, planned in sets)
         seconds = time.perf_counter() - start
-
-        with atomic_path(args.out, directory=True) as tmp:
-            for shard in sorted(workdir.glob("shard-*.npz")):
-                os.replace(shard, tmp / shard.name)
-            (tmp / METADATA_FILE).write_text(metadata_csv(items, params.shard_size, args.generator), encoding="utf-8")
-        shutil.rmtree(workdir)
+        for out, planned in sets:
+            publish_synthetic_set(out, planned, params.shard_size, args.generator)
 
         synthetic_counts = dict(zip(train.class_names, counts.tolist()))
         write_json(args.previews.with_suffix(".json"), {
@@ -63,6 +74,7 @@ def main() -> str:
             "synthetic_per_class": synthetic_counts,
             "real_per_class": dict(zip(train.class_names, real_counts.tolist())),
             "synthetic_total": int(counts.sum()),
+            "eval_per_class": dict(zip(train.class_names, eval_counts.tolist())),
         })
         grids = preview_grids(train.subset(train_idx), load_synthetic(args.out, train.class_names), params.preview_per_class)
         with atomic_path(args.previews, directory=True) as folder:
@@ -74,7 +86,7 @@ def main() -> str:
         for preview in sorted(args.previews.glob("*.png")):
             tracker.log_artifact(preview)
     rate = f"{generated / seconds:.2f} images/s" if generated else "all shards were already complete"
-    return f"{name}: {int(counts.sum())} synthetic images ({generated} generated now, {rate})"
+    return f"{name}: {int(counts.sum())} synthetic + {int(eval_counts.sum())} evaluation images ({generated} generated now, {rate})"
 
 
 if __name__ == "__main__":

@@ -11,12 +11,12 @@ from synthaug.cli import add_entry_arguments, entry_name, entry_tags, run_stage
 from synthaug.data.imbalance import variant_indices
 from synthaug.data.storage import concat_image_sets, load_image_set, load_index_arrays
 from synthaug.io import fingerprint, work_folder, write_json, write_text
-from synthaug.models.classifiers import count_parameters, build_classifier
+from synthaug.models.classifiers import build_classifier, count_parameters
 from synthaug.params import TrainParams, load_section
 from synthaug.seeding import derive_seed, seed_everything
-from synthaug.tracking import run_name, stage_run
 from synthaug.synth.filter import filter_synthetic
 from synthaug.synth.shards import load_synthetic
+from synthaug.tracking import run_name, stage_run
 from synthaug.train.checkpoint import save_classifier
 from synthaug.train.classifier import history_csv, spec_from_params, train_classifier
 

@@ -1,17 +1,19 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from synthaug import tracking
 from synthaug.io import atomic_path, read_json, write_json
 
+from .conftest import ROOT
+
 
 def test_atomic_file_appears_only_on_success(tmp_path):
     target = tmp_path / "out.json"
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
     write_json(target, {"b": 1, "a": [1, 2]})
     assert read_json(target) == {"a": [1, 2], "b": 1}
@@ -108,3 +110,39 @@ def test_unreachable_store_warns_and_stage_goes_on(monkeypatch, tmp_path, caplog
         done.append(True)
     assert done == [True] and not run.active
     assert "runs without tracking" in caplog.text
+
+
+def test_strict_tracking_fails_the_stage_clearly(monkeypatch, tmp_path):
+    (tmp_path / "not-a-folder").write_text("a file where the store's folder should be")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/not-a-folder/mlflow.db")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["tracking"]["strict"] = True
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(tracking.TrackingError, match=r"MLflow unavailable at sqlite:///.*not-a-folder/mlflow.db .* tracking.strict is true"):
+        with tracking.stage_run("fetch", {"fetch": {}}):
+            pass
+
+
+def test_strict_tracking_also_covers_failures_after_start(caplog):
+    class BrokenStore:
+        def log_metrics(self, *args, **kwargs):
+            raise OSError("database is locked")
+
+    tracking.RunLogger(BrokenStore(), strict=False).log_metrics({"x": 1.0})
+    assert "MLflow log_metrics failed (OSError: database is locked)" in caplog.text
+    with pytest.raises(tracking.TrackingError, match="MLflow log_metrics failed .*database is locked.* tracking.strict"):
+        tracking.RunLogger(BrokenStore(), strict=True).log_metrics({"x": 1.0})
+
+
+def test_free_space_is_checked_before_writing(monkeypatch, tmp_path):
+    import shutil
+    from collections import namedtuple
+
+    from synthaug.io import DiskSpaceError, ensure_free_space
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 0, 50 * 2**20))
+    ensure_free_space(tmp_path / "not" / "yet", 40 * 2**20, "fetch")  # 44 MiB with the margin: fits in 50
+    with pytest.raises(DiskSpaceError, match=rf"synthesize@ddpm needs about 110.0 MiB free in {tmp_path}, only 50.0 MiB are"):
+        ensure_free_space(tmp_path / "data" / "synthetic", 100 * 2**20, "synthesize@ddpm")

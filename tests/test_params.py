@@ -4,10 +4,15 @@ import pytest
 import yaml
 
 from synthaug.params import (
+    GENERATORS,
     SECTIONS,
+    ExperimentParams,
     FetchParams,
+    FidParams,
     ImbalanceParams,
     ParamsError,
+    SynthesizeParams,
+    TrainGeneratorParams,
     TrainParams,
     compose_params,
     load_section,
@@ -104,7 +109,9 @@ def test_dvc_yaml_params_exist(project_params):
     # Every params entry a stage declares (and every ${...} it interpolates) must be in params.yaml.
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
-        for key in stage.get("params", []):
+        keys = [k if isinstance(k, str) else next(iter(k)) for k in stage.get("do", stage).get("params", [])]
+        items = GENERATORS if "foreach" in stage else [None]
+        for key in (k.replace("${item}", str(item)) for k in keys for item in items):
             node = project_params
             for part in key.split("."):
                 assert part in node, f"stage {name} declares param {key} missing from params.yaml"
@@ -114,9 +121,18 @@ def test_dvc_yaml_params_exist(project_params):
             assert key in project_params[section], f"stage {name} matrix axis {axis} uses missing {ref}"
 
 
+@pytest.mark.parametrize("stage, section", [("train_generator", TrainGeneratorParams), ("synthesize", SynthesizeParams)])
+def test_each_generator_entry_depends_on_the_common_keys_and_its_own_subsection(stage, section):
+    # A missing common key would let DVC reuse a stale output; the whole section would rerun every generator.
+    declared = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["do"]["params"]
+    common = [f"{stage}.{field}" for field in section.model_fields if field not in GENERATORS]
+    assert declared == [*common, f"{stage}.${{item}}"]
+    assert set(GENERATORS) <= set(section.model_fields)
+
+
 def test_tiny_sdxl_override_selects_the_generator_and_local_models():
     sections = validate_all(compose_params(ROOT / "conf", ["sdxl=tiny"]))
-    assert sections["experiment"].generators == ["sdxl_turbo"]
+    assert sections["experiment"].generators == ["sdxl_turbo", "ddpm", "gan"]
     backend = sections["synthesize"].sdxl_turbo
     assert (backend.model, backend.controlnet, backend.device) == ("models/tiny-sdxl/pipeline", "models/tiny-sdxl/controlnet", "cpu")
     assert sections["train"].image_size == 32  # still the demo profile
@@ -126,3 +142,32 @@ def test_default_generator_is_real_sdxl_turbo_with_canny_controlnet(project_para
     backend = validate_all(project_params)["synthesize"].sdxl_turbo
     assert backend.model == "stabilityai/sdxl-turbo" and "canny" in backend.controlnet
     assert (backend.steps, backend.guidance_scale) == (1, 0.0)
+
+
+def test_demo_trains_both_generators_and_full_profile_adds_sdxl(project_params):
+    assert validate_all(project_params)["experiment"].generators == ["ddpm", "gan"]
+    assert validate_all(compose_params(ROOT / "conf", ["profile=full"]))["experiment"].generators == ["sdxl_turbo", "ddpm", "gan"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"generators": []}, r"experiment.generators: List should have at least 1 item"),
+        ({"generators": ["gan", "gan"]}, r"experiment.generators: duplicate entries"),
+        ({"generators": ["vae"]}, r"experiment.generators.0: Input should be 'sdxl_turbo', 'ddpm' or 'gan'"),
+        ({"variants": ["baseline"]}, r"experiment.variants: must include 'full' when experiment.generators is not empty"),
+    ],
+)
+def test_experiment_generator_rules(project_params, change, message):
+    with pytest.raises(ParamsError, match=message):
+        parse_section("experiment", {**project_params["experiment"], **change}, ExperimentParams)
+
+
+def test_generator_sections_reject_bad_values(project_params):
+    raw = dict(project_params["train_generator"])
+    raw["gan"] = dict(raw["gan"], generator_block="resnet")
+    with pytest.raises(ParamsError, match=r"train_generator.gan.generator_block: Input should be 'transposed', 'upsample' or 'csp'"):
+        parse_section("train_generator", raw, TrainGeneratorParams)
+    fid = dict(project_params["fid"], feature_extractor="clip")
+    with pytest.raises(ParamsError, match=r"fid.feature_extractor: Input should be 'auto', 'inception' or 'classifier'"):
+        parse_section("fid", fid, FidParams)

@@ -13,7 +13,7 @@ import yaml
 
 from .conftest import ROOT, make_image_folder
 
-STAGES = ["fetch", "imbalance", "synthesize", "train_classifier", "evaluate", "report"]
+STAGES = ["fetch", "imbalance", "train_generator", "synthesize", "train_classifier", "evaluate", "fid", "report"]
 
 
 def run_stage(stage: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -86,3 +86,22 @@ def test_killed_stage_leaves_no_partial_output(tmp_path, signum):
     process.send_signal(signum)
     assert process.wait(timeout=30) != 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["slow_stage.py"]
+
+
+def test_fetch_fails_early_when_the_disk_is_full(tmp_path, monkeypatch, capsys):
+    import runpy
+    import shutil
+    from collections import namedtuple
+
+    images = make_image_folder(tmp_path / "images", classes=("a", "b"), train_per_class=3, test_per_class=2)
+    write_params(tmp_path, archive=str(images), image_size=8)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: namedtuple("usage", "total used free")(2**30, 2**30, 0))
+    monkeypatch.setattr(sys, "argv", ["fetch.py", "data/cifar10"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(ROOT / "stages" / "fetch.py"), run_name="__main__")
+    assert exit_info.value.code == 1
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith("fetch: error: fetch needs about 0.0 MiB free in") and "only 0.0 MiB are" in message
+    assert not (tmp_path / "data").exists()

@@ -65,3 +65,21 @@ def work_folder(output: str | Path) -> Path:
     """Hidden sibling of a stage output where resumable state lives until the output is complete."""
     output = Path(output)
     return output.parent / f".{output.name}.partial"
+
+
+class DiskSpaceError(OSError):
+    """Not enough free space for an output; raised before any of it is written."""
+
+
+def ensure_free_space(path: str | Path, needed_bytes: int, what: str, margin: float = 1.1) -> None:
+    """Fail early, naming the amount, if the filesystem holding `path` has less than needed * margin free."""
+    probe = Path(path).resolve()
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    needed = int(needed_bytes * margin)
+    if free < needed:
+        raise DiskSpaceError(
+            f"{what} needs about {needed / 2**20:.1f} MiB free in {probe}, only {free / 2**20:.1f} MiB are: free some space "
+            "(dvc gc removes unused cache entries) or move the DVC cache (dvc cache dir)"
+        )

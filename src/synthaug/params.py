@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    model_validator,
+)
 
 PARAMS_FILE = "params.yaml"
 
@@ -22,6 +29,10 @@ PositiveInt = Annotated[int, Field(ge=1)]
 
 CLASSIFIERS = ("vit", "cnn", "timm")
 BASE_VARIANTS = ("baseline", "oversampled", "full")
+GENERATORS = ("sdxl_turbo", "ddpm", "gan")
+TRAINED_GENERATORS = ("ddpm", "gan")  # trained by the pipeline; sdxl_turbo is loaded pretrained
+Device = Literal["auto", "cpu", "cuda"]
+PositiveFloat = Annotated[float, Strict(False), Field(gt=0.0)]
 
 
 class ParamsError(ValueError):
@@ -110,17 +121,104 @@ class SdxlTurboParams(Section):
     vae_tiling: bool
 
 
+class DdpmSampleParams(Section):
+    sampler: Literal["ddim", "dpm_solver"]
+    steps: PositiveInt
+    guidance_scale: Annotated[float, Strict(False), Field(ge=0.0)]  # 1 = conditional only; >1 classifier-free guidance
+    batch_size: PositiveInt
+    device: Device
+
+
+class GanSampleParams(Section):
+    batch_size: PositiveInt
+    device: Device
+
+
 class SynthesizeParams(Section):
     seed: int
     target_count: PositiveInt | None  # per-class target; None = the largest class's count
     target_ratio: Annotated[float, Strict(False), Field(gt=0.0)]
+    eval_per_class: PositiveInt | None  # images per class for FID/KID; None = the test set's count per class
     shard_size: PositiveInt  # images per resumable shard
     preview_per_class: PositiveInt
     sdxl_turbo: SdxlTurboParams
+    ddpm: DdpmSampleParams
+    gan: GanSampleParams
+
+
+class DdpmTrainParams(Section):
+    steps: PositiveInt
+    batch_size: PositiveInt
+    lr: PositiveFloat
+    weight_decay: Annotated[float, Strict(False), Field(ge=0.0)]
+    warmup_steps: Annotated[int, Field(ge=0)]
+    grad_clip: PositiveFloat  # max gradient norm
+    ema_decay: Annotated[float, Strict(False), Field(ge=0.0, lt=1.0)]
+    num_train_timesteps: PositiveInt
+    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"]
+    prediction_type: Literal["epsilon", "v_prediction"]  # v is better behaved at high noise early in training
+    block_out_channels: Annotated[list[PositiveInt], Field(min_length=2)]
+    layers_per_block: PositiveInt
+    attention: bool  # self-attention at the lowest resolution
+    class_dropout: Annotated[float, Strict(False), Field(ge=0.0, lt=1.0)]  # label -> null class, for guidance
+    mixed_precision: Literal["no", "bf16", "fp16"]  # CUDA autocast; CPU always trains in fp32
+    preview_steps: PositiveInt  # DDIM steps of the sample grids drawn during training
+
+
+class GanTrainParams(Section):
+    steps: PositiveInt
+    batch_size: PositiveInt
+    latent_dim: PositiveInt
+    base_channels: PositiveInt
+    generator_block: Literal["transposed", "upsample", "csp"]
+    discriminator_conditioning: Literal["projection", "embedding"]
+    spectral_norm: bool  # SNGAN discriminator (no BatchNorm in D)
+    lr_generator: PositiveFloat
+    lr_discriminator: PositiveFloat
+    beta1: Annotated[float, Strict(False), Field(ge=0.0, lt=1.0)]
+    beta2: Annotated[float, Strict(False), Field(ge=0.0, lt=1.0)]
+    label_smoothing: Annotated[float, Strict(False), Field(gt=0.5, le=1.0)]  # target for real images (one-sided)
+
+
+class PretrainedGeneratorParams(Section):
+    """A generator loaded with its weights (its synthesize subsection names them): nothing to train."""
+
+    pretrained: Literal[True]
+
+
+class TrainGeneratorParams(Section):
+    seed: int
+    device: Device
+    balanced_sampling: bool  # draw classes uniformly, so minority classes are learned as often as the rest
+    horizontal_flip: bool
+    log_every: PositiveInt  # steps between loss-curve points
+    checkpoint_every: PositiveInt  # steps between resumable checkpoints
+    sample_every: PositiveInt  # steps between sample grids (MLflow artifacts)
+    samples_per_class: PositiveInt
+    # One subsection per generator, so each train_generator entry depends on its own (see dvc.yaml).
+    sdxl_turbo: PretrainedGeneratorParams
+    ddpm: DdpmTrainParams
+    gan: GanTrainParams
+
+
+class FidParams(Section):
+    feature_extractor: Literal["auto", "inception", "classifier"]  # auto: Inception when its weights are found
+    inception_weights: str | None  # pytorch-fid's pt_inception-2015-12-05 .pth; None = the torch hub cache
+    kid_subsets: PositiveInt
+    kid_subset_size: PositiveInt  # capped at the smaller set's size
+    precision_recall_k: Annotated[int, Field(ge=0)]  # k-NN manifold precision/recall; 0 = off
+    batch_size: PositiveInt
+    device: Device
 
 
 class EvaluateParams(Section):
     batch_size: PositiveInt
+
+
+class TrackingParams(Section):
+    """How stages treat the MLflow store; read by every stage, decides no output (so no DVC dependency)."""
+
+    strict: bool  # true: a failing store fails the stage; false: warn once and keep the DVC outputs
 
 
 class ExperimentParams(Section):
@@ -130,16 +228,31 @@ class ExperimentParams(Section):
     classifiers: Annotated[list[Literal["vit", "cnn", "timm"]], Field(min_length=1)]
     variants: Annotated[list[Literal["baseline", "oversampled", "full"]], Field(min_length=1)]
     seeds: Annotated[list[int], Field(min_length=1)]
-    generators: list[Literal["sdxl_turbo"]]  # each adds synthesize@<g> and the synthetic_<g> variant
+    # Each adds train_generator/synthesize/fid entries and a synthetic_<g> variant; the report needs one at least.
+    generators: Annotated[list[Literal["sdxl_turbo", "ddpm", "gan"]], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _generators_need_features(self) -> ExperimentParams:
+        if len(set(self.generators)) != len(self.generators):
+            raise ValueError("experiment.generators: duplicate entries")
+        if self.generators and "full" not in self.variants:
+            raise ValueError(
+                "experiment.variants: must include 'full' when experiment.generators is not empty "
+                "(the fid stage uses the full-data classifier)"
+            )
+        return self
 
 
 SECTIONS: dict[str, type[Section]] = {
     "fetch": FetchParams,
     "imbalance": ImbalanceParams,
+    "train_generator": TrainGeneratorParams,
     "synthesize": SynthesizeParams,
     "train": TrainParams,
     "evaluate": EvaluateParams,
+    "fid": FidParams,
     "experiment": ExperimentParams,
+    "tracking": TrackingParams,
 }
 
 S = TypeVar("S", bound=Section)
@@ -149,6 +262,8 @@ def _describe(error: dict[str, Any], section: str, model: type[Section]) -> str:
     key = ".".join([section, *map(str, error["loc"])])
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key (allowed: {', '.join(_allowed_keys(model, error['loc'][:-1]))})"
+    if error["type"] == "value_error" and not error["loc"]:  # a cross-field rule: its message names the keys
+        return str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "missing":
         return f"{key}: missing"
     return f"{key}: {error['msg']} (got {error.get('input')!r})"

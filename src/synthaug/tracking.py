@@ -24,6 +24,19 @@ ARTIFACT_DIR = "mlartifacts"
 log = logging.getLogger("synthaug.tracking")
 
 
+class TrackingError(RuntimeError):
+    """The MLflow store failed and params.yaml asks for strict tracking (tracking.strict: true)."""
+
+
+def strict_tracking(params_file: Path = Path("params.yaml")) -> bool:
+    """tracking.strict from params.yaml; False where there is no such file (library use, tests)."""
+    if not params_file.is_file():
+        return False
+    from synthaug.params import TrackingParams, load_section
+
+    return load_section("tracking", TrackingParams, params_file).strict
+
+
 def repo_root() -> Path:
     """The main repository: DVC_ROOT when DVC runs the stage, else the git top level, else cwd."""
     if os.environ.get("DVC_ROOT"):
@@ -77,8 +90,9 @@ def run_name(stage: str, variant: str | None = None, seed: int | None = None) ->
 class RunLogger:
     """Thin wrapper over the active MLflow run that degrades to a warning if the store fails."""
 
-    def __init__(self, mlflow_module: Any | None) -> None:
+    def __init__(self, mlflow_module: Any | None, strict: bool = False) -> None:
         self._mlflow = mlflow_module
+        self._strict = strict
 
     @property
     def active(self) -> bool:
@@ -89,7 +103,9 @@ class RunLogger:
             return
         try:
             getattr(self._mlflow, method)(*args, **kwargs)
-        except Exception as exc:  # the store is a side channel: never fail the stage over it
+        except Exception as exc:  # the store is a side channel: never fail the stage over it, unless asked to
+            if self._strict:
+                raise TrackingError(f"MLflow {method} failed ({type(exc).__name__}: {exc}) and tracking.strict is true") from None
             log.warning("MLflow %s failed (%s: %s); tracking disabled for this stage", method, type(exc).__name__, exc)
             self._mlflow = None
 
@@ -110,8 +126,9 @@ class RunLogger:
 def stage_run(name: str, params: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> Iterator[RunLogger]:
     """Open one MLflow run for a stage execution, with flattened params and provenance tags."""
     root = repo_root()
-    mlflow = _start(root, name)
-    logger = RunLogger(mlflow)
+    strict = strict_tracking()
+    mlflow = _start(root, name, strict)
+    logger = RunLogger(mlflow, strict)
     logger.log_params(params)
     logger.set_tags(
         {
@@ -132,7 +149,7 @@ def stage_run(name: str, params: Mapping[str, Any], tags: Mapping[str, str] | No
             logger._call("end_run", status=status)
 
 
-def _start(root: Path, name: str) -> Any | None:
+def _start(root: Path, name: str, strict: bool = False) -> Any | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -149,5 +166,9 @@ def _start(root: Path, name: str) -> Any | None:
         mlflow.start_run(run_name=name)
         return mlflow
     except Exception as exc:
+        if strict:
+            raise TrackingError(
+                f"MLflow unavailable at {tracking_uri(root)} ({type(exc).__name__}: {exc}) and tracking.strict is true"
+            ) from None
         log.warning("MLflow unavailable at %s (%s: %s); the stage runs without tracking", tracking_uri(root), type(exc).__name__, exc)
         return None

@@ -63,6 +63,14 @@ def test_missing_test_class_is_named(tmp_path):
         read_archive(root, image_size=8)
 
 
+def test_empty_class_folder_is_named(tmp_path):
+    root = make_image_folder(tmp_path / "images", classes=("a", "b"), train_per_class=1, test_per_class=1)
+    for file in (root / "train" / "b").iterdir():
+        file.unlink()  # the folder stays, empty
+    with pytest.raises(DataError, match=r"class folder\(s\) missing in train: train/b"):
+        read_archive(root, image_size=8)
+
+
 def test_not_an_archive(tmp_path):
     with pytest.raises(DataError, match="not found"):
         read_archive(tmp_path / "nope.tar.gz", image_size=8)

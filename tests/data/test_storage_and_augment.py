@@ -5,7 +5,13 @@ import pytest
 import torch
 
 from synthaug.data.augment import augment_batch, seed_augmentations, to_model_input
-from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays, save_image_set, save_index_arrays
+from synthaug.data.storage import (
+    ImageSet,
+    load_image_set,
+    load_index_arrays,
+    save_image_set,
+    save_index_arrays,
+)
 
 
 def random_set(n: int = 6, size: int = 8, seed: int = 0) -> ImageSet:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -22,13 +25,14 @@ from ..conftest import ROOT, make_image_folder, tar_folder
 pytestmark = pytest.mark.e2e
 
 PROJECT_FILES = ["dvc.yaml", "conf", "stages", "src", ".dvc/config", ".dvcignore", ".gitignore"]
-ENTRIES = ["vit-baseline-seed0", "vit-full-seed0", "vit-synthetic_sdxl_turbo-seed0"]
+GENERATORS = ["sdxl_turbo", "ddpm", "gan"]
+ENTRIES = ["vit-baseline-seed0", "vit-full-seed0", *(f"vit-synthetic_{g}-seed0" for g in GENERATORS)]
 
 TINY_PROFILE = """# @package _global_
 experiment:
   profile: tiny
   variants: [baseline, full]
-  generators: [sdxl_turbo]
+  generators: [sdxl_turbo, ddpm, gan]
 fetch:
   archive: {archive}
   image_size: 8
@@ -44,11 +48,25 @@ train:
   eval_batch_size: 32
   vit: {{patch_size: 4, hidden_size: 32, num_hidden_layers: 2, intermediate_size: 64}}
   synthetic_filter: {{enabled: true, min_confidence: 0.0}}
+train_generator:
+  log_every: 2
+  checkpoint_every: 3
+  sample_every: 3
+  samples_per_class: 2
+  ddpm: {{steps: 6, batch_size: 4, block_out_channels: [8, 16], layers_per_block: 1, attention: false, preview_steps: 2}}
+  gan: {{steps: 6, batch_size: 4, latent_dim: 8, base_channels: 8}}
 synthesize:
   shard_size: 4
   preview_per_class: 2
+  eval_per_class: 4
   sdxl_turbo: {{model: {model}, controlnet: {controlnet}, vae: null, resolution: 64, batch_size: 4, device: cpu}}
+  ddpm: {{steps: 2, guidance_scale: 2.0}}
 evaluate:
+  batch_size: 32
+fid:
+  kid_subsets: 5
+  kid_subset_size: 10
+  precision_recall_k: 2
   batch_size: 32
 """
 
@@ -85,7 +103,7 @@ def pipeline_repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     }
     run(["git", "init", "-q"], repo, env)
     run(["git", "add", "-A"], repo, env)
-    run(["git", "commit", "-qm", "tiny project"], repo, env)
+    run(["git", "commit", "--allow-empty", "-qm", "tiny project"], repo, env)
     run(["dvc", "repro"], repo, env)
     return repo, env
 
@@ -143,6 +161,39 @@ def test_synthetic_images_rebalance_the_minority_classes(pipeline_repo):
     assert 0 <= kept <= 17 and trained["train_images"] == 31 + kept  # the real imbalanced set plus what was kept
 
 
+def test_generators_are_trained_and_sampled(pipeline_repo):
+    repo, _ = pipeline_repo
+    assert json.loads((repo / "models/generators/sdxl_turbo/generator.json").read_text()) == {
+        "generator": "sdxl_turbo", "trained": False}
+    assert (repo / "models/generators/ddpm/unet/config.json").is_file()
+    assert (repo / "models/generators/gan/generator.safetensors").is_file()
+    for generator in ("ddpm", "gan"):
+        info = json.loads((repo / f"models/generators/{generator}/generator.json").read_text())
+        assert info == {"generator": generator, "trained": True, "class_names": ["cat", "dog", "frog"], "image_size": 8, "steps": 6}
+        summary = json.loads((repo / f"metrics/generators/{generator}.json").read_text())
+        assert summary["steps"] == 6 and summary["train_images"] == 31 and summary["resumed_from_step"] == 0
+        curve = (repo / f"metrics/generators/{generator}/loss.csv").read_text().splitlines()
+        assert curve[0].startswith("step,") and [row.split(",")[0] for row in curve[1:]] == ["2", "4", "6"]
+        assert (repo / f"metrics/generators/{generator}/samples.png").read_bytes()[:4] == b"\x89PNG"
+        counts = json.loads((repo / f"metrics/synthetic/{generator}.json").read_text())
+        assert counts["synthetic_per_class"] == {"cat": 11, "dog": 6, "frog": 0}
+        assert counts["eval_per_class"] == {"cat": 4, "dog": 4, "frog": 4}  # 6 test images per class, capped at 4
+        rows = (repo / f"data/synthetic_eval/{generator}/metadata.csv").read_text().splitlines()[1:]
+        assert [row.split(",")[2] for row in rows] == ["cat"] * 4 + ["dog"] * 4 + ["frog"] * 4
+
+
+def test_fid_uses_classifier_features_offline(pipeline_repo):
+    repo, _ = pipeline_repo
+    for generator in GENERATORS:
+        scores = json.loads((repo / f"metrics/fid/{generator}.json").read_text())
+        assert scores["features"] == "classifier:vit-full-seed0" and "fid" not in scores
+        assert scores["images"] == 12 and scores["fid_classifier_features"] >= 0.0
+        assert np.isfinite(scores["kid_mean_classifier_features"]) and scores["kid_std_classifier_features"] >= 0.0
+        assert 0.0 <= scores["precision_classifier_features"] <= 1.0 and 0.0 <= scores["cas_accuracy"] <= 1.0
+        assert set(scores["per_class"]) == {"cat", "dog", "frog"}
+        assert all(entry["images"] == 4 and "fid_classifier_features" in entry for entry in scores["per_class"].values())
+
+
 def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
     from ..browser import png_is_not_blank, render
 
@@ -154,10 +205,32 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
     assert sorted(p.name for p in (repo / "metrics/report").iterdir()) == [
         "class_counts.png", "confusion.png", "curves.png", "recall_vs_count.png"]
     page = (repo / "metrics/report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4 + 2  # the report's figures + one preview per topped-up class
+    # the report's 4 figures; per generator one preview per topped-up class (2), trained ones + loss and samples
+    assert page.count("data:image/png;base64,") == 4 + 2 + 2 * (2 + 2)
+    for generator in GENERATORS:
+        scores = json.loads((repo / f"metrics/fid/{generator}.json").read_text())
+        fid = scores["fid_classifier_features"]
+        assert f"| {generator} | classifier:vit-full-seed0 (not FID) | 12 | {fid:.3f} |" in markdown
+    assert "| dog |" in markdown.split("### Per class")[1]
+    assert "![loss](generators/ddpm/loss.png)" in markdown and "![cat](synthetic/gan/cat.png)" in markdown
     dom = render((repo / "metrics/report.html").as_uri(), tmp_path / "report.png")
     assert "synthetic_sdxl_turbo" in dom and "<table>" in dom
     assert png_is_not_blank(tmp_path / "report.png")
+
+
+def test_dvc_plots_show_renders_every_plot(pipeline_repo, tmp_path):
+    repo, env = pipeline_repo
+    rendered = json.loads(run(["dvc", "plots", "show", "--json"], repo, env).stdout)["data"]
+    expected = {
+        "metrics/class_counts.csv": "vega", "metrics/generators/ddpm/loss.csv": "vega", "metrics/generators/gan/loss.csv": "vega",
+        "metrics/generators/gan/samples.png": "image", "metrics/report/confusion.png": "image",
+        f"metrics/eval/{ENTRIES[0]}/predictions.csv": "vega", f"metrics/train/{ENTRIES[-1]}.csv": "vega",
+        "metrics/synthetic/gan/cat.png": "image",
+    }
+    assert {plot: [r["type"] for r in rendered[plot]] for plot in expected} == {p: [t] for p, t in expected.items()}
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo, env)
+    page = (tmp_path / "plots" / "index.html").read_text()
+    assert "metrics_class_counts_csv" in page and "metrics_generators_ddpm_loss_csv" in page
 
 
 def test_second_repro_is_a_noop(pipeline_repo):
@@ -177,11 +250,13 @@ def test_forced_rerun_is_byte_identical(pipeline_repo):
         f"metrics/eval/{entry}/metrics.json",
         f"metrics/eval/{entry}/predictions.csv",
     ]
-    outputs += sorted(str(p.relative_to(repo)) for p in (repo / "data/synthetic/sdxl_turbo").iterdir())
+    # SDXL sampling is deterministic per seed in tests/synth; here the DDPM sampler and GAN training cross processes
+    outputs += sorted(str(p.relative_to(repo)) for p in (repo / "data/synthetic/ddpm").iterdir())
+    outputs += ["models/generators/gan/generator.safetensors"]
     before = {path: (repo / path).read_bytes() for path in outputs}
-    for stage in ("synthesize@sdxl_turbo", "train_classifier@vit-baseline-0", "evaluate@vit-baseline-0"):
-        result = run(["dvc", "repro", "--force", "--single-item", stage], repo, env)
-        assert f"Running stage '{stage}'" in result.stdout
+    stages = ["train_generator@gan", "synthesize@ddpm", "train_classifier@vit-baseline-0", "evaluate@vit-baseline-0"]
+    result = run(["dvc", "repro", "--force", "--single-item", *stages], repo, env)
+    assert re.findall(r"Running stage '([^']+)'", result.stdout) == stages
     assert {path: (repo / path).read_bytes() for path in outputs} == before
 
 
@@ -193,27 +268,89 @@ def test_runs_are_in_the_mlflow_store(pipeline_repo):
             "select r.name, m.value from metrics m join runs r on r.run_uuid = m.run_uuid where m.key = 'test_macro_f1'"
         ).fetchall())
     assert names == sorted([
-        "fetch", "imbalance", "synthesize/sdxl_turbo", "report",
+        "fetch", "imbalance", "report",
+        *(f"{stage}/{g}" for stage in ("train_generator", "synthesize", "fid") for g in GENERATORS
+          if (stage, g) != ("train_generator", "sdxl_turbo")),  # pretrained: nothing to train or log
         *(f"{stage}/vit-{variant}/seed0" for stage in ("train_classifier", "evaluate")
-          for variant in ("baseline", "full", "synthetic_sdxl_turbo")),
+          for variant in ("baseline", "full", *(f"synthetic_{g}" for g in GENERATORS))),
     ])
     assert metrics["evaluate/vit-baseline/seed0"] == pytest.approx(read_metrics(repo, "vit-baseline-seed0")["macro_f1"])
 
 
-def test_exp_run_with_changed_param_changes_metrics(pipeline_repo):
+def test_two_queued_experiments_run_in_parallel_with_the_sqlite_store(pipeline_repo):
+    """dvc queue start -j 2: both finish, both log every stage run to the one sqlite store, no lock errors."""
+    import time
+
     repo, env = pipeline_repo
     run(["git", "add", "-A"], repo, env)
-    run(["git", "commit", "-qm", "baseline results"], repo, env)
-    before = {entry: read_metrics(repo, entry) for entry in ENTRIES}
-    result = run(["dvc", "exp", "run", "-S", "train.lr=1e-5", "-S", "train.epochs=1"], repo, env)
-    assert "Running stage 'train_classifier@vit-baseline-0'" in result.stdout
-    assert "Running stage 'fetch'" not in result.stdout  # only what depends on train reruns
-    assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["lr"] == 1e-5
-    after = {entry: read_metrics(repo, entry) for entry in ENTRIES}
-    assert after != before
-    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo, env).stdout)
-    changed = diff[f"metrics/eval/{ENTRIES[0]}/metrics.json"]
-    assert changed["accuracy"]["old"] == before[ENTRIES[0]]["accuracy"]
-    assert changed["accuracy"]["new"] == after[ENTRIES[0]]["accuracy"]
+    run(["git", "commit", "--allow-empty", "-qm", "results before the queue"], repo, env)
+    names = ["fid-bs16", "fid-bs24"]
+    for name, batch in zip(names, (16, 24)):
+        run(["dvc", "exp", "run", "--queue", "--name", name, "-S", f"fid.batch_size={batch}"], repo, env)
+    # the workers it starts outlive it and hold its stdout open: capture to a file, not a pipe
+    with open(repo.parent / "queue-start.log", "w") as log:
+        started = subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, env=env, stdout=log,
+                                 stderr=subprocess.STDOUT, timeout=120)
+    assert started.returncode == 0, (repo.parent / "queue-start.log").read_text()
+    deadline, status = time.time() + 480, ""
+    while time.time() < deadline:
+        status = run(["dvc", "queue", "status"], repo, env).stdout
+        states = {name: line.split()[-1] for line in status.splitlines() for name in names if f" {name} " in f" {line} "}
+        assert "Failed" not in states.values(), status + run(["dvc", "queue", "logs", names[0]], repo, env).stdout
+        if states == {name: "Success" for name in names}:
+            break
+        time.sleep(3)
+    else:
+        pytest.fail(f"queue did not finish in time:\n{status}")
+    run(["dvc", "queue", "stop"], repo, env)
+    logs = "".join(run(["dvc", "queue", "logs", name], repo, env).stdout for name in names)
+    assert logs.count("Running stage 'fid@ddpm'") == 2
+    assert "database is locked" not in logs and "MLflow" not in logs  # no store warning in either experiment
+    with sqlite3.connect(repo / "mlflow.db") as db:
+        per_experiment = dict(db.execute(
+            "select t.value, count(*) from runs r join tags t on t.run_uuid = r.run_uuid "
+            "where t.key = 'dvc_exp_name' and r.status = 'FINISHED' and r.name like 'fid/%' group by t.value"
+        ).fetchall())
+    assert {name: per_experiment.get(name) for name in names} == {name: len(GENERATORS) for name in names}
     shown = run(["dvc", "exp", "show", "--csv"], repo, env).stdout
-    assert "train.lr" in shown and "1e-05" in shown
+    assert all(name in shown for name in names)
+
+
+def test_exp_run_reruns_only_what_the_changed_param_reaches(pipeline_repo):
+    repo, env = pipeline_repo
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "--allow-empty", "-qm", "baseline results"], repo, env)
+    fid_before = json.loads((repo / "metrics/fid/gan.json").read_text())
+    baseline_before = read_metrics(repo, ENTRIES[0])
+    result = run(["dvc", "exp", "run", "-S", "train_generator.gan.steps=4"], repo, env)
+    ran = set(re.findall(r"Running stage '([^']+)'", result.stdout))
+    assert ran == {"train_generator@gan", "synthesize@gan", "train_synthetic@vit-gan-0",
+                   "evaluate_synthetic@vit-gan-0", "fid@gan", "report"}
+    assert yaml.safe_load((repo / "params.yaml").read_text())["train_generator"]["gan"]["steps"] == 4
+    assert json.loads((repo / "models/generators/gan/generator.json").read_text())["steps"] == 4
+    fid_after = json.loads((repo / "metrics/fid/gan.json").read_text())
+    assert fid_after["fid_classifier_features"] != fid_before["fid_classifier_features"]
+    assert read_metrics(repo, ENTRIES[0]) == baseline_before
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo, env).stdout)
+    changed = diff["metrics/fid/gan.json"]["fid_classifier_features"]
+    assert (changed["old"], changed["new"]) == (fid_before["fid_classifier_features"], fid_after["fid_classifier_features"])
+    assert "metrics/eval/vit-baseline-seed0/metrics.json" not in diff
+    shown = run(["dvc", "exp", "show", "--csv"], repo, env).stdout
+    assert {row["train_generator.gan.steps"] for row in csv.DictReader(io.StringIO(shown))} >= {"4", "6"}
+
+
+def test_remote_round_trip_makes_a_fresh_clone_up_to_date(pipeline_repo, tmp_path):
+    """dvc push to a directory remote, git clone, dvc pull: the clone's dvc repro has nothing to do."""
+    repo, env = pipeline_repo
+    run(["dvc", "remote", "add", "--force", "-d", "store", str(tmp_path / "remote")], repo, env)
+    run(["dvc", "push"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "--allow-empty", "-qm", "results and remote"], repo, env)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
+    assert not (clone / f"models/classifiers/{ENTRIES[0]}").exists()  # only DVC's .gitignore came with git
+    run(["dvc", "pull"], clone, env)
+    assert (clone / f"models/classifiers/{ENTRIES[0]}/model.safetensors").read_bytes() == \
+        (repo / f"models/classifiers/{ENTRIES[0]}/model.safetensors").read_bytes()
+    result = run(["dvc", "repro"], clone, {**env, "PYTHONPATH": str(clone / "src")})
+    assert "Running stage" not in result.stdout and "up to date" in result.stdout

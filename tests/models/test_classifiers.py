@@ -3,7 +3,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from synthaug.models.classifiers import ClassifierSpec, build_classifier, count_parameters
+from synthaug.models.classifiers import (
+    ClassifierSpec,
+    build_classifier,
+    count_parameters,
+)
 from synthaug.train.checkpoint import load_classifier, save_classifier
 from synthaug.train.classifier import spec_from_params
 

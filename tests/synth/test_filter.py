@@ -6,7 +6,11 @@ import torch
 
 from synthaug.data.storage import ImageSet
 from synthaug.params import SyntheticFilterParams
-from synthaug.synth.filter import agreement_mask, filter_synthetic, kept_fraction_per_class
+from synthaug.synth.filter import (
+    agreement_mask,
+    filter_synthetic,
+    kept_fraction_per_class,
+)
 
 
 class ByBrightness(torch.nn.Module):

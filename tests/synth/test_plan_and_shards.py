@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthaug.synth.plan import generation_counts, plan_items
 from synthaug.io import fingerprint
+from synthaug.synth.plan import generation_counts, plan_items
 from synthaug.synth.shards import generate_shards, load_synthetic, metadata_rows
 
 NAMES = ("cat", "dog", "frog")

@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from synthaug.synth.plan import plan_items
-from synthaug.synth.sdxl_turbo import ModelLoadError, SdxlTurboGenerator, canny_edges, load_pipeline
+from synthaug.synth.sdxl_turbo import (
+    ModelLoadError,
+    SdxlTurboGenerator,
+    canny_edges,
+    load_pipeline,
+)
 
 from .conftest import with_backend
 
@@ -50,7 +55,11 @@ def test_pipeline_class_follows_params(tiny_synth_params):
 
 
 def test_offline_error_names_model_and_fix(tiny_synth_params, monkeypatch):
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # the hub reads the variable at import; without this it retries the network for ~20 s first
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     params = with_backend(tiny_synth_params, model="stabilityai/sdxl-turbo")
     with pytest.raises(ModelLoadError, match=r"cannot load synthesize\.sdxl_turbo\.model='stabilityai/sdxl-turbo'.*set synthesize\.sdxl_turbo\.model=DIR"):
         load_pipeline(params, torch.device("cpu"))

@@ -7,7 +7,13 @@ import torch
 from synthaug.data.storage import ImageSet
 from synthaug.models.classifiers import build_classifier
 from synthaug.seeding import seed_everything
-from synthaug.train.classifier import history_csv, make_scheduler, predict_logits, spec_from_params, train_classifier
+from synthaug.train.classifier import (
+    history_csv,
+    make_scheduler,
+    predict_logits,
+    spec_from_params,
+    train_classifier,
+)
 
 
 def three_batches(params, num_classes: int = 4, seed: int = 0) -> ImageSet:

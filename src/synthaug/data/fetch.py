@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from synthaug.io import ensure_free_space
 from tqdm import tqdm
 
 from synthaug.data.storage import ImageSet
@@ -27,6 +29,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_FILENAME = "cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+
+
+CIFAR10_ARCHIVE_BYTES = 170_498_071  # cifar-10-python.tar.gz
 
 
 class DataError(ValueError):
@@ -67,7 +72,7 @@ _ALLOWED_GLOBALS = {
 class _BatchUnpickler(pickle.Unpickler):
     """Unpickles CIFAR batches (dicts of arrays, lists, bytes) and refuses any other object."""
 
-    def find_class(self, module: str, name: str):  # noqa: ANN201
+    def find_class(self, module: str, name: str):
         if (module, name) not in _ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR batch")
         return super().find_class(module, name)
@@ -208,6 +213,7 @@ def download_cifar10(download_dir: Path) -> Path:
     archive = download_dir / CIFAR10_FILENAME
     if check_integrity(str(archive), CIFAR10_MD5):
         return archive
+    ensure_free_space(download_dir, CIFAR10_ARCHIVE_BYTES, "downloading CIFAR-10")
     try:
         download_url(CIFAR10_URL, str(download_dir), CIFAR10_FILENAME, CIFAR10_MD5)
     except Exception as exc:

@@ -56,9 +56,8 @@ def load_image_set(path: str | Path) -> ImageSet:
 
 
 def save_index_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def load_index_arrays(path: str | Path) -> dict[str, np.ndarray]:

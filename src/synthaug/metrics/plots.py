@@ -7,11 +7,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
-from synthaug.io import atomic_path  # noqa: E402
+from synthaug.io import atomic_path
 
 
 def confusion_figure(normalized: np.ndarray, class_names: tuple[str, ...], title: str) -> Figure:
@@ -59,3 +59,27 @@ def save_png(pixels: np.ndarray, path: str | Path) -> None:
 
     with atomic_path(path) as tmp:
         Image.fromarray(pixels).save(tmp, format="PNG")
+
+
+def loss_curves_figure(history: list[dict[str, float]], title: str) -> Figure:
+    """Every logged series of a generator's training (loss, loss_d, loss_g, ...) against the step."""
+    figure, axes = plt.subplots(figsize=(6.4, 3.6))
+    steps = [row["step"] for row in history]
+    for key in sorted({k for row in history for k in row} - {"step"}):
+        axes.plot(steps, [row.get(key, np.nan) for row in history], label=key)
+    axes.set_xlabel("step")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    if history:
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def rows_csv(rows: list[dict[str, float]]) -> str:
+    """A list of flat dicts as CSV (columns in first-seen order), the format DVC plots read."""
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    lines = [",".join(columns)] + [",".join(str(row.get(c, "")) for c in columns) for row in rows]
+    return "\n".join(lines) + "\n"

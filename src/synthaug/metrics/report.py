@@ -10,10 +10,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,43 @@ def comparison_markdown(rows: list[dict], minority: list[str]) -> str:
         ]
         for row in rows
     ]
+    return markdown_table(header, body)
+
+
+def score_suffix(scores: dict) -> str:
+    """'' for Inception FID, '_classifier_features' for the classifier-feature stand-in (never mixed)."""
+    return "" if "fid" in scores else "_classifier_features"
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def generator_markdown(scores: dict[str, dict], trainings: dict[str, dict]) -> str:
+    """One row per generator: its distance to the real test set, coverage, and CAS."""
+    header = ["generator", "features", "images", "FID", "KID (mean ± std)", "precision", "recall", "CAS accuracy", "training steps"]
+    body = []
+    for generator, result in scores.items():
+        sfx = score_suffix(result)
+        body.append([
+            generator, "Inception (FID)" if not sfx else f"{result['features']} (not FID)", str(result["images"]),
+            _number(result[f"fid{sfx}"], 3), f"{_number(result[f'kid_mean{sfx}'])} ± {_number(result[f'kid_std{sfx}'])}",
+            _number(result.get(f"precision{sfx}"), 3), _number(result.get(f"recall{sfx}"), 3), _number(result["cas_accuracy"]),
+            str(trainings.get(generator, {}).get("steps", "pretrained")),
+        ])
+    return markdown_table(header, body)
+
+
+def per_class_generator_markdown(scores: dict[str, dict], class_names: list[str]) -> str:
+    """Per class: each generator's FID and KID on that class alone (small sets: read KID first)."""
+    header = ["class"] + [f"{g} {metric}" for g in scores for metric in ("FID", "KID", "CAS recall")]
+    body = []
+    for name in class_names:
+        row = [name]
+        for result in scores.values():
+            entry, sfx = result["per_class"][name], score_suffix(result)
+            row += [_number(entry[f"fid{sfx}"], 3), _number(entry[f"kid_mean{sfx}"]), _number(entry["cas_recall"])]
+        body.append(row)
     return markdown_table(header, body)
 
 

@@ -28,6 +28,11 @@ def generation_counts(class_counts: np.ndarray, target_count: int | None, target
     return np.maximum(target - class_counts, 0).astype(np.int64)
 
 
+def evaluation_counts(test_counts: np.ndarray, per_class: int | None) -> np.ndarray:
+    """FID/KID set: the test set's class distribution, each class capped at `per_class` (None = no cap)."""
+    return test_counts.astype(np.int64) if per_class is None else np.minimum(test_counts, per_class).astype(np.int64)
+
+
 def plan_items(
     train_indices: np.ndarray,
     labels: np.ndarray,

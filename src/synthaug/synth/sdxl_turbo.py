@@ -15,17 +15,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from synthaug.devices import resolve_device
 from synthaug.params import SdxlTurboParams
 from synthaug.synth import ModelLoadError
 from synthaug.synth.plan import SynthItem
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError("synthesize.sdxl_turbo.device: cuda requested but no CUDA device is available")
-    return torch.device(device)
 
 
 def _from_pretrained(loader: Any, source: str, key: str, **kwargs: Any) -> Any:
@@ -154,6 +147,6 @@ class LazyGenerator:
 
     def __call__(self, items: list[SynthItem]) -> np.ndarray:
         if self._generator is None:
-            device = resolve_device(self.params.device)
+            device = resolve_device(self.params.device, "synthesize.sdxl_turbo.device")
             self._generator = SdxlTurboGenerator(self.params, self.real_images, self.output_size, device)
         return self._generator(items)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
 import numpy as np
 from tqdm import tqdm
 
@@ -50,13 +52,24 @@ def generate_shards(
             if images.shape[0] != len(shard_items) or images.dtype != np.uint8:
                 raise ValueError(f"generator returned {images.shape} {images.dtype} for {len(shard_items)} items")
             labels = np.array([item.class_index for item in shard_items], dtype=np.int64)
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as handle:
-                    np.savez(handle, images=images, labels=labels)
+            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                np.savez(handle, images=images, labels=labels)
             generated += len(shard_items)
         bar.update(len(shard_items))
     bar.close()
     return generated
+
+
+def publish_synthetic_set(out: Path, items: list[SynthItem], shard_size: int, generator: str) -> None:
+    """Move the finished shards of `items` from out's work folder into `out`, with metadata.csv, at once."""
+    from synthaug.io import work_folder
+
+    workdir = work_folder(out)
+    with atomic_path(out, directory=True) as tmp:
+        for shard in sorted(workdir.glob("shard-*.npz")):
+            os.replace(shard, tmp / shard.name)
+        (tmp / METADATA_FILE).write_text(metadata_csv(items, shard_size, generator), encoding="utf-8")
+    shutil.rmtree(workdir)
 
 
 def metadata_rows(items: list[SynthItem], shard_size: int, generator: str) -> list[dict]:

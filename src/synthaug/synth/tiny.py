@@ -41,7 +41,7 @@ def _byte_symbols() -> list[str]:
     return [chr(b) for b in printable] + [chr(256 + i) for i in range(len(others))]
 
 
-def _byte_level_tokenizer(folder: Path):  # noqa: ANN202
+def _byte_level_tokenizer(folder: Path):
     """A CLIP tokenizer over single byte-level symbols (no merges): a valid vocab with no download."""
     from transformers import CLIPTokenizer
 

@@ -1,0 +1,220 @@
+"""Class-conditional DCGAN with the seed's options, for 2^k-pixel images (32 px for CIFAR-10).
+
+Generator: [z, label embedding] -> 4x4 map -> up blocks (transposed conv, upsample + conv, or CSP-style
+split blocks), BatchNorm + LeakyReLU, tanh output. Discriminator: DCGAN conv stack with LeakyReLU, the label
+through a projection head or an embedding plane, optional spectral norm (SNGAN, then no BatchNorm in D).
+Loss: non-saturating BCE with one-sided label smoothing; Adam with separate learning rates for D and G.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from synthaug.io import read_json
+from synthaug.params import GanSampleParams, GanTrainParams
+from synthaug.synth.ddpm import to_uint8_images
+
+WEIGHTS_FILE = "generator.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def _up_block(kind: str, in_channels: int, out_channels: int) -> nn.Module:
+    if kind == "transposed":
+        return nn.Sequential(
+            nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2),
+        )
+    if kind == "upsample":
+        return nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2),
+        )
+    return CspUpBlock(in_channels, out_channels)
+
+
+class CspUpBlock(nn.Module):
+    """Cross-stage-partial up block: half the channels go through two convs, half take a 1x1 shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        half = out_channels // 2
+        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+        self.deep = nn.Sequential(
+            nn.Conv2d(in_channels, half, 3, 1, 1, bias=False), nn.BatchNorm2d(half), nn.LeakyReLU(0.2),
+            nn.Conv2d(half, half, 3, 1, 1, bias=False), nn.BatchNorm2d(half), nn.LeakyReLU(0.2),
+        )
+        self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels - half, 1, bias=False))
+        self.transition = nn.Sequential(
+            nn.Conv2d(out_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.upsample(x)
+        return self.transition(torch.cat([self.deep(x), self.shortcut(x)], dim=1))
+
+
+def _levels(image_size: int) -> int:
+    levels = int(math.log2(image_size)) - 2  # from 4x4 up to image_size
+    if 2 ** (levels + 2) != image_size or levels < 1:
+        raise ValueError(f"GAN image size must be a power of two >= 8, got {image_size}")
+    return levels
+
+
+class ConditionalGenerator(nn.Module):
+    def __init__(self, latent_dim: int, num_classes: int, base_channels: int, image_size: int, block: str) -> None:
+        super().__init__()
+        levels = _levels(image_size)
+        widths = [base_channels * 2 ** (levels - i) for i in range(levels + 1)]  # e.g. 256, 128, 64, 32
+        self.latent_dim, self.image_size = latent_dim, image_size
+        self.embed = nn.Embedding(num_classes, latent_dim)
+        self.stem = nn.Sequential(nn.Linear(2 * latent_dim, widths[0] * 16, bias=False), nn.BatchNorm1d(widths[0] * 16), nn.LeakyReLU(0.2))
+        self.blocks = nn.Sequential(*[_up_block(block, widths[i], widths[i + 1]) for i in range(levels)])
+        self.to_rgb = nn.Conv2d(widths[-1], 3, 3, 1, 1)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        x = self.stem(torch.cat([z, self.embed(labels)], dim=1)).view(z.shape[0], -1, 4, 4)
+        return torch.tanh(self.to_rgb(self.blocks(x)))
+
+
+class ConditionalDiscriminator(nn.Module):
+    def __init__(self, num_classes: int, base_channels: int, image_size: int, conditioning: str, spectral_norm: bool) -> None:
+        super().__init__()
+        levels = _levels(image_size)
+        wrap = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda module: module)
+        self.conditioning, self.image_size = conditioning, image_size
+        in_channels = 4 if conditioning == "embedding" else 3
+        if conditioning == "embedding":  # the label as an extra input plane
+            self.label_plane = nn.Embedding(num_classes, image_size * image_size)
+        layers: list[nn.Module] = []
+        width = in_channels
+        for i in range(levels):
+            out = base_channels * 2**i
+            layers.append(wrap(nn.Conv2d(width, out, 4, 2, 1, bias=i == 0 or spectral_norm)))
+            if i > 0 and not spectral_norm:
+                layers.append(nn.BatchNorm2d(out))
+            layers.append(nn.LeakyReLU(0.2))
+            width = out
+        self.features = nn.Sequential(*layers)
+        self.head = wrap(nn.Linear(width, 1))
+        if conditioning == "projection":  # Miyato & Koyama: logit += <embed(y), features>
+            self.projection = nn.Embedding(num_classes, width)
+            nn.init.xavier_uniform_(self.projection.weight)  # N(0, 1) rows would swamp the logit at the start
+            self.projection = wrap(self.projection)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.conditioning == "embedding":
+            plane = self.label_plane(labels).view(-1, 1, self.image_size, self.image_size)
+            images = torch.cat([images, plane], dim=1)
+        pooled = self.features(images).mean(dim=(2, 3))
+        logit = self.head(pooled).squeeze(1)
+        if self.conditioning == "projection":
+            logit = logit + (self.projection(labels) * pooled).sum(dim=1)
+        return logit
+
+
+class GanTrainer:
+    """One D step then one G step per training step; everything needed to resume is in `state()`."""
+
+    name = "gan"
+
+    def __init__(self, params: GanTrainParams, image_size: int, num_classes: int, device: torch.device) -> None:
+        self.params, self.num_classes, self.image_size, self.device = params, num_classes, image_size, device
+        self.generator = ConditionalGenerator(params.latent_dim, num_classes, params.base_channels, image_size, params.generator_block).to(device)
+        self.discriminator = ConditionalDiscriminator(
+            num_classes, params.base_channels, image_size, params.discriminator_conditioning, params.spectral_norm
+        ).to(device)
+        betas = (params.beta1, params.beta2)
+        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=params.lr_generator, betas=betas)
+        self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=params.lr_discriminator, betas=betas)
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, rng: torch.Generator, step: int) -> dict[str, float]:
+        count = images.shape[0]
+        z = torch.randn((count, self.params.latent_dim), generator=rng).to(self.device)
+        fake_labels = torch.randint(0, self.num_classes, (count,), generator=rng).to(self.device)
+        self.generator.train()
+        self.discriminator.train()
+        fake = self.generator(z, fake_labels)
+
+        real_logits = self.discriminator(images, labels)
+        fake_logits = self.discriminator(fake.detach(), fake_labels)
+        # One-sided label smoothing: real targets are `label_smoothing` (e.g. 0.9), fake targets stay 0.
+        loss_d = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, self.params.label_smoothing)) \
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+        if not torch.isfinite(loss_d):
+            return {"loss_d": float(loss_d.item())}
+        self.optimizer_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.optimizer_d.step()
+
+        fake_logits = self.discriminator(fake, fake_labels)
+        loss_g = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+        if not torch.isfinite(loss_g):
+            return {"loss_d": float(loss_d.item()), "loss_g": float(loss_g.item())}
+        self.optimizer_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.optimizer_g.step()
+        return {
+            "loss_d": float(loss_d.item()), "loss_g": float(loss_g.item()),
+            "d_real": float(torch.sigmoid(real_logits.detach()).mean()), "d_fake": float(torch.sigmoid(fake_logits.detach()).mean()),
+        }
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
+            "optimizer_g": self.optimizer_g.state_dict(), "optimizer_d": self.optimizer_d.state_dict(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.optimizer_g.load_state_dict(state["optimizer_g"])
+        self.optimizer_d.load_state_dict(state["optimizer_d"])
+
+    def sampler(self, sample_params: GanSampleParams) -> GanSampler:
+        return GanSampler(self.generator, sample_params, self.device)
+
+    def export(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.generator.state_dict().items()}, str(folder / WEIGHTS_FILE))
+        config = {
+            "latent_dim": self.params.latent_dim, "num_classes": self.num_classes, "base_channels": self.params.base_channels,
+            "image_size": self.image_size, "block": self.params.generator_block,
+        }
+        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+class GanSampler:
+    """(labels, seeds) -> uint8 images; each image's latent comes from its own seed."""
+
+    def __init__(self, generator: ConditionalGenerator, params: GanSampleParams, device: torch.device) -> None:
+        self.generator, self.params, self.device = generator, params, device
+
+    @classmethod
+    def load(cls, folder: Path, params: GanSampleParams, device: torch.device) -> GanSampler:
+        generator = ConditionalGenerator(**read_json(folder / CONFIG_FILE))
+        generator.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        return cls(generator.to(device), params, device)
+
+    @torch.inference_mode()
+    def __call__(self, labels: np.ndarray, seeds: list[int]) -> np.ndarray:
+        self.generator.eval()  # BatchNorm running statistics: an image does not depend on its batch
+        latent = self.generator.latent_dim
+        outputs = []
+        for start in range(0, len(labels), self.params.batch_size):
+            z = torch.stack([
+                torch.randn(latent, generator=torch.Generator().manual_seed(seed))
+                for seed in seeds[start : start + self.params.batch_size]
+            ]).to(self.device)
+            batch_labels = torch.as_tensor(labels[start : start + self.params.batch_size], device=self.device)
+            outputs.append(self.generator(z, batch_labels))
+        size = self.generator.image_size
+        return to_uint8_images(torch.cat(outputs)) if outputs else np.zeros((0, size, size, 3), np.uint8)

@@ -1,0 +1,112 @@
+"""DVC stage `train_generator`: train one of the pipeline's own generators (ddpm, gan) on the imbalanced split.
+
+Pretrained generators (sdxl_turbo) have nothing to train: their entry only records that, so every
+generator has a models/generators/<g> folder for the synthesize stage to depend on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import time
+from pathlib import Path
+
+from synthaug.cli import run_stage
+from synthaug.data.storage import load_image_set, load_index_arrays
+from synthaug.devices import resolve_device
+from synthaug.io import atomic_path, fingerprint, work_folder, write_json, write_text
+from synthaug.metrics.plots import loss_curves_figure, rows_csv, save_figure, save_png
+from synthaug.params import (
+    GENERATORS,
+    TRAINED_GENERATORS,
+    TrainGeneratorParams,
+    load_section,
+)
+from synthaug.seeding import seed_everything
+from synthaug.synth.backends import GENERATOR_FILE
+from synthaug.synth.training import (
+    LoopSettings,
+    build_trainer,
+    class_grid,
+    preview_sampler,
+    train_generator_loop,
+)
+from synthaug.tracking import run_name, stage_run
+
+
+def main() -> str:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generator", required=True, choices=GENERATORS, help="experiment.generators entry")
+    parser.add_argument("--data", type=Path, required=True, help="fetched dataset folder")
+    parser.add_argument("--splits", type=Path, required=True, help="split indices from the imbalance stage")
+    parser.add_argument("--out", type=Path, required=True, help="generator folder (weights, generator.json)")
+    parser.add_argument("--curves", type=Path, required=True, help="<curves>.json summary; loss.csv, loss.png, samples.png in <curves>/")
+    args = parser.parse_args()
+    params = load_section("train_generator", TrainGeneratorParams)
+
+    if args.generator not in TRAINED_GENERATORS:
+        with atomic_path(args.out, directory=True) as tmp:
+            write_json(tmp / GENERATOR_FILE, {"generator": args.generator, "trained": False})
+        write_json(args.curves.with_suffix(".json"), {"trained": False})
+        with atomic_path(args.curves, directory=True) as folder:
+            write_text(folder / "loss.csv", "step\n")
+        return f"{args.generator} is pretrained: nothing to train"
+
+    seed_everything(params.seed)
+    dataset = load_image_set(args.data / "train.npz")
+    train_set = dataset.subset(load_index_arrays(args.splits)["train"])  # imbalanced train only: nothing removed leaks
+    device = resolve_device(params.device, "train_generator.device")
+    trainer = build_trainer(args.generator, params, dataset.images.shape[1], dataset.num_classes, device)
+    section = getattr(params, args.generator)
+    settings = LoopSettings(
+        steps=section.steps, batch_size=section.batch_size, seed=params.seed, balanced_sampling=params.balanced_sampling,
+        horizontal_flip=params.horizontal_flip, log_every=params.log_every, checkpoint_every=params.checkpoint_every,
+        sample_every=params.sample_every,
+    )
+    digest = fingerprint({
+        "params": params.model_dump(), "generator": args.generator, "device": device.type,
+        "images": hashlib.sha256(train_set.images).hexdigest(), "labels": hashlib.sha256(train_set.labels).hexdigest(),
+    })
+    work = work_folder(args.out)
+    preview = preview_sampler(trainer, params, dataset.num_classes)
+
+    name = run_name("train_generator", args.generator)
+    with stage_run(name, {"train_generator": params.model_dump()}, {"generator": args.generator}) as tracker:
+        def log_samples(step: int) -> None:
+            path = work / "samples" / f"step{step:07d}.png"
+            save_png(class_grid(preview, dataset.num_classes, params.samples_per_class, params.seed), path)
+            tracker.log_artifact(path)
+
+        start = time.perf_counter()
+        result = train_generator_loop(
+            trainer, train_set, settings, work, digest,
+            on_log=lambda step, row: tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step),
+            on_samples=log_samples,
+        )
+        seconds = time.perf_counter() - start
+        with atomic_path(args.out, directory=True) as tmp:
+            trainer.export(tmp)
+            write_json(tmp / GENERATOR_FILE, {
+                "generator": args.generator, "trained": True, "class_names": list(dataset.class_names),
+                "image_size": int(dataset.images.shape[1]), "steps": settings.steps,
+            })
+        with atomic_path(args.curves, directory=True) as folder:
+            write_text(folder / "loss.csv", rows_csv(result.history))
+            save_figure(loss_curves_figure(result.history, f"{args.generator} training"), folder / "loss.png")
+            shutil.copy(sorted((work / "samples").glob("*.png"))[-1], folder / "samples.png")
+        shutil.rmtree(work)
+        final = {k: v for k, v in result.history[-1].items() if k != "step"}
+        steps_run = settings.steps - result.resumed_from
+        summary = {"trained": True, "steps": settings.steps, "train_images": len(train_set), "seconds": round(seconds, 2),
+                   "steps_per_second": round(steps_run / seconds, 3), "resumed_from_step": result.resumed_from,
+                   **{f"final_{k}": v for k, v in final.items()}}
+        write_json(args.curves.with_suffix(".json"), summary)
+        tracker.log_metrics({"seconds": seconds, "steps_per_second": steps_run / seconds})
+        tracker.log_artifact(args.curves / "loss.png")
+    losses = ", ".join(f"{k} {v:.4f}" for k, v in final.items())
+    return f"{name}: {settings.steps} steps on {len(train_set)} images ({steps_run / seconds:.2f} steps/s); final {losses}"
+
+
+if __name__ == "__main__":
+    run_stage("train_generator", main)

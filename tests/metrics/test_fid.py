@@ -1,0 +1,171 @@
+"""FID/KID/precision-recall against closed forms and references; pytorch-fid's InceptionV3 code path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from synthaug.metrics.fid import (
+    FeatureWeightsMissing,
+    classifier_features,
+    frechet_distance,
+    generation_scores,
+    inception_features,
+    inception_weights_path,
+    kernel_inception_distance,
+    labelled,
+    load_fid_inception,
+    matched_real_indices,
+    polynomial_mmd,
+    precision_recall,
+)
+from synthaug.models.classifiers import ClassifierSpec, build_classifier
+
+
+def with_exact_moments(samples: int, mean: np.ndarray, covariance: np.ndarray, seed: int) -> np.ndarray:
+    """Samples whose sample mean and (ddof=1) covariance are exactly `mean` and `covariance`."""
+    z = np.random.default_rng(seed).normal(size=(samples, len(mean)))
+    z -= z.mean(axis=0)
+    z = z @ np.linalg.inv(np.linalg.cholesky(np.cov(z, rowvar=False))).T  # whitened: sample covariance = I
+    return mean + z @ np.linalg.cholesky(covariance).T
+
+
+def test_fid_of_a_set_with_itself_is_zero():
+    features = np.random.default_rng(0).normal(size=(300, 16))
+    assert frechet_distance(features, features) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_fid_matches_the_closed_form_for_two_gaussians():
+    # Diagonal covariances: d^2 = |mu1 - mu2|^2 + sum(s1 + s2 - 2 sqrt(s1 s2)).
+    mean_a, mean_b = np.zeros(4), np.array([1.0, -2.0, 0.5, 0.0])
+    var_a, var_b = np.array([1.0, 2.0, 0.5, 4.0]), np.array([4.0, 2.0, 2.0, 1.0])
+    a = with_exact_moments(500, mean_a, np.diag(var_a), seed=1)
+    b = with_exact_moments(700, mean_b, np.diag(var_b), seed=2)
+    expected = np.sum((mean_a - mean_b) ** 2) + np.sum(var_a + var_b - 2 * np.sqrt(var_a * var_b))
+    assert expected == pytest.approx(7.75)  # 5.25 from the means + 2.5 from the variances
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+
+
+def test_pytorch_fid_distance_agrees_with_a_scipy_reference():
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        m1, m2 = rng.normal(size=6), rng.normal(size=6)
+        x, y = rng.normal(size=(6, 6)), rng.normal(size=(6, 6))
+        s1, s2 = x @ x.T + 0.1 * np.eye(6), y @ y.T + 0.1 * np.eye(6)
+        root = scipy.linalg.sqrtm(s1).real
+        reference = np.sum((m1 - m2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(scipy.linalg.sqrtm(root @ s2 @ root).real)
+        assert calculate_frechet_distance(m1, s1, m2, s2) == pytest.approx(reference, rel=1e-6)
+
+
+def brute_force_mmd(x: np.ndarray, y: np.ndarray) -> float:
+    def k(a, b):
+        return (a @ b / len(a) + 1) ** 3
+
+    n = len(x)
+    xx = sum(k(x[i], x[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(k(x[i], y[j]) for i in range(n) for j in range(n)) / n**2
+    return xx + yy - 2 * xy
+
+
+def test_kid_is_the_unbiased_polynomial_mmd_over_subsets():
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(12, 5)), rng.normal(0.5, 1.0, size=(12, 5))
+    assert polynomial_mmd(x, y) == pytest.approx(brute_force_mmd(x, y), rel=1e-9)
+    mean, std = kernel_inception_distance(x, y, subsets=4, subset_size=100, seed=1)
+    # subsets are capped at half the smaller set (6 here), drawn with the same seeded generator
+    draw = np.random.default_rng(1)
+    expected = [brute_force_mmd(x[draw.choice(12, 6, replace=False)], y[draw.choice(12, 6, replace=False)]) for _ in range(4)]
+    assert mean == pytest.approx(np.mean(expected), rel=1e-9) and std == pytest.approx(np.std(expected), rel=1e-9)
+    assert std > 0
+
+
+def test_kid_separates_same_from_shifted_distributions():
+    rng = np.random.default_rng(5)
+    real = rng.normal(size=(400, 8))
+    same, _ = kernel_inception_distance(real, rng.normal(size=(400, 8)), subsets=20, subset_size=100)
+    shifted, _ = kernel_inception_distance(real, rng.normal(1.0, 1.0, size=(400, 8)), subsets=20, subset_size=100)
+    assert abs(same) < 0.02 and shifted > 0.2
+
+
+def test_precision_recall_of_identical_and_disjoint_sets():
+    rng = np.random.default_rng(6)
+    real = rng.normal(size=(200, 4))
+    assert precision_recall(real, real.copy(), k=3) == (1.0, 1.0)
+    assert precision_recall(real, real + 100.0, k=3) == (0.0, 0.0)
+    # A generator that covers half the real modes: full precision, about half the recall.
+    modes = np.concatenate([rng.normal(size=(100, 4)), rng.normal(size=(100, 4)) + 50.0])
+    precision, recall = precision_recall(modes, modes[:100] + rng.normal(0, 0.01, size=(100, 4)), k=3)
+    assert precision == 1.0 and 0.45 <= recall <= 0.55
+
+
+def test_real_set_is_matched_to_the_generated_class_distribution():
+    real_labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    chosen = matched_real_indices(real_labels, np.array([0, 0, 2, 1, 0]))
+    assert chosen.tolist() == [0, 1, 2, 3, 6] and np.bincount(real_labels[chosen]).tolist() == [3, 1, 1]
+    with pytest.raises(ValueError, match="class 2: 4 generated images but only 3 real"):
+        matched_real_indices(real_labels, np.array([2, 2, 2, 2]))
+
+
+def test_scores_are_labelled_by_their_features():
+    rng = np.random.default_rng(7)
+    real, fake = rng.normal(size=(60, 3)), rng.normal(size=(60, 3))
+    labels = np.repeat([0, 1], 30)
+    scores = labelled(generation_scores(real, fake, labels, labels, ("a", "b"), 4, 20, 3), "_classifier_features")
+    assert {"fid_classifier_features", "kid_mean_classifier_features", "precision_classifier_features"} <= set(scores)
+    assert "fid" not in scores and "kid_mean" not in scores
+    assert scores["per_class"]["a"]["images"] == 30 and "fid_classifier_features" in scores["per_class"]["b"]
+    assert scores["per_class"]["a"]["fid_classifier_features"] == pytest.approx(frechet_distance(real[:30], fake[:30]))
+
+
+def test_missing_inception_weights_name_the_param(tmp_path):
+    with pytest.raises(FeatureWeightsMissing, match="fid.inception_weights: .*nothing.pth not found"):
+        inception_weights_path(str(tmp_path / "nothing.pth"))
+
+
+@pytest.fixture(scope="module")
+def random_inception_weights(tmp_path_factory):
+    """pytorch-fid's FID Inception architecture with random weights, saved like the real .pth file."""
+    from unittest import mock
+
+    import torchvision
+    from pytorch_fid import inception
+
+    captured = {}
+
+    def capture(self, state_dict, *args, **kwargs):
+        captured.update(self.state_dict())
+
+    with mock.patch.object(inception, "load_state_dict_from_url", return_value={}), \
+            mock.patch.object(torchvision.models.inception.Inception3, "load_state_dict", capture):
+        inception.fid_inception_v3()
+    torch.manual_seed(0)
+    for name, tensor in captured.items():
+        if tensor.is_floating_point() and "running_var" not in name:
+            captured[name] = torch.randn_like(tensor) * 0.05
+    path = tmp_path_factory.mktemp("weights") / "pt_inception-random.pth"
+    torch.save(captured, path)
+    return path
+
+
+def test_pytorch_fid_inception_runs_through_the_real_code_path(random_inception_weights):
+    model = load_fid_inception(random_inception_weights)  # strict load: every key of the FID variant is there
+    images = np.random.default_rng(8).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    features = inception_features(model, images, batch_size=2, device=torch.device("cpu"))
+    assert features.shape == (3, 2048) and np.isfinite(features).all() and features.std() > 0
+    assert np.allclose(inception_features(model, images[1:2], 1, torch.device("cpu")), features[1:2], atol=1e-4)
+
+
+def test_classifier_features_are_the_head_input():
+    spec = ClassifierSpec("vit", 3, 8, {"patch_size": 4, "hidden_size": 16, "num_hidden_layers": 1,
+                                         "num_attention_heads": 2, "intermediate_size": 32, "dropout": 0.0})
+    model = build_classifier(spec).eval()
+    images = np.random.default_rng(9).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    features, logits = classifier_features(model, images, 8, 3, batch_size=2)
+    assert features.shape == (5, 16) and logits.shape == (5, 3)
+    head = model.vit.classifier
+    assert np.allclose(head(torch.from_numpy(features)).detach().numpy(), logits, atol=1e-5)

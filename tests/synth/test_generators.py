@@ -1,0 +1,185 @@
+"""The pipeline's own generators: DDPM and GAN train, checkpoint, resume exactly, sample reproducibly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from synthaug.data.storage import ImageSet
+from synthaug.io import write_json
+from synthaug.params import SynthesizeParams, TrainGeneratorParams, parse_section
+from synthaug.synth.backends import GENERATOR_FILE, make_backend
+from synthaug.synth.plan import generation_counts, plan_items
+from synthaug.synth.training import (
+    CHECKPOINT_FILE,
+    BatchSampler,
+    LoopSettings,
+    build_trainer,
+    class_grid,
+    preview_sampler,
+    train_generator_loop,
+)
+from synthaug.train.state import load_state, save_state
+
+CLASSES = ("cat", "dog", "frog")
+
+
+@pytest.fixture
+def generator_params(project_params) -> TrainGeneratorParams:
+    raw = dict(project_params["train_generator"], log_every=2, checkpoint_every=3, sample_every=3, samples_per_class=2)
+    raw["ddpm"] = dict(raw["ddpm"], steps=6, batch_size=4, block_out_channels=[8, 16], layers_per_block=1,
+                       attention=False, preview_steps=2, warmup_steps=2)
+    raw["gan"] = dict(raw["gan"], steps=6, batch_size=4, latent_dim=8, base_channels=8)
+    return parse_section("train_generator", raw, TrainGeneratorParams)
+
+
+@pytest.fixture
+def tiny_images() -> ImageSet:
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), [2, 4, 8])
+    images = (rng.integers(0, 60, (len(labels), 8, 8, 3)) + 60 * labels[:, None, None, None]).astype(np.uint8)
+    return ImageSet(images, labels, CLASSES)
+
+
+def settings(params: TrainGeneratorParams, generator: str) -> LoopSettings:
+    section = getattr(params, generator)
+    return LoopSettings(steps=section.steps, batch_size=section.batch_size, seed=params.seed, balanced_sampling=True,
+                        horizontal_flip=True, log_every=params.log_every, checkpoint_every=params.checkpoint_every,
+                        sample_every=params.sample_every)
+
+
+def weights(trainer) -> dict[str, torch.Tensor]:
+    return {f"{part}.{k}": v for part, tree in trainer.state().items() if part in ("model", "ema", "generator", "discriminator")
+            for k, v in tree.items()}
+
+
+def test_state_round_trips_without_pickle(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), betas=(0.5, 0.9))
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    tree = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.Generator().manual_seed(3).get_state(),
+            "history": [{"step": 1, "loss": 0.5}], "pair": (1, None)}
+    save_state(tmp_path / "state.safetensors", tree)
+    loaded = load_state(tmp_path / "state.safetensors")
+    assert loaded["history"] == [{"step": 1, "loss": 0.5}] and loaded["pair"] == (1, None)
+    assert torch.equal(loaded["rng"], tree["rng"]) and torch.equal(loaded["model"]["weight"], model.weight)
+    fresh = torch.optim.AdamW(torch.nn.Linear(3, 2).parameters())
+    fresh.load_state_dict(loaded["optimizer"])  # int parameter keys and tuples came back as the optimizer needs
+    assert fresh.state_dict()["param_groups"][0]["betas"] == (0.5, 0.9)
+    assert torch.equal(fresh.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+
+
+def test_balanced_sampling_draws_classes_evenly():
+    labels = np.array([0] * 2 + [1] * 98)
+    rng = torch.Generator().manual_seed(0)
+    balanced = labels[BatchSampler(labels, 2, balanced=True)(4000, rng).numpy()]
+    plain = labels[BatchSampler(labels, 2, balanced=False)(4000, rng).numpy()]
+    assert abs((balanced == 0).mean() - 0.5) < 0.03
+    assert (plain == 0).mean() < 0.05
+
+
+@pytest.mark.parametrize("generator", ["ddpm", "gan"])
+def test_trains_with_finite_losses_and_logged_curve(generator, generator_params, tiny_images, tmp_path):
+    trainer = build_trainer(generator, generator_params, 8, 3, torch.device("cpu"))
+    before = {k: v.clone() for k, v in weights(trainer).items()}
+    grids = []
+    result = train_generator_loop(trainer, tiny_images, settings(generator_params, generator), tmp_path / "work", "x",
+                                  on_samples=lambda step: grids.append(step))
+    assert [row["step"] for row in result.history] == [2, 4, 6] and grids == [3, 6]
+    assert all(np.isfinite(v) for row in result.history for v in row.values())
+    assert any(not torch.equal(before[k], v) for k, v in weights(trainer).items())
+    assert load_state(tmp_path / "work" / CHECKPOINT_FILE)["step"] == 3  # the last one before the end
+
+
+@pytest.mark.parametrize("generator", ["ddpm", "gan"])
+def test_interrupted_training_resumes_to_the_same_weights(generator, generator_params, tiny_images, tmp_path):
+    loop = settings(generator_params, generator)
+    torch.manual_seed(0)
+    straight = build_trainer(generator, generator_params, 8, 3, torch.device("cpu"))
+    expected = train_generator_loop(straight, tiny_images, loop, tmp_path / "straight", "same")
+
+    def stop_at_five(step: int, row: dict) -> None:
+        if step == 4:  # after the step-3 checkpoint
+            raise KeyboardInterrupt
+
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        train_generator_loop(build_trainer(generator, generator_params, 8, 3, torch.device("cpu")), tiny_images, loop,
+                             tmp_path / "resumed", "same", on_log=stop_at_five)
+    torch.manual_seed(0)
+    resumed = build_trainer(generator, generator_params, 8, 3, torch.device("cpu"))
+    result = train_generator_loop(resumed, tiny_images, loop, tmp_path / "resumed", "same")
+    assert result.resumed_from == 3 and result.history == expected.history
+    for key, value in weights(straight).items():
+        assert torch.equal(value, weights(resumed)[key]), key
+
+
+def test_checkpoint_of_other_inputs_is_not_resumed(generator_params, tiny_images, tmp_path):
+    loop = settings(generator_params, "gan")
+    train_generator_loop(build_trainer("gan", generator_params, 8, 3, torch.device("cpu")), tiny_images, loop, tmp_path, "old")
+    result = train_generator_loop(build_trainer("gan", generator_params, 8, 3, torch.device("cpu")), tiny_images, loop, tmp_path, "new")
+    assert result.resumed_from == 0
+
+
+def test_non_finite_loss_stops_with_step_and_keeps_checkpoint(generator_params, tiny_images, tmp_path):
+    trainer = build_trainer("ddpm", generator_params, 8, 3, torch.device("cpu"))
+    original = trainer.train_step
+
+    def poisoned(images, labels, rng, step):
+        return {"loss": float("nan")} if step == 4 else original(images, labels, rng, step)
+
+    trainer.train_step = poisoned
+    with pytest.raises(FloatingPointError, match=r"non-finite loss \{'loss': nan\} at step 5; the checkpoint of step 3"):
+        train_generator_loop(trainer, tiny_images, settings(generator_params, "ddpm"), tmp_path, "x")
+    assert load_state(tmp_path / CHECKPOINT_FILE)["step"] == 3
+
+
+@pytest.mark.parametrize("generator", ["ddpm", "gan"])
+def test_exported_generator_fills_the_minority_classes(generator, generator_params, tiny_images, project_params, tmp_path):
+    trainer = build_trainer(generator, generator_params, 8, 3, torch.device("cpu"))
+    train_generator_loop(trainer, tiny_images, settings(generator_params, generator), tmp_path / "work", "x")
+    folder = tmp_path / generator
+    trainer.export(folder)
+    write_json(folder / GENERATOR_FILE, {"generator": generator, "trained": True, "class_names": list(CLASSES), "image_size": 8})
+    raw = dict(project_params["synthesize"])
+    raw["ddpm"] = dict(raw["ddpm"], steps=2, guidance_scale=2.0, batch_size=3)
+    raw["gan"] = dict(raw["gan"], batch_size=3)
+    params = parse_section("synthesize", raw, SynthesizeParams)
+    counts = generation_counts(tiny_images.class_counts(), None, 1.0)
+    items = plan_items(np.arange(len(tiny_images)), tiny_images.labels, CLASSES, counts, ["{name}"], seed=0)
+    backend = make_backend(generator, params, folder, tiny_images.images, CLASSES)
+    images = backend(items)
+    assert images.shape == (len(items), 8, 8, 3) and images.dtype == np.uint8
+    labels = np.array([item.class_index for item in items])
+    assert (np.bincount(labels, minlength=3) + tiny_images.class_counts()).tolist() == [8, 8, 8]
+    # Each image depends only on its own seed: generating a later subset alone gives the same pixels.
+    assert np.abs(backend(items[4:7]).astype(int) - images[4:7]).max() <= 1
+
+
+def test_preview_grid_has_one_row_per_class(generator_params):
+    trainer = build_trainer("gan", generator_params, 8, 3, torch.device("cpu"))
+    grid = class_grid(preview_sampler(trainer, generator_params, 3), 3, 2, seed=0)
+    # 3 rows x 2 columns of 8 px images with 2 px gaps, doubled
+    assert grid.shape == (2 * (3 * 10 - 2), 2 * (2 * 10 - 2), 3)
+
+
+def test_gan_options_build_and_step(generator_params, tiny_images):
+    for block in ("transposed", "upsample", "csp"):
+        for conditioning in ("projection", "embedding"):
+            for spectral in (False, True):
+                gan = generator_params.gan.model_copy(update=dict(
+                    generator_block=block, discriminator_conditioning=conditioning, spectral_norm=spectral))
+                params = generator_params.model_copy(update=dict(gan=gan))
+                trainer = build_trainer("gan", params, 8, 3, torch.device("cpu"))
+                images = torch.from_numpy(tiny_images.images[:4]).permute(0, 3, 1, 2).float() / 127.5 - 1
+                losses = trainer.train_step(images, torch.from_numpy(tiny_images.labels[:4]), torch.Generator().manual_seed(0), 0)
+                assert set(losses) == {"loss_d", "loss_g", "d_real", "d_fake"} and all(np.isfinite(list(losses.values())))
+                has_spectral = any("parametrizations" in name for name, _ in trainer.discriminator.named_parameters())
+                assert has_spectral == spectral
+
+
+def test_gan_rejects_sizes_that_are_not_powers_of_two(generator_params):
+    with pytest.raises(ValueError, match="power of two"):
+        build_trainer("gan", generator_params, 12, 3, torch.device("cpu"))
