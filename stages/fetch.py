@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from synthaug.data.storage import save_image_set
 from synthaug.io import atomic_path, ensure_free_space, write_json
 from synthaug.params import FetchParams, load_section
 from synthaug.tracking import run_name, stage_run
+
+log = logging.getLogger("synthaug.fetch")
 
 
 def main() -> str:
@@ -39,8 +42,11 @@ def main() -> str:
                     "image_size": params.image_size,
                     "class_names": list(dataset.splits["train"].class_names),
                     "counts": {split: len(images) for split, images in dataset.splits.items()},
+                    "conversions": dataset.conversions,
                 },
             )
+        if dataset.conversions:
+            log.info("converted while decoding (images): %s", dataset.conversions)
         counts = {f"{split}_images": len(images) for split, images in dataset.splits.items()}
         tracker.log_metrics({**counts, "decode_seconds": decode_seconds})
     return f"{counts} from {source} ({dataset.source_format}), decoded in {decode_seconds:.1f}s"

@@ -45,6 +45,7 @@ def test_resizes_and_converts_modes(tmp_path):
     assert train.images.shape == (6, 16, 16, 3)
     gray = train.images[2]  # sorted by (class, name): a/0000, a/0001, a/gray
     assert np.all(gray == 128)
+    assert dataset.conversions == {"mode_L": 1, "mode_RGBA": 1, "resized": 8}  # the 6 fixture images are 8 px
 
 
 def test_corrupt_image_names_the_file(tmp_path):

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -106,6 +107,16 @@ def pipeline_repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     run(["git", "commit", "--allow-empty", "-qm", "tiny project"], repo, env)
     run(["dvc", "repro"], repo, env)
     return repo, env
+
+
+def stop_queue_workers(repo: Path) -> None:
+    """A DVC queue worker can stay alive after its queue is empty and stopped: leave no process behind."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if b"queue-worker" in (proc / "cmdline").read_bytes() and (proc / "cwd").resolve() == repo.resolve():
+                os.kill(int(proc.name), signal.SIGTERM)
+        except OSError:
+            continue  # gone already, or not ours to read
 
 
 def read_metrics(repo: Path, entry: str) -> dict:
@@ -277,7 +288,7 @@ def test_runs_are_in_the_mlflow_store(pipeline_repo):
     assert metrics["evaluate/vit-baseline/seed0"] == pytest.approx(read_metrics(repo, "vit-baseline-seed0")["macro_f1"])
 
 
-def test_two_queued_experiments_run_in_parallel_with_the_sqlite_store(pipeline_repo):
+def test_two_queued_experiments_run_in_parallel_with_the_sqlite_store(pipeline_repo, request):
     """dvc queue start -j 2: both finish, both log every stage run to the one sqlite store, no lock errors."""
     import time
 
@@ -287,6 +298,7 @@ def test_two_queued_experiments_run_in_parallel_with_the_sqlite_store(pipeline_r
     names = ["fid-bs16", "fid-bs24"]
     for name, batch in zip(names, (16, 24)):
         run(["dvc", "exp", "run", "--queue", "--name", name, "-S", f"fid.batch_size={batch}"], repo, env)
+    request.addfinalizer(lambda: stop_queue_workers(repo))
     # the workers it starts outlive it and hold its stdout open: capture to a file, not a pipe
     with open(repo.parent / "queue-start.log", "w") as log:
         started = subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, env=env, stdout=log,

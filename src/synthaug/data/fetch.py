@@ -12,8 +12,9 @@ import hashlib
 import io
 import pickle
 import tarfile
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,8 @@ class FetchedDataset:
     splits: dict[str, ImageSet]
     source_format: str  # "cifar10-python" | "imagefolder"
     sha256: str
+    # How many images needed converting, e.g. {"mode_L": 3, "resized": 5}; kept in meta.json and logged.
+    conversions: dict[str, int] = field(default_factory=dict)
 
 
 def sha256_of(path: Path) -> str:
@@ -132,26 +135,30 @@ def _iter_encoded_images(source: Path) -> Iterator[tuple[str, bytes]]:
                 yield member.name, tar.extractfile(member).read()
 
 
-def decode_image(encoded: bytes, image_size: int, name: str) -> np.ndarray:
+def decode_image(encoded: bytes, image_size: int, name: str, conversions: Counter | None = None) -> np.ndarray:
     """Decode to (size, size, 3) uint8: any mode becomes RGB, any size is resized with antialiasing."""
+    conversions = Counter() if conversions is None else conversions
     try:
         with Image.open(io.BytesIO(encoded)) as image:
+            if image.mode != "RGB":
+                conversions[f"mode_{image.mode}"] += 1
             image = image.convert("RGB")
             if image.size != (image_size, image_size):
+                conversions["resized"] += 1
                 image = image.resize((image_size, image_size), Image.Resampling.BICUBIC, reducing_gap=None)
             return np.asarray(image, dtype=np.uint8)
     except Exception as exc:
         raise DataError(f"{name}: cannot decode image ({type(exc).__name__}: {exc})") from None
 
 
-def read_image_folder(source: Path, image_size: int) -> dict[str, ImageSet]:
+def read_image_folder(source: Path, image_size: int, conversions: Counter | None = None) -> dict[str, ImageSet]:
     found: dict[str, list[tuple[str, str, np.ndarray]]] = {split: [] for split in SPLITS}
     for name, encoded in tqdm(_iter_encoded_images(source), desc="decode", unit="img", mininterval=2, disable=None):
         located = _split_and_class(name)
         if located is None:
             continue
         split, class_name = located
-        found[split].append((class_name, name, decode_image(encoded, image_size, f"{source}:{name}")))
+        found[split].append((class_name, name, decode_image(encoded, image_size, f"{source}:{name}", conversions)))
     train_classes = sorted({c for c, _, _ in found["train"]})
     if not train_classes:
         raise DataError(f"{source}: no images under train/<class>/ (expected ImageFolder layout)")
@@ -203,7 +210,9 @@ def read_archive(source: Path, image_size: int) -> FetchedDataset:
         raise DataError(f"{source}: not a folder or a tar archive (fetch.archive)")
     if _is_cifar10_python(source):
         return FetchedDataset(read_cifar10_python(source, image_size), "cifar10-python", sha256_of(source))
-    return FetchedDataset(read_image_folder(source, image_size), "imagefolder", sha256_of(source))
+    conversions: Counter = Counter()
+    splits = read_image_folder(source, image_size, conversions)
+    return FetchedDataset(splits, "imagefolder", sha256_of(source), dict(sorted(conversions.items())))
 
 
 def download_cifar10(download_dir: Path) -> Path:
