@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import shutil
 from pathlib import Path
@@ -10,13 +11,14 @@ from pathlib import Path
 from synthaug.cli import add_entry_arguments, entry_name, entry_tags, run_stage
 from synthaug.data.imbalance import variant_indices
 from synthaug.data.storage import concat_image_sets, load_image_set, load_index_arrays
+from synthaug.distributed import close_ranks, init_ranks
 from synthaug.io import fingerprint, work_folder, write_json, write_text
 from synthaug.models.classifiers import build_classifier, count_parameters
 from synthaug.params import TrainParams, load_section
 from synthaug.seeding import derive_seed, seed_everything
 from synthaug.synth.filter import filter_synthetic
 from synthaug.synth.shards import load_synthetic
-from synthaug.tracking import run_name, stage_run
+from synthaug.tracking import RunLogger, run_name, stage_run
 from synthaug.train.checkpoint import save_classifier
 from synthaug.train.classifier import history_csv, spec_from_params, train_classifier
 
@@ -32,6 +34,8 @@ def main() -> str:
     parser.add_argument("--filter-model", type=Path, help="real-data classifier for train.synthetic_filter")
     args = parser.parse_args()
     params = load_section("train", TrainParams)
+    # Under torchrun / accelerate launch every rank trains its share; rank 0 alone logs and writes.
+    ranks = init_ranks()
 
     seed_everything(args.seed)
     dataset = load_image_set(args.data / "train.npz")
@@ -48,7 +52,11 @@ def main() -> str:
     model = build_classifier(spec)
 
     name = run_name("train_classifier", entry_name(args), args.seed)
-    with stage_run(name, {"train": params.model_dump()}, entry_tags(args)) as tracker:
+    if ranks.is_main:
+        tracking = stage_run(name, {"train": params.model_dump()}, entry_tags(args))
+    else:
+        tracking = contextlib.nullcontext(RunLogger(None))
+    with tracking as tracker:
         tracker.log_metrics({"train_images": len(train_set), "parameters": count_parameters(model)})
         # A killed run resumes from its last finished epoch, if nothing that decides the result changed.
         work = work_folder(args.out)
@@ -59,8 +67,11 @@ def main() -> str:
         result = train_classifier(
             model, train_set, val_set, params, seed=args.seed,
             on_epoch=lambda record: tracker.log_metrics(record.to_dict(), step=record.epoch),
-            checkpoint=work / "last.pt", fingerprint=digest,
+            checkpoint=work / "last.pt", fingerprint=digest, ranks=ranks,
         )
+        close_ranks(ranks)
+        if not ranks.is_main:
+            return f"{name}: rank {ranks.rank} of {ranks.world_size} done"
         save_classifier(args.out, spec, result.best_state)
         shutil.rmtree(work)
         write_text(args.history.with_suffix(".csv"), history_csv(result.history))

@@ -17,8 +17,9 @@ from tqdm import tqdm
 
 from synthaug.data.augment import augment_batch, seed_augmentations, to_model_input
 from synthaug.data.storage import ImageSet
+from synthaug.distributed import Ranks, rank_share, sum_over_ranks, unwrap, wrap_for_ranks
 from synthaug.io import atomic_path
-from synthaug.metrics.classification import macro_f1
+from synthaug.metrics.classification import confusion_matrix, per_class_scores
 from synthaug.models.classifiers import BUILDERS, ClassifierSpec
 from synthaug.params import TrainParams
 
@@ -99,12 +100,18 @@ def train_classifier(
     on_epoch: Callable[[EpochRecord], None] | None = None,
     checkpoint: Path | None = None,
     fingerprint: str = "",
+    ranks: Ranks = Ranks(),
 ) -> TrainResult:
     """Train for params.epochs and keep the weights of the epoch with the best validation macro-F1.
 
     With `checkpoint`, the full training state (weights, optimizer, schedule, every random generator)
     is saved after each epoch and, if it carries the same `fingerprint`, resumed from: an interrupted
     run finishes with exactly the result of an uninterrupted one.
+
+    With several `ranks` (DDP), every rank draws the same global batch and augments it with the same
+    random stream, then trains on its interleaved share; the loss is weighted so that DDP's gradient
+    average equals the global batch's mean gradient, i.e. the single-process run up to float rounding.
+    Validation is sharded and its confusion matrix summed; only rank 0 writes the checkpoint.
     """
     if len(train_set) == 0:
         raise ValueError("training set is empty")
@@ -116,10 +123,11 @@ def train_classifier(
     history: list[EpochRecord] = []
     best_state: dict[str, torch.Tensor] = {}
     best_epoch, best_score, start_epoch = 0, -1.0, 1
+    core = model  # the weights; `model` becomes their DDP wrapper when there are several ranks
     if checkpoint is not None and checkpoint.is_file():
         saved = torch.load(checkpoint, weights_only=True)  # never unpickles arbitrary objects
         if saved["fingerprint"] == fingerprint:
-            model.load_state_dict(saved["model"])
+            core.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
             rng.bit_generator.state = saved["rng"]
@@ -129,6 +137,7 @@ def train_classifier(
             best_state, best_epoch, best_score = saved["best_state"], saved["best_epoch"], saved["best_score"]
             start_epoch = saved["epoch"] + 1
             log.info("resuming from %s after epoch %d of %d", checkpoint, saved["epoch"], params.epochs)
+    model = wrap_for_ranks(core, ranks)
     for epoch in range(start_epoch, params.epochs + 1):
         model.train()
         order = rng.permutation(len(train_set))
@@ -136,38 +145,43 @@ def train_classifier(
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{params.epochs}", unit="batch", disable=None)
         for step in bar:
             batch = order[step * params.batch_size : (step + 1) * params.batch_size]
-            inputs = to_model_input(augment_batch(train_set.images[batch], augment), params.image_size)
-            targets = torch.from_numpy(train_set.labels[batch])
+            augmented = augment_batch(train_set.images[batch], augment)
+            inputs = to_model_input(rank_share(augmented, ranks), params.image_size)
+            targets = torch.from_numpy(rank_share(train_set.labels[batch], ranks))
             logits = model(inputs)
             loss = F.cross_entropy(logits, targets, label_smoothing=params.label_smoothing)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step + 1}")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # DDP averages over ranks and shares can differ by one: weight so the result is the global batch's mean
+            (loss * (len(targets) * ranks.world_size / len(batch))).backward()
             optimizer.step()
             scheduler.step()
-            loss_sum += loss.item() * len(batch)
+            loss_sum += loss.item() * len(targets)
             correct += int((logits.argmax(1) == targets).sum())
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        val_predicted = predict_logits(model, val_set.images, params.image_size, params.eval_batch_size, "validate").argmax(1)
+        loss_sum, correct = sum_over_ranks(np.array([loss_sum, correct]), ranks)
+        val_images, val_labels = rank_share(val_set.images, ranks), rank_share(val_set.labels, ranks)
+        val_predicted = predict_logits(core, val_images, params.image_size, params.eval_batch_size, "validate").argmax(1)
+        confusion = sum_over_ranks(confusion_matrix(val_labels, val_predicted, val_set.num_classes), ranks)
         record = EpochRecord(
             epoch=epoch,
             lr=float(optimizer.param_groups[0]["lr"]),
-            train_loss=round(loss_sum / len(train_set), 6),
-            train_accuracy=round(correct / len(train_set), 6),
-            val_accuracy=round(float((val_predicted == val_set.labels).mean()), 6),
-            val_macro_f1=round(macro_f1(val_set.labels, val_predicted, val_set.num_classes), 6),
+            train_loss=round(float(loss_sum) / len(train_set), 6),
+            train_accuracy=round(float(correct) / len(train_set), 6),
+            val_accuracy=round(float(np.trace(confusion) / len(val_set)), 6),
+            val_macro_f1=round(float(per_class_scores(confusion)["f1"].mean()), 6),
         )
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
         if record.val_macro_f1 > best_score:
             best_epoch, best_score = epoch, record.val_macro_f1
-            best_state = copy.deepcopy(model.state_dict())
-        if checkpoint is not None:
+            best_state = copy.deepcopy(core.state_dict())
+        if checkpoint is not None and ranks.is_main:
             with atomic_path(checkpoint) as tmp:
                 torch.save({
-                    "fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
+                    "fingerprint": fingerprint, "epoch": epoch, "model": core.state_dict(),
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "rng": rng.bit_generator.state, "augmentation": _augmentation_state(augment),
                     "torch_rng": torch.get_rng_state(), "history": [r.to_dict() for r in history],

@@ -1,0 +1,66 @@
+"""Several training processes on one or more machines (`torchrun`, `accelerate launch`): ranks, DDP, reductions.
+
+A stage run by a launcher reads its rank from the environment (RANK, WORLD_SIZE, MASTER_ADDR, ...);
+run plainly, it is rank 0 of 1 and nothing here does any communication.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Ranks:
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_ranks() -> Ranks:
+    """Join the process group the launcher describes (gloo on CPU, nccl on CUDA); one process: no group."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Ranks()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return Ranks(dist.get_rank(), dist.get_world_size())
+
+
+def close_ranks(ranks: Ranks) -> None:
+    if ranks.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def rank_share(batch: np.ndarray, ranks: Ranks) -> np.ndarray:
+    """This rank's interleaved share of a global batch (sizes differ by at most one)."""
+    return batch[ranks.rank :: ranks.world_size]
+
+
+def sum_over_ranks(values: np.ndarray, ranks: Ranks) -> np.ndarray:
+    """Element-wise sum of `values` over all ranks (float64, so counts stay exact)."""
+    total = torch.from_numpy(np.asarray(values, dtype=np.float64).copy())
+    if ranks.distributed:
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total.numpy()
+
+
+def wrap_for_ranks(model: nn.Module, ranks: Ranks) -> nn.Module:
+    """DDP across ranks (it starts every rank from rank 0's weights); the model itself on one process."""
+    return nn.parallel.DistributedDataParallel(model) if ranks.distributed else model
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
