@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -63,6 +64,17 @@ def test_markdown_and_html_tables():
     assert rendered.count("<tr>") == 3 and "<td>+0.1400</td>" in rendered
     single = comparison_markdown(comparison_rows(RESULTS[:1], ["a"]), ["a"])
     assert "| vit | baseline | 1 | 0.5000 | 0.4000 | 0.0000 | +0.0000 |" in single
+
+
+def test_recall_figure_has_one_bar_per_generator_on_the_real_counts():
+    synthetic = {"ddpm": {"a": 70, "b": 40, "c": 60, "d": 0}, "gan": {"a": 30, "b": 0, "c": 0, "d": 0}}
+    figure = recall_vs_count_figure(RESULTS, TRAIN_COUNTS, synthetic)
+    bars = figure.axes[0].patches
+    assert len(bars) == 2 * 2 * len(CLASSES)  # per generator: a real bar and a synthetic bar per class
+    # classes fewest first: a (10), c (20), b (40), d (80); the gan bars sit on the real counts, not on the ddpm ones
+    tops = sorted((round(b.get_x(), 2), b.get_y() + b.get_height()) for b in bars if b.get_y() > 0)
+    assert [top for _, top in tops] == [80, 40, 80, 20, 80, 40, 80, 80]
+    plt.close(figure)
 
 
 def test_figures_render_and_html_is_self_contained(tmp_path):

@@ -126,16 +126,24 @@ def per_class_generator_markdown(scores: dict[str, dict], class_names: list[str]
 # --- figures ---------------------------------------------------------------------------------------
 
 def recall_vs_count_figure(results: list[EntryResult], real_counts: dict[str, int], synthetic_counts: dict[str, dict[str, int]]) -> Figure:
-    """Per class (fewest training images first): stacked real/synthetic counts, and each variant's recall."""
+    """Per class (fewest training images first): training counts, and each variant's recall.
+
+    One bar per generator, side by side: the real images with that generator's synthetic ones stacked
+    on top, i.e. one synthetic variant's training set (stacking all generators would count images
+    no single variant trained on).
+    """
     classes = sorted(real_counts, key=lambda name: (real_counts[name], name))
     x = np.arange(len(classes))
     figure, counts_axes = plt.subplots(figsize=(11, 4.5))
-    bottom = np.array([real_counts[c] for c in classes], dtype=float)
-    counts_axes.bar(x, bottom, color="0.85", label="real (imbalanced)")
-    for generator, counts in synthetic_counts.items():
-        extra = np.array([counts.get(c, 0) for c in classes], dtype=float)
-        counts_axes.bar(x, extra, bottom=bottom, alpha=0.5, label=f"synthetic ({generator})")
-        bottom = bottom + extra
+    real = np.array([real_counts[c] for c in classes], dtype=float)
+    generators = list(synthetic_counts) or [None]
+    width = 0.8 / len(generators)
+    for index, generator in enumerate(generators):
+        position = x - 0.4 + width * (index + 0.5)
+        counts_axes.bar(position, real, width, color="0.85", label="real (imbalanced)" if index == 0 else None)
+        if generator is not None:
+            extra = np.array([synthetic_counts[generator].get(c, 0) for c in classes], dtype=float)
+            counts_axes.bar(position, extra, width, bottom=real, color=plt.cm.Pastel1(index), label=f"+ synthetic ({generator})")
     counts_axes.set_ylabel("training images")
     counts_axes.set_xticks(x, classes, rotation=30, ha="right")
     recall_axes = counts_axes.twinx()
