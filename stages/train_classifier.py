@@ -21,6 +21,7 @@ from synthaug.synth.shards import load_synthetic
 from synthaug.tracking import RunLogger, run_name, stage_run
 from synthaug.train.checkpoint import save_classifier
 from synthaug.train.classifier import history_csv, spec_from_params, train_classifier
+from synthaug.train.losses import loss_for_variant
 
 
 def main() -> str:
@@ -68,6 +69,7 @@ def main() -> str:
             model, train_set, val_set, params, seed=args.seed,
             on_epoch=lambda record: tracker.log_metrics(record.to_dict(), step=record.epoch),
             checkpoint=work / "last.pt", fingerprint=digest, ranks=ranks,
+            loss_spec=loss_for_variant(args.variant, train_set.labels, dataset.num_classes, params),
         )
         close_ranks(ranks)
         if not ranks.is_main:

@@ -93,7 +93,7 @@ def test_float_written_as_string_by_yaml_is_accepted(project_params):
 
 def test_unknown_variant_is_rejected(project_params):
     raw = dict(project_params["experiment"], variants=["baseline", "smote"])
-    with pytest.raises(ParamsError, match=r"experiment\.variants\.1: Input should be 'baseline', 'oversampled' or 'full'"):
+    with pytest.raises(ParamsError, match=r"experiment\.variants\.1: Input should be 'baseline', 'oversampled', 'full', 'class_weighted', 'logit_adjusted' or 'label_smoothed' \(got 'smote'\)"):
         validate_all(dict(project_params, experiment=raw))
 
 

@@ -29,6 +29,8 @@ PositiveInt = Annotated[int, Field(ge=1)]
 
 CLASSIFIERS = ("vit", "cnn", "timm")
 BASE_VARIANTS = ("baseline", "oversampled", "full")
+# Trained on the baseline's imbalanced set with another loss (synthaug.train.losses).
+LOSS_VARIANTS = ("class_weighted", "logit_adjusted", "label_smoothed")
 GENERATORS = ("sdxl_turbo", "ddpm", "gan")
 TRAINED_GENERATORS = ("ddpm", "gan")  # trained by the pipeline; sdxl_turbo is loaded pretrained
 Device = Literal["auto", "cpu", "cuda"]
@@ -85,6 +87,13 @@ class SyntheticFilterParams(Section):
     min_confidence: Probability  # softmax probability of the intended class
 
 
+class LossBaselineParams(Section):
+    """Settings of the loss-side baselines (variants class_weighted, logit_adjusted, label_smoothed)."""
+
+    logit_adjustment_tau: PositiveFloat  # logits + tau * log(class prior) in the loss
+    label_smoothing: Annotated[float, Strict(False), Field(gt=0.0, lt=1.0)]  # the label_smoothed variant's
+
+
 class TrainParams(Section):
     epochs: PositiveInt
     batch_size: PositiveInt
@@ -97,6 +106,7 @@ class TrainParams(Section):
     image_size: PositiveInt  # model input resolution; batches are resized on the fly
     eval_batch_size: PositiveInt
     synthetic_filter: SyntheticFilterParams
+    loss_baselines: LossBaselineParams
     vit: VitParams
     cnn: CnnParams
     timm: TimmParams
@@ -226,7 +236,9 @@ class ExperimentParams(Section):
 
     profile: str  # label written by the Hydra profile (conf/profile/*.yaml), shown in dvc exp show
     classifiers: Annotated[list[Literal["vit", "cnn", "timm"]], Field(min_length=1)]
-    variants: Annotated[list[Literal["baseline", "oversampled", "full"]], Field(min_length=1)]
+    variants: Annotated[
+        list[Literal["baseline", "oversampled", "full", "class_weighted", "logit_adjusted", "label_smoothed"]], Field(min_length=1)
+    ]
     seeds: Annotated[list[int], Field(min_length=1)]
     # Each adds train_generator/synthesize/fid entries and a synthetic_<g> variant; the report needs one at least.
     generators: Annotated[list[Literal["sdxl_turbo", "ddpm", "gan"]], Field(min_length=1)]

@@ -51,10 +51,10 @@ def project(tmp_path) -> Path:
     return tmp_path
 
 
-def train(project: Path, out: str, launcher: list[str]) -> subprocess.CompletedProcess:
+def train(project: Path, out: str, launcher: list[str], variant: str = "baseline", splits: str = "splits.npz") -> subprocess.CompletedProcess:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(ROOT / "src")}
-    args = ["--classifier", "vit", "--variant", "baseline", "--seed", "0", "--data", "data", "--splits", "splits.npz",
+    args = ["--classifier", "vit", "--variant", variant, "--seed", "0", "--data", "data", "--splits", splits,
             "--out", f"{out}/model", "--history", f"{out}/history"]
     result = subprocess.run([*launcher, STAGE, *args], cwd=project, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -84,3 +84,17 @@ def test_two_gloo_processes_train_what_one_process_trains(project):
     with sqlite3.connect(project / "mlflow.db") as db:
         runs = db.execute("select count(*) from runs where status = 'FINISHED'").fetchone()[0]
     assert runs == 2  # one per invocation: rank 1 logs nothing
+
+
+def test_loss_variant_trains_the_imbalanced_set_with_its_own_loss(project):
+    with np.load(project / "splits.npz") as arrays:
+        splits = dict(arrays)
+    splits["train"] = splits["train"][10:]  # class a keeps 2 of its 12 images: the prior is no longer uniform
+    save_index_arrays(project / "imbalanced.npz", splits)
+    train(project, "plain", [sys.executable], splits="imbalanced.npz")
+    train(project, "adjusted", [sys.executable], variant="logit_adjusted", splits="imbalanced.npz")
+    summaries = [json.loads((project / f"{out}/history.json").read_text()) for out in ("plain", "adjusted")]
+    assert [s["train_images"] for s in summaries] == [26, 26]  # the baseline's images
+    plain, adjusted = (load_file(project / f"{out}/model/model.safetensors") for out in ("plain", "adjusted"))
+    # same seed, same batches: only the loss differs, by more than float rounding
+    assert max(np.abs(plain[key] - adjusted[key]).max() for key in plain) > 1e-3

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from synthaug.params import LOSS_VARIANTS
+
 
 class ImbalanceError(ValueError):
     """The requested imbalance cannot be built from the data (e.g. a class would be empty)."""
@@ -104,10 +106,11 @@ def oversample(indices: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray
 def variant_indices(variant: str, splits: dict[str, np.ndarray], labels: np.ndarray, seed: int) -> np.ndarray:
     """Real training indices of a variant: the imbalanced set (also under synthetic_<generator> variants,
     which add generated images to it), its oversampled form, or all of train."""
-    if variant == "baseline" or variant.startswith("synthetic_"):
+    if variant == "baseline" or variant in LOSS_VARIANTS or variant.startswith("synthetic_"):
         return splits["train"]
     if variant == "oversampled":
         return oversample(splits["train"], labels, seed)
     if variant == "full":
         return splits["full"]
-    raise ImbalanceError(f"unknown variant {variant!r} (allowed: baseline, oversampled, full, synthetic_<generator>)")
+    allowed = ", ".join(("baseline", "oversampled", "full", *LOSS_VARIANTS, "synthetic_<generator>"))
+    raise ImbalanceError(f"unknown variant {variant!r} (allowed: {allowed})")

@@ -11,7 +11,6 @@ from pathlib import Path
 import albumentations as A
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -22,6 +21,7 @@ from synthaug.io import atomic_path
 from synthaug.metrics.classification import confusion_matrix, per_class_scores
 from synthaug.models.classifiers import BUILDERS, ClassifierSpec
 from synthaug.params import TrainParams
+from synthaug.train.losses import LossSpec, classification_loss
 
 log = logging.getLogger("synthaug.train")
 
@@ -101,6 +101,7 @@ def train_classifier(
     checkpoint: Path | None = None,
     fingerprint: str = "",
     ranks: Ranks = Ranks(),
+    loss_spec: LossSpec | None = None,
 ) -> TrainResult:
     """Train for params.epochs and keep the weights of the epoch with the best validation macro-F1.
 
@@ -112,9 +113,11 @@ def train_classifier(
     random stream, then trains on its interleaved share; the loss is weighted so that DDP's gradient
     average equals the global batch's mean gradient, i.e. the single-process run up to float rounding.
     Validation is sharded and its confusion matrix summed; only rank 0 writes the checkpoint.
+    `loss_spec` (default: cross-entropy with train.label_smoothing) is the loss-side baselines' hook.
     """
     if len(train_set) == 0:
         raise ValueError("training set is empty")
+    loss_spec = LossSpec(params.label_smoothing) if loss_spec is None else loss_spec
     rng = np.random.default_rng(seed)
     augment = seed_augmentations(params.augment_p, seed) if params.augment_p > 0 else None
     steps_per_epoch = -(-len(train_set) // params.batch_size)
@@ -149,7 +152,7 @@ def train_classifier(
             inputs = to_model_input(rank_share(augmented, ranks), params.image_size)
             targets = torch.from_numpy(rank_share(train_set.labels[batch], ranks))
             logits = model(inputs)
-            loss = F.cross_entropy(logits, targets, label_smoothing=params.label_smoothing)
+            loss = classification_loss(logits, targets, loss_spec)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step + 1}")
             optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,59 @@
+"""Training losses of the cheap, non-generative fixes for imbalance, beside plain cross-entropy.
+
+- class-weighted cross-entropy: each class weighted by n / (K * n_c) (scikit-learn's "balanced");
+- logit-adjusted cross-entropy (Menon et al., 2021): tau * log(prior) is added to the logits in the
+  loss only, so predictions (raw logits) are pushed towards the rare classes;
+- label smoothing at a variant-specific strength.
+Each trains on the same imbalanced set as the baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from synthaug.params import LOSS_VARIANTS, TrainParams
+
+__all__ = ["LOSS_VARIANTS", "LossSpec", "balanced_class_weights", "classification_loss", "log_prior_offset", "loss_for_variant"]
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    label_smoothing: float = 0.0
+    class_weights: torch.Tensor | None = None  # (K,) per-class weights of the cross-entropy
+    logit_offset: torch.Tensor | None = None  # (K,) added to the logits in the loss only
+
+
+def balanced_class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """n / (K * n_c); a class absent from `labels` gets weight 0 (it has no sample to weight)."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = np.divide(len(labels), num_classes * counts, out=np.zeros_like(counts), where=counts > 0)
+    return torch.from_numpy(weights).float()
+
+
+def log_prior_offset(labels: np.ndarray, num_classes: int, tau: float) -> torch.Tensor:
+    """tau * log(n_c / n); an absent class gets the offset of a class with one sample."""
+    counts = np.maximum(np.bincount(labels, minlength=num_classes), 1).astype(np.float64)
+    return torch.from_numpy(tau * np.log(counts / counts.sum())).float()
+
+
+def loss_for_variant(variant: str, labels: np.ndarray, num_classes: int, params: TrainParams) -> LossSpec:
+    """The loss a variant trains with; every data variant uses plain cross-entropy with train.label_smoothing."""
+    if variant == "class_weighted":
+        return LossSpec(params.label_smoothing, class_weights=balanced_class_weights(labels, num_classes))
+    if variant == "logit_adjusted":
+        offset = log_prior_offset(labels, num_classes, params.loss_baselines.logit_adjustment_tau)
+        return LossSpec(params.label_smoothing, logit_offset=offset)
+    if variant == "label_smoothed":
+        return LossSpec(params.loss_baselines.label_smoothing)
+    return LossSpec(params.label_smoothing)
+
+
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor, spec: LossSpec) -> torch.Tensor:
+    if spec.logit_offset is not None:
+        logits = logits + spec.logit_offset.to(logits.device, logits.dtype)
+    weight = spec.class_weights.to(logits.device, logits.dtype) if spec.class_weights is not None else None
+    return F.cross_entropy(logits, targets, weight=weight, label_smoothing=spec.label_smoothing)
