@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from synthaug.models.classifiers import BUILDERS
 from synthaug.params import (
     GENERATORS,
     SECTIONS,
@@ -21,6 +22,8 @@ from synthaug.params import (
 )
 
 from .conftest import ROOT
+
+CLASSIFIERS = tuple(BUILDERS)
 
 
 def test_params_yaml_is_the_composed_demo_profile(project_params):
@@ -110,8 +113,9 @@ def test_dvc_yaml_params_exist(project_params):
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
         keys = [k if isinstance(k, str) else next(iter(k)) for k in stage.get("do", stage).get("params", [])]
-        items = GENERATORS if "foreach" in stage else [None]
-        for key in (k.replace("${item}", str(item)) for k in keys for item in items):
+        expanded = [k.replace("${item}", g) for k in keys for g in GENERATORS] if "foreach" in stage else keys
+        expanded = [k.replace("${item.classifier}", c) for k in expanded for c in CLASSIFIERS]
+        for key in expanded:
             node = project_params
             for part in key.split("."):
                 assert part in node, f"stage {name} declares param {key} missing from params.yaml"
@@ -121,13 +125,23 @@ def test_dvc_yaml_params_exist(project_params):
             assert key in project_params[section], f"stage {name} matrix axis {axis} uses missing {ref}"
 
 
-@pytest.mark.parametrize("stage, section", [("train_generator", TrainGeneratorParams), ("synthesize", SynthesizeParams)])
-def test_each_generator_entry_depends_on_the_common_keys_and_its_own_subsection(stage, section):
-    # A missing common key would let DVC reuse a stale output; the whole section would rerun every generator.
-    declared = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["do"]["params"]
-    common = [f"{stage}.{field}" for field in section.model_fields if field not in GENERATORS]
-    assert declared == [*common, f"{stage}.${{item}}"]
-    assert set(GENERATORS) <= set(section.model_fields)
+@pytest.mark.parametrize(
+    "stage, section, own, entries",
+    [
+        ("train_generator", TrainGeneratorParams, "train_generator.${item}", GENERATORS),
+        ("synthesize", SynthesizeParams, "synthesize.${item}", GENERATORS),
+        ("train_classifier", TrainParams, "train.${item.classifier}", CLASSIFIERS),
+        ("train_synthetic", TrainParams, "train.${item.classifier}", CLASSIFIERS),
+    ],
+)
+def test_each_entry_depends_on_the_common_keys_and_its_own_subsection(stage, section, own, entries):
+    # A missing common key would let DVC reuse a stale output; the whole section would rerun every entry.
+    definition = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
+    declared = definition.get("do", definition)["params"]
+    prefix = own.split(".")[0]
+    common = [f"{prefix}.{field}" for field in section.model_fields if field not in entries]
+    assert declared == [*common, own]
+    assert set(entries) <= set(section.model_fields)
 
 
 def test_tiny_sdxl_override_selects_the_generator_and_local_models():
