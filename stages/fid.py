@@ -53,9 +53,9 @@ def main() -> str:
     name = run_name("fid", args.generator)
     with stage_run(name, {"fid": params.model_dump()}, {"generator": args.generator}) as tracker:
         start = time.perf_counter()
-        real_features, _ = classifier_features(classifier, real.images, spec.image_size, test.num_classes, params.batch_size)
+        # The classifier's logits on the generated images give CAS whichever features the distances use.
         fake_features, fake_logits = classifier_features(classifier, fake.images, spec.image_size, test.num_classes, params.batch_size)
-        suffix = "_classifier_features"
+        inception = None
         if params.feature_extractor != "classifier":
             try:
                 inception = load_fid_inception(inception_weights_path(params.inception_weights))
@@ -64,11 +64,14 @@ def main() -> str:
                     raise
                 log.warning("Inception weights not found (fid.inception_weights, torch hub cache): reporting "
                             "fid_classifier_features from %s instead; it is not comparable to Inception FID", args.feature_model)
-            else:
-                device = resolve_device(params.device, "fid.device")
-                real_features = inception_features(inception, real.images, params.batch_size, device)
-                fake_features = inception_features(inception, fake.images, params.batch_size, device)
-                suffix = ""
+        if inception is None:
+            suffix = "_classifier_features"
+            real_features, _ = classifier_features(classifier, real.images, spec.image_size, test.num_classes, params.batch_size)
+        else:
+            suffix = ""
+            device = resolve_device(params.device, "fid.device")
+            real_features = inception_features(inception, real.images, params.batch_size, device)
+            fake_features = inception_features(inception, fake.images, params.batch_size, device)
         scores = labelled(generation_scores(
             real_features, fake_features, real.labels, fake.labels, test.class_names,
             params.kid_subsets, params.kid_subset_size, params.precision_recall_k,

@@ -159,20 +159,17 @@ def classifier_features(
     model: nn.Module, images: np.ndarray, image_size: int, num_classes: int, batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Penultimate features (the input of the classification head) and logits, batch by batch."""
-    from synthaug.data.augment import to_model_input
+    from synthaug.train.classifier import predict_logits
 
     captured: list[torch.Tensor] = []
-    hook = _head(model, num_classes).register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0].detach()))
-    model.eval()
-    features, logits = [], []
+    hook = _head(model, num_classes).register_forward_pre_hook(
+        lambda module, inputs: captured.append(inputs[0].detach().float().flatten(1))
+    )
     try:
-        for start in tqdm(range(0, len(images), batch_size), desc="classifier features", unit="batch", leave=False, disable=None):
-            captured.clear()
-            logits.append(model(to_model_input(images[start : start + batch_size], image_size)).float().numpy())
-            features.append(captured[-1].float().reshape(len(logits[-1]), -1).numpy())
+        logits = predict_logits(model, images, image_size, batch_size, "classifier features")
     finally:
         hook.remove()
-    return np.concatenate(features), np.concatenate(logits)
+    return torch.cat(captured).numpy(), logits
 
 
 def matched_real_indices(real_labels: np.ndarray, fake_labels: np.ndarray) -> np.ndarray:
