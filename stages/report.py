@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 
 from synthaug.cli import run_stage
-from synthaug.io import atomic_path, read_json, write_text
+from synthaug.io import atomic_path, read_json, rows_csv, write_text
 from synthaug.metrics.plots import save_figure
 from synthaug.metrics.report import (
     class_counts_figure,
@@ -22,9 +22,13 @@ from synthaug.metrics.report import (
     markdown_table,
     markdown_to_html_table,
     minority_classes,
+    model_profile_markdown,
     per_class_generator_markdown,
     recall_vs_count_figure,
+    sweep_heatmap_figure,
+    sweep_markdown,
 )
+from synthaug.metrics.sweeps import read_sweep_csv
 from synthaug.params import PARAMS_FILE, ExperimentParams, load_section
 from synthaug.tracking import git_commit, run_name, stage_run
 
@@ -67,6 +71,13 @@ def main() -> str:
         "Distances on the real test set, same class distribution. Inception rows are FID; "
         "classifier-feature rows use the full-data classifier's penultimate features and are not comparable to FID."
     )
+    # Cost per classifier (stage profile), gathered into one CSV.
+    profiles = [read_json(args.metrics / "profile" / f"{c}.json") for c in experiment.classifiers]
+    write_text(args.metrics / "model_profile.csv", rows_csv(profiles))
+    profile_table = model_profile_markdown(profiles)
+    # Sweeps collected with `synthaug sweep <key>` (committed CSVs; see README, Sweeps).
+    sweeps = {path.stem: read_sweep_csv(path) for path in sorted((args.metrics / "sweeps").glob("*.csv"))}
+    sweeps = {key: rows for key, rows in sweeps.items() if rows}
     commit, params_text = git_commit(), Path(PARAMS_FILE).read_text(encoding="utf-8")
 
     with stage_run(run_name("report"), {"experiment": experiment.model_dump()}) as tracker:
@@ -75,6 +86,7 @@ def main() -> str:
             "confusion.png": ("Normalized test confusion matrices", confusions_figure(results, class_names)),
             "curves.png": ("Training curves", curves_figure(results)),
             "class_counts.png": ("Class counts before/after imbalance and rebalancing", class_counts_figure(counts, synthetic)),
+            **{f"sweep_{key}.png": (f"Sweep of {key}: test {rows[0]['metric']}", sweep_heatmap_figure(rows)) for key, rows in sweeps.items()},
         }
         with atomic_path(args.out, directory=True) as folder:
             for name, (_, figure) in figures.items():
@@ -91,6 +103,8 @@ def main() -> str:
             *(f"![{caption}]({args.out.name}/{name})" for name, (caption, _) in figures.items()),
             f"## Generators\n\n{generators_table}\n\n{feature_note}\n\n### Per class\n\n{per_class_table}",
             f"## Data\n\n{counts_table}",
+            f"## Model cost\n\n{profile_table}",
+            *(f"## Sweep {key}\n\n{sweep_markdown(rows)}" for key, rows in sweeps.items()),
             *(f"## Generator {g}\n\n" + "\n".join(f"![{p.stem}]({p.relative_to(args.metrics).as_posix()})" for p in paths) for g, paths in previews.items()),
             f"## Provenance\n\ngit commit `{commit}`\n\n```yaml\n{params_text}```",
         ]) + "\n"
@@ -101,6 +115,8 @@ def main() -> str:
             ("Generators", markdown_to_html_table(generators_table) + f"<p>{html.escape(feature_note)}</p>"
              + "<h3>Per class</h3>" + markdown_to_html_table(per_class_table)),
             ("Data", markdown_to_html_table(counts_table)),
+            ("Model cost", markdown_to_html_table(profile_table)),
+            *((f"Sweep {key}", markdown_to_html_table(sweep_markdown(rows))) for key, rows in sweeps.items()),
             *((f"Generator {g}", "".join(embedded_image(p, preview_caption(g, p)) for p in paths)) for g, paths in previews.items()),
             ("Provenance", f"<p>git commit <code>{html.escape(commit)}</code></p><pre>{html.escape(params_text)}</pre>"),
         ]

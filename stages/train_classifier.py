@@ -9,13 +9,13 @@ import shutil
 from pathlib import Path
 
 from synthaug.cli import add_entry_arguments, entry_name, entry_tags, run_stage
-from synthaug.data.imbalance import variant_indices
-from synthaug.data.storage import concat_image_sets, load_image_set, load_index_arrays
+from synthaug.data.imbalance import load_variant_sets
+from synthaug.data.storage import concat_image_sets
 from synthaug.distributed import close_ranks, init_ranks
 from synthaug.io import fingerprint, work_folder, write_json, write_text
 from synthaug.models.classifiers import build_classifier, count_parameters
 from synthaug.params import TrainParams, load_section
-from synthaug.seeding import derive_seed, seed_everything
+from synthaug.seeding import seed_everything
 from synthaug.synth.filter import filter_synthetic
 from synthaug.synth.shards import load_synthetic
 from synthaug.tracking import RunLogger, run_name, stage_run
@@ -39,17 +39,14 @@ def main() -> str:
     ranks = init_ranks()
 
     seed_everything(args.seed)
-    dataset = load_image_set(args.data / "train.npz")
-    splits = load_index_arrays(args.splits)
-    train_idx = variant_indices(args.variant, splits, dataset.labels, derive_seed(args.seed, "oversample"))
-    train_set, val_set = dataset.subset(train_idx), dataset.subset(splits["val"])
+    train_set, val_set = load_variant_sets(args.data, args.splits, args.variant, args.seed)
     synthetic_report: dict = {}
     if args.synthetic is not None:
         synthetic, synthetic_report = filter_synthetic(
-            load_synthetic(args.synthetic, dataset.class_names), args.filter_model, params.synthetic_filter, params.eval_batch_size
+            load_synthetic(args.synthetic, train_set.class_names), args.filter_model, params.synthetic_filter, params.eval_batch_size
         )
         train_set = concat_image_sets(train_set, synthetic)
-    spec = spec_from_params(args.classifier, params, dataset.num_classes)
+    spec = spec_from_params(args.classifier, params, train_set.num_classes)
     model = build_classifier(spec)
 
     name = run_name("train_classifier", entry_name(args), args.seed)
@@ -69,7 +66,7 @@ def main() -> str:
             model, train_set, val_set, params, seed=args.seed,
             on_epoch=lambda record: tracker.log_metrics(record.to_dict(), step=record.epoch),
             checkpoint=work / "last.pt", fingerprint=digest, ranks=ranks,
-            loss_spec=loss_for_variant(args.variant, train_set.labels, dataset.num_classes, params),
+            loss_spec=loss_for_variant(args.variant, train_set.labels, train_set.num_classes, params),
         )
         close_ranks(ranks)
         if not ranks.is_main:

@@ -15,8 +15,8 @@ from pathlib import Path
 from synthaug.cli import run_stage
 from synthaug.data.storage import load_image_set, load_index_arrays
 from synthaug.devices import resolve_device
-from synthaug.io import atomic_path, fingerprint, work_folder, write_json, write_text
-from synthaug.metrics.plots import loss_curves_figure, rows_csv, save_figure, save_png
+from synthaug.io import atomic_path, fingerprint, rows_csv, work_folder, write_json, write_text
+from synthaug.metrics.plots import loss_curves_figure, save_figure, save_png
 from synthaug.params import (
     GENERATORS,
     TRAINED_GENERATORS,

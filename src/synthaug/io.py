@@ -83,3 +83,13 @@ def ensure_free_space(path: str | Path, needed_bytes: int, what: str, margin: fl
             f"{what} needs about {needed / 2**20:.1f} MiB free in {probe}, only {free / 2**20:.1f} MiB are: free some space "
             "(dvc gc removes unused cache entries) or move the DVC cache (dvc cache dir)"
         )
+
+
+
+def rows_csv(rows: list[dict[str, Any]]) -> str:
+    """A list of flat dicts as CSV (columns in first-seen order), the format DVC plots read."""
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    lines = [",".join(columns)] + [",".join(str(row.get(c, "")) for c in columns) for row in rows]
+    return "\n".join(lines) + "\n"

@@ -34,6 +34,8 @@ LOSS_VARIANTS = ("class_weighted", "logit_adjusted", "label_smoothed")
 GENERATORS = ("sdxl_turbo", "ddpm", "gan")
 TRAINED_GENERATORS = ("ddpm", "gan")  # trained by the pipeline; sdxl_turbo is loaded pretrained
 Device = Literal["auto", "cpu", "cuda"]
+# The seed augmentations in groups (synthaug.data.augment); the seed trained without occlusion.
+AUGMENTATION_STAGES = ("geometry", "color", "blur_noise", "occlusion")
 PositiveFloat = Annotated[float, Strict(False), Field(gt=0.0)]
 
 
@@ -77,7 +79,8 @@ class CnnParams(Section):
 
 class TimmParams(Section):
     name: str
-    pretrained: bool
+    pretrained: bool  # ImageNet weights from the Hugging Face Hub (or its local cache)
+    linear_probe: bool  # freeze the backbone, train the classification head only
 
 
 class SyntheticFilterParams(Section):
@@ -102,7 +105,8 @@ class TrainParams(Section):
     schedule: Literal["linear", "cosine", "constant"]
     lr_end_factor: Annotated[float, Strict(False), Field(ge=0.0, le=1.0)]  # final lr / initial lr
     label_smoothing: Annotated[float, Strict(False), Field(ge=0.0, lt=1.0)]
-    augment_p: Probability  # probability of each seed augmentation
+    augment_p: Probability  # p_aug: probability of each augmentation in augment_stages
+    augment_stages: Annotated[list[Literal[AUGMENTATION_STAGES]], Field(min_length=1)]
     image_size: PositiveInt  # model input resolution; batches are resized on the fly
     eval_batch_size: PositiveInt
     synthetic_filter: SyntheticFilterParams
@@ -225,6 +229,63 @@ class EvaluateParams(Section):
     batch_size: PositiveInt
 
 
+class SearchRange(Section):
+    """A float train key searched in [low, high], log-uniformly with `log`."""
+
+    low: Float
+    high: Float
+    log: bool
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SearchRange:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log needs low > 0 (got {self.low})")
+        return self
+
+
+# Train keys the search may set; each is either a range or a list of choices.
+SEARCHABLE_KEYS = ("lr", "weight_decay", "batch_size", "label_smoothing", "augment_p", "epochs", "lr_end_factor")
+
+
+class PrunerParams(Section):
+    startup_trials: Annotated[int, Field(ge=0)]  # trials that always run to the end before any is pruned
+    warmup_epochs: Annotated[int, Field(ge=0)]  # epochs a trial always runs before it can be pruned
+
+
+class HpoParams(Section):
+    """`synthaug hpo`: an Optuna study over train keys for one (classifier, variant), on validation macro-F1."""
+
+    study: Annotated[str, Field(min_length=1)]  # study name in the sqlite storage; rerunning continues it
+    classifier: Literal[CLASSIFIERS]
+    variant: Literal[BASE_VARIANTS + LOSS_VARIANTS]
+    seed: int  # training seed of every trial (trials differ by their params only)
+    sampler_seed: int  # TPE sampler
+    trials: PositiveInt  # finished trials the study should have; a rerun adds only the missing ones
+    pruner: PrunerParams
+    space: dict[str, SearchRange | Annotated[list[int | Float], Field(min_length=1)]]
+
+    @model_validator(mode="after")
+    def _searchable(self) -> HpoParams:
+        unknown = sorted(set(self.space) - set(SEARCHABLE_KEYS))
+        if unknown:
+            raise ValueError(f"hpo.space: cannot search {unknown} (allowed: {', '.join(SEARCHABLE_KEYS)})")
+        if not self.space:
+            raise ValueError("hpo.space: empty; give at least one train key to search")
+        return self
+
+
+class ProfileParams(Section):
+    """Cost of each classifier in experiment.classifiers (stage `profile`), on `device`."""
+
+    batch_size: PositiveInt  # images per pass for throughput, peak memory and the trace
+    warmup: Annotated[int, Field(ge=0)]  # untimed passes first
+    repeats: PositiveInt  # timed passes; the median is reported
+    steps: Annotated[int, Field(ge=0)]  # training steps in a torch.profiler chrome trace; 0 = no trace
+    device: Device
+
+
 class TrackingParams(Section):
     """How stages treat the MLflow store; read by every stage, decides no output (so no DVC dependency)."""
 
@@ -263,6 +324,8 @@ SECTIONS: dict[str, type[Section]] = {
     "train": TrainParams,
     "evaluate": EvaluateParams,
     "fid": FidParams,
+    "profile": ProfileParams,
+    "hpo": HpoParams,
     "experiment": ExperimentParams,
     "tracking": TrackingParams,
 }

@@ -149,6 +149,25 @@ def stage_run(name: str, params: Mapping[str, Any], tags: Mapping[str, str] | No
             logger._call("end_run", status=status)
 
 
+@contextmanager
+def child_run(parent: RunLogger, name: str, params: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> Iterator[RunLogger]:
+    """A run nested under `parent`'s active run (an HPO trial under its study); inactive if the parent is."""
+    if not parent.active:
+        yield RunLogger(None)
+        return
+    child = RunLogger(parent._mlflow, parent._strict)
+    child._call("start_run", run_name=name, nested=True)
+    child.log_params(params)
+    child.set_tags(dict(tags or {}))
+    status = "FAILED"
+    try:
+        yield child
+        status = "FINISHED"
+    finally:
+        if child.active:
+            child._call("end_run", status=status)
+
+
 def _start(root: Path, name: str, strict: bool = False) -> Any | None:
     try:
         with warnings.catch_warnings():

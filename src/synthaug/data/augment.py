@@ -8,28 +8,37 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from synthaug.params import AUGMENTATION_STAGES
+
 # Images are scaled to [-1, 1]; the classifiers are trained from scratch, so no ImageNet statistics.
 MEAN = 0.5
 STD = 0.5
+SEED_STAGES = ("geometry", "color", "blur_noise")  # the seed trained without occlusion
 
 
-def seed_augmentations(p: float, seed: int) -> A.Compose:
-    """HorizontalFlip, RandomBrightnessContrast, HueSaturationValue, Rotate(10), GaussianBlur, GaussNoise.
+def seed_augmentations(p: float, seed: int, stages: tuple[str, ...] | list[str] = SEED_STAGES) -> A.Compose:
+    """HorizontalFlip, RandomBrightnessContrast, HueSaturationValue, Rotate(10), GaussianBlur, GaussNoise,
+    then CoarseDropout (occlusion), each with probability `p`, keeping those in `stages`.
 
-    Arguments reproduce the albumentations 1.x defaults the seed ran with, where 2.x changed them.
+    Arguments reproduce the albumentations 1.x defaults the seed ran with, where 2.x changed them. The
+    seed's order is kept whatever the stages, so the seed set gives exactly the seed's transform.
     """
-    return A.Compose(
-        [
-            A.HorizontalFlip(p=p),
-            A.RandomBrightnessContrast(p=p),
-            A.HueSaturationValue(p=p),
-            A.Rotate(limit=10, border_mode=cv2.BORDER_REFLECT_101, p=p),
-            A.GaussianBlur(blur_limit=(3, 7), p=p),
-            # 1.x var_limit=(10, 50) on 0..255 is a std of 3.2..7.1, i.e. 0.012..0.028 of the range.
-            A.GaussNoise(std_range=(0.012, 0.028), p=p),
-        ],
-        seed=seed,
-    )
+    unknown = sorted(set(stages) - set(AUGMENTATION_STAGES))
+    if unknown:
+        raise ValueError(f"unknown augmentation stage(s) {unknown} (allowed: {', '.join(AUGMENTATION_STAGES)})")
+    staged = [
+        ("geometry", A.HorizontalFlip(p=p)),
+        ("color", A.RandomBrightnessContrast(p=p)),
+        ("color", A.HueSaturationValue(p=p)),
+        ("geometry", A.Rotate(limit=10, border_mode=cv2.BORDER_REFLECT_101, p=p)),
+        ("blur_noise", A.GaussianBlur(blur_limit=(3, 7), p=p)),
+        # 1.x var_limit=(10, 50) on 0..255 is a std of 3.2..7.1, i.e. 0.012..0.028 of the range.
+        ("blur_noise", A.GaussNoise(std_range=(0.012, 0.028), p=p)),
+        # Cutout-style occlusion: one or two holes of 10-25 % of the side, filled with black.
+        ("occlusion", A.CoarseDropout(num_holes_range=(1, 2), hole_height_range=(0.1, 0.25),
+                                      hole_width_range=(0.1, 0.25), fill=0, p=p)),
+    ]
+    return A.Compose([transform for stage, transform in staged if stage in stages], seed=seed)
 
 
 def augment_batch(images: np.ndarray, transform: A.Compose | None) -> np.ndarray:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
 from synthaug.params import LOSS_VARIANTS
+from synthaug.seeding import derive_seed
 
 
 class ImbalanceError(ValueError):
@@ -114,3 +117,11 @@ def variant_indices(variant: str, splits: dict[str, np.ndarray], labels: np.ndar
         return splits["full"]
     allowed = ", ".join(("baseline", "oversampled", "full", *LOSS_VARIANTS, "synthetic_<generator>"))
     raise ImbalanceError(f"unknown variant {variant!r} (allowed: {allowed})")
+
+
+def load_variant_sets(data_dir: Path, splits_path: Path, variant: str, seed: int) -> tuple[ImageSet, ImageSet]:
+    """(real training set of `variant`, balanced validation set) from the fetch and imbalance outputs."""
+    dataset = load_image_set(data_dir / "train.npz")
+    splits = load_index_arrays(splits_path)
+    train_indices = variant_indices(variant, splits, dataset.labels, derive_seed(seed, "oversample"))
+    return dataset.subset(train_indices), dataset.subset(splits["val"])

@@ -75,11 +75,3 @@ def loss_curves_figure(history: list[dict[str, float]], title: str) -> Figure:
     figure.tight_layout()
     return figure
 
-
-def rows_csv(rows: list[dict[str, float]]) -> str:
-    """A list of flat dicts as CSV (columns in first-seen order), the format DVC plots read."""
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    lines = [",".join(columns)] + [",".join(str(row.get(c, "")) for c in columns) for row in rows]
-    return "\n".join(lines) + "\n"

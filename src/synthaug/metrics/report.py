@@ -123,7 +123,47 @@ def per_class_generator_markdown(scores: dict[str, dict], class_names: list[str]
     return markdown_table(header, body)
 
 
+def sweep_markdown(rows: list[dict]) -> str:
+    """A collected sweep (synthaug.metrics.sweeps): one line per classifier/variant, one column per value."""
+    from synthaug.metrics.sweeps import sweep_matrix
+
+    labels, values, matrix = sweep_matrix(rows)
+    header = [f"{rows[0]['param']} →"] + [f"{v:g}" if isinstance(v, float) else str(v) for v in values]
+    return markdown_table(header, [[label, *(_number(x) for x in line)] for label, line in zip(labels, matrix)])
+
+
+def model_profile_markdown(profiles: list[dict]) -> str:
+    header = ["classifier", "device", "input", "parameters", "trainable", "MMACs / image", "latency (ms, batch 1)",
+              "throughput (images/s)", "peak memory (MB)"]
+    body = [[
+        p["classifier"], p["device"], f"{p['image_size']} px", f"{p['parameters']:,}", f"{p['trainable_parameters']:,}",
+        f"{p['macs_per_image'] / 1e6:.2f}", f"{p['latency_ms']:.2f}",
+        f"{p['throughput_images_per_s']:.0f} (batch {p['batch_size']})", f"{p['peak_memory_mb']:.1f}",
+    ] for p in profiles]
+    return markdown_table(header, body)
+
+
 # --- figures ---------------------------------------------------------------------------------------
+
+def sweep_heatmap_figure(rows: list[dict]) -> Figure:
+    """Mean metric per (classifier/variant, swept value); blank cells were not run."""
+    from synthaug.metrics.sweeps import sweep_matrix
+
+    labels, values, matrix = sweep_matrix(rows)
+    figure, axes = plt.subplots(figsize=(1.1 * len(values) + 3.0, 0.45 * len(labels) + 1.6))
+    image = axes.imshow(np.ma.masked_invalid(matrix), cmap="viridis", aspect="auto")
+    for (i, j), value in np.ndenumerate(matrix):
+        if np.isfinite(value):
+            axes.text(j, i, f"{value:.3f}", ha="center", va="center", fontsize=8,
+                      color="white" if value < np.nanmean(matrix) else "black")
+    axes.set_xticks(np.arange(len(values)), [f"{v:g}" if isinstance(v, float) else str(v) for v in values])
+    axes.set_yticks(np.arange(len(labels)), labels)
+    axes.set_xlabel(rows[0]["param"])
+    axes.set_title(f"Test {rows[0]['metric']} by {rows[0]['param']}")
+    figure.colorbar(image, ax=axes, fraction=0.04)
+    figure.tight_layout()
+    return figure
+
 
 def recall_vs_count_figure(results: list[EntryResult], real_counts: dict[str, int], synthetic_counts: dict[str, dict[str, int]]) -> Figure:
     """Per class (fewest training images first): training counts, and each variant's recall.

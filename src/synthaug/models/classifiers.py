@@ -80,11 +80,17 @@ class SmallCNN(nn.Module):
 
 
 class TimmClassifier(nn.Module):
-    """Any timm model by name; `pretrained` needs the weights reachable (hub or local cache)."""
+    """Any timm model by name; `pretrained` needs the weights reachable (hub or local cache).
+
+    With `linear_probe`, only the classification head trains: the backbone's weights are frozen and it stays
+    in eval mode (BatchNorm statistics and dropout as pretrained), whatever mode the model is put in.
+    """
 
     def __init__(self, spec: ClassifierSpec) -> None:
         super().__init__()
         import timm
+
+        from synthaug.synth import ModelLoadError
 
         name = spec.options["name"]
         if name not in timm.list_models():
@@ -92,10 +98,22 @@ class TimmClassifier(nn.Module):
         try:
             self.model = timm.create_model(name, pretrained=spec.options["pretrained"], num_classes=spec.num_classes)
         except Exception as exc:
-            raise RuntimeError(
+            raise ModelLoadError(
                 f"train.timm: cannot load pretrained weights for {name!r} ({type(exc).__name__}); "
                 "offline? set train.timm.pretrained=false or pre-populate the Hugging Face cache"
             ) from None
+        self.linear_probe = bool(spec.options.get("linear_probe", False))
+        if self.linear_probe:
+            head = {id(p) for p in self.model.get_classifier().parameters()}
+            for parameter in self.model.parameters():
+                parameter.requires_grad_(id(parameter) in head)
+
+    def train(self, mode: bool = True) -> TimmClassifier:
+        super().train(mode)
+        if self.linear_probe:
+            self.model.eval()
+            self.model.get_classifier().train(mode)
+        return self
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model(pixels)
@@ -112,3 +130,8 @@ def build_classifier(spec: ClassifierSpec) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """What the optimizer updates: everything, except a linear probe's frozen backbone."""
+    return [p for p in model.parameters() if p.requires_grad]

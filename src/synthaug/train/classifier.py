@@ -17,9 +17,9 @@ from tqdm import tqdm
 from synthaug.data.augment import augment_batch, seed_augmentations, to_model_input
 from synthaug.data.storage import ImageSet
 from synthaug.distributed import Ranks, rank_share, sum_over_ranks, unwrap, wrap_for_ranks
-from synthaug.io import atomic_path
+from synthaug.io import atomic_path, rows_csv
 from synthaug.metrics.classification import confusion_matrix, per_class_scores
-from synthaug.models.classifiers import BUILDERS, ClassifierSpec
+from synthaug.models.classifiers import BUILDERS, ClassifierSpec, trainable_parameters
 from synthaug.params import TrainParams
 from synthaug.train.losses import LossSpec, classification_loss
 
@@ -51,7 +51,7 @@ class TrainResult:
 
 
 def make_optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    return torch.optim.AdamW(trainable_parameters(model), lr=params.lr, weight_decay=params.weight_decay)
 
 
 def make_scheduler(
@@ -119,7 +119,7 @@ def train_classifier(
         raise ValueError("training set is empty")
     loss_spec = LossSpec(params.label_smoothing) if loss_spec is None else loss_spec
     rng = np.random.default_rng(seed)
-    augment = seed_augmentations(params.augment_p, seed) if params.augment_p > 0 else None
+    augment = seed_augmentations(params.augment_p, seed, params.augment_stages) if params.augment_p > 0 else None
     steps_per_epoch = -(-len(train_set) // params.batch_size)
     optimizer = make_optimizer(model, params)
     scheduler = make_scheduler(optimizer, params, params.epochs * steps_per_epoch)
@@ -202,6 +202,4 @@ def spec_from_params(kind: str, params: TrainParams, num_classes: int) -> Classi
 
 
 def history_csv(history: list[EpochRecord]) -> str:
-    fields = list(EpochRecord.__dataclass_fields__)
-    lines = [",".join(fields)] + [",".join(str(getattr(r, f)) for f in fields) for r in history]
-    return "\n".join(lines) + "\n"
+    return rows_csv([record.to_dict() for record in history])

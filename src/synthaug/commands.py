@@ -1,0 +1,86 @@
+"""`synthaug sweep` and `synthaug hpo`: the experiment tools that run beside the DVC pipeline, not in it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from synthaug.cli import run_stage
+
+
+def sweep_main(argv: list[str]) -> str:
+    from synthaug.io import write_text
+    from synthaug.metrics.report import sweep_markdown
+    from synthaug.metrics.sweeps import exp_show, rows_to_csv, sweep_file_name, sweep_points, sweep_rows
+
+    parser = argparse.ArgumentParser(prog="synthaug sweep", description="Collect a `dvc exp run --queue -S` sweep "
+                                     "into metrics/sweeps/<key>.csv (the report draws it as a heatmap).")
+    parser.add_argument("param", help="the swept params.yaml key, e.g. train.augment_p")
+    parser.add_argument("--metric", default="macro_f1", help="evaluate metric to collect (default macro_f1)")
+    parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                        help="keep only experiments with this params value (YAML), e.g. experiment.profile=demo")
+    parser.add_argument("--out", type=Path, default=Path("metrics/sweeps"), help="folder for the table")
+    parser.add_argument("--repo", type=Path, default=Path("."), help="DVC repository")
+    args = parser.parse_args(argv)
+    where = {}
+    for condition in args.where:
+        key, sep, value = condition.partition("=")
+        if not sep:
+            raise SystemExit(f"synthaug sweep: error: --where {condition!r}: expected KEY=VALUE")
+        where[key] = yaml.safe_load(value)
+    rows = sweep_rows(sweep_points(exp_show(args.repo), args.param, args.metric, where), args.param, args.metric)
+    path = args.out / sweep_file_name(args.param)
+    write_text(path, rows_to_csv(rows))
+    print(sweep_markdown(rows))
+    runs = sum(row["runs"] for row in rows)
+    return f"{len(rows)} cells from {runs} evaluated entries written to {path}"
+
+
+def hpo_main(argv: list[str]) -> str:
+    from synthaug.data.imbalance import load_variant_sets
+    from synthaug.params import HpoParams, TrainParams, load_section
+    from synthaug.tracking import run_name, stage_run
+    from synthaug.train.hpo import best_overrides, finished_trials, run_search, write_results
+
+    parser = argparse.ArgumentParser(prog="synthaug hpo", description="Optuna search over the train keys in params.yaml "
+                                     "`hpo.space`, for hpo.classifier and hpo.variant; rerun to continue the study.")
+    parser.add_argument("--data", type=Path, default=Path("data/cifar10"), help="fetch output")
+    parser.add_argument("--splits", type=Path, default=Path("data/splits.npz"), help="imbalance output")
+    parser.add_argument("--storage", type=Path, default=Path("models/hpo/optuna.db"), help="sqlite file of the studies")
+    parser.add_argument("--out", type=Path, default=Path("metrics/hpo"), help="folder for the study's results")
+    args = parser.parse_args(argv)
+    params = load_section("hpo", HpoParams)
+    base = load_section("train", TrainParams)
+    for path, stage in ((args.data / "train.npz", "fetch"), (args.splits, "imbalance")):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing (run `dvc repro {stage}` first)")
+    train_set, val_set = load_variant_sets(args.data, args.splits, params.variant, params.seed)
+    out = args.out / params.study
+    with stage_run(run_name("hpo", params.study), {"hpo": params.model_dump(), "train": base.model_dump()},
+                   {"classifier": params.classifier, "variant": params.variant}) as tracker:
+        result = run_search(params, base, train_set, val_set, args.storage, tracker)
+        write_results(result.study, out)
+        best = result.best
+        tracker.log_metrics({"best_val_macro_f1": best.value, "finished_trials": finished_trials(result.study)})
+        tracker.log_artifact(out / "best_params.yaml")
+    print(f"apply the best: dvc exp run {' '.join(best_overrides(best))}")
+    return (f"study {params.study}: {result.new_trials} new trials, {finished_trials(result.study)} finished; "
+            f"best val macro-F1 {best.value:.4f} (trial {best.number}); results in {out}")
+
+
+COMMANDS = {"sweep": sweep_main, "hpo": hpo_main}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(f"usage: synthaug {{{','.join(COMMANDS)}}} [options]   (synthaug <command> --help)", file=sys.stderr)
+        sys.exit(2)
+    command, argv = sys.argv[1], sys.argv[2:]
+    run_stage(f"synthaug {command}", lambda: COMMANDS[command](argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Sweeps run by DVC (`dvc exp run --queue -S 'key=range(...)'`), collected into one table per swept key.
+
+The source is `dvc exp show --json`: every experiment's params and every evaluate entry's metrics.json,
+without the column-name guessing of the CSV view (which prefixes a metric with its file only when two
+files share the name). One row per (value, classifier, variant): the metric's mean over seeds and runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EVAL_METRICS = re.compile(r"^metrics/eval/(?P<classifier>[a-z0-9_]+)-(?P<variant>[a-z0-9_]+)-seed(?P<seed>\d+)/metrics\.json$")
+SWEEP_FIELDS = ["param", "value", "classifier", "variant", "metric", "mean", "std", "runs", "experiments"]
+
+
+class SweepError(ValueError):
+    """Nothing to collect: no experiment has the swept key, or `dvc exp show` failed."""
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    experiment: str
+    value: float | str
+    classifier: str
+    variant: str
+    seed: int
+    score: float
+
+
+def exp_show(repo: Path) -> list[dict[str, Any]]:
+    """`dvc exp show --json` of the repository: its HEAD, the workspace and their experiments."""
+    result = subprocess.run(["dvc", "exp", "show", "--json"], cwd=repo, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SweepError(f"dvc exp show failed in {repo}: {result.stderr.strip().splitlines()[-1:] or result.returncode}")
+    return json.loads(result.stdout)
+
+
+def _lookup(params: dict[str, Any], dotted: str) -> Any:
+    value: Any = params
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _revisions(exp_show_json: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, data) of each committed baseline and each experiment; the workspace repeats HEAD and is skipped."""
+    found = []
+    for commit in exp_show_json:
+        if commit.get("rev") != "workspace" and commit.get("data"):
+            found.append((commit.get("name") or commit["rev"][:7], commit["data"]))
+        for experiment in commit.get("experiments") or []:
+            for revision in experiment.get("revs") or []:
+                if revision.get("data") and not revision.get("error"):
+                    found.append((revision.get("name") or revision["rev"][:7], revision["data"]))
+    return found
+
+
+def _as_value(raw: Any) -> float | str:
+    return float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else json.dumps(raw)
+
+
+def sweep_points(
+    exp_show_json: list[dict[str, Any]], param: str, metric: str = "macro_f1", where: dict[str, Any] | None = None
+) -> list[SweepPoint]:
+    """Every evaluated entry of every revision that sets `param` (and matches each `where` key = value)."""
+    points = []
+    for name, data in _revisions(exp_show_json):
+        params = (data.get("params") or {}).get("params.yaml", {}).get("data") or {}
+        raw = _lookup(params, param)
+        if raw is None or any(_lookup(params, key) != value for key, value in (where or {}).items()):
+            continue
+        for path, content in (data.get("metrics") or {}).items():
+            match = EVAL_METRICS.match(path)
+            score = (content.get("data") or {}).get(metric) if match else None
+            if isinstance(score, (int, float)):
+                points.append(SweepPoint(name, _as_value(raw), match["classifier"], match["variant"], int(match["seed"]), float(score)))
+    return points
+
+
+def sweep_rows(points: list[SweepPoint], param: str, metric: str) -> list[dict[str, Any]]:
+    """Mean and sample std of the metric per (value, classifier, variant), values in ascending order."""
+    if not points:
+        raise SweepError(f"no experiment sets {param} and has evaluate metrics (run the sweep first: see README, Sweeps)")
+    groups: dict[tuple, list[SweepPoint]] = {}
+    for point in points:
+        groups.setdefault((point.value, point.classifier, point.variant), []).append(point)
+    variant_order = list(dict.fromkeys((p.classifier, p.variant) for p in points))
+    rows = []
+    for (value, classifier, variant), members in sorted(
+        groups.items(), key=lambda item: (str(type(item[0][0])), item[0][0], variant_order.index(item[0][1:]))
+    ):
+        scores = [m.score for m in members]
+        rows.append({
+            "param": param, "value": value, "classifier": classifier, "variant": variant, "metric": metric,
+            "mean": round(float(np.mean(scores)), 6),
+            "std": round(float(np.std(scores, ddof=1)), 6) if len(scores) > 1 else 0.0,
+            "runs": len(scores),
+            "experiments": " ".join(sorted({m.experiment for m in members})),
+        })
+    return rows
+
+
+def rows_to_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SWEEP_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def read_sweep_csv(path: Path) -> list[dict[str, Any]]:
+    rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
+    missing = set(SWEEP_FIELDS) - set(rows[0] if rows else SWEEP_FIELDS)
+    if missing:
+        raise SweepError(f"{path}: not a sweep table (missing columns {sorted(missing)})")
+    for row in rows:
+        try:
+            row["value"] = float(row["value"])
+        except ValueError:
+            pass
+        row["mean"], row["std"], row["runs"] = float(row["mean"]), float(row["std"]), int(row["runs"])
+    return rows
+
+
+def sweep_matrix(rows: list[dict[str, Any]]) -> tuple[list[str], list[float | str], np.ndarray]:
+    """(row labels `classifier/variant`, column values, mean matrix with NaN where a cell was not run)."""
+    labels = list(dict.fromkeys(f"{r['classifier']}/{r['variant']}" for r in rows))
+    values = list(dict.fromkeys(r["value"] for r in rows))
+    matrix = np.full((len(labels), len(values)), math.nan)
+    for row in rows:
+        matrix[labels.index(f"{row['classifier']}/{row['variant']}"), values.index(row["value"])] = row["mean"]
+    return labels, values, matrix
+
+
+def sweep_file_name(param: str) -> str:
+    return f"{param}.csv"

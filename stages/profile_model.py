@@ -1,0 +1,53 @@
+"""DVC stage `profile`: one classifier's cost (parameters, FLOPs, latency, throughput, peak memory), and a
+torch.profiler chrome trace of `profile.steps` training steps. Not profile.py: that would shadow the stdlib module."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from synthaug.cli import run_stage
+from synthaug.devices import resolve_device
+from synthaug.io import atomic_path, write_json
+from synthaug.models.profile import profile_classifier, trace_training_steps
+from synthaug.params import ProfileParams, load_section
+from synthaug.tracking import run_name, stage_run
+from synthaug.train.checkpoint import load_classifier
+
+TRACE_FILE = "trace.json"
+
+
+def main() -> str:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--classifier", required=True, help="experiment.classifiers entry")
+    parser.add_argument("--model", type=Path, required=True, help="a checkpoint folder of this classifier (its spec)")
+    parser.add_argument("--out", type=Path, required=True, help="the profile (.json)")
+    parser.add_argument("--traces", type=Path, required=True, help="folder for trace.json (empty when profile.steps is 0)")
+    args = parser.parse_args()
+    params = load_section("profile", ProfileParams)
+    device = resolve_device(params.device, "profile.device")
+    torch.manual_seed(0)
+
+    model, spec = load_classifier(args.model)
+    name = run_name("profile", args.classifier)
+    with stage_run(name, {"profile": params.model_dump()}, {"classifier": args.classifier}) as tracker:
+        profile = profile_classifier(model, spec, device, params.batch_size, params.warmup, params.repeats)
+        with atomic_path(args.traces, directory=True) as tmp:
+            if params.steps > 0:
+                trace_training_steps(model, spec, device, params.batch_size, params.steps, tmp / TRACE_FILE)
+        write_json(args.out, profile.to_dict())
+        tracker.log_metrics({k: v for k, v in profile.to_dict().items() if isinstance(v, (int, float))})
+        tracker.log_artifact(args.out)
+        if params.steps > 0:
+            tracker.log_artifact(args.traces / TRACE_FILE)
+    trace = f", trace of {params.steps} steps in {args.traces / TRACE_FILE}" if params.steps > 0 else ""
+    return (
+        f"{name}: {profile.parameters:,} parameters, {profile.macs_per_image / 1e6:.1f} MMACs/image, "
+        f"{profile.latency_ms:.2f} ms/image, {profile.throughput_images_per_s:.0f} images/s on {device.type}{trace}"
+    )
+
+
+if __name__ == "__main__":
+    run_stage("profile", main)
