@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install demo full test mlflow-ui
+.PHONY: install demo full test bench mlflow-ui
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,18 @@ endif
 # the e2e module (one dvc repository shared by its tests) runs beside the unit tests.
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The CPU benchmarks, one after the other (about 10 minutes on 2 cores): each prints its table and writes its
+# section of metrics/bench.json. GPU-only (bench/sdxl_full.py) and whole-DAG (bench/pipeline.py) ones: see README.
+bench: install
+ifndef ARCHIVE
+	$(error make bench needs ARCHIVE=<CIFAR-10 ImageFolder tarball>)
+endif
+	$(BIN)/python bench/input_pipeline.py --archive $(ARCHIVE)
+	$(BIN)/python bench/scaling.py --archive $(ARCHIVE)
+	$(BIN)/python bench/models.py --cases vit224 vit32 cnn ddpm_train gan_train ddpm_sample gan_sample --repeats 3
+	$(BIN)/python bench/synthesize.py
+	dvc metrics show metrics/bench.json
 
 mlflow-ui: install
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import platform
 import tarfile
 import time
 from pathlib import Path
@@ -25,7 +24,8 @@ import torch
 from PIL import Image
 
 from synthaug.data.augment import augment_batch, seed_augmentations, to_model_input
-from synthaug.io import write_json
+
+from record import machine_info, save_bench
 
 
 class EncodedImages(torch.utils.data.Dataset):
@@ -63,7 +63,6 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=32, help="model input size (224 for the full profile)")
     parser.add_argument("--augment-p", type=float, default=0.5)
-    parser.add_argument("--out", type=Path, default=Path("metrics/bench/input_pipeline.json"))
     args = parser.parse_args()
 
     encoded = read_encoded(args.archive, args.images)
@@ -92,14 +91,13 @@ def main() -> None:
     for row in rows:
         print(f"{row['images_per_second']:9.1f} images/s  {row['pipeline']}")
     print(f"ratio {pipeline / reference:.2f}x ({args.images} images, batch {args.batch_size}, {args.image_size} px, p={args.augment_p})")
-    write_json(args.out, {
-        "machine": {"platform": platform.platform(), "processor": platform.machine(), "torch_threads": torch.get_num_threads()},
+    save_bench("input_pipeline", {
+        "machine": machine_info(),
         "versions": {"torch": torch.__version__, "albumentations": __import__("albumentations").__version__},
         "command": f"python bench/input_pipeline.py --archive {args.archive} --images {args.images} --batch-size {args.batch_size} "
                    f"--image-size {args.image_size} --augment-p {args.augment_p}",
         "results": rows, "ratio": round(pipeline / reference, 3),
     })
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,6 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from synthaug.io import write_json
 from synthaug.models.classifiers import ClassifierSpec, build_classifier
 from synthaug.params import (
     DdpmSampleParams,
@@ -33,6 +31,8 @@ from synthaug.params import (
     TrainGeneratorParams,
     parse_section,
 )
+
+from record import machine_info, save_bench
 
 CASES = ("vit224", "vit32", "cnn", "ddpm_train", "gan_train", "ddpm_sample", "gan_sample", "inception")
 
@@ -183,7 +183,6 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=Path("metrics/bench/models.json"))
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = False  # "fp32" means fp32: the speed-up is the optimized mode's
@@ -194,19 +193,16 @@ def main() -> None:
             rows.append(run_case(case, config, device, optimized, args.repeats))
             row = rows[-1]
             print(f"{case:12s} {row['mode']:28s} batch {row['batch']:5d}: {row['throughput']:10.1f} {row['unit']}", flush=True)
-            write_json(args.out, report(rows, device, args))
+            save_bench("models", report(rows, device, args))
     print("\ncase          optimized / eager")
     for case in args.cases:
         modes = {row["mode"]: row["throughput"] for row in rows if row["case"] == case}
         if len(modes) == 2:
             print(f"{case:12s}  {modes['bf16+channels_last+compile'] / modes['eager fp32']:.2f}x")
-    print(f"wrote {args.out}")
 
 
 def report(rows: list[dict], device: torch.device, args: argparse.Namespace) -> dict:
-    machine = {"platform": platform.platform(), "processor": platform.machine(), "torch_threads": torch.get_num_threads()}
-    if device.type == "cuda":
-        machine["gpu"] = torch.cuda.get_device_name(device)
+    machine = machine_info()
     return {
         "machine": machine,
         "versions": {"torch": torch.__version__, "diffusers": __import__("diffusers").__version__},

@@ -12,7 +12,6 @@ writes metrics/bench/scaling.json.
 from __future__ import annotations
 
 import argparse
-import platform
 import tarfile
 import tempfile
 import time
@@ -22,10 +21,11 @@ import numpy as np
 import torch
 
 from synthaug.data.fetch import read_archive
-from synthaug.io import write_json
 from synthaug.models.classifiers import build_classifier
 from synthaug.params import TrainParams, load_section
 from synthaug.train.classifier import spec_from_params, train_classifier
+
+from record import machine_info, save_bench
 
 TEST_PER_CLASS = 20
 CLASSES = 10  # CIFAR-10: N train images are N / 10 per class
@@ -58,7 +58,6 @@ def main() -> None:
     parser.add_argument("--archive", type=Path, required=True, help="ImageFolder tarball (train/<class>/*.jpg)")
     parser.add_argument("--images", type=int, default=5000, help="N train images (N / 10 per class); the larger size is 2N")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--out", type=Path, default=Path("metrics/bench/scaling.json"))
     args = parser.parse_args()
     sizes = (args.images, 2 * args.images)
     params = load_section("train", TrainParams, args.params).model_copy(update={"epochs": 1})
@@ -89,13 +88,12 @@ def main() -> None:
         print(f"{row['seconds']:8.2f} s  {row['images']:6d} images  {row['step']}")
     for step, ratio in ratios.items():
         print(f"2N / N = {ratio:.2f}  {step}")
-    write_json(args.out, {
-        "machine": {"platform": platform.platform(), "processor": platform.machine(), "torch_threads": torch.get_num_threads()},
+    save_bench("scaling", {
+        "machine": machine_info(),
         "versions": {"torch": torch.__version__},
         "command": f"python bench/scaling.py --archive {args.archive} --images {args.images}",
         "results": rows, "ratio_2n_over_n": ratios,
     })
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ the stage's `compile` option. Prints a table and writes metrics/bench/sdxl_full.
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -21,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synthaug.io import write_json
 from synthaug.params import SdxlTurboParams
 from synthaug.synth.plan import plan_items
 from synthaug.synth.sdxl_turbo import SdxlTurboGenerator
 from synthaug.synth.tiny import _byte_level_tokenizer
+
+from record import machine_info, save_bench
 
 # stabilityai/sdxl-turbo's architecture (same as SDXL 1.0 base).
 UNET = dict(
@@ -79,7 +79,6 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--modes", nargs="+", default=["eager", "compile"], choices=["eager", "compile"])
     parser.add_argument("--pipelines", nargs="+", default=["text", "controlnet"], choices=["text", "controlnet"])
-    parser.add_argument("--out", type=Path, default=Path("metrics/bench/sdxl_full.json"))
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench/sdxl_full.py needs a CUDA GPU (a full-size SDXL UNet step is minutes on a CPU)")
@@ -122,14 +121,13 @@ def main() -> None:
                     del generator
                     torch.cuda.empty_cache()
                     torch.cuda.reset_peak_memory_stats()
-                    write_json(args.out, {
-                        "machine": {"platform": platform.platform(), "gpu": torch.cuda.get_device_name()},
+                    save_bench("sdxl_full", {
+                        "machine": machine_info(),
                         "versions": {"torch": torch.__version__, "diffusers": __import__("diffusers").__version__},
                         "command": "python bench/sdxl_full.py " + " ".join(
                             f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items() if k != "out"),
                         "results": rows,
                     })
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Prints a table and writes metrics/bench/synthesize.json.
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -18,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synthaug.io import write_json
 from synthaug.params import SynthesizeParams, compose_params, parse_section
 from synthaug.synth.plan import plan_items
 from synthaug.synth.sdxl_turbo import SdxlTurboGenerator
 from synthaug.synth.tiny import build_tiny_sdxl
+
+from record import machine_info, save_bench
 
 
 def main() -> None:
@@ -30,7 +30,6 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8])
-    parser.add_argument("--out", type=Path, default=Path("metrics/bench/synthesize.json"))
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -58,13 +57,12 @@ def main() -> None:
                 })
                 print(f"{rows[-1]['pipeline']:22s} {args.resolution}px batch {batch_size}: "
                       f"{rows[-1]['images_per_second']:7.2f} images/s ({len(items)} in {seconds:.1f}s)")
-    write_json(args.out, {
-        "machine": {"platform": platform.platform(), "processor": platform.machine(), "torch_threads": torch.get_num_threads()},
+    save_bench("synthesize", {
+        "machine": machine_info(),
         "versions": {"torch": torch.__version__, "diffusers": __import__("diffusers").__version__},
         "command": "python bench/synthesize.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
         "results": rows,
     })
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from synthaug.data.augment import augment_batch, seed_augmentations, to_model_input
+from synthaug.params import AUGMENTATION_STAGES
 from synthaug.data.storage import (
     ImageSet,
     load_image_set,
@@ -71,3 +72,23 @@ def test_model_input_range_and_resize():
     assert batch.shape == (2, 3, 8, 8) and batch.dtype == torch.float32
     assert batch[0].min().item() == -1.0 and batch[1].max().item() == 1.0
     assert to_model_input(images, 16).shape == (2, 3, 16, 16)
+
+
+def test_augmentation_stages_keep_the_seed_order_and_add_occlusion():
+    names = lambda compose: [type(t).__name__ for t in compose.transforms]  # noqa: E731
+    assert names(seed_augmentations(0.5, seed=0)) == [
+        "HorizontalFlip", "RandomBrightnessContrast", "HueSaturationValue", "Rotate", "GaussianBlur", "GaussNoise"]
+    assert names(seed_augmentations(0.5, 0, ["occlusion", "geometry"])) == ["HorizontalFlip", "Rotate", "CoarseDropout"]
+    assert all(t.p == 0.25 for t in seed_augmentations(0.25, 0, AUGMENTATION_STAGES).transforms)
+    with pytest.raises(ValueError, match=r"unknown augmentation stage\(s\) \['blur'\]"):
+        seed_augmentations(0.5, 0, ["geometry", "blur"])
+
+
+def test_occlusion_blacks_out_holes_of_a_quarter_side_at_most():
+    images = np.full((8, 32, 32, 3), 200, np.uint8)
+    occluded = augment_batch(images, seed_augmentations(1.0, 0, ["occlusion"]))
+    black = (occluded == 0).all(axis=-1)
+    assert black.any(axis=(1, 2)).all()  # p = 1: every image gets a hole
+    # one or two holes of at most 25 % of the side each: never more than 2 * 8 * 8 pixels
+    assert (black.sum(axis=(1, 2)) <= 2 * 8 * 8).all()
+    assert ((occluded == 0) | (occluded == 200)).all()  # nothing else changed

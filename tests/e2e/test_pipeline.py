@@ -25,7 +25,7 @@ from ..conftest import ROOT, make_image_folder, tar_folder
 
 pytestmark = pytest.mark.e2e
 
-PROJECT_FILES = ["dvc.yaml", "conf", "stages", "src", ".dvc/config", ".dvcignore", ".gitignore"]
+PROJECT_FILES = ["dvc.yaml", "conf", "stages", "src", "metrics/sweeps", ".dvc/config", ".dvcignore", ".gitignore"]
 GENERATORS = ["sdxl_turbo", "ddpm", "gan"]
 ENTRIES = ["vit-baseline-seed0", "vit-full-seed0", *(f"vit-synthetic_{g}-seed0" for g in GENERATORS)]
 
@@ -279,7 +279,7 @@ def test_runs_are_in_the_mlflow_store(pipeline_repo):
             "select r.name, m.value from metrics m join runs r on r.run_uuid = m.run_uuid where m.key = 'test_macro_f1'"
         ).fetchall())
     assert names == sorted([
-        "fetch", "imbalance", "report",
+        "fetch", "imbalance", "report", "profile/vit",
         *(f"{stage}/{g}" for stage in ("train_generator", "synthesize", "fid") for g in GENERATORS
           if (stage, g) != ("train_generator", "sdxl_turbo")),  # pretrained: nothing to train or log
         *(f"{stage}/vit-{variant}/seed0" for stage in ("train_classifier", "evaluate")
@@ -288,16 +288,19 @@ def test_runs_are_in_the_mlflow_store(pipeline_repo):
     assert metrics["evaluate/vit-baseline/seed0"] == pytest.approx(read_metrics(repo, "vit-baseline-seed0")["macro_f1"])
 
 
-def test_two_queued_experiments_run_in_parallel_with_the_sqlite_store(pipeline_repo, request):
-    """dvc queue start -j 2: both finish, both log every stage run to the one sqlite store, no lock errors."""
+def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeline_repo, request):
+    """A range sweep queued with -S, run by dvc queue start -j 2: both finish, both log every stage run to the one
+    sqlite store without lock errors, and `synthaug sweep` plus `dvc repro` put the grid in the report."""
     import time
 
     repo, env = pipeline_repo
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "--allow-empty", "-qm", "results before the queue"], repo, env)
-    names = ["fid-bs16", "fid-bs24"]
-    for name, batch in zip(names, (16, 24)):
-        run(["dvc", "exp", "run", "--queue", "--name", name, "-S", f"fid.batch_size={batch}"], repo, env)
+    result = run(["dvc", "exp", "run", "--queue", "-S", "fid.batch_size=range(16,25,8)"], repo, env)
+    queued = result.stdout + result.stderr
+    assert re.findall(r"\['fid.batch_size=(\d+)'\]", queued) == ["16", "24"]
+    names = re.findall(r"Queued experiment '([^']+)'", queued)
+    assert len(names) == 2
     request.addfinalizer(lambda: stop_queue_workers(repo))
     # the workers it starts outlive it and hold its stdout open: capture to a file, not a pipe
     with open(repo.parent / "queue-start.log", "w") as log:
@@ -326,6 +329,18 @@ def test_two_queued_experiments_run_in_parallel_with_the_sqlite_store(pipeline_r
     assert {name: per_experiment.get(name) for name in names} == {name: len(GENERATORS) for name in names}
     shown = run(["dvc", "exp", "show", "--csv"], repo, env).stdout
     assert all(name in shown for name in names)
+
+    collected = run(["synthaug", "sweep", "fid.batch_size"], repo, env)
+    rows = list(csv.DictReader((repo / "metrics/sweeps/fid.batch_size.csv").read_text().splitlines()))
+    values = sorted({float(row["value"]) for row in rows})
+    assert values == [16.0, 24.0, 32.0]  # the two experiments and the committed baseline
+    for row in rows:  # fid.batch_size reaches no classifier: every value has the committed scores
+        assert float(row["mean"]) == pytest.approx(read_metrics(repo, f"vit-{row['variant']}-seed0")["macro_f1"])
+    assert "| fid.batch_size → | 16 | 24 | 32 |" in collected.stdout
+    reran = run(["dvc", "repro"], repo, env)
+    assert re.findall(r"Running stage '([^']+)'", reran.stdout) == ["report"]
+    assert (repo / "metrics/report/sweep_fid.batch_size.png").is_file()
+    assert "## Sweep fid.batch_size" in (repo / "metrics/report.md").read_text()
 
 
 def test_exp_run_reruns_only_what_the_changed_param_reaches(pipeline_repo):

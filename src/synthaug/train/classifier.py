@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from synthaug.data.augment import augment_batch, seed_augmentations, to_model_input
 from synthaug.data.storage import ImageSet
-from synthaug.distributed import Ranks, rank_share, sum_over_ranks, unwrap, wrap_for_ranks
+from synthaug.distributed import Ranks, rank_share, sum_over_ranks, wrap_for_ranks
 from synthaug.io import atomic_path, rows_csv
 from synthaug.metrics.classification import confusion_matrix, per_class_scores
 from synthaug.models.classifiers import BUILDERS, ClassifierSpec, trainable_parameters

@@ -68,7 +68,7 @@ def open_study(params: HpoParams, storage: Path) -> optuna.Study:
     existing = optuna.create_study(
         storage=url, study_name=params.study, direction="maximize", load_if_exists=True,
     )
-    sampler = optuna.samplers.TPESampler(seed=derive_seed(params.sampler_seed, f"trials-{len(existing.trials)}"))
+    sampler = optuna.samplers.TPESampler(seed=derive_seed(params.sampler_seed, f"trials-{len(existing.trials)}") % 2**32)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=params.pruner.startup_trials, n_warmup_steps=params.pruner.warmup_epochs)
     return optuna.load_study(study_name=params.study, storage=url, sampler=sampler, pruner=pruner)
 

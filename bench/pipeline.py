@@ -1,0 +1,127 @@
+"""The whole DAG as a user runs it: wall time per stage, peak memory (RSS) per stage, and the no-op time.
+
+Runs a pipeline command in a repository (default `dvc repro --force`, every stage from scratch), reads
+DVC's "Running stage" lines to know which stage runs, and samples the resident memory of the stage's
+process tree (DVC's own process excluded) from /proc four times a second. Then times a plain
+`dvc repro`, which should do nothing. Prints a table; writes metrics/bench/pipeline.json and its
+section of metrics/bench.json.
+
+    python bench/pipeline.py --repo ../demo-clone -- dvc exp run --force -S fetch.archive=/abs/cifar10-jpg.tar.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from record import machine_info, save_bench
+
+STAGE_LINE = re.compile(r"Running stage '([^']+)'")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def process_tree(root: int) -> list[int]:
+    """root's descendants (not root), from /proc's parent links."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def resident_bytes(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def run_and_sample(command: list[str], repo: Path, interval_s: float = 0.25) -> tuple[float, list[dict]]:
+    """Wall time of `command`, and per stage (in run order) its wall time and peak RSS of its processes."""
+    stages: list[dict] = []
+    current: dict | None = None
+    lock = threading.Lock()
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            rss = resident_bytes(process_tree(process.pid))
+            with lock:
+                if current is not None:
+                    current["peak_rss_mb"] = max(current["peak_rss_mb"], round(rss / 2**20, 1))
+            done.wait(interval_s)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    assert process.stdout is not None
+    for line in process.stdout:
+        print(line, end="", flush=True)
+        match = STAGE_LINE.search(line)
+        if match:
+            now = time.perf_counter()
+            with lock:
+                if current is not None:
+                    current["seconds"] = round(now - current.pop("_start"), 2)
+                current = {"stage": match[1], "peak_rss_mb": 0.0, "_start": now}
+                stages.append(current)
+    returncode = process.wait()
+    done.set()
+    sampler.join()
+    wall = time.perf_counter() - start
+    if current is not None and "_start" in current:
+        current["seconds"] = round(time.perf_counter() - current.pop("_start"), 2)
+    if returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed with exit code {returncode}")
+    return wall, stages
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repo", type=Path, default=Path("."), help="the DVC repository to run in")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="after --: the pipeline command (default dvc repro --force)")
+    args = parser.parse_args()
+    command = [part for part in args.command if part != "--"] or ["dvc", "repro", "--force"]
+
+    wall, stages = run_and_sample(command, args.repo)
+    noop_start = time.perf_counter()
+    noop = subprocess.run(["dvc", "repro"], cwd=args.repo, capture_output=True, text=True)
+    noop_seconds = time.perf_counter() - noop_start
+    reran = STAGE_LINE.findall(noop.stdout)
+
+    print(f"\n{'stage':44s} {'seconds':>8s} {'peak RSS (MB)':>14s}")
+    for stage in stages:
+        print(f"{stage['stage']:44s} {stage['seconds']:8.1f} {stage['peak_rss_mb']:14.0f}")
+    peak = max((s["peak_rss_mb"] for s in stages), default=0.0)
+    print(f"{'DAG wall time':44s} {wall:8.1f} {peak:14.0f}")
+    print(f"{'no-op dvc repro':44s} {noop_seconds:8.2f}   ({'no stage ran' if not reran else 'reran: ' + ', '.join(reran)})")
+    save_bench("pipeline", {
+        "machine": machine_info(),
+        "command": f"python bench/pipeline.py --repo {args.repo} -- {' '.join(command)}",
+        "dag_wall_seconds": round(wall, 1),
+        "peak_stage_rss_mb": peak,
+        "noop_repro_seconds": round(noop_seconds, 2),
+        "noop_reran_stages": len(reran),
+        "stages": {s["stage"]: {"seconds": s["seconds"], "peak_rss_mb": s["peak_rss_mb"]} for s in stages},
+    })
+
+
+if __name__ == "__main__":
+    main()
