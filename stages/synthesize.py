@@ -13,6 +13,7 @@ import numpy as np
 
 from synthaug.cli import run_stage
 from synthaug.data.storage import load_image_set, load_index_arrays
+from synthaug.distributed import close_ranks, init_ranks, sum_over_ranks
 from synthaug.io import atomic_path, ensure_free_space, fingerprint, read_json, work_folder, write_json
 from synthaug.metrics.plots import save_png
 from synthaug.params import GENERATORS, SynthesizeParams, load_section
@@ -25,7 +26,7 @@ from synthaug.synth.shards import (
     preview_grids,
     publish_synthetic_set,
 )
-from synthaug.tracking import run_name, stage_run
+from synthaug.tracking import main_rank_run, run_name
 
 
 def main() -> str:
@@ -58,13 +59,19 @@ def main() -> str:
     # Both sets, written once as shards and once more into the DVC cache.
     ensure_free_space(args.out.parent, 2 * (len(items) + len(eval_items)) * train.images[0].nbytes, f"synthesize@{args.generator}")
     name = run_name("synthesize", args.generator)
-    with stage_run(name, {"synthesize": params.model_dump()}, {"generator": args.generator}) as tracker:
+    # Under torchrun / accelerate launch each rank makes its share of the shards; rank 0 logs and publishes.
+    ranks = init_ranks()
+    with main_rank_run(ranks.is_main, name, {"synthesize": params.model_dump()}, {"generator": args.generator}) as tracker:
         generate = make_backend(args.generator, params, args.model, train.images, train.class_names)
         start = time.perf_counter()
         sets = ((args.out, items), (args.eval_out, eval_items))
         # Both sets are published only when both are complete: DVC deletes outputs before a rerun.
-        generated = sum(generate_shards(planned, params.shard_size, work_folder(out), digest, generate) for out, planned in sets)
+        generated = sum(generate_shards(planned, params.shard_size, work_folder(out), digest, generate, ranks) for out, planned in sets)
         seconds = time.perf_counter() - start
+        generated = int(sum_over_ranks(np.array([generated]), ranks)[0])
+        close_ranks(ranks)
+        if not ranks.is_main:
+            return f"{name}: rank {ranks.rank} of {ranks.world_size} done"
         for out, planned in sets:
             publish_synthetic_set(out, planned, params.shard_size, args.generator)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import shutil
 from pathlib import Path
@@ -18,7 +17,7 @@ from synthaug.params import TrainParams, load_section
 from synthaug.seeding import seed_everything
 from synthaug.synth.filter import filter_synthetic
 from synthaug.synth.shards import load_synthetic
-from synthaug.tracking import RunLogger, run_name, stage_run
+from synthaug.tracking import main_rank_run, run_name
 from synthaug.train.checkpoint import save_classifier
 from synthaug.train.classifier import history_csv, spec_from_params, train_classifier
 from synthaug.train.losses import loss_for_variant
@@ -50,11 +49,7 @@ def main() -> str:
     model = build_classifier(spec)
 
     name = run_name("train_classifier", entry_name(args), args.seed)
-    if ranks.is_main:
-        tracking = stage_run(name, {"train": params.model_dump()}, entry_tags(args))
-    else:
-        tracking = contextlib.nullcontext(RunLogger(None))
-    with tracking as tracker:
+    with main_rank_run(ranks.is_main, name, {"train": params.model_dump()}, entry_tags(args)) as tracker:
         tracker.log_metrics({"train_images": len(train_set), "parameters": count_parameters(model)})
         # A killed run resumes from its last finished epoch, if nothing that decides the result changed.
         work = work_folder(args.out)

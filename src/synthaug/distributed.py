@@ -1,4 +1,4 @@
-"""Several training processes on one or more machines (`torchrun`, `accelerate launch`): ranks, DDP, reductions.
+"""Several training or generation processes on one or more machines (`torchrun`, `accelerate launch`): ranks, DDP, reductions.
 
 A stage run by a launcher reads its rank from the environment (RANK, WORLD_SIZE, MASTER_ADDR, ...);
 run plainly, it is rank 0 of 1 and nothing here does any communication.
@@ -34,9 +34,17 @@ def init_ranks() -> Ranks:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return Ranks()
+    if torch.cuda.is_available():  # one GPU per process on each machine: "cuda" then means this rank's
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return Ranks(dist.get_rank(), dist.get_world_size())
+
+
+def wait_for_ranks(ranks: Ranks) -> None:
+    """Every rank reaches this point before any goes on (no-op on one process)."""
+    if ranks.distributed:
+        dist.barrier()
 
 
 def close_ranks(ranks: Ranks) -> None:

@@ -168,6 +168,13 @@ def child_run(parent: RunLogger, name: str, params: Mapping[str, Any], tags: Map
             child._call("end_run", status=status)
 
 
+def main_rank_run(is_main: bool, name: str, params: Mapping[str, Any], tags: Mapping[str, str] | None = None):
+    """stage_run on rank 0; other ranks of a multi-process stage get a logger that records nothing."""
+    from contextlib import nullcontext
+
+    return stage_run(name, params, tags) if is_main else nullcontext(RunLogger(None))
+
+
 def _start(root: Path, name: str, strict: bool = False) -> Any | None:
     try:
         with warnings.catch_warnings():

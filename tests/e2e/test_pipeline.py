@@ -342,6 +342,12 @@ def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeli
     assert (repo / "metrics/report/sweep_fid.batch_size.png").is_file()
     assert "## Sweep fid.batch_size" in (repo / "metrics/report.md").read_text()
 
+    # choice lists combine into a grid: 2 x 2 experiments queued (and removed again, not run)
+    result = run(["dvc", "exp", "run", "--queue", "-S", "fid.kid_subsets=3,4", "-S", "fid.precision_recall_k=1,2"], repo, env)
+    combinations = re.findall(r"\['fid.kid_subsets=(\d)', 'fid.precision_recall_k=(\d)'\]", result.stdout + result.stderr)
+    assert sorted(combinations) == [("3", "1"), ("3", "2"), ("4", "1"), ("4", "2")]
+    run(["dvc", "queue", "remove", "--queued"], repo, env)
+
 
 def test_exp_run_reruns_only_what_the_changed_param_reaches(pipeline_repo):
     repo, env = pipeline_repo

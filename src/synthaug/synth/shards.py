@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from synthaug.data.storage import ImageSet
+from synthaug.distributed import Ranks, wait_for_ranks
 from synthaug.io import atomic_path
 from synthaug.synth.plan import SynthItem
 
@@ -36,16 +37,24 @@ def generate_shards(
     workdir: Path,
     digest: str,
     generate: Callable[[list[SynthItem]], np.ndarray],
+    ranks: Ranks = Ranks(),
 ) -> int:
-    """Fill `workdir` with one .npz per shard; returns how many images this call generated."""
+    """Fill `workdir` with one .npz per shard; returns how many images this call (this rank) generated.
+
+    With several ranks, rank r makes shards r, r + world, ...: every image depends only on its own
+    seed, so the shards are those of one process. All ranks return once every shard exists.
+    """
     marker = workdir / FINGERPRINT_FILE
-    if workdir.exists() and (not marker.is_file() or marker.read_text() != digest):
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(digest)
+    if ranks.is_main:
+        if workdir.exists() and (not marker.is_file() or marker.read_text() != digest):
+            shutil.rmtree(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(digest)
+    wait_for_ranks(ranks)
     generated = 0
-    bar = tqdm(total=len(items), desc="generate", unit="img", disable=None)
-    for number, shard_items in chunks(items, shard_size):
+    mine = [(number, shard_items) for number, shard_items in chunks(items, shard_size) if number % ranks.world_size == ranks.rank]
+    bar = tqdm(total=sum(len(shard_items) for _, shard_items in mine), desc="generate", unit="img", disable=None)
+    for number, shard_items in mine:
         path = workdir / shard_name(number)
         if not path.exists():
             images = generate(shard_items)
@@ -57,6 +66,7 @@ def generate_shards(
             generated += len(shard_items)
         bar.update(len(shard_items))
     bar.close()
+    wait_for_ranks(ranks)
     return generated
 
 

@@ -1,0 +1,76 @@
+"""synthesize under torchrun with 2 CPU processes: each makes its share of the shards, the result is one process's."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from synthaug.data.storage import ImageSet, save_image_set, save_index_arrays
+from synthaug.io import write_json
+from synthaug.params import TrainGeneratorParams, parse_section
+from synthaug.synth.backends import GENERATOR_FILE
+from synthaug.synth.training import build_trainer
+
+from ..conftest import ROOT
+
+CLASSES = ("cat", "dog", "frog")
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), [3, 6, 12])
+    images = rng.integers(0, 255, (len(labels), 8, 8, 3), dtype=np.uint8)
+    save_image_set(tmp_path / "data/train.npz", ImageSet(images, labels, CLASSES))
+    save_image_set(tmp_path / "data/test.npz", ImageSet(images[:9], np.repeat(np.arange(3), 3), CLASSES))
+    write_json(tmp_path / "data/meta.json", {"sha256": "fixture"})
+    save_index_arrays(tmp_path / "splits.npz", {"train": np.arange(len(labels)), "val": np.arange(0), "full": np.arange(len(labels))})
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = dict(params["train_generator"])
+    raw["gan"] = dict(raw["gan"], latent_dim=8, base_channels=8)
+    trainer = build_trainer("gan", parse_section("train_generator", raw, TrainGeneratorParams), 8, 3, torch.device("cpu"))
+    trainer.export(tmp_path / "gan")  # untrained weights: the sharding, not the images, is under test
+    write_json(tmp_path / "gan" / GENERATOR_FILE, {"generator": "gan", "trained": True, "class_names": list(CLASSES), "image_size": 8})
+    params["synthesize"].update(shard_size=2, eval_per_class=3, preview_per_class=2)
+    params["synthesize"]["gan"] = {"batch_size": 2, "device": "cpu"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def synthesize(project: Path, out: str, launcher: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT / "src")}
+    args = ["--generator", "gan", "--model", "gan", "--data", "data", "--splits", "splits.npz",
+            "--out", f"{out}/synthetic", "--eval-out", f"{out}/eval", "--previews", f"{out}/previews"]
+    result = subprocess.run([*launcher, str(ROOT / "stages/synthesize.py"), *args], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_two_gloo_processes_write_the_shards_one_process_writes(project):
+    synthesize(project, "one", [sys.executable])
+    two = synthesize(project, "two", [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"])
+    output = two.stdout + two.stderr
+    assert "rank 1 of 2 done" in output
+    # 9 + 6 to reach 12 per class, plus 3 per class for FID: all generated, none twice
+    assert "15 synthetic + 9 evaluation images (24 generated now" in output
+    for folder in ("synthetic", "eval"):
+        one, two_ = (sorted(p.name for p in (project / out / folder).iterdir()) for out in ("one", "two"))
+        assert one == two_ and len([n for n in one if n.startswith("shard-")]) == {"synthetic": 8, "eval": 5}[folder]
+        for name in one:
+            assert (project / "one" / folder / name).read_bytes() == (project / "two" / folder / name).read_bytes(), name
+    assert (project / "one/previews.json").read_text() == (project / "two/previews.json").read_text()
+    assert not any(p.name.startswith(".") for p in (project / "two").iterdir())  # no work folder left
+    with sqlite3.connect(project / "mlflow.db") as db:
+        runs = db.execute("select count(*) from runs where name = 'synthesize/gan' and status = 'FINISHED'").fetchone()[0]
+        generated = [row[0] for row in db.execute("select value from metrics where key = 'generated_this_run'")]
+    assert runs == 2 and generated == [24.0, 24.0]  # one run per invocation; rank 1 logs nothing
