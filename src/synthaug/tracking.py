@@ -140,13 +140,8 @@ def stage_run(name: str, params: Mapping[str, Any], tags: Mapping[str, str] | No
             **(tags or {}),
         }
     )
-    status = "FAILED"
-    try:
+    with _ending(logger):
         yield logger
-        status = "FINISHED"
-    finally:
-        if logger.active:
-            logger._call("end_run", status=status)
 
 
 @contextmanager
@@ -159,13 +154,20 @@ def child_run(parent: RunLogger, name: str, params: Mapping[str, Any], tags: Map
     child._call("start_run", run_name=name, nested=True)
     child.log_params(params)
     child.set_tags(dict(tags or {}))
+    with _ending(child):
+        yield child
+
+
+@contextmanager
+def _ending(logger: RunLogger) -> Iterator[None]:
+    """End the logger's active run on leaving: FINISHED, or FAILED when the block raised."""
     status = "FAILED"
     try:
-        yield child
+        yield
         status = "FINISHED"
     finally:
-        if child.active:
-            child._call("end_run", status=status)
+        if logger.active:
+            logger._call("end_run", status=status)
 
 
 def main_rank_run(is_main: bool, name: str, params: Mapping[str, Any], tags: Mapping[str, str] | None = None):
