@@ -49,7 +49,9 @@ def main() -> str:
     test = load_image_set(args.data / "test.npz")
     fake = load_synthetic(args.eval_set, test.class_names)
     real = test.subset(matched_real_indices(test.labels, fake.labels))
+    device = resolve_device(params.device, "fid.device")
     classifier, spec = load_classifier(args.feature_model)
+    classifier = classifier.to(device)
     name = run_name("fid", args.generator)
     with stage_run(name, {"fid": params.model_dump()}, {"generator": args.generator}) as tracker:
         start = time.perf_counter()
@@ -69,7 +71,6 @@ def main() -> str:
             real_features, _ = classifier_features(classifier, real.images, spec.image_size, test.num_classes, params.batch_size)
         else:
             suffix = ""
-            device = resolve_device(params.device, "fid.device")
             real_features = inception_features(inception, real.images, params.batch_size, device)
             fake_features = inception_features(inception, fake.images, params.batch_size, device)
         scores = labelled(generation_scores(

@@ -10,6 +10,7 @@ from pathlib import Path
 from synthaug.cli import add_entry_arguments, entry_name, entry_tags, run_stage
 from synthaug.data.imbalance import load_variant_sets
 from synthaug.data.storage import concat_image_sets
+from synthaug.devices import resolve_device
 from synthaug.distributed import close_ranks, init_ranks
 from synthaug.io import fingerprint, work_folder, write_json, write_text
 from synthaug.models.classifiers import build_classifier, count_parameters
@@ -46,7 +47,7 @@ def main() -> str:
         )
         train_set = concat_image_sets(train_set, synthetic)
     spec = spec_from_params(args.classifier, params, train_set.num_classes)
-    model = build_classifier(spec)
+    model = build_classifier(spec).to(resolve_device(params.device, "train.device"))
 
     name = run_name("train_classifier", entry_name(args), args.seed)
     with main_rank_run(ranks.is_main, name, {"train": params.model_dump()}, entry_tags(args)) as tracker:

@@ -109,6 +109,7 @@ class TrainParams(Section):
     augment_stages: Annotated[list[Literal[AUGMENTATION_STAGES]], Field(min_length=1)]
     image_size: PositiveInt  # model input resolution; batches are resized on the fly
     eval_batch_size: PositiveInt
+    device: Device  # auto: CUDA when present (under torchrun, each rank's own GPU)
     synthetic_filter: SyntheticFilterParams
     loss_baselines: LossBaselineParams
     vit: VitParams

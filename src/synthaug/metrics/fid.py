@@ -163,7 +163,7 @@ def classifier_features(
 
     captured: list[torch.Tensor] = []
     hook = _head(model, num_classes).register_forward_pre_hook(
-        lambda module, inputs: captured.append(inputs[0].detach().float().flatten(1))
+        lambda module, inputs: captured.append(inputs[0].detach().float().flatten(1).cpu())
     )
     try:
         logits = predict_logits(model, images, image_size, batch_size, "classifier features")

@@ -69,13 +69,26 @@ def make_scheduler(
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU batch onto `device`: through pinned memory and a non-blocking copy on CUDA, as is on the CPU."""
+    if device.type != "cuda":
+        return batch
+    return batch.pin_memory().to(device, non_blocking=True)
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: np.ndarray, image_size: int, batch_size: int, desc: str = "predict") -> np.ndarray:
-    """Logits for uint8 images, batch by batch (the set is never converted to float whole)."""
+    """Logits for uint8 images, batch by batch on the model's device (the set is never converted to float whole)."""
     model.eval()
+    device = model_device(model)
     outputs = []
     for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False, disable=None):
-        outputs.append(model(to_model_input(images[start : start + batch_size], image_size)).float().numpy())
+        batch = to_device(to_model_input(images[start : start + batch_size], image_size), device)
+        outputs.append(model(batch).float().cpu().numpy())
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)
 
 
@@ -113,6 +126,7 @@ def train_classifier(
     random stream, then trains on its interleaved share; the loss is weighted so that DDP's gradient
     average equals the global batch's mean gradient, i.e. the single-process run up to float rounding.
     Validation is sharded and its confusion matrix summed; only rank 0 writes the checkpoint.
+    Training runs on the device the model is on; batches are made on the CPU and copied over.
     `loss_spec` (default: cross-entropy with train.label_smoothing) is the loss-side baselines' hook.
     """
     if len(train_set) == 0:
@@ -127,15 +141,18 @@ def train_classifier(
     best_state: dict[str, torch.Tensor] = {}
     best_epoch, best_score, start_epoch = 0, -1.0, 1
     core = model  # the weights; `model` becomes their DDP wrapper when there are several ranks
+    device = model_device(core)
     if checkpoint is not None and checkpoint.is_file():
-        saved = torch.load(checkpoint, weights_only=True)  # never unpickles arbitrary objects
+        saved = torch.load(checkpoint, weights_only=True, map_location=device)  # never unpickles arbitrary objects
         if saved["fingerprint"] == fingerprint:
             core.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
             rng.bit_generator.state = saved["rng"]
             _restore_augmentation_state(augment, saved["augmentation"])
-            torch.set_rng_state(saved["torch_rng"])
+            torch.set_rng_state(saved["torch_rng"].cpu())
+            if device.type == "cuda" and "cuda_rng" in saved:
+                torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), device)
             history = [EpochRecord(**record) for record in saved["history"]]
             best_state, best_epoch, best_score = saved["best_state"], saved["best_epoch"], saved["best_score"]
             start_epoch = saved["epoch"] + 1
@@ -149,8 +166,8 @@ def train_classifier(
         for step in bar:
             batch = order[step * params.batch_size : (step + 1) * params.batch_size]
             augmented = augment_batch(train_set.images[batch], augment)
-            inputs = to_model_input(rank_share(augmented, ranks), params.image_size)
-            targets = torch.from_numpy(rank_share(train_set.labels[batch], ranks))
+            inputs = to_device(to_model_input(rank_share(augmented, ranks), params.image_size), device)
+            targets = to_device(torch.from_numpy(rank_share(train_set.labels[batch], ranks)), device)
             logits = model(inputs)
             loss = classification_loss(logits, targets, loss_spec)
             if not torch.isfinite(loss):
@@ -188,6 +205,7 @@ def train_classifier(
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "rng": rng.bit_generator.state, "augmentation": _augmentation_state(augment),
                     "torch_rng": torch.get_rng_state(), "history": [r.to_dict() for r in history],
+                    **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
                     "best_state": best_state, "best_epoch": best_epoch, "best_score": best_score,
                 }, tmp)
     return TrainResult(best_state=best_state, best_epoch=best_epoch, history=history)
