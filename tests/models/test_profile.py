@@ -125,6 +125,7 @@ def test_profile_stage_writes_the_figures_and_a_trace_artifact(tmp_path):
     figures = json.loads((tmp_path / "metrics/profile/cnn.json").read_text())
     assert figures["parameters"] == count_parameters(model) and figures["batch_size"] == 4
     assert figures["macs_per_image"] == 3 * 9 * 4 * 8 * 8 + 4 * 9 * 8 * 4 * 4 + 8 * 3
+    assert sorted(p.name for p in (tmp_path / "metrics/profile/cnn").iterdir()) == ["README.txt", "trace.json"]
     names = {e.get("name") for e in json.loads((tmp_path / "metrics/profile/cnn/trace.json").read_text())["traceEvents"]}
     assert {"train_step_0", "train_step_1"} <= names
     assert f"{figures['parameters']:,} parameters" in result.stdout and "trace of 2 steps" in result.stdout
