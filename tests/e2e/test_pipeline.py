@@ -25,7 +25,7 @@ from ..conftest import ROOT, make_image_folder, tar_folder
 
 pytestmark = pytest.mark.e2e
 
-PROJECT_FILES = ["dvc.yaml", "conf", "stages", "src", "metrics/sweeps", ".dvc/config", ".dvcignore", ".gitignore"]
+PROJECT_FILES = ["dvc.yaml", "conf", "stages", "src", "metrics/sweeps/README.md", ".dvc/config", ".dvcignore", ".gitignore"]
 GENERATORS = ["sdxl_turbo", "ddpm", "gan"]
 ENTRIES = ["vit-baseline-seed0", "vit-full-seed0", *(f"vit-synthetic_{g}-seed0" for g in GENERATORS)]
 
