@@ -2,7 +2,7 @@
 
 Runs a pipeline command in a repository (default `dvc repro --force`, every stage from scratch), reads
 DVC's "Running stage" lines to know which stage runs, and samples the resident memory of the stage's
-process tree (DVC's own process excluded) from /proc four times a second. Then times a plain
+process tree (DVC's own process excluded) from /proc ten times a second. Then times a plain
 `dvc repro`, which should do nothing. Prints a table; writes metrics/bench/pipeline.json and its
 section of metrics/bench.json.
 
@@ -52,13 +52,15 @@ def resident_bytes(pids: list[int]) -> int:
     return total
 
 
-def run_and_sample(command: list[str], repo: Path, interval_s: float = 0.25) -> tuple[float, list[dict]]:
+def run_and_sample(command: list[str], repo: Path, interval_s: float = 0.1) -> tuple[float, list[dict]]:
     """Wall time of `command`, and per stage (in run order) its wall time and peak RSS of its processes."""
     stages: list[dict] = []
     current: dict | None = None
     lock = threading.Lock()
     start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    # unbuffered: DVC's "Running stage" lines must arrive while the stage runs, not when the pipe's buffer fills
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     done = threading.Event()
 
     def sample() -> None:
