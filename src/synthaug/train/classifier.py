@@ -70,7 +70,9 @@ def make_scheduler(
 
 
 def model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    """Where the model's weights are; the CPU for a model without any."""
+    first = next(model.parameters(), None)
+    return torch.device("cpu") if first is None else first.device
 
 
 def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
