@@ -21,8 +21,9 @@ from pathlib import Path
 
 from record import machine_info, save_bench
 
+from synthaug.models.profile import resident_bytes
+
 STAGE_LINE = re.compile(r"Running stage '([^']+)'")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def process_tree(root: int) -> list[int]:
@@ -42,16 +43,6 @@ def process_tree(root: int) -> list[int]:
     return found
 
 
-def resident_bytes(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
-
-
 def run_and_sample(command: list[str], repo: Path, interval_s: float = 0.1) -> tuple[float, list[dict]]:
     """Wall time of `command`, and per stage (in run order) its wall time and peak RSS of its processes."""
     stages: list[dict] = []
@@ -65,7 +56,7 @@ def run_and_sample(command: list[str], repo: Path, interval_s: float = 0.1) -> t
 
     def sample() -> None:
         while not done.is_set():
-            rss = resident_bytes(process_tree(process.pid))
+            rss = sum(resident_bytes(pid) for pid in process_tree(process.pid))
             with lock:
                 if current is not None:
                     current["peak_rss_mb"] = max(current["peak_rss_mb"], round(rss / 2**20, 1))

@@ -50,10 +50,10 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _resident_bytes() -> int:
-    """Current resident set size, from /proc (Linux); 0 where it is not available."""
+def resident_bytes(pid: int | str = "self") -> int:
+    """A process's current resident set size, from /proc (Linux); 0 where it is not available or gone."""
     try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
+        with open(f"/proc/{pid}/statm", encoding="ascii") as statm:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
@@ -73,13 +73,13 @@ def peak_memory(device: torch.device, interval_s: float = 0.001) -> Iterator[lis
         yield result
         result[0] = (torch.cuda.max_memory_allocated(device) - start) / 2**20
         return
-    baseline = _resident_bytes()
+    baseline = resident_bytes()
     peak = [baseline]
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], _resident_bytes())
+            peak[0] = max(peak[0], resident_bytes())
             done.wait(interval_s)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -89,7 +89,7 @@ def peak_memory(device: torch.device, interval_s: float = 0.001) -> Iterator[lis
     finally:
         done.set()
         sampler.join()
-        peak[0] = max(peak[0], _resident_bytes())
+        peak[0] = max(peak[0], resident_bytes())
         result[0] = (peak[0] - baseline) / 2**20
 
 

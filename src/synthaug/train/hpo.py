@@ -86,7 +86,6 @@ def run_search(
     if missing <= 0:
         log.info("study %s already has %d finished trials", params.study, finished_trials(study))
         return HpoResult(study, 0)
-    loss_spec_for = lambda train: loss_for_variant(params.variant, train_set.labels, train_set.num_classes, train)  # noqa: E731
 
     def objective(trial: optuna.Trial) -> float:
         chosen = suggest(trial, params.space)
@@ -103,7 +102,7 @@ def run_search(
 
             try:
                 result = train_classifier(model, train_set, val_set, train, seed=params.seed, on_epoch=on_epoch,
-                                          loss_spec=loss_spec_for(train))
+                                          loss_spec=loss_for_variant(params.variant, train_set.labels, train_set.num_classes, train))
             except optuna.TrialPruned as exc:
                 child.set_tags({"optuna_state": "PRUNED"})
                 pruned = exc
