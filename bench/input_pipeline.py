@@ -2,11 +2,12 @@
 
 Reference (how the seeds fed their models): a torch Dataset that decodes each JPEG with PIL per
 sample, converts it to numpy, applies the seed's albumentations and makes a tensor, batched by a
-DataLoader with 2 workers. Pipeline: the decoded uint8 arrays `fetch` stores, the same albumentations
-on each batch in the training process, one resize/normalize on the batch (what train_classifier
-does). Both use the same augmentation probability and produce model-ready (N, 3, S, S) float batches.
-Prints images/s and the ratio, and the ViT's own training images/s for comparison; writes
-metrics/bench/input_pipeline.json.
+DataLoader with 2 workers. Pipeline: the decoded uint8 arrays `fetch` stores, batched and augmented
+in the training process by `train_classifier`'s own `training_inputs`, with each augmentation engine
+(`train.augment_engine`: torch, batched; albumentations, per image). All use the same augmentations
+and probability and produce model-ready (N, 3, S, S) float batches. Also times the demo ViT's training
+step on such batches: the input pipeline should make at least twice what the model consumes.
+Writes metrics/bench/input_pipeline.json.
 
     python bench/input_pipeline.py --archive ../shared/datasets/cifar10-jpg.tar.gz [--images 4096]
 """
@@ -21,9 +22,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+import yaml
 from PIL import Image
 
-from synthaug.data.augment import augment_batch, seed_augmentations, to_model_input
+from synthaug.data.augment import make_augmentation, seed_augmentations, to_model_input
+from synthaug.models.classifiers import build_classifier
+
+from synthaug.params import TrainParams, load_section, parse_section
+from synthaug.train.classifier import spec_from_params, training_inputs
 
 from record import machine_info, save_bench
 
@@ -56,6 +63,43 @@ def read_encoded(archive: Path, count: int) -> list[bytes]:
     return encoded
 
 
+def images_per_second(make_batches, count: int) -> float:
+    start = time.perf_counter()
+    made = sum(len(batch) for batch in make_batches())
+    assert made == count, (made, count)
+    return count / (time.perf_counter() - start)
+
+
+def model_train_params(image_size: int) -> TrainParams:
+    """The seed's ViT (conf/config.yaml, patch 16 at 224 px) at its size, else the demo's (params.yaml)."""
+    full = yaml.safe_load(Path("conf/config.yaml").read_text(encoding="utf-8"))["train"]
+    if image_size == full["image_size"]:
+        return parse_section("train", full, TrainParams)
+    return load_section("train", TrainParams).model_copy(update={"image_size": image_size})
+
+
+def model_training_rate(params: TrainParams, batch_size: int, steps: int = 20) -> float:
+    """Training images/s of the ViT of `params` on ready batches."""
+    torch.manual_seed(0)
+    image_size = params.image_size
+    model = build_classifier(spec_from_params("vit", params, 10))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr)
+    inputs, labels = torch.randn(batch_size, 3, image_size, image_size), torch.randint(0, 10, (batch_size,))
+
+    def step() -> None:
+        loss = F.cross_entropy(model(inputs), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archive", type=Path, required=True, help="ImageFolder tarball (train/<class>/*.jpg)")
@@ -64,39 +108,50 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=32, help="model input size (224 for the full profile)")
     parser.add_argument("--augment-p", type=float, default=0.5)
     args = parser.parse_args()
+    torch.manual_seed(0)
 
     encoded = read_encoded(args.archive, args.images)
     decoded = np.stack([np.asarray(Image.open(io.BytesIO(e)).convert("RGB")) for e in encoded])
-
-    loader = torch.utils.data.DataLoader(
-        EncodedImages(encoded, args.augment_p, args.image_size), batch_size=args.batch_size, shuffle=True, num_workers=2,
-    )
-    start = time.perf_counter()
-    reference_count = sum(len(batch) for batch in loader)
-    reference = reference_count / (time.perf_counter() - start)
-
-    augment = seed_augmentations(args.augment_p, seed=0)
     order = np.random.default_rng(0).permutation(len(decoded))
-    start = time.perf_counter()
-    pipeline_count = 0
-    for begin in range(0, len(order), args.batch_size):
-        batch = to_model_input(augment_batch(decoded[order[begin : begin + args.batch_size]], augment), args.image_size)
-        pipeline_count += len(batch)
-    pipeline = pipeline_count / (time.perf_counter() - start)
+    batches = [order[begin : begin + args.batch_size] for begin in range(0, len(order), args.batch_size)]
+    cpu = torch.device("cpu")
 
-    rows = [
-        {"pipeline": "seed-style: PIL decode + albumentations per sample, DataLoader 2 workers", "images_per_second": round(reference, 1)},
-        {"pipeline": "synthaug: stored uint8 arrays, albumentations per batch, batch resize", "images_per_second": round(pipeline, 1)},
-    ]
+    def reference_batches():
+        return torch.utils.data.DataLoader(EncodedImages(encoded, args.augment_p, args.image_size),
+                                           batch_size=args.batch_size, shuffle=True, num_workers=2)
+
+    def engine_batches(engine: str):
+        augment = make_augmentation(engine, args.augment_p, seed=0)
+        return lambda: (training_inputs(decoded[batch], augment, args.image_size, cpu) for batch in batches)
+
+    rates = {
+        "seed-style: PIL decode + albumentations per sample, DataLoader 2 workers": images_per_second(reference_batches, len(decoded)),
+        "synthaug, augment_engine albumentations: stored uint8 arrays, albumentations per image": images_per_second(
+            engine_batches("albumentations"), len(decoded)),
+        "synthaug, augment_engine torch: stored uint8 arrays, batched torch augmentations": images_per_second(
+            engine_batches("torch"), len(decoded)),
+    }
+    reference, per_image, batched = rates.values()
+    model_params = model_train_params(args.image_size)
+    model = model_training_rate(model_params, args.batch_size)
+    rows = [{"pipeline": name, "images_per_second": round(rate, 1)} for name, rate in rates.items()]
+    rows.append({"pipeline": f"the ViT's training step at {args.image_size} px, patch {model_params.vit.patch_size} (what the input feeds)",
+                 "images_per_second": round(model, 1)})
     for row in rows:
         print(f"{row['images_per_second']:9.1f} images/s  {row['pipeline']}")
-    print(f"ratio {pipeline / reference:.2f}x ({args.images} images, batch {args.batch_size}, {args.image_size} px, p={args.augment_p})")
+    ratios = {"torch engine / seed-style": round(batched / reference, 3),
+              "albumentations engine / seed-style": round(per_image / reference, 3),
+              "torch engine / model training": round(batched / model, 3)}
+    for name, ratio in ratios.items():
+        print(f"{ratio:6.2f}x  {name}")
+    print(f"({args.images} images, batch {args.batch_size}, {args.image_size} px, p={args.augment_p}, "
+          f"torch threads {torch.get_num_threads()})")
     save_bench("input_pipeline", {
         "machine": machine_info(),
         "versions": {"torch": torch.__version__, "albumentations": __import__("albumentations").__version__},
         "command": f"python bench/input_pipeline.py --archive {args.archive} --images {args.images} --batch-size {args.batch_size} "
                    f"--image-size {args.image_size} --augment-p {args.augment_p}",
-        "results": rows, "ratio": round(pipeline / reference, 3),
+        "results": rows, "ratios": ratios,
     })
 
 

@@ -52,7 +52,7 @@ def close_ranks(ranks: Ranks) -> None:
         dist.destroy_process_group()
 
 
-def rank_share(batch: np.ndarray, ranks: Ranks) -> np.ndarray:
+def rank_share(batch: np.ndarray | torch.Tensor, ranks: Ranks) -> np.ndarray | torch.Tensor:
     """This rank's interleaved share of a global batch (sizes differ by at most one)."""
     return batch[ranks.rank :: ranks.world_size]
 

@@ -36,6 +36,8 @@ TRAINED_GENERATORS = ("ddpm", "gan")  # trained by the pipeline; sdxl_turbo is l
 Device = Literal["auto", "cpu", "cuda"]
 # The seed augmentations in groups (synthaug.data.augment); the seed trained without occlusion.
 AUGMENTATION_STAGES = ("geometry", "color", "blur_noise", "occlusion")
+# torch: batched on the training device (synthaug.data.batch_augment); albumentations: the seed's, per image.
+AUGMENTATION_ENGINES = ("torch", "albumentations")
 PositiveFloat = Annotated[float, Strict(False), Field(gt=0.0)]
 
 
@@ -107,6 +109,7 @@ class TrainParams(Section):
     label_smoothing: Annotated[float, Strict(False), Field(ge=0.0, lt=1.0)]
     augment_p: Probability  # p_aug: probability of each augmentation in augment_stages
     augment_stages: Annotated[list[Literal[AUGMENTATION_STAGES]], Field(min_length=1)]
+    augment_engine: Literal[AUGMENTATION_ENGINES]  # same distribution; torch is batched and runs on the GPU
     image_size: PositiveInt  # model input resolution; batches are resized on the fly
     eval_batch_size: PositiveInt
     device: Device  # auto: CUDA when present (under torchrun, each rank's own GPU)

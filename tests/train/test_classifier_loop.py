@@ -93,9 +93,9 @@ def test_history_csv_has_header_and_rows(tiny_train_params):
     assert len(lines) == 1 + tiny_train_params.epochs and lines[1].startswith("1,")
 
 
-@pytest.mark.parametrize("kind", ["cnn", "vit"])
-def test_interrupted_training_resumes_to_the_same_result(kind, tiny_train_params, tmp_path):
-    params = tiny_train_params.model_copy(update={"epochs": 3, "augment_p": 0.5})
+@pytest.mark.parametrize(("kind", "engine"), [("cnn", "torch"), ("vit", "torch"), ("cnn", "albumentations")])
+def test_interrupted_training_resumes_to_the_same_result(kind, engine, tiny_train_params, tmp_path):
+    params = tiny_train_params.model_copy(update={"epochs": 3, "augment_p": 0.5, "augment_engine": engine})
     params = params.model_copy(update={"cnn": params.cnn.model_copy(update={"dropout": 0.3})})
     data = three_batches(params)
 

@@ -1,4 +1,4 @@
-"""The seed's training augmentations (albumentations) and uint8-to-tensor batching."""
+"""The seed's training augmentations (albumentations per image, or batched in torch) and uint8-to-tensor batching."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from synthaug.data.batch_augment import BatchAugmenter
 from synthaug.params import AUGMENTATION_STAGES
 
 # Images are scaled to [-1, 1]; the classifiers are trained from scratch, so no ImageNet statistics.
@@ -41,15 +42,57 @@ def seed_augmentations(p: float, seed: int, stages: tuple[str, ...] | list[str] 
     return A.Compose([transform for stage, transform in staged if stage in stages], seed=seed)
 
 
+Augmentation = A.Compose | BatchAugmenter | None
+
+
+def make_augmentation(engine: str, p: float, seed: int, stages: tuple[str, ...] | list[str] = SEED_STAGES) -> Augmentation:
+    """The seed augmentations through `engine` ("torch": batched, "albumentations": per image); None at p = 0."""
+    if p <= 0:
+        return None
+    if engine == "torch":
+        return BatchAugmenter(p, seed, tuple(stages))
+    if engine == "albumentations":
+        return seed_augmentations(p, seed, stages)
+    raise ValueError(f"unknown augmentation engine {engine!r} (allowed: torch, albumentations)")
+
+
+def augmentation_state(augment: Augmentation) -> list:
+    """Every random generator of `augment`, to resume it exactly (see restore_augmentation_state)."""
+    if augment is None:
+        return []
+    if isinstance(augment, BatchAugmenter):
+        return [augment.get_state()]
+    return [(t.random_generator.bit_generator.state, t.py_random.getstate()) for t in (augment, *augment.transforms)]
+
+
+def restore_augmentation_state(augment: Augmentation, state: list) -> None:
+    if isinstance(augment, BatchAugmenter):
+        augment.set_state(state[0])
+        return
+    for transform, (numpy_state, python_state) in zip((augment, *augment.transforms) if augment else (), state):
+        transform.random_generator.bit_generator.state = numpy_state
+        transform.py_random.setstate(python_state)
+
+
 def augment_batch(images: np.ndarray, transform: A.Compose | None) -> np.ndarray:
     if transform is None:
         return images
     return np.stack([transform(image=image)["image"] for image in images])
 
 
-def to_model_input(images: np.ndarray, image_size: int) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> normalized float (N, 3, S, S); only the batch is ever converted to float."""
-    batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+def normalize_pixels(pixels: torch.Tensor, image_size: int) -> torch.Tensor:
+    """Float pixels 0..255 (N, 3, H, W) -> the model's input (N, 3, S, S) in [-1, 1], on the same device."""
+    batch = pixels.div(255.0).sub_(MEAN).div_(STD)  # before resizing: the same values, a fraction of the work
     if batch.shape[-1] != image_size or batch.shape[-2] != image_size:
         batch = F.interpolate(batch, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
-    return batch.sub_(MEAN).div_(STD)
+    return batch
+
+
+def to_pixels(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> uint8 (N, 3, H, W), contiguous (pinnable, and 4x less to copy than floats)."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+
+
+def to_model_input(images: np.ndarray, image_size: int) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> normalized float (N, 3, S, S); only the batch is ever converted to float."""
+    return normalize_pixels(to_pixels(images).float(), image_size)

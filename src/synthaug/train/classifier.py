@@ -8,13 +8,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import albumentations as A
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from synthaug.data.augment import augment_batch, seed_augmentations, to_model_input
+from synthaug.data.augment import (
+    Augmentation, augment_batch, augmentation_state, make_augmentation, normalize_pixels, restore_augmentation_state,
+    to_model_input, to_pixels,
+)
+from synthaug.data.batch_augment import BatchAugmenter
 from synthaug.data.storage import ImageSet
 from synthaug.distributed import Ranks, rank_share, sum_over_ranks, wrap_for_ranks
 from synthaug.io import atomic_path, rows_csv
@@ -94,16 +97,18 @@ def predict_logits(model: nn.Module, images: np.ndarray, image_size: int, batch_
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)
 
 
-def _augmentation_state(augment: A.Compose | None) -> list:
-    if augment is None:
-        return []
-    return [(t.random_generator.bit_generator.state, t.py_random.getstate()) for t in (augment, *augment.transforms)]
+def training_inputs(images: np.ndarray, augment: Augmentation, image_size: int, device: torch.device,
+                    ranks: Ranks = Ranks()) -> torch.Tensor:
+    """This rank's share of an augmented global batch, as model input on `device`.
 
-
-def _restore_augmentation_state(augment: A.Compose | None, state: list) -> None:
-    for transform, (numpy_state, python_state) in zip((augment, *augment.transforms) if augment else (), state):
-        transform.random_generator.bit_generator.state = numpy_state
-        transform.py_random.setstate(python_state)
+    The batched engine augments on `device` (the uint8 batch is copied over first); albumentations
+    augments on the CPU, image by image. Every rank augments the whole global batch with the same random
+    stream, so its share is what one process would have trained on.
+    """
+    if isinstance(augment, BatchAugmenter):
+        pixels = augment(to_device(to_pixels(images), device).float())
+        return normalize_pixels(rank_share(pixels, ranks), image_size)
+    return to_device(to_model_input(rank_share(augment_batch(images, augment), ranks), image_size), device)
 
 
 def train_classifier(
@@ -135,7 +140,7 @@ def train_classifier(
         raise ValueError("training set is empty")
     loss_spec = LossSpec(params.label_smoothing) if loss_spec is None else loss_spec
     rng = np.random.default_rng(seed)
-    augment = seed_augmentations(params.augment_p, seed, params.augment_stages) if params.augment_p > 0 else None
+    augment = make_augmentation(params.augment_engine, params.augment_p, seed, params.augment_stages)
     steps_per_epoch = -(-len(train_set) // params.batch_size)
     optimizer = make_optimizer(model, params)
     scheduler = make_scheduler(optimizer, params, params.epochs * steps_per_epoch)
@@ -151,7 +156,7 @@ def train_classifier(
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
             rng.bit_generator.state = saved["rng"]
-            _restore_augmentation_state(augment, saved["augmentation"])
+            restore_augmentation_state(augment, saved["augmentation"])
             torch.set_rng_state(saved["torch_rng"].cpu())
             if device.type == "cuda" and "cuda_rng" in saved:
                 torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), device)
@@ -167,8 +172,7 @@ def train_classifier(
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{params.epochs}", unit="batch", disable=None)
         for step in bar:
             batch = order[step * params.batch_size : (step + 1) * params.batch_size]
-            augmented = augment_batch(train_set.images[batch], augment)
-            inputs = to_device(to_model_input(rank_share(augmented, ranks), params.image_size), device)
+            inputs = training_inputs(train_set.images[batch], augment, params.image_size, device, ranks)
             targets = to_device(torch.from_numpy(rank_share(train_set.labels[batch], ranks)), device)
             logits = model(inputs)
             loss = classification_loss(logits, targets, loss_spec)
@@ -205,7 +209,7 @@ def train_classifier(
                 torch.save({
                     "fingerprint": fingerprint, "epoch": epoch, "model": core.state_dict(),
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "rng": rng.bit_generator.state, "augmentation": _augmentation_state(augment),
+                    "rng": rng.bit_generator.state, "augmentation": augmentation_state(augment),
                     "torch_rng": torch.get_rng_state(), "history": [r.to_dict() for r in history],
                     **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
                     "best_state": best_state, "best_epoch": best_epoch, "best_score": best_score,

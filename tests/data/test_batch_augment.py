@@ -1,0 +1,187 @@
+"""The batched torch augmentations against albumentations: transform by transform with the same
+parameters, and in distribution when each draws its own."""
+
+from __future__ import annotations
+
+import albumentations as A
+import cv2
+import numpy as np
+import pytest
+import torch
+from scipy.stats import ks_2samp
+
+from synthaug.data import batch_augment as B
+from synthaug.data.augment import (
+    augment_batch, augmentation_state, make_augmentation, restore_augmentation_state, seed_augmentations, to_pixels,
+)
+
+
+def photo_like(count: int, seed: int) -> np.ndarray:
+    """Smooth colour images (upsampled 8x8 noise) plus grey and saturated patches: CIFAR-like statistics."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (count, 8, 8, 3), dtype=np.uint8)
+    images = np.stack([cv2.resize(s, (32, 32), interpolation=cv2.INTER_LINEAR) for s in small])
+    images[:, :4, :4] = rng.integers(0, 256, (count, 1, 1, 1))  # grey corner: saturation 0
+    images[:, -4:, -4:] = [255, 0, 0]
+    return images
+
+
+def as_batch(images: np.ndarray) -> torch.Tensor:
+    return to_pixels(images).float()
+
+
+def as_images(batch: torch.Tensor) -> np.ndarray:
+    return batch.permute(0, 2, 3, 1).numpy()
+
+
+def albumentations_each(images: np.ndarray, transforms: list[A.BasicTransform]) -> np.ndarray:
+    return np.stack([A.Compose([t], seed=0)(image=image)["image"] for image, t in zip(images, transforms)]).astype(np.float64)
+
+
+IMAGES = photo_like(24, seed=0)
+NOISE_IMAGES = np.random.default_rng(1).integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+values = np.random.default_rng(2)
+
+
+@pytest.mark.parametrize("images", [IMAGES, NOISE_IMAGES], ids=["smooth", "noise"])
+def test_flip_and_brightness_contrast_equal_albumentations(images):
+    np.testing.assert_array_equal(as_images(B.flip_horizontal(as_batch(images))), images[:, :, ::-1])
+    alpha, beta = values.uniform(0.8, 1.2, len(images)), values.uniform(-0.2, 0.2, len(images))
+    reference = albumentations_each(images, [
+        A.RandomBrightnessContrast(brightness_limit=(b, b), contrast_limit=(a - 1, a - 1), p=1) for a, b in zip(alpha, beta)])
+    ours = B.brightness_contrast(as_batch(images), torch.tensor(alpha).float(), torch.tensor(beta * 255).float())
+    np.testing.assert_array_equal(as_images(ours), reference)
+
+
+@pytest.mark.parametrize("images", [IMAGES, NOISE_IMAGES], ids=["smooth", "noise"])
+def test_hue_saturation_value_matches_albumentations(images):
+    shifts = [values.uniform(-limit, limit, len(images)) for limit in (20, 30, 20)]
+    reference = albumentations_each(images, [
+        A.HueSaturationValue(hue_shift_limit=(h, h), sat_shift_limit=(s, s), val_shift_limit=(v, v), p=1)
+        for h, s, v in zip(*shifts)])
+    ours = as_images(B.shift_hsv(as_batch(images), *(torch.tensor(s).float() for s in shifts)))
+    difference = ours - reference
+    # OpenCV's fixed-point hue tables round a few ties the other way: one hue step (2 degrees) off
+    assert (difference == 0).mean() > 0.98
+    assert np.abs(difference).mean() < 0.05 and abs(difference.mean()) < 0.01
+
+
+def test_colour_conversions_match_opencv():
+    hsv = as_images(B.rgb_to_hsv_uint8(as_batch(NOISE_IMAGES)))
+    reference = np.stack([cv2.cvtColor(image, cv2.COLOR_RGB2HSV) for image in NOISE_IMAGES]).astype(np.float64)
+    assert (hsv == reference).mean() > 0.99 and np.abs(hsv - reference).max() <= 1
+    rgb = as_images(B.hsv_uint8_to_rgb(torch.from_numpy(reference).permute(0, 3, 1, 2).float()))
+    rgb_reference = np.stack([cv2.cvtColor(h.astype(np.uint8), cv2.COLOR_HSV2RGB) for h in reference])
+    assert (rgb == rgb_reference).mean() > 0.99 and np.abs(rgb - rgb_reference).max() <= 1
+
+
+@pytest.mark.parametrize("images", [IMAGES, NOISE_IMAGES], ids=["smooth", "noise"])
+def test_rotation_matches_albumentations(images):
+    degrees = values.uniform(-10, 10, len(images))
+    degrees[0] = 10.0  # the largest angle reaches furthest into the reflected border
+    reference = albumentations_each(images, [
+        A.Rotate(limit=(d, d), border_mode=cv2.BORDER_REFLECT_101, p=1) for d in degrees])
+    ours = as_images(B.rotate(as_batch(images), torch.tensor(degrees).float()))
+    assert (ours == reference).mean() > 0.999 and np.abs(ours - reference).max() <= 1
+
+
+@pytest.mark.parametrize("images", [IMAGES, NOISE_IMAGES], ids=["smooth", "noise"])
+def test_blur_matches_albumentations(images):
+    sigma, size = values.uniform(0.5, 3.0, len(images)), values.integers(3, 8, len(images))
+    reference = albumentations_each(images, [
+        A.GaussianBlur(blur_limit=(k, k), sigma_limit=(s, s), p=1) for k, s in zip(size | 1, sigma)])
+    ours = as_images(B.gaussian_blur(as_batch(images), B.gaussian_kernels(torch.tensor(sigma).float(), torch.tensor(size) | 1)))
+    assert (ours == reference).mean() > 0.999 and np.abs(ours - reference).max() <= 1
+
+
+def test_noise_and_holes_equal_albumentations():
+    noise = values.normal(0, 6, IMAGES.shape).astype(np.float32)
+    reference = np.stack([A.GaussNoise(p=1).apply(image, noise_map=n) for image, n in zip(IMAGES, noise)])
+    ours = B.add_noise(as_batch(IMAGES), torch.from_numpy(noise).permute(0, 3, 1, 2))
+    np.testing.assert_array_equal(as_images(ours), reference)
+
+    dropout = A.CoarseDropout(num_holes_range=(1, 2), hole_height_range=(0.1, 0.25), hole_width_range=(0.1, 0.25), fill=0, p=1)
+    holes = B.BatchAugmenter(1.0, 0, ("occlusion",))._sample_holes(len(IMAGES), 32, 32)
+    reference = []
+    for image, image_holes in zip(IMAGES, holes.numpy()):
+        used = image_holes[(image_holes[:, 2] > image_holes[:, 0]) & (image_holes[:, 3] > image_holes[:, 1])]
+        reference.append(dropout.apply(image, holes=used, seed=0))
+    np.testing.assert_array_equal(as_images(B.erase_holes(as_batch(IMAGES), holes)), np.stack(reference))
+
+
+def image_statistics(before: np.ndarray, after: np.ndarray) -> dict[str, np.ndarray]:
+    before, after = before.astype(np.float64), after.astype(np.float64)
+    return {
+        "mean shift": (after - before).mean(axis=(1, 2, 3)),
+        "mean absolute change": np.abs(after - before).mean(axis=(1, 2, 3)),
+        "contrast ratio": (after.std(axis=(1, 2, 3)) + 1) / (before.std(axis=(1, 2, 3)) + 1),
+        "black pixels": (after == 0).all(-1).mean(axis=(1, 2)),
+    }
+
+
+@pytest.mark.parametrize("stages", [("geometry",), ("color",), ("blur_noise",), ("occlusion",),
+                                    ("geometry", "color", "blur_noise", "occlusion")])
+def test_each_stage_draws_the_albumentations_distribution(stages):
+    """Two-sample Kolmogorov-Smirnov on per-image statistics: 600 images through each engine."""
+    images = photo_like(600, seed=3)
+    reference = augment_batch(images, seed_augmentations(0.7, 11, stages))
+    ours = as_images(B.BatchAugmenter(0.7, 12, stages)(as_batch(images)))
+    for name, expected in image_statistics(images, reference).items():
+        observed = image_statistics(images, ours)[name]
+        if np.ptp(expected) == 0 and np.ptp(observed) == 0:
+            assert expected[0] == observed[0], name
+            continue
+        assert ks_2samp(expected, observed).pvalue > 0.001, f"{stages}: {name} differs from albumentations"
+    unchanged = lambda out: (out == images).all(axis=(1, 2, 3)).mean()  # noqa: E731
+    assert unchanged(ours) == pytest.approx(unchanged(reference), abs=0.06)
+
+
+def test_a_wrong_parameter_range_is_detected():
+    """The distribution test above can fail: a rotation limit of 20 degrees instead of 10 is caught."""
+    images = photo_like(600, seed=3)
+    reference = augment_batch(images, seed_augmentations(1.0, 11, ("geometry",)))
+    augmenter = B.BatchAugmenter(1.0, 12, ("geometry",))
+    wider = B.rotate(as_batch(images), torch.empty(600).uniform_(-20, 20, generator=torch.Generator().manual_seed(0)))
+    change = lambda out: np.abs(out.astype(np.float64) - images).mean(axis=(1, 2, 3))  # noqa: E731
+    assert ks_2samp(change(reference), change(as_images(augmenter(as_batch(images))))).pvalue > 0.001
+    rotated_only = augment_batch(images, A.Compose([A.Rotate(limit=10, border_mode=cv2.BORDER_REFLECT_101, p=1)], seed=0))
+    assert ks_2samp(change(rotated_only), change(as_images(wider))).pvalue < 1e-6
+
+
+def test_seeded_resumable_and_identity_at_p_zero():
+    batch = as_batch(IMAGES)
+    first, again = B.BatchAugmenter(0.5, 1), B.BatchAugmenter(0.5, 1)
+    output = first(batch)
+    torch.testing.assert_close(output, again(batch), rtol=0, atol=0)
+    assert not torch.equal(output, B.BatchAugmenter(0.5, 2)(batch))
+    assert output.shape == batch.shape and output.min() >= 0 and output.max() <= 255
+    assert torch.equal(output, output.round())  # whole uint8 values between transforms, as albumentations
+    saved = augmentation_state(first)
+    following = first(batch)
+    restore_augmentation_state(first, saved)
+    torch.testing.assert_close(first(batch), following, rtol=0, atol=0)
+    torch.testing.assert_close(B.BatchAugmenter(0.0, 1, B.AUGMENTATION_STAGES)(batch), batch, rtol=0, atol=0)
+    assert torch.equal(batch, as_batch(IMAGES))  # the input is never changed in place
+
+
+def test_engine_selection_and_errors():
+    assert isinstance(make_augmentation("torch", 0.5, 0), B.BatchAugmenter)
+    assert isinstance(make_augmentation("albumentations", 0.5, 0), A.Compose)
+    assert make_augmentation("torch", 0.0, 0) is None
+    with pytest.raises(ValueError, match="unknown augmentation engine 'kornia'"):
+        make_augmentation("kornia", 0.5, 0)
+    with pytest.raises(ValueError, match=r"unknown augmentation stage\(s\) \['blur'\]"):
+        B.BatchAugmenter(0.5, 0, ("geometry", "blur"))
+
+
+@pytest.mark.parametrize("engine", ["torch", "albumentations"])
+def test_training_inputs_give_each_rank_its_share_of_one_augmented_batch(engine):
+    from synthaug.distributed import Ranks
+    from synthaug.train.classifier import training_inputs
+
+    cpu = torch.device("cpu")
+    whole = training_inputs(IMAGES[:9], make_augmentation(engine, 0.5, 4), 16, cpu)
+    second = training_inputs(IMAGES[:9], make_augmentation(engine, 0.5, 4), 16, cpu, Ranks(rank=1, world_size=2))
+    assert whole.shape == (9, 3, 16, 16) and second.shape == (4, 3, 16, 16)
+    assert whole.min() >= -1 and whole.max() <= 1
+    torch.testing.assert_close(second, whole[1::2], rtol=0, atol=0)
