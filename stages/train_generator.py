@@ -1,5 +1,6 @@
 """DVC stage `train_generator`: train one of the pipeline's own generators (ddpm, gan) on the imbalanced split.
 
+Runs unchanged under torchrun / accelerate launch: DDP over the processes, rank 0 logs and writes.
 Pretrained generators (sdxl_turbo) have nothing to train: their entry only records that, so every
 generator has a models/generators/<g> folder for the synthesize stage to depend on.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from synthaug.cli import run_stage
 from synthaug.data.storage import load_image_set, load_index_arrays
 from synthaug.devices import resolve_device
+from synthaug.distributed import close_ranks, init_ranks
 from synthaug.io import atomic_path, fingerprint, rows_csv, work_folder, write_json, write_text
 from synthaug.metrics.plots import loss_curves_figure, save_figure, save_png
 from synthaug.params import (
@@ -32,7 +34,7 @@ from synthaug.synth.training import (
     preview_sampler,
     train_generator_loop,
 )
-from synthaug.tracking import run_name, stage_run
+from synthaug.tracking import main_rank_run, run_name
 
 
 def main() -> str:
@@ -53,11 +55,12 @@ def main() -> str:
             write_text(folder / "loss.csv", "step\n")
         return f"{args.generator} is pretrained: nothing to train"
 
+    ranks = init_ranks()
     seed_everything(params.seed)
     dataset = load_image_set(args.data / "train.npz")
     train_set = dataset.subset(load_index_arrays(args.splits)["train"])  # imbalanced train only: nothing removed leaks
     device = resolve_device(params.device, "train_generator.device")
-    trainer = build_trainer(args.generator, params, dataset.images.shape[1], dataset.num_classes, device)
+    trainer = build_trainer(args.generator, params, dataset.images.shape[1], dataset.num_classes, device, ranks)
     section = getattr(params, args.generator)
     settings = LoopSettings(
         steps=section.steps, batch_size=section.batch_size, seed=params.seed, balanced_sampling=params.balanced_sampling,
@@ -72,7 +75,7 @@ def main() -> str:
     preview = preview_sampler(trainer, params, dataset.num_classes)
 
     name = run_name("train_generator", args.generator)
-    with stage_run(name, {"train_generator": params.model_dump()}, {"generator": args.generator}) as tracker:
+    with main_rank_run(ranks.is_main, name, {"train_generator": params.model_dump()}, {"generator": args.generator}) as tracker:
         def log_samples(step: int) -> None:
             path = work / "samples" / f"step{step:07d}.png"
             save_png(class_grid(preview, dataset.num_classes, params.samples_per_class, params.seed), path)
@@ -82,9 +85,12 @@ def main() -> str:
         result = train_generator_loop(
             trainer, train_set, settings, work, digest,
             on_log=lambda step, row: tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step),
-            on_samples=log_samples,
+            on_samples=log_samples, ranks=ranks,
         )
         seconds = time.perf_counter() - start
+        close_ranks(ranks)
+        if not ranks.is_main:
+            return f"{name}: rank {ranks.rank} of {ranks.world_size} done"
         with atomic_path(args.out, directory=True) as tmp:
             trainer.export(tmp)
             write_json(tmp / GENERATOR_FILE, {

@@ -65,9 +65,32 @@ def sum_over_ranks(values: np.ndarray, ranks: Ranks) -> np.ndarray:
     return total.numpy()
 
 
+def share_weight(share: int, total: int, ranks: Ranks) -> float:
+    """Factor for a loss averaged over this rank's `share` of a `total`-item global batch so that DDP's
+    gradient average over ranks is the global batch's mean gradient (shares can differ by one)."""
+    return share * ranks.world_size / total
+
+
+def global_means(share_means: dict[str, float], share: int, total: int, ranks: Ranks) -> dict[str, float]:
+    """Global-batch means from each rank's means over its share (one all-reduce; as is on one process)."""
+    if not ranks.distributed:
+        return share_means
+    keys = sorted(share_means)
+    sums = sum_over_ranks(np.array([share_means[key] * share for key in keys]), ranks)
+    return {key: float(value / total) for key, value in zip(keys, sums)}
+
+
 def wrap_for_ranks(model: nn.Module, ranks: Ranks) -> nn.Module:
     """DDP across ranks (it starts every rank from rank 0's weights); the model itself on one process."""
     return nn.parallel.DistributedDataParallel(model) if ranks.distributed else model
+
+
+def sync_batch_norm_for_ranks(model: nn.Module, ranks: Ranks) -> nn.Module:
+    """BatchNorm statistics over the global batch on CUDA (SyncBatchNorm, same state-dict keys). torch's
+    SyncBatchNorm has no CPU kernel: on CPU ranks each normalize over their own share, as plain DDP does."""
+    if ranks.distributed and next(model.parameters()).device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synthaug.distributed import Ranks, global_means, rank_share, share_weight, wrap_for_ranks
 from synthaug.params import DdpmSampleParams, DdpmTrainParams
 
 UNET_FOLDER = "unet"
@@ -76,9 +77,11 @@ class DdpmTrainer:
 
     name = "ddpm"
 
-    def __init__(self, params: DdpmTrainParams, image_size: int, num_classes: int, device: torch.device) -> None:
-        self.params, self.num_classes, self.device = params, num_classes, device
+    def __init__(self, params: DdpmTrainParams, image_size: int, num_classes: int, device: torch.device,
+                 ranks: Ranks = Ranks()) -> None:
+        self.params, self.num_classes, self.device, self.ranks = params, num_classes, device, ranks
         self.model = build_unet(params, image_size, num_classes).to(device)
+        self.replicated = wrap_for_ranks(self.model, ranks) if ranks.distributed else None  # DDP over the ranks
         self.ema = Ema(self.model, params.ema_decay)
         self.scheduler = build_noise_scheduler(params)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
@@ -91,31 +94,41 @@ class DdpmTrainer:
         self.alphas_cumprod = self.scheduler.alphas_cumprod.to(device)
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, rng: torch.Generator, step: int) -> dict[str, float]:
-        """images in [-1, 1], (N, 3, H, W) on the device; all randomness drawn from `rng` (CPU)."""
+        """images in [-1, 1], (N, 3, H, W) on the device; all randomness drawn from `rng` (CPU).
+
+        With several ranks, `images` is the global batch (the same on every rank, as is `rng`): each rank
+        draws the global batch's noise, trains on its interleaved share, and DDP averages the gradients,
+        weighted to the global batch's mean: one process's step up to float rounding.
+        """
         count = images.shape[0]
         noise = torch.randn(images.shape, generator=rng).to(self.device)
         timesteps = torch.randint(0, self.params.num_train_timesteps, (count,), generator=rng).to(self.device)
         dropped = torch.rand(count, generator=rng).to(self.device) < self.params.class_dropout
         labels = torch.where(dropped, torch.full_like(labels, self.num_classes), labels)
+        images, labels, noise, timesteps = (rank_share(t, self.ranks) for t in (images, labels, noise, timesteps))
         alpha_bar = self.alphas_cumprod[timesteps].view(-1, 1, 1, 1)
         noisy = alpha_bar.sqrt() * images + (1 - alpha_bar).sqrt() * noise
         self.model.train()
+        model = self.replicated or self.model
         with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None):
-            predicted = self.model(noisy, timesteps, class_labels=labels).sample
+            predicted = model(noisy, timesteps, class_labels=labels).sample
         # v = sqrt(a) * noise - sqrt(1 - a) * x: no division by sqrt(a) when the sampler recovers x at high noise
         target = noise if self.params.prediction_type == "epsilon" else alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * images
         loss = F.mse_loss(predicted.float(), target)
-        if not torch.isfinite(loss):
-            return {"loss": float(loss.item())}
+        share = len(images)
+        losses = global_means({"loss": float(loss.item())}, share, count, self.ranks)  # every rank decides alike
+        if not math.isfinite(losses["loss"]):
+            return losses
         self.optimizer.zero_grad(set_to_none=True)
-        self.grad_scaler.scale(loss).backward()
+        self.grad_scaler.scale(loss * share_weight(share, count, self.ranks)).backward()
         self.grad_scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.params.grad_clip)
         self.grad_scaler.step(self.optimizer)
         self.grad_scaler.update()
         self.lr_schedule.step()
         self.ema.update(self.model, step)
-        return {"loss": float(loss.item()), "grad_norm": float(grad_norm)}
+        # the gradients, hence their norm, are the same on every rank after DDP's all-reduce
+        return {**losses, "grad_norm": float(grad_norm)}
 
     def state(self) -> dict[str, Any]:
         return {

@@ -4,6 +4,8 @@ Generator: [z, label embedding] -> 4x4 map -> up blocks (transposed conv, upsamp
 split blocks), BatchNorm + LeakyReLU, tanh output. Discriminator: DCGAN conv stack with LeakyReLU, the label
 through a projection head or an embedding plane, optional spectral norm (SNGAN, then no BatchNorm in D).
 Loss: non-saturating BCE with one-sided label smoothing; Adam with separate learning rates for D and G.
+Several processes: DDP for both networks; BatchNorm is synchronized over ranks on CUDA (SyncBatchNorm),
+per rank on the CPU, where torch has no SyncBatchNorm.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from synthaug.distributed import Ranks, global_means, rank_share, share_weight, sync_batch_norm_for_ranks, wrap_for_ranks
 from synthaug.io import read_json
 from synthaug.params import GanSampleParams, GanTrainParams
 from synthaug.synth.ddpm import to_uint8_images
@@ -126,46 +129,60 @@ class GanTrainer:
 
     name = "gan"
 
-    def __init__(self, params: GanTrainParams, image_size: int, num_classes: int, device: torch.device) -> None:
-        self.params, self.num_classes, self.image_size, self.device = params, num_classes, image_size, device
-        self.generator = ConditionalGenerator(params.latent_dim, num_classes, params.base_channels, image_size, params.generator_block).to(device)
-        self.discriminator = ConditionalDiscriminator(
+    def __init__(self, params: GanTrainParams, image_size: int, num_classes: int, device: torch.device,
+                 ranks: Ranks = Ranks()) -> None:
+        self.params, self.num_classes, self.image_size, self.device, self.ranks = params, num_classes, image_size, device, ranks
+        generator = ConditionalGenerator(params.latent_dim, num_classes, params.base_channels, image_size, params.generator_block)
+        discriminator = ConditionalDiscriminator(
             num_classes, params.base_channels, image_size, params.discriminator_conditioning, params.spectral_norm
-        ).to(device)
+        )
+        self.generator = sync_batch_norm_for_ranks(generator.to(device), ranks)
+        self.discriminator = sync_batch_norm_for_ranks(discriminator.to(device), ranks)
+        # DDP replicas over the ranks (None on one process); BatchNorm buffers follow rank 0's
+        self.replicated = (wrap_for_ranks(self.generator, ranks), wrap_for_ranks(self.discriminator, ranks)) if ranks.distributed else None
         betas = (params.beta1, params.beta2)
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=params.lr_generator, betas=betas)
         self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=params.lr_discriminator, betas=betas)
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, rng: torch.Generator, step: int) -> dict[str, float]:
+        """One D step, then one G step. With several ranks, `images` is the global batch (the same on every
+        rank, as is `rng`): each rank draws the global batch's latents and trains on its interleaved share;
+        DDP averages the gradients, weighted to the global batch's mean."""
         count = images.shape[0]
         z = torch.randn((count, self.params.latent_dim), generator=rng).to(self.device)
         fake_labels = torch.randint(0, self.num_classes, (count,), generator=rng).to(self.device)
+        images, labels, z, fake_labels = (rank_share(t, self.ranks) for t in (images, labels, z, fake_labels))
+        share = len(images)
+        weight = share_weight(share, count, self.ranks)
+        generator, discriminator = self.replicated or (self.generator, self.discriminator)
         self.generator.train()
         self.discriminator.train()
-        fake = self.generator(z, fake_labels)
+        fake = generator(z, fake_labels)
 
-        real_logits = self.discriminator(images, labels)
-        fake_logits = self.discriminator(fake.detach(), fake_labels)
+        real_logits = discriminator(images, labels)
+        fake_logits = discriminator(fake.detach(), fake_labels)
         # One-sided label smoothing: real targets are `label_smoothing` (e.g. 0.9), fake targets stay 0.
         loss_d = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, self.params.label_smoothing)) \
             + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-        if not torch.isfinite(loss_d):
-            return {"loss_d": float(loss_d.item())}
+        losses = global_means({"loss_d": float(loss_d.item())}, share, count, self.ranks)  # every rank decides alike
+        if not math.isfinite(losses["loss_d"]):
+            return losses
         self.optimizer_d.zero_grad(set_to_none=True)
-        loss_d.backward()
+        (loss_d * weight).backward()
         self.optimizer_d.step()
 
-        fake_logits = self.discriminator(fake, fake_labels)
+        fake_logits = discriminator(fake, fake_labels)
         loss_g = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
-        if not torch.isfinite(loss_g):
-            return {"loss_d": float(loss_d.item()), "loss_g": float(loss_g.item())}
-        self.optimizer_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.optimizer_g.step()
-        return {
+        losses = global_means({
             "loss_d": float(loss_d.item()), "loss_g": float(loss_g.item()),
             "d_real": float(torch.sigmoid(real_logits.detach()).mean()), "d_fake": float(torch.sigmoid(fake_logits.detach()).mean()),
-        }
+        }, share, count, self.ranks)
+        if not math.isfinite(losses["loss_g"]):
+            return losses
+        self.optimizer_g.zero_grad(set_to_none=True)
+        (loss_g * weight).backward()
+        self.optimizer_g.step()
+        return losses
 
     def state(self) -> dict[str, Any]:
         return {

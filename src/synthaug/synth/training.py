@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from synthaug.data.storage import ImageSet
+from synthaug.distributed import Ranks
 from synthaug.params import (
     TRAINED_GENERATORS,
     DdpmSampleParams,
@@ -92,8 +93,13 @@ def train_generator_loop(
     fingerprint: str,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
     on_samples: Callable[[int], None] | None = None,
+    ranks: Ranks = Ranks(),
 ) -> LoopResult:
-    """Train `trainer` for settings.steps steps on `data`, checkpointing into `workdir` (resumed if it matches)."""
+    """Train `trainer` for settings.steps steps on `data`, checkpointing into `workdir` (resumed if it matches).
+
+    With several `ranks` every rank draws the same global batches (one seed) and the trainer trains on its
+    share; only rank 0 logs, draws samples and writes checkpoints (every rank resumes from them).
+    """
     if len(data) == 0:
         raise ValueError("generator training set is empty")
     rng = torch.Generator().manual_seed(settings.seed)
@@ -112,7 +118,7 @@ def train_generator_loop(
     workdir.mkdir(parents=True, exist_ok=True)
     last_checkpoint = start_step
     sampler = BatchSampler(data.labels, data.num_classes, settings.balanced_sampling)
-    bar = tqdm(range(start_step, settings.steps), desc=f"train {trainer.name}", unit="step", disable=None)
+    bar = tqdm(range(start_step, settings.steps), desc=f"train {trainer.name}", unit="step", disable=None if ranks.is_main else True)
     for step in bar:
         indices = sampler(settings.batch_size, rng)
         flip = torch.rand(len(indices), generator=rng) < 0.5 if settings.horizontal_flip else None
@@ -131,11 +137,11 @@ def train_generator_loop(
             result.history.append(row)
             window.clear()
             bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k != "step"}, refresh=False)
-            if on_log is not None:
+            if on_log is not None and ranks.is_main:
                 on_log(done, row)
-        if on_samples is not None and (done % settings.sample_every == 0 or done == settings.steps):
+        if on_samples is not None and ranks.is_main and (done % settings.sample_every == 0 or done == settings.steps):
             on_samples(done)
-        if done % settings.checkpoint_every == 0 and done != settings.steps:
+        if done % settings.checkpoint_every == 0 and done != settings.steps and ranks.is_main:
             save_state(checkpoint, {
                 "fingerprint": fingerprint, "step": done, "trainer": trainer.state(),
                 "rng": rng.get_state(), "history": result.history, "window": window,
@@ -144,15 +150,16 @@ def train_generator_loop(
     return result
 
 
-def build_trainer(generator: str, params: TrainGeneratorParams, image_size: int, num_classes: int, device: torch.device) -> GeneratorTrainer:
+def build_trainer(generator: str, params: TrainGeneratorParams, image_size: int, num_classes: int, device: torch.device,
+                  ranks: Ranks = Ranks()) -> GeneratorTrainer:
     if generator == "ddpm":
         from synthaug.synth.ddpm import DdpmTrainer
 
-        return DdpmTrainer(params.ddpm, image_size, num_classes, device)
+        return DdpmTrainer(params.ddpm, image_size, num_classes, device, ranks)
     if generator == "gan":
         from synthaug.synth.gan import GanTrainer
 
-        return GanTrainer(params.gan, image_size, num_classes, device)
+        return GanTrainer(params.gan, image_size, num_classes, device, ranks)
     raise ValueError(f"{generator!r} is not trained by the pipeline (allowed: {', '.join(TRAINED_GENERATORS)})")
 
 

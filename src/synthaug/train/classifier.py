@@ -19,7 +19,7 @@ from synthaug.data.augment import (
 )
 from synthaug.data.batch_augment import BatchAugmenter
 from synthaug.data.storage import ImageSet
-from synthaug.distributed import Ranks, rank_share, sum_over_ranks, wrap_for_ranks
+from synthaug.distributed import Ranks, rank_share, share_weight, sum_over_ranks, wrap_for_ranks
 from synthaug.io import atomic_path, rows_csv
 from synthaug.metrics.classification import confusion_matrix, per_class_scores
 from synthaug.models.classifiers import BUILDERS, ClassifierSpec, trainable_parameters
@@ -180,7 +180,7 @@ def train_classifier(
                 raise FloatingPointError(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step + 1}")
             optimizer.zero_grad(set_to_none=True)
             # DDP averages over ranks and shares can differ by one: weight so the result is the global batch's mean
-            (loss * (len(targets) * ranks.world_size / len(batch))).backward()
+            (loss * share_weight(len(targets), len(batch), ranks)).backward()
             optimizer.step()
             scheduler.step()
             loss_sum += loss.item() * len(targets)
