@@ -45,6 +45,7 @@ ifndef ARCHIVE
 	$(error make bench needs ARCHIVE=<CIFAR-10 ImageFolder tarball>)
 endif
 	$(BIN)/python bench/input_pipeline.py --archive $(ARCHIVE)
+	$(BIN)/python bench/input_pipeline.py --archive $(ARCHIVE) --image-size 224 --images 2048 --batch-size 32
 	$(BIN)/python bench/scaling.py --archive $(ARCHIVE)
 	$(BIN)/python bench/models.py --cases vit224 vit32 cnn ddpm_train gan_train ddpm_sample gan_sample --repeats 3
 	$(BIN)/python bench/synthesize.py
