@@ -92,3 +92,18 @@ def test_occlusion_blacks_out_holes_of_a_quarter_side_at_most():
     # one or two holes of at most 25 % of the side each: never more than 2 * 8 * 8 pixels
     assert (black.sum(axis=(1, 2)) <= 2 * 8 * 8).all()
     assert ((occluded == 0) | (occluded == 200)).all()  # nothing else changed
+
+
+@pytest.mark.parametrize("size", [16, 56, 224])
+def test_cpu_resize_stays_within_one_level_of_the_float_resize(size):
+    import torch.nn.functional as F
+
+    from synthaug.data.augment import resize_pixels
+
+    pixels = torch.from_numpy(random_set(n=5, size=32, seed=3).images).permute(0, 3, 1, 2).float()
+    resized = resize_pixels(pixels, size)
+    reference = F.interpolate(pixels, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    assert resized.shape == (5, 3, size, size) and resized.dtype == torch.float32 and resized.is_contiguous()
+    assert torch.equal(resized, resized.round())  # whole values, as the uint8 kernel writes them
+    assert (resized - reference).abs().max() <= 1.01  # rounding plus the kernel's fixed-point weights
+    assert (resized - reference).abs().mean() < 0.35  # rounding alone averages a quarter level

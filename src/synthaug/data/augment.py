@@ -80,12 +80,26 @@ def augment_batch(images: np.ndarray, transform: A.Compose | None) -> np.ndarray
     return np.stack([transform(image=image)["image"] for image in images])
 
 
+def resize_pixels(pixels: torch.Tensor, image_size: int) -> torch.Tensor:
+    """Antialiased bilinear resize of whole-valued pixels 0..255 (N, 3, H, W) to S x S, float.
+
+    On the CPU through torch's vectorized uint8 kernel (channels-last), about twice the float kernel's
+    speed at 32 -> 224 px; its output is whole values, within one level of the float resize. On a GPU
+    in float.
+    """
+    size = (image_size, image_size)
+    if pixels.device.type != "cpu":
+        return F.interpolate(pixels.float(), size=size, mode="bilinear", align_corners=False, antialias=True)
+    small = pixels.to(torch.uint8).contiguous(memory_format=torch.channels_last)
+    resized = F.interpolate(small, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return resized.to(torch.float32, memory_format=torch.contiguous_format)
+
+
 def normalize_pixels(pixels: torch.Tensor, image_size: int) -> torch.Tensor:
-    """Float pixels 0..255 (N, 3, H, W) -> the model's input (N, 3, S, S) in [-1, 1], on the same device."""
-    batch = pixels.div(255.0).sub_(MEAN).div_(STD)  # before resizing: the same values, a fraction of the work
-    if batch.shape[-1] != image_size or batch.shape[-2] != image_size:
-        batch = F.interpolate(batch, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
-    return batch
+    """Whole-valued float pixels 0..255 (N, 3, H, W) -> the model's input (N, 3, S, S) in [-1, 1], on the same device."""
+    if pixels.shape[-1] != image_size or pixels.shape[-2] != image_size:
+        pixels = resize_pixels(pixels, image_size)
+    return pixels.div(255.0).sub_(MEAN).div_(STD)
 
 
 def to_pixels(images: np.ndarray) -> torch.Tensor:
