@@ -38,7 +38,7 @@ endif
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
-# The CPU benchmarks, one after the other (about 10 minutes on 2 cores): each prints its table and writes its
+# The CPU benchmarks, one after the other (about 5 minutes on 2 cores): each prints its table and writes its
 # section of metrics/bench.json. GPU-only (bench/sdxl_full.py; bench/models.py's ddpm_sample and inception, which
 # take hours and half an hour on 2 cores at the full config) and whole-DAG (bench/pipeline.py) ones: see README.
 bench: install
