@@ -28,7 +28,6 @@ from PIL import Image
 
 from synthaug.data.augment import make_augmentation, seed_augmentations, to_model_input
 from synthaug.models.classifiers import build_classifier
-
 from synthaug.params import TrainParams, load_section, parse_section
 from synthaug.train.classifier import spec_from_params, training_inputs
 

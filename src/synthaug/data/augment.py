@@ -8,8 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from synthaug.data.batch_augment import BatchAugmenter
-from synthaug.params import AUGMENTATION_STAGES
+from synthaug.data.batch_augment import BatchAugmenter, check_stages
+from synthaug.params import AUGMENTATION_ENGINES
 
 # Images are scaled to [-1, 1]; the classifiers are trained from scratch, so no ImageNet statistics.
 MEAN = 0.5
@@ -24,9 +24,7 @@ def seed_augmentations(p: float, seed: int, stages: tuple[str, ...] | list[str] 
     Arguments reproduce the albumentations 1.x defaults the seed ran with, where 2.x changed them. The
     seed's order is kept whatever the stages, so the seed set gives exactly the seed's transform.
     """
-    unknown = sorted(set(stages) - set(AUGMENTATION_STAGES))
-    if unknown:
-        raise ValueError(f"unknown augmentation stage(s) {unknown} (allowed: {', '.join(AUGMENTATION_STAGES)})")
+    check_stages(stages)
     staged = [
         ("geometry", A.HorizontalFlip(p=p)),
         ("color", A.RandomBrightnessContrast(p=p)),
@@ -53,7 +51,7 @@ def make_augmentation(engine: str, p: float, seed: int, stages: tuple[str, ...] 
         return BatchAugmenter(p, seed, tuple(stages))
     if engine == "albumentations":
         return seed_augmentations(p, seed, stages)
-    raise ValueError(f"unknown augmentation engine {engine!r} (allowed: torch, albumentations)")
+    raise ValueError(f"unknown augmentation engine {engine!r} (allowed: {', '.join(AUGMENTATION_ENGINES)})")
 
 
 def augmentation_state(augment: Augmentation) -> list:

@@ -32,6 +32,13 @@ HOLE_COUNT_RANGE = (1, 2)
 HOLE_SIDE_RANGE = (0.1, 0.25)  # fraction of the image side
 
 
+def check_stages(stages: tuple[str, ...] | list[str]) -> None:
+    """Both engines accept the same augmentation stages (params.AUGMENTATION_STAGES)."""
+    unknown = sorted(set(stages) - set(AUGMENTATION_STAGES))
+    if unknown:
+        raise ValueError(f"unknown augmentation stage(s) {unknown} (allowed: {', '.join(AUGMENTATION_STAGES)})")
+
+
 def _round(images: torch.Tensor) -> torch.Tensor:
     """OpenCV's saturate_cast to uint8: round half up, then clip."""
     return images.add(0.5).floor_().clamp_(0, 255)
@@ -190,9 +197,7 @@ class BatchAugmenter:
     stages: tuple[str, ...] = ("geometry", "color", "blur_noise")
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.stages) - set(AUGMENTATION_STAGES))
-        if unknown:
-            raise ValueError(f"unknown augmentation stage(s) {unknown} (allowed: {', '.join(AUGMENTATION_STAGES)})")
+        check_stages(self.stages)
         self.generator = torch.Generator().manual_seed(self.seed)
 
     def get_state(self) -> torch.Tensor:
@@ -210,10 +215,15 @@ class BatchAugmenter:
         count, _, height, width = images.shape
         device, generator = images.device, self.generator
 
-        def apply(chosen: torch.Tensor, transform, *arguments: torch.Tensor) -> None:
+        def apply_drawn(chosen: torch.Tensor, transform, *drawn: torch.Tensor) -> None:
+            """`transform` on the chosen images, with arguments drawn for those images only."""
             if len(chosen):
                 on_device = chosen.to(device)
-                images[on_device] = transform(images[on_device], *(a[chosen].to(device) for a in arguments))
+                images[on_device] = transform(images[on_device], *(a.to(device) for a in drawn))
+
+        def apply(chosen: torch.Tensor, transform, *arguments: torch.Tensor) -> None:
+            """`transform` on the chosen images, with arguments drawn for the whole batch."""
+            apply_drawn(chosen, transform, *(a[chosen] for a in arguments))
 
         if "geometry" in self.stages:
             apply(self._chosen(count), flip_horizontal)
@@ -239,7 +249,7 @@ class BatchAugmenter:
             std = _uniform(generator, count, *NOISE_STD_RANGE) * 255
             if len(chosen):  # noise drawn for the chosen images only: the largest draw of all
                 noise = torch.randn((len(chosen), *images.shape[1:]), generator=generator) * std[chosen].view(-1, 1, 1, 1)
-                images[chosen.to(device)] = add_noise(images[chosen.to(device)], noise.to(device))
+                apply_drawn(chosen, add_noise, noise)
         if "occlusion" in self.stages:
             chosen = self._chosen(count)
             apply(chosen, erase_holes, self._sample_holes(count, height, width))

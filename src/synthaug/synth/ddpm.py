@@ -81,7 +81,8 @@ class DdpmTrainer:
                  ranks: Ranks = Ranks()) -> None:
         self.params, self.num_classes, self.device, self.ranks = params, num_classes, device, ranks
         self.model = build_unet(params, image_size, num_classes).to(device)
-        self.replicated = wrap_for_ranks(self.model, ranks) if ranks.distributed else None  # DDP over the ranks
+        # DDP over the ranks; None on one process, so that a later swap of self.model (torch.compile) is what trains
+        self.replicated = wrap_for_ranks(self.model, ranks) if ranks.distributed else None
         self.ema = Ema(self.model, params.ema_decay)
         self.scheduler = build_noise_scheduler(params)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
