@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import mmap
 import time
 
 import numpy as np
@@ -31,9 +32,12 @@ def test_flops_match_a_hand_count():
 
 def test_cpu_peak_memory_sees_a_known_allocation():
     with peak_memory(CPU) as held:
-        block = torch.ones(64, 2**20, dtype=torch.uint8)  # 64 MiB, touched
+        # 64 MiB of fresh anonymous pages, touched: malloc could hand back memory earlier tests freed but
+        # left resident, which would not raise the RSS at all
+        block = mmap.mmap(-1, 64 * 2**20)
+        block.write(b"\x01" * (64 * 2**20))
         time.sleep(0.05)  # held long enough for the 1 ms sampler to run even on a loaded machine
-        del block
+        block.close()
     assert 48 <= held[0] <= 256
     with peak_memory(CPU) as idle:
         pass
