@@ -27,9 +27,9 @@ import yaml
 from PIL import Image
 
 from synthaug.data.augment import make_augmentation, seed_augmentations, to_model_input
-from synthaug.models.classifiers import build_classifier
+from synthaug.data.storage import ImageSet
 from synthaug.params import TrainParams, load_section, parse_section
-from synthaug.train.classifier import spec_from_params, training_inputs
+from synthaug.train.classifier import prepare_training, training_inputs
 
 from record import machine_info, save_bench
 
@@ -81,9 +81,11 @@ def model_training_rate(params: TrainParams, batch_size: int, steps: int = 20) -
     """Training images/s of the ViT of `params` on ready batches."""
     torch.manual_seed(0)
     image_size = params.image_size
-    model = build_classifier(spec_from_params("vit", params, 10))
+    labels = torch.randint(0, 10, (batch_size,))
+    setup = prepare_training("vit", "baseline", params, ImageSet(np.zeros((batch_size, 1, 1, 3), np.uint8), labels.numpy(), tuple(map(str, range(10)))))
+    model = setup.model
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr)
-    inputs, labels = torch.randn(batch_size, 3, image_size, image_size), torch.randint(0, 10, (batch_size,))
+    inputs, labels = torch.randn(batch_size, 3, image_size, image_size, device=setup.device), labels.to(setup.device)
 
     def step() -> None:
         loss = F.cross_entropy(model(inputs), labels)

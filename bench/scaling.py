@@ -21,9 +21,8 @@ import numpy as np
 import torch
 
 from synthaug.data.fetch import read_archive
-from synthaug.models.classifiers import build_classifier
 from synthaug.params import TrainParams, load_section
-from synthaug.train.classifier import spec_from_params, train_classifier
+from synthaug.train.classifier import prepare_training, train_classifier
 
 from record import machine_info, save_bench
 
@@ -76,8 +75,8 @@ def main() -> None:
     for n in sizes:
         subset = train.subset(order[-n:])  # the last n of the shuffled 2N: never the validation images when n = N
         torch.manual_seed(0)
-        model = build_classifier(spec_from_params("vit", params, train.num_classes))
-        seconds, _ = timed(lambda: train_classifier(model, subset, val, params, seed=0))
+        setup = prepare_training("vit", "baseline", params, subset)
+        seconds, _ = timed(lambda: train_classifier(setup.model, subset, val, params, seed=0, loss_spec=setup.loss_spec))
         rows.append({"step": f"train_classifier (1 epoch, vit {params.image_size}px)", "images": len(subset), "seconds": round(seconds, 2)})
 
     ratios = {}

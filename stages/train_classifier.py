@@ -10,18 +10,16 @@ from pathlib import Path
 from synthaug.cli import add_entry_arguments, entry_name, entry_tags, run_stage
 from synthaug.data.imbalance import load_variant_sets
 from synthaug.data.storage import concat_image_sets
-from synthaug.devices import resolve_device
 from synthaug.distributed import close_ranks, init_ranks
 from synthaug.io import fingerprint, work_folder, write_json, write_text
-from synthaug.models.classifiers import build_classifier, count_parameters
+from synthaug.models.classifiers import count_parameters
 from synthaug.params import TrainParams, load_section
 from synthaug.seeding import seed_everything
 from synthaug.synth.filter import filter_synthetic
 from synthaug.synth.shards import load_synthetic
 from synthaug.tracking import main_rank_run, run_name
 from synthaug.train.checkpoint import save_classifier
-from synthaug.train.classifier import history_csv, spec_from_params, train_classifier
-from synthaug.train.losses import loss_for_variant
+from synthaug.train.classifier import history_csv, prepare_training, train_classifier
 
 
 def main() -> str:
@@ -46,8 +44,8 @@ def main() -> str:
             load_synthetic(args.synthetic, train_set.class_names), args.filter_model, params.synthetic_filter, params.eval_batch_size
         )
         train_set = concat_image_sets(train_set, synthetic)
-    spec = spec_from_params(args.classifier, params, train_set.num_classes)
-    model = build_classifier(spec).to(resolve_device(params.device, "train.device"))
+    setup = prepare_training(args.classifier, args.variant, params, train_set)
+    model = setup.model
 
     name = run_name("train_classifier", entry_name(args), args.seed)
     with main_rank_run(ranks.is_main, name, {"train": params.model_dump()}, entry_tags(args)) as tracker:
@@ -62,12 +60,12 @@ def main() -> str:
             model, train_set, val_set, params, seed=args.seed,
             on_epoch=lambda record: tracker.log_metrics(record.to_dict(), step=record.epoch),
             checkpoint=work / "last.pt", fingerprint=digest, ranks=ranks,
-            loss_spec=loss_for_variant(args.variant, train_set.labels, train_set.num_classes, params),
+            loss_spec=setup.loss_spec,
         )
         close_ranks(ranks)
         if not ranks.is_main:
             return f"{name}: rank {ranks.rank} of {ranks.world_size} done"
-        save_classifier(args.out, spec, result.best_state)
+        save_classifier(args.out, setup.spec, result.best_state)
         shutil.rmtree(work)
         write_text(args.history.with_suffix(".csv"), history_csv(result.history))
         summary = {

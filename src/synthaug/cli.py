@@ -9,19 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from synthaug.data.fetch import DataError
-from synthaug.data.imbalance import ImbalanceError
-from synthaug.io import DiskSpaceError
-from synthaug.metrics.sweeps import SweepError
-from synthaug.params import ParamsError
-from synthaug.synth import ModelLoadError
-from synthaug.tracking import TrackingError
-
-# Errors the user can fix from the message alone; anything else keeps its traceback.
-USER_ERRORS = (
-    ParamsError, DataError, ImbalanceError, ModelLoadError, FileNotFoundError, FloatingPointError, DiskSpaceError,
-    TrackingError, SweepError,
-)
+from synthaug.errors import USER_ERRORS
 
 
 def run_stage(name: str, main: Callable[[], str]) -> None:

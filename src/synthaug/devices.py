@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from synthaug.synth import ModelLoadError
+from synthaug.errors import ModelLoadError
 
 
 def resolve_device(device: str, key: str) -> torch.device:

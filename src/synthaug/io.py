@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from synthaug.errors import DiskSpaceError
+
 
 @contextmanager
 def atomic_path(target: str | Path, *, directory: bool = False) -> Iterator[Path]:
@@ -65,10 +67,6 @@ def work_folder(output: str | Path) -> Path:
     """Hidden sibling of a stage output where resumable state lives until the output is complete."""
     output = Path(output)
     return output.parent / f".{output.name}.partial"
-
-
-class DiskSpaceError(OSError):
-    """Not enough free space for an output; raised before any of it is written."""
 
 
 def ensure_free_space(path: str | Path, needed_bytes: int, what: str, margin: float = 1.1) -> None:

@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from synthaug.errors import ParamsError
+
 PARAMS_FILE = "params.yaml"
 
 # YAML writes 1e-4 as a string under YAML 1.1 resolvers (PyYAML); accept numeric strings for floats only.
@@ -39,10 +41,6 @@ AUGMENTATION_STAGES = ("geometry", "color", "blur_noise", "occlusion")
 # torch: batched on the training device (synthaug.data.batch_augment); albumentations: the seed's, per image.
 AUGMENTATION_ENGINES = ("torch", "albumentations")
 PositiveFloat = Annotated[float, Strict(False), Field(gt=0.0)]
-
-
-class ParamsError(ValueError):
-    """A params.yaml value is missing, unknown, of the wrong type or out of range."""
 
 
 class Section(BaseModel):

@@ -17,15 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from synthaug.errors import TrackingError
+
 EXPERIMENT_NAME = "synthaug"
 STORE_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlartifacts"
 
 log = logging.getLogger("synthaug.tracking")
-
-
-class TrackingError(RuntimeError):
-    """The MLflow store failed and params.yaml asks for strict tracking (tracking.strict: true)."""
 
 
 def strict_tracking(params_file: Path = Path("params.yaml")) -> bool:

@@ -94,7 +94,7 @@ def test_linear_probe_trains_the_head_only(tiny_train_params):
 def test_pretrained_timm_offline_is_a_clear_error(monkeypatch):
     import huggingface_hub
 
-    from synthaug.synth import ModelLoadError
+    from synthaug.errors import ModelLoadError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)

@@ -146,3 +146,45 @@ def test_fresh_studies_with_one_sampler_seed_draw_the_same_trials(tmp_path):
         study = open_study(seeded, tmp_path / name / "optuna.db")
         draws.append([suggest(study.ask(), params.space) for _ in range(2)])
     assert draws[0] == draws[1] and draws[0] != draws[2]
+
+
+def test_trials_train_on_train_device_with_the_variants_loss(tmp_path, monkeypatch, tiny_train_params):
+    """HPO builds each trial's model through the same prepare_training as the stage: on train.device, with the loss."""
+    from synthaug.tracking import RunLogger
+    from synthaug.train import classifier, hpo
+
+    asked: list[tuple[str, str]] = []
+    real_resolve = classifier.resolve_device
+    monkeypatch.setattr(classifier, "resolve_device", lambda device, key: asked.append((device, key)) or real_resolve(device, key))
+    seen = []
+
+    def fake_train(model, train_set, val_set, params, seed, on_epoch=None, loss_spec=None, **kwargs):
+        seen.append((classifier.model_device(model), loss_spec))
+        on_epoch(EpochRecord(epoch=1, lr=params.lr, train_loss=1.0, train_accuracy=0.5, val_accuracy=0.5, val_macro_f1=0.5))
+        return classifier.TrainResult(best_state={}, best_epoch=1, history=[
+            EpochRecord(epoch=1, lr=params.lr, train_loss=1.0, train_accuracy=0.5, val_accuracy=0.5, val_macro_f1=0.5)])
+
+    monkeypatch.setattr(hpo, "train_classifier", fake_train)
+    labels = np.array([0] * 8 + [1] * 2)
+    images = ImageSet(np.zeros((10, 8, 8, 3), np.uint8), labels, ("a", "b"))
+    params = HpoParams.model_validate(hpo_section(variant="logit_adjusted", trials=2, space={"lr": [1e-3]}))
+    base = tiny_train_params.model_copy(update={"device": "cpu"})
+    hpo.run_search(params, base, images, images, tmp_path / "study.db", RunLogger(None))
+    assert asked == [("cpu", "train.device")] * 2
+    assert [device.type for device, _ in seen] == ["cpu", "cpu"]
+    offset = seen[0][1].logit_offset  # logit_adjusted: tau * log(prior), the rare class pushed up
+    assert offset is not None and offset[1] < offset[0]
+
+
+def test_prepare_training_refuses_a_missing_device_by_key(tiny_train_params):
+    import torch
+
+    from synthaug.errors import ModelLoadError
+    from synthaug.train.classifier import prepare_training
+
+    images = ImageSet(np.zeros((4, 8, 8, 3), np.uint8), np.array([0, 1, 0, 1]), ("a", "b"))
+    setup = prepare_training("cnn", "baseline", tiny_train_params.model_copy(update={"device": "cpu"}), images)
+    assert setup.device == torch.device("cpu") and setup.spec.kind == "cnn" and setup.loss_spec.logit_offset is None
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelLoadError, match=r"train\.device: cuda requested"):
+            prepare_training("cnn", "baseline", tiny_train_params.model_copy(update={"device": "cuda"}), images)

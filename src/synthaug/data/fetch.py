@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-from synthaug.io import ensure_free_space
 from tqdm import tqdm
 
 from synthaug.data.storage import ImageSet
+from synthaug.errors import DataError
+from synthaug.io import ensure_free_space
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
@@ -33,10 +33,6 @@ CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 
 
 CIFAR10_ARCHIVE_BYTES = 170_498_071  # cifar-10-python.tar.gz
-
-
-class DataError(ValueError):
-    """The dataset source is missing, malformed or inconsistent; the message names the file."""
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
+from synthaug.errors import ImbalanceError
 from synthaug.params import LOSS_VARIANTS
 from synthaug.seeding import derive_seed
-
-
-class ImbalanceError(ValueError):
-    """The requested imbalance cannot be built from the data (e.g. a class would be empty)."""
 
 
 def linear_fractions(num_classes: int, min_fraction: float) -> np.ndarray:

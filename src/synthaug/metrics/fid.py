@@ -17,13 +17,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from synthaug.errors import FeatureWeightsMissing
+
 log = logging.getLogger("synthaug.fid")
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's FID_WEIGHTS_URL file name
-
-
-class FeatureWeightsMissing(FileNotFoundError):
-    """The Inception weights for FID are neither at the given path nor in the torch hub cache."""
 
 
 def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -19,12 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from synthaug.errors import SweepError
+
 EVAL_METRICS = re.compile(r"^metrics/eval/(?P<classifier>[a-z0-9_]+)-(?P<variant>[a-z0-9_]+)-seed(?P<seed>\d+)/metrics\.json$")
 SWEEP_FIELDS = ["param", "value", "classifier", "variant", "metric", "mean", "std", "runs", "experiments"]
-
-
-class SweepError(ValueError):
-    """Nothing to collect: no experiment has the swept key, or `dvc exp show` failed."""
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ class TimmClassifier(nn.Module):
         super().__init__()
         import timm
 
-        from synthaug.synth import ModelLoadError
+        from synthaug.errors import ModelLoadError
 
         name = spec.options["name"]
         if name not in timm.list_models():

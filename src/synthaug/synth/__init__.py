@@ -4,6 +4,3 @@ A backend is any callable `generate(items: list[SynthItem]) -> np.ndarray` retur
 (len(items), H, W, 3) uint8 images at the dataset's resolution, one per item, in order.
 """
 
-
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded from the hub or a local folder; the message says how to fix it."""

@@ -17,7 +17,7 @@ from PIL import Image
 
 from synthaug.devices import resolve_device
 from synthaug.params import SdxlTurboParams
-from synthaug.synth import ModelLoadError
+from synthaug.errors import ModelLoadError
 from synthaug.synth.plan import SynthItem
 
 

@@ -19,12 +19,13 @@ from synthaug.data.augment import (
 )
 from synthaug.data.batch_augment import BatchAugmenter
 from synthaug.data.storage import ImageSet
+from synthaug.devices import resolve_device
 from synthaug.distributed import Ranks, rank_share, share_weight, sum_over_ranks, wrap_for_ranks
 from synthaug.io import atomic_path, rows_csv
 from synthaug.metrics.classification import confusion_matrix, per_class_scores
-from synthaug.models.classifiers import BUILDERS, ClassifierSpec, trainable_parameters
+from synthaug.models.classifiers import BUILDERS, ClassifierSpec, build_classifier, trainable_parameters
 from synthaug.params import TrainParams
-from synthaug.train.losses import LossSpec, classification_loss
+from synthaug.train.losses import LossSpec, classification_loss, loss_for_variant
 
 log = logging.getLogger("synthaug.train")
 
@@ -51,6 +52,27 @@ class TrainResult:
     @property
     def best_val_macro_f1(self) -> float:
         return self.history[self.best_epoch - 1].val_macro_f1
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """What one (classifier, variant) trains with: the model on its device, its spec, and the variant's loss."""
+
+    model: nn.Module
+    spec: ClassifierSpec
+    loss_spec: LossSpec
+    device: torch.device
+
+
+def prepare_training(classifier: str, variant: str, params: TrainParams, train_set: ImageSet) -> TrainingSetup:
+    """The one way the stage, HPO and the benchmarks build a classifier: on train.device, with the variant's loss.
+
+    Call after seeding: the initial weights come from torch's global generator.
+    """
+    spec = spec_from_params(classifier, params, train_set.num_classes)
+    device = resolve_device(params.device, "train.device")
+    model = build_classifier(spec).to(device)
+    return TrainingSetup(model, spec, loss_for_variant(variant, train_set.labels, train_set.num_classes, params), device)
 
 
 def make_optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimizer:

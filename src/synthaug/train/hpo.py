@@ -12,12 +12,10 @@ import yaml
 
 from synthaug.data.storage import ImageSet
 from synthaug.io import atomic_path, rows_csv, write_text
-from synthaug.models.classifiers import build_classifier
 from synthaug.params import HpoParams, SearchRange, TrainParams, parse_section
 from synthaug.seeding import derive_seed, seed_everything
 from synthaug.tracking import RunLogger, child_run
-from synthaug.train.classifier import EpochRecord, spec_from_params, train_classifier
-from synthaug.train.losses import loss_for_variant
+from synthaug.train.classifier import EpochRecord, prepare_training, train_classifier
 
 log = logging.getLogger("synthaug.hpo")
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -91,7 +89,7 @@ def run_search(
         chosen = suggest(trial, params.space)
         train = trial_params(base, chosen)
         seed_everything(params.seed)
-        model = build_classifier(spec_from_params(params.classifier, train, train_set.num_classes))
+        setup = prepare_training(params.classifier, params.variant, train, train_set)
         pruned = None
         with child_run(tracker, f"trial {trial.number}", {"train": chosen}, {"optuna_trial": str(trial.number)}) as child:
             report = pruning_callback(trial, params.pruner.warmup_epochs)
@@ -101,8 +99,8 @@ def run_search(
                 report(record)
 
             try:
-                result = train_classifier(model, train_set, val_set, train, seed=params.seed, on_epoch=on_epoch,
-                                          loss_spec=loss_for_variant(params.variant, train_set.labels, train_set.num_classes, train))
+                result = train_classifier(setup.model, train_set, val_set, train, seed=params.seed, on_epoch=on_epoch,
+                                          loss_spec=setup.loss_spec)
             except optuna.TrialPruned as exc:
                 child.set_tags({"optuna_state": "PRUNED"})
                 pruned = exc
