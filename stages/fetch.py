@@ -43,6 +43,8 @@ def main() -> str:
                     "class_names": list(dataset.splits["train"].class_names),
                     "counts": {split: len(images) for split, images in dataset.splits.items()},
                     "conversions": dataset.conversions,
+                    "encodings": dataset.encodings,
+                    "lossy_images": dataset.lossy_images,
                 },
             )
         if dataset.conversions:

@@ -1,7 +1,9 @@
-"""DVC stage `fid`: how close one generator's images are to the real test set (FID/KID, precision/recall, CAS).
+"""DVC stage `fid`: how close one generator's images are to the real test set (FID/KID, precision/recall).
 
-Features: pytorch-fid's InceptionV3 when its weights are available, else the full-data classifier's
-penultimate features, reported as `fid_classifier_features` (a different metric, never mixed with FID).
+Features: pytorch-fid's InceptionV3 at `fid.dims` (fetched through torch.hub when not cached), else the
+full-data classifier's penultimate features, reported as `fid_classifier_features` (never mixed with FID).
+Also the full-data classifier's accuracy on the generated images; CAS proper (trained on generated images,
+tested on real ones) is the synthetic_only_<generator> variant's test accuracy.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import numpy as np
 from synthaug.cli import run_stage
 from synthaug.data.storage import load_image_set
 from synthaug.devices import resolve_device
-from synthaug.io import write_json
+from synthaug.errors import FeatureWeightsMissing
+from synthaug.io import file_sha256, read_json, write_json
 from synthaug.metrics.classification import classification_report
 from synthaug.metrics.fid import (
-    FeatureWeightsMissing,
     classifier_features,
     generation_scores,
     inception_features,
@@ -36,6 +38,19 @@ from synthaug.train.checkpoint import load_classifier
 log = logging.getLogger("synthaug.fid")
 
 
+def inception_or_reason(params: FidParams) -> tuple[Path | None, str | None]:
+    """The Inception weights to use, or why there are none (only when feature_extractor is auto)."""
+    if params.feature_extractor == "classifier":
+        return None, "fid.feature_extractor is classifier"
+    try:
+        return inception_weights_path(params.inception_weights, params.inception_url), None
+    except FeatureWeightsMissing as exc:
+        if params.feature_extractor == "inception":
+            raise
+        log.warning("%s: reporting fid_classifier_features instead; it is not comparable to Inception FID", exc)
+        return None, str(exc)
+
+
 def main() -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generator", required=True, choices=GENERATORS, help="experiment.generators entry")
@@ -47,6 +62,7 @@ def main() -> str:
     params = load_section("fid", FidParams)
 
     test = load_image_set(args.data / "test.npz")
+    meta = read_json(args.data / "meta.json")
     fake = load_synthetic(args.eval_set, test.class_names)
     real = test.subset(matched_real_indices(test.labels, fake.labels))
     device = resolve_device(params.device, "fid.device")
@@ -55,43 +71,40 @@ def main() -> str:
     name = run_name("fid", args.generator)
     with stage_run(name, {"fid": params.model_dump()}, {"generator": args.generator}) as tracker:
         start = time.perf_counter()
-        # The classifier's logits on the generated images give CAS whichever features the distances use.
         fake_features, fake_logits = classifier_features(classifier, fake.images, spec.image_size, test.num_classes, params.batch_size)
-        inception = None
-        if params.feature_extractor != "classifier":
-            try:
-                inception = load_fid_inception(inception_weights_path(params.inception_weights))
-            except FeatureWeightsMissing:
-                if params.feature_extractor == "inception":
-                    raise
-                log.warning("Inception weights not found (fid.inception_weights, torch hub cache): reporting "
-                            "fid_classifier_features from %s instead; it is not comparable to Inception FID", args.feature_model)
-        if inception is None:
-            suffix = "_classifier_features"
+        weights, unavailable = inception_or_reason(params)
+        if weights is None:
+            suffix, features = "_classifier_features", f"classifier:{args.feature_model.name}"
             real_features, _ = classifier_features(classifier, real.images, spec.image_size, test.num_classes, params.batch_size)
         else:
-            suffix = ""
+            suffix, features = "", "inception"
+            inception = load_fid_inception(weights, params.dims)
             real_features = inception_features(inception, real.images, params.batch_size, device)
             fake_features = inception_features(inception, fake.images, params.batch_size, device)
         scores = labelled(generation_scores(
             real_features, fake_features, real.labels, fake.labels, test.class_names,
             params.kid_subsets, params.kid_subset_size, params.precision_recall_k,
         ), suffix)
-        # Classification accuracy score: a classifier trained on real images, tested on the generated ones.
-        cas = classification_report(fake.labels, fake_logits.argmax(1), test.class_names)
+        # How recognizable the generated images are to a classifier trained on real data (not CAS: see the docstring).
+        recognized = classification_report(fake.labels, fake_logits.argmax(1), test.class_names)
         result = {
-            "generator": args.generator, "features": "inception" if not suffix else f"classifier:{args.feature_model.name}",
-            "images": len(fake), "cas_accuracy": cas["accuracy"], "cas_macro_f1": cas["macro_f1"], **scores,
+            "generator": args.generator, "features": features, "inception_unavailable": unavailable,
+            "inception_sha256": None if weights is None else file_sha256(weights),
+            "images": len(fake), "real_images": len(real),
+            "real_images_lossy": meta.get("lossy_images", 0) > 0, "real_image_encodings": meta.get("encodings", {}),
+            "real_classifier_accuracy_on_generated": recognized["accuracy"],
+            "real_classifier_macro_f1_on_generated": recognized["macro_f1"],
+            **scores,
         }
         for class_name, entry in result["per_class"].items():
-            entry["cas_recall"] = cas["per_class"][class_name]["recall"]
+            entry["real_classifier_recall_on_generated"] = recognized["per_class"][class_name]["recall"]
         write_json(args.out, result)
         tracker.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float)) and np.isfinite(v)})
         tracker.log_artifact(args.out)
         seconds = time.perf_counter() - start
-    fid_key = f"fid{suffix}"
-    return (f"{name}: {fid_key} {result[fid_key]:.3f}, kid {result[f'kid_mean{suffix}']:.4f}, "
-            f"CAS accuracy {result['cas_accuracy']:.4f} on {len(fake)} images ({seconds:.1f}s)")
+    rank = "full rank" if result["fid_full_rank"] else "rank-deficient: not comparable to published FID"
+    return (f"{name}: fid{suffix} {result[f'fid{suffix}']:.3f} ({result['fid_dims']}-d, {result['fid_images']} images per side, "
+            f"{rank}), kid {result[f'kid_mean{suffix}']:.4f} ({seconds:.1f}s)")
 
 
 if __name__ == "__main__":

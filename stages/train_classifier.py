@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from synthaug.cli import add_entry_arguments, entry_name, entry_tags, run_stage
-from synthaug.data.imbalance import load_variant_sets
+from synthaug.data.imbalance import SYNTHETIC_ONLY_PREFIX, load_variant_sets
 from synthaug.data.storage import concat_image_sets
 from synthaug.distributed import close_ranks, init_ranks
 from synthaug.io import fingerprint, work_folder, write_json, write_text
@@ -40,9 +40,13 @@ def main() -> str:
     train_set, val_set = load_variant_sets(args.data, args.splits, args.variant, args.seed)
     synthetic_report: dict = {}
     if args.synthetic is not None:
-        synthetic, synthetic_report = filter_synthetic(
-            load_synthetic(args.synthetic, train_set.class_names), args.filter_model, params.synthetic_filter, params.eval_batch_size
-        )
+        synthetic = load_synthetic(args.synthetic, train_set.class_names)
+        if args.variant.startswith(SYNTHETIC_ONLY_PREFIX):  # CAS measures the generator as it is: nothing filtered
+            synthetic_report = {"synthetic_images": len(synthetic)}
+        else:
+            synthetic, synthetic_report = filter_synthetic(
+                synthetic, args.filter_model, params.synthetic_filter, params.eval_batch_size
+            )
         train_set = concat_image_sets(train_set, synthetic)
     setup = prepare_training(args.classifier, args.variant, params, train_set)
     model = setup.model

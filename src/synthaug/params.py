@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -83,11 +84,29 @@ class TimmParams(Section):
     linear_probe: bool  # freeze the backbone, train the classification head only
 
 
+# Classifiers that may judge synthetic images: trained on the imbalanced set only. `full` saw the images the
+# imbalance removed, so as a judge it would pass their knowledge to the synthetic variants.
+FILTER_JUDGES = ("oversampled", "baseline", *LOSS_VARIANTS)
+
+
 class SyntheticFilterParams(Section):
-    """Drop synthetic images the real-data (baseline) classifier puts in another class or doubts."""
+    """Drop synthetic images a real-data classifier (the judge) puts in another class or doubts."""
 
     enabled: bool
     min_confidence: Probability  # softmax probability of the intended class
+    judge: str  # the variant whose classifier (same classifier and seed) judges; see FILTER_JUDGES
+
+    @field_validator("judge")
+    @classmethod
+    def _fair_judge(cls, judge: str) -> str:
+        if judge == "full":
+            raise ValueError(
+                "'full' trained on the images the imbalance removed, so it cannot judge fairly; "
+                f"use one of {', '.join(FILTER_JUDGES)}"
+            )
+        if judge not in FILTER_JUDGES:
+            raise ValueError(f"unknown judge {judge!r} (allowed: {', '.join(FILTER_JUDGES)})")
+        return judge
 
 
 class LossBaselineParams(Section):
@@ -218,8 +237,10 @@ class TrainGeneratorParams(Section):
 
 
 class FidParams(Section):
-    feature_extractor: Literal["auto", "inception", "classifier"]  # auto: Inception when its weights are found
+    feature_extractor: Literal["auto", "inception", "classifier"]  # auto: Inception when its weights can be had
     inception_weights: str | None  # pytorch-fid's pt_inception-2015-12-05 .pth; None = the torch hub cache
+    inception_url: str | None  # fetched into the torch hub cache when it lacks the weights; None = never fetch
+    dims: Literal[64, 192, 768, 2048]  # pytorch-fid's --dims: Inception block; FID needs more images than dims
     kid_subsets: PositiveInt
     kid_subset_size: PositiveInt  # capped at the smaller set's size
     precision_recall_k: Annotated[int, Field(ge=0)]  # k-NN manifold precision/recall; 0 = off
@@ -343,7 +364,7 @@ def _describe(error: dict[str, Any], section: str, model: type[Section]) -> str:
         return str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "missing":
         return f"{key}: missing"
-    return f"{key}: {error['msg']} (got {error.get('input')!r})"
+    return f"{key}: {str(error['msg']).removeprefix('Value error, ')} (got {error.get('input')!r})"
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
@@ -392,7 +413,14 @@ def validate_all(data: dict[str, Any]) -> dict[str, Section]:
     missing = sorted(set(SECTIONS) - set(data))
     if missing:
         raise ParamsError(f"{PARAMS_FILE}: missing section(s) {missing}")
-    return {name: parse_section(name, data[name], model) for name, model in SECTIONS.items()}
+    sections = {name: parse_section(name, data[name], model) for name, model in SECTIONS.items()}
+    judge, variants = sections["train"].synthetic_filter.judge, sections["experiment"].variants
+    if judge not in variants:
+        raise ParamsError(
+            f"{PARAMS_FILE}: train.synthetic_filter.judge: {judge!r} is not in experiment.variants {variants}; "
+            "the pipeline must train the judge (add it there, or pick one of them)"
+        )
+    return sections
 
 
 def compose_params(conf_dir: str | Path = "conf", overrides: list[str] | None = None) -> dict[str, Any]:

@@ -8,10 +8,14 @@ import scipy.linalg
 import torch
 
 from synthaug.metrics.fid import (
+    INCEPTION_FILE,
     FeatureWeightsMissing,
     classifier_features,
+    feature_statistics,
     frechet_distance,
+    full_rank,
     generation_scores,
+    hub_weights_path,
     inception_features,
     inception_weights_path,
     kernel_inception_distance,
@@ -22,6 +26,8 @@ from synthaug.metrics.fid import (
     precision_recall,
 )
 from synthaug.models.classifiers import ClassifierSpec, build_classifier
+
+from ..planted import write_random_fid_inception
 
 
 def with_exact_moments(samples: int, mean: np.ndarray, covariance: np.ndarray, seed: int) -> np.ndarray:
@@ -118,8 +124,10 @@ def test_scores_are_labelled_by_their_features():
     scores = labelled(generation_scores(real, fake, labels, labels, ("a", "b"), 4, 20, 3), "_classifier_features")
     assert {"fid_classifier_features", "kid_mean_classifier_features", "precision_classifier_features"} <= set(scores)
     assert "fid" not in scores and "kid_mean" not in scores
-    assert scores["per_class"]["a"]["images"] == 30 and "fid_classifier_features" in scores["per_class"]["b"]
-    assert scores["per_class"]["a"]["fid_classifier_features"] == pytest.approx(frechet_distance(real[:30], fake[:30]))
+    assert scores["per_class"]["a"]["images"] == 30 and "kid_mean_classifier_features" in scores["per_class"]["b"]
+    assert not any(key.startswith("fid") for key in scores["per_class"]["b"])  # per class: KID only
+    assert (scores["fid_dims"], scores["fid_images"], scores["fid_full_rank"]) == (3, 60, True)
+    assert scores["fid_classifier_features"] == pytest.approx(frechet_distance(real, fake))
 
 
 def test_missing_inception_weights_name_the_param(tmp_path):
@@ -130,34 +138,99 @@ def test_missing_inception_weights_name_the_param(tmp_path):
 @pytest.fixture(scope="module")
 def random_inception_weights(tmp_path_factory):
     """pytorch-fid's FID Inception architecture with random weights, saved like the real .pth file."""
-    from unittest import mock
-
-    import torchvision
-    from pytorch_fid import inception
-
-    captured = {}
-
-    def capture(self, state_dict, *args, **kwargs):
-        captured.update(self.state_dict())
-
-    with mock.patch.object(inception, "load_state_dict_from_url", return_value={}), \
-            mock.patch.object(torchvision.models.inception.Inception3, "load_state_dict", capture):
-        inception.fid_inception_v3()
-    torch.manual_seed(0)
-    for name, tensor in captured.items():
-        if tensor.is_floating_point() and "running_var" not in name:
-            captured[name] = torch.randn_like(tensor) * 0.05
-    path = tmp_path_factory.mktemp("weights") / "pt_inception-random.pth"
-    torch.save(captured, path)
-    return path
+    return write_random_fid_inception(tmp_path_factory.mktemp("weights") / "pt_inception-random.pth")
 
 
-def test_pytorch_fid_inception_runs_through_the_real_code_path(random_inception_weights):
-    model = load_fid_inception(random_inception_weights)  # strict load: every key of the FID variant is there
+@pytest.mark.parametrize("dims", [64, 2048])
+def test_pytorch_fid_inception_runs_through_the_real_code_path(random_inception_weights, dims):
+    model = load_fid_inception(random_inception_weights, dims)  # strict load: every key of the FID variant is there
     images = np.random.default_rng(8).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     features = inception_features(model, images, batch_size=2, device=torch.device("cpu"))
-    assert features.shape == (3, 2048) and np.isfinite(features).all() and features.std() > 0
+    assert features.shape == (3, dims) and np.isfinite(features).all() and features.std() > 0
     assert np.allclose(inception_features(model, images[1:2], 1, torch.device("cpu")), features[1:2], atol=1e-4)
+
+
+def test_dims_must_be_a_pytorch_fid_block(random_inception_weights):
+    with pytest.raises(ValueError, match=r"fid.dims: 100 is not one of pytorch-fid's \(64, 192, 768, 2048\)"):
+        load_fid_inception(random_inception_weights, 100)
+
+
+def test_distance_equals_pytorch_fid_at_full_rank_and_stays_finite_below_it():
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    rng = np.random.default_rng(11)
+    a, b = rng.normal(size=(400, 32)) ** 2, 1.5 * rng.normal(size=(400, 32)) ** 2 + 0.2
+    assert frechet_distance(a, b) == pytest.approx(calculate_frechet_distance(*feature_statistics(a), *feature_statistics(b)), rel=1e-9)
+    # 12 images in 256 dimensions: rank 11 covariances; the symmetric form is still a real, non-negative distance
+    small_a, small_b = a[:12] @ rng.normal(size=(32, 256)), b[:12] @ rng.normal(size=(32, 256))
+    mu_a, sigma_a = feature_statistics(small_a)
+    mu_b, sigma_b = feature_statistics(small_b)
+    root = scipy.linalg.sqrtm(sigma_a).real
+    reference = np.sum((mu_a - mu_b) ** 2) + np.trace(sigma_a) + np.trace(sigma_b) - 2 * np.trace(scipy.linalg.sqrtm(root @ sigma_b @ root).real)
+    distance = frechet_distance(small_a, small_b)
+    assert np.isfinite(distance) and distance == pytest.approx(reference, rel=1e-6)
+    assert not full_rank(12, 256) and full_rank(257, 256)
+
+
+class WeightsServer:
+    """Serves one file over HTTP on 127.0.0.1 and counts the requests for it."""
+
+    def __init__(self, payload: bytes) -> None:
+        import http.server
+        import threading
+
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                server.requests += 1
+                if self.path != "/fid_weights/" + INCEPTION_FILE:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.requests = 0
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/fid_weights/{INCEPTION_FILE}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def weights_server(random_inception_weights):
+    server = WeightsServer(random_inception_weights.read_bytes())
+    yield server
+    server.close()
+
+
+def test_missing_weights_are_fetched_into_the_hub_cache_once(weights_server, random_inception_weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    path = inception_weights_path(None, weights_server.url)
+    assert path == tmp_path / "torch" / "hub" / "checkpoints" / INCEPTION_FILE == hub_weights_path()
+    assert path.read_bytes() == random_inception_weights.read_bytes()
+    assert [p.name for p in path.parent.iterdir()] == [INCEPTION_FILE]  # no partial download left beside it
+    assert inception_weights_path(None, weights_server.url) == path and weights_server.requests == 1  # cached now
+    load_fid_inception(path, 64)
+
+
+def test_an_unreachable_url_names_the_param_and_leaves_nothing(weights_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(FeatureWeightsMissing, match=r"fid.inception_url: cannot fetch http://127.0.0.1:\d+/nothing .*HTTP Error 404"):
+        inception_weights_path(None, weights_server.url.replace(f"fid_weights/{INCEPTION_FILE}", "nothing"))
+    checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
+    assert not checkpoints.exists() or list(checkpoints.iterdir()) == []
+    with pytest.raises(FeatureWeightsMissing, match="fid.inception_url: not set"):
+        inception_weights_path(None, None)
 
 
 def test_classifier_features_are_the_head_input():

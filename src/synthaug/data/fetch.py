@@ -23,9 +23,10 @@ from tqdm import tqdm
 
 from synthaug.data.storage import ImageSet
 from synthaug.errors import DataError
-from synthaug.io import ensure_free_space
+from synthaug.io import ensure_free_space, file_sha256
 
 SPLITS = ("train", "test")
+LOSSY_FORMATS = ("JPEG", "MPO", "WEBP", "GIF")  # PIL format names; WebP may be lossless but is not told apart
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_FILENAME = "cifar-10-python.tar.gz"
@@ -42,6 +43,13 @@ class FetchedDataset:
     sha256: str
     # How many images needed converting, e.g. {"mode_L": 3, "resized": 5}; kept in meta.json and logged.
     conversions: dict[str, int] = field(default_factory=dict)
+    # Images per file format they were decoded from, e.g. {"JPEG": 60000}; empty for the raw python archive.
+    encodings: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def lossy_images(self) -> int:
+        """Images decoded from a lossy format: their compression artefacts alone move FID against clean images."""
+        return sum(count for name, count in self.encodings.items() if name in LOSSY_FORMATS)
 
 
 def sha256_of(path: Path) -> str:
@@ -51,10 +59,7 @@ def sha256_of(path: Path) -> str:
         for file in sorted(p for p in path.rglob("*") if p.is_file()):
             digest.update(f"{file.relative_to(path).as_posix()}\0{sha256_of(file)}\n".encode())
         return digest.hexdigest()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 # --- canonical CIFAR-10 python archive --------------------------------------------------------
@@ -131,11 +136,15 @@ def _iter_encoded_images(source: Path) -> Iterator[tuple[str, bytes]]:
                 yield member.name, tar.extractfile(member).read()
 
 
-def decode_image(encoded: bytes, image_size: int, name: str, conversions: Counter | None = None) -> np.ndarray:
+def decode_image(
+    encoded: bytes, image_size: int, name: str, conversions: Counter | None = None, encodings: Counter | None = None
+) -> np.ndarray:
     """Decode to (size, size, 3) uint8: any mode becomes RGB, any size is resized with antialiasing."""
     conversions = Counter() if conversions is None else conversions
+    encodings = Counter() if encodings is None else encodings
     try:
         with Image.open(io.BytesIO(encoded)) as image:
+            encodings[image.format or "unknown"] += 1
             if image.mode != "RGB":
                 conversions[f"mode_{image.mode}"] += 1
             image = image.convert("RGB")
@@ -147,14 +156,16 @@ def decode_image(encoded: bytes, image_size: int, name: str, conversions: Counte
         raise DataError(f"{name}: cannot decode image ({type(exc).__name__}: {exc})") from None
 
 
-def read_image_folder(source: Path, image_size: int, conversions: Counter | None = None) -> dict[str, ImageSet]:
+def read_image_folder(
+    source: Path, image_size: int, conversions: Counter | None = None, encodings: Counter | None = None
+) -> dict[str, ImageSet]:
     found: dict[str, list[tuple[str, str, np.ndarray]]] = {split: [] for split in SPLITS}
     for name, encoded in tqdm(_iter_encoded_images(source), desc="decode", unit="img", mininterval=2, disable=None):
         located = _split_and_class(name)
         if located is None:
             continue
         split, class_name = located
-        found[split].append((class_name, name, decode_image(encoded, image_size, f"{source}:{name}", conversions)))
+        found[split].append((class_name, name, decode_image(encoded, image_size, f"{source}:{name}", conversions, encodings)))
     train_classes = sorted({c for c, _, _ in found["train"]})
     if not train_classes:
         raise DataError(f"{source}: no images under train/<class>/ (expected ImageFolder layout)")
@@ -207,8 +218,9 @@ def read_archive(source: Path, image_size: int) -> FetchedDataset:
     if _is_cifar10_python(source):
         return FetchedDataset(read_cifar10_python(source, image_size), "cifar10-python", sha256_of(source))
     conversions: Counter = Counter()
-    splits = read_image_folder(source, image_size, conversions)
-    return FetchedDataset(splits, "imagefolder", sha256_of(source), dict(sorted(conversions.items())))
+    encodings: Counter = Counter()
+    splits = read_image_folder(source, image_size, conversions, encodings)
+    return FetchedDataset(splits, "imagefolder", sha256_of(source), dict(sorted(conversions.items())), dict(sorted(encodings.items())))
 
 
 def download_cifar10(download_dir: Path) -> Path:

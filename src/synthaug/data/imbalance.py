@@ -103,16 +103,22 @@ def oversample(indices: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray
     return np.sort(np.concatenate(parts)).astype(np.int64)
 
 
+# synthetic_only_<generator>: trained on that generator's images alone, for the Classification Accuracy Score.
+SYNTHETIC_ONLY_PREFIX = "synthetic_only_"
+
+
 def variant_indices(variant: str, splits: dict[str, np.ndarray], labels: np.ndarray, seed: int) -> np.ndarray:
     """Real training indices of a variant: the imbalanced set (also under synthetic_<generator> variants,
-    which add generated images to it), its oversampled form, or all of train."""
+    which add generated images to it), its oversampled form, all of train, or none (synthetic_only_<generator>)."""
+    if variant.startswith(SYNTHETIC_ONLY_PREFIX):
+        return np.zeros(0, np.int64)
     if variant == "baseline" or variant in LOSS_VARIANTS or variant.startswith("synthetic_"):
         return splits["train"]
     if variant == "oversampled":
         return oversample(splits["train"], labels, seed)
     if variant == "full":
         return splits["full"]
-    allowed = ", ".join(("baseline", "oversampled", "full", *LOSS_VARIANTS, "synthetic_<generator>"))
+    allowed = ", ".join(("baseline", "oversampled", "full", *LOSS_VARIANTS, "synthetic_<generator>", "synthetic_only_<generator>"))
     raise ImbalanceError(f"unknown variant {variant!r} (allowed: {allowed})")
 
 

@@ -1,13 +1,19 @@
-"""FID, KID, k-NN precision/recall and CAS of a generated set against real images.
+"""FID, KID and k-NN precision/recall of a generated set against real images.
 
-Features are pytorch-fid's InceptionV3 2048-d pool features when its weights are available; otherwise the
-penultimate features of a classifier the pipeline trained on the full real data. The two are different
-metrics: results carry the name `fid` or `fid_classifier_features`, never one standing in for the other.
+Features are pytorch-fid's InceptionV3 features (64, 192, 768 or 2048-d, as `pytorch_fid --dims`) when its
+weights are available, fetched through torch.hub like pytorch-fid does; otherwise the penultimate features of a
+classifier the pipeline trained on the full real data. The two are different metrics: results carry the name
+`fid` or `fid_classifier_features`, never one standing in for the other.
+
+A Fréchet distance is comparable to published FID only when each side has more images than feature
+dimensions (full-rank covariances) and the dims match; results say both. KID is unbiased at any size.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +28,7 @@ from synthaug.errors import FeatureWeightsMissing
 log = logging.getLogger("synthaug.fid")
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's FID_WEIGHTS_URL file name
+FID_DIMS = (64, 192, 768, 2048)  # pytorch-fid's InceptionV3.BLOCK_INDEX_BY_DIM: the blocks `--dims` may pick
 
 
 def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -29,15 +36,37 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
-def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
-    """pytorch-fid's calculate_frechet_distance on the two feature sets' Gaussian statistics."""
-    from pytorch_fid.fid_score import calculate_frechet_distance
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    """Square root of a symmetric positive semi-definite matrix; rounding's tiny negative eigenvalues count as 0."""
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2.0)
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
 
+
+def frechet_from_statistics(mu_a: np.ndarray, sigma_a: np.ndarray, mu_b: np.ndarray, sigma_b: np.ndarray) -> float:
+    """d^2 = |mu_a - mu_b|^2 + Tr(S_a) + Tr(S_b) - 2 Tr((S_a^1/2 S_b S_a^1/2)^1/2).
+
+    The quantity pytorch-fid's calculate_frechet_distance computes (Tr sqrt(S_a S_b) equals the symmetric
+    form's trace), taken from symmetric eigendecompositions: real and finite for rank-deficient covariances
+    too, where scipy's sqrtm of the non-symmetric product can return a complex matrix (pytorch-fid's
+    "Imaginary component" error).
+    """
+    root_a = _psd_sqrt(sigma_a)
+    cross = np.linalg.eigvalsh(root_a @ sigma_b @ root_a)
+    trace_cross = float(np.sqrt(np.clip(cross, 0.0, None)).sum())
+    distance = float(np.sum((mu_a - mu_b) ** 2) + np.trace(sigma_a) + np.trace(sigma_b) - 2.0 * trace_cross)
+    return max(distance, 0.0)
+
+
+def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (NaN with fewer than 2 of either)."""
     if len(real) < 2 or len(fake) < 2:
         return float("nan")
-    mu_real, sigma_real = feature_statistics(real)
-    mu_fake, sigma_fake = feature_statistics(fake)
-    return float(max(calculate_frechet_distance(mu_real, sigma_real, mu_fake, sigma_fake), 0.0))
+    return frechet_from_statistics(*feature_statistics(real), *feature_statistics(fake))
+
+
+def full_rank(samples: int, dims: int) -> bool:
+    """A covariance of `samples` points in `dims` dimensions has full rank only when samples > dims."""
+    return samples > dims
 
 
 def _polynomial_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -99,14 +128,45 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int) -> tuple[float,
     return precision, recall
 
 
-def inception_weights_path(weights: str | None) -> Path:
-    """The given path, else pytorch-fid's file in the torch hub cache; FeatureWeightsMissing if neither exists."""
-    path = Path(weights) if weights else Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
-    if not path.is_file():
+def hub_weights_path() -> Path:
+    """Where torch.hub (and so pytorch-fid) caches the FID Inception weights: $TORCH_HOME/hub/checkpoints/."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+
+
+@contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    """torch.hub's download has no timeout of its own: a silent network must fail, not hang the stage."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def inception_weights_path(weights: str | None, url: str | None = None, timeout: float = 60.0) -> Path:
+    """The FID Inception weights: the given path; else torch hub's cached file, downloaded from `url` first
+    when missing (as pytorch-fid does). FeatureWeightsMissing, naming the param, when none can be had."""
+    if weights:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise FeatureWeightsMissing(f"fid.inception_weights: {path} not found")
+        return path
+    path = hub_weights_path()
+    if path.is_file():
+        return path
+    if not url:
+        raise FeatureWeightsMissing(f"fid.inception_url: not set and {path} is not cached")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log.info("fetching the FID Inception weights from %s into %s", url, path)
+    try:
+        with _socket_timeout(timeout):  # writes a temporary file beside `path` and moves it in when complete
+            torch.hub.download_url_to_file(url, str(path), progress=sys.stderr.isatty())
+    except (OSError, ValueError, RuntimeError) as exc:  # URLError and HTTPError are OSErrors
         raise FeatureWeightsMissing(
-            f"fid.inception_weights: {path} not found. Download {INCEPTION_FILE} from pytorch-fid's releases "
-            f"where the internet is reachable and set fid.inception_weights to its path"
-        )
+            f"fid.inception_url: cannot fetch {url} ({type(exc).__name__}: {exc}); put {INCEPTION_FILE} at {path} "
+            "or set fid.inception_weights to its path"
+        ) from None
     return path
 
 
@@ -123,25 +183,30 @@ def _weights_from(state_dict: dict) -> Iterator[None]:
         inception.load_state_dict_from_url = original
 
 
-def load_fid_inception(weights: str | Path) -> nn.Module:
-    """pytorch-fid's InceptionV3 (FID variant, 2048-d pool output), weights read without unpickling."""
+def load_fid_inception(weights: str | Path, dims: int = 2048) -> nn.Module:
+    """pytorch-fid's InceptionV3 (FID variant) returning the block `dims` picks, weights read without unpickling."""
     from pytorch_fid.inception import InceptionV3
 
+    if dims not in FID_DIMS:
+        raise ValueError(f"fid.dims: {dims} is not one of pytorch-fid's {FID_DIMS}")
     state_dict = torch.load(weights, map_location="cpu", weights_only=True)
     with _weights_from(state_dict):
-        model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
+        model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[dims]])
     return model.eval()
 
 
 @torch.inference_mode()
 def inception_features(model: nn.Module, images: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
-    """2048-d features of uint8 (N, H, W, 3) images; pytorch-fid resizes to 299 and scales to [-1, 1] itself."""
+    """Features of uint8 (N, H, W, 3) images, as pytorch-fid's get_activations makes them: the model resizes to
+    299 and scales to [-1, 1]; the 64/192/768-d blocks are spatial maps, averaged to one vector per image."""
     model = model.to(device)
     outputs = []
     for start in tqdm(range(0, len(images), batch_size), desc="inception features", unit="batch", leave=False, disable=None):
         batch = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2).float().div_(255.0)
-        pooled = model(batch.to(device))[0]
-        outputs.append(pooled.squeeze(3).squeeze(2).float().cpu().numpy())
+        block = model(batch.to(device))[0]
+        if block.shape[2:] != (1, 1):
+            block = torch.nn.functional.adaptive_avg_pool2d(block, (1, 1))
+        outputs.append(block.squeeze(3).squeeze(2).float().cpu().numpy())
     return np.concatenate(outputs)
 
 
@@ -185,16 +250,24 @@ def generation_scores(
     real: np.ndarray, fake: np.ndarray, real_labels: np.ndarray, fake_labels: np.ndarray, class_names: tuple[str, ...],
     kid_subsets: int, kid_subset_size: int, precision_recall_k: int,
 ) -> dict:
-    """FID and KID overall and per class, and precision/recall overall, from features of matched sets."""
+    """FID, KID and precision/recall overall; KID alone per class.
+
+    Per class the sets are small (at most the test set's 1,000 images per class): a Fréchet distance there would
+    be rank-deficient and biased by N, so classes are compared with KID, which is unbiased at any size.
+    """
     kid_mean, kid_std = kernel_inception_distance(real, fake, kid_subsets, kid_subset_size)
-    scores: dict = {"fid": frechet_distance(real, fake), "kid_mean": kid_mean, "kid_std": kid_std}
+    dims = real.shape[1]
+    scores: dict = {
+        "fid": frechet_distance(real, fake), "kid_mean": kid_mean, "kid_std": kid_std,
+        "fid_dims": dims, "fid_images": min(len(real), len(fake)), "fid_full_rank": full_rank(min(len(real), len(fake)), dims),
+    }
     if precision_recall_k > 0:
         scores["precision"], scores["recall"] = precision_recall(real, fake, precision_recall_k)
     per_class = {}
     for cls, name in enumerate(class_names):
         real_c, fake_c = real[real_labels == cls], fake[fake_labels == cls]
         class_kid, class_kid_std = kernel_inception_distance(real_c, fake_c, kid_subsets, kid_subset_size, seed=cls)
-        per_class[name] = {"fid": frechet_distance(real_c, fake_c), "kid_mean": class_kid, "kid_std": class_kid_std, "images": len(fake_c)}
+        per_class[name] = {"kid_mean": class_kid, "kid_std": class_kid_std, "images": len(fake_c)}
     scores["per_class"] = per_class
     return scores
 

@@ -41,7 +41,13 @@ def filter_synthetic(
     if params.enabled:
         if judge_dir is None:
             raise FileNotFoundError("train.synthetic_filter.enabled needs a real-data classifier checkpoint (--filter-model)")
+        if not judge_dir.is_dir():
+            raise FileNotFoundError(
+                f"{judge_dir}: the judge of train.synthetic_filter (judge: {params.judge}) is missing; "
+                "the judge must be one of experiment.variants"
+            )
         judge, spec = load_classifier(judge_dir)
+        report["synthetic_filter_judge"] = params.judge
         keep = agreement_mask(judge, spec.image_size, synthetic, params.min_confidence, batch_size)
         report["synthetic_kept_fraction"] = kept_fraction_per_class(synthetic.labels, keep, synthetic.class_names)
         synthetic = synthetic.subset(np.flatnonzero(keep))
