@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
 from pathlib import Path
 
@@ -10,13 +11,16 @@ from synthaug.cli import run_stage
 from synthaug.io import atomic_path, read_json, rows_csv, write_text
 from synthaug.metrics.plots import save_figure
 from synthaug.metrics.report import (
+    cas_by_generator,
     class_counts_figure,
     comparison_markdown,
     comparison_rows,
     confusions_figure,
     curves_figure,
     embedded_image,
+    filter_note,
     generator_markdown,
+    generator_notes,
     html_page,
     load_entry_result,
     markdown_table,
@@ -28,9 +32,10 @@ from synthaug.metrics.report import (
     sweep_heatmap_figure,
     sweep_markdown,
 )
-from synthaug.metrics.sweeps import read_sweep_csv
-from synthaug.params import PARAMS_FILE, ExperimentParams, load_section
-from synthaug.tracking import git_commit, run_name, stage_run
+from synthaug.metrics.sweeps import provenance_file, read_sweep_csv, sweep_staleness
+from synthaug.params import PARAMS_FILE, ExperimentParams, load_params, load_section
+from synthaug.provenance import code_digest, flat_params, git_commit
+from synthaug.tracking import run_name, stage_run
 
 
 def preview_caption(generator: str, path: Path) -> str:
@@ -53,6 +58,13 @@ def main() -> str:
         load_entry_result(args.metrics, classifier, variant, seed)
         for classifier in experiment.classifiers for variant in variants for seed in experiment.seeds
     ]
+    # CAS: the first classifier (the one fid's features come from) trained on each generator's images alone.
+    cas_classifier = experiment.classifiers[0]
+    cas = cas_by_generator([
+        load_entry_result(args.metrics, cas_classifier, f"synthetic_only_{g}", seed)
+        for g in experiment.generators for seed in experiment.seeds
+    ])
+    real_full = [r for r in results if r.classifier == cas_classifier and r.variant == "full"]
     counts = read_json(args.metrics / "class_counts.json")["counts"]
     synthetic = {g: read_json(args.metrics / "synthetic" / f"{g}.json")["synthetic_per_class"] for g in experiment.generators}
     minority = minority_classes(counts["train"])
@@ -65,20 +77,34 @@ def main() -> str:
     )
     scores = {g: read_json(args.metrics / "fid" / f"{g}.json") for g in experiment.generators}
     trainings = {g: read_json(args.metrics / "generators" / f"{g}.json") for g in experiment.generators}
-    generators_table = generator_markdown(scores, trainings)
-    per_class_table = per_class_generator_markdown(scores, class_names)
+    generators_table = generator_markdown(scores, trainings, cas, real_full)
+    per_class_table = per_class_generator_markdown(scores, class_names, cas)
+    warnings = generator_notes(scores)
     feature_note = (
-        "Distances on the real test set, same class distribution. Inception rows are FID; "
-        "classifier-feature rows use the full-data classifier's penultimate features and are not comparable to FID."
+        "Distances on the real test set, same class distribution, N images per side. Inception rows are FID at the "
+        "dims shown; classifier-feature rows use the full-data classifier's penultimate features and are not comparable "
+        f"to FID. CAS (Ravuri & Vinyals 2019): {cas_classifier} trained on the generator's evaluation images alone, "
+        "accuracy on the real test set, beside the same classifier trained on the full real data. "
+        "'Real classifier on generated': the full-data classifier's accuracy on the generated images."
     )
+    synthetic_filter = filter_note([r for r in results if r.variant.startswith("synthetic_")] or results)
     # Cost per classifier (stage profile), gathered into one CSV.
     profiles = [read_json(args.metrics / "profile" / f"{c}.json") for c in experiment.classifiers]
     write_text(args.metrics / "model_profile.csv", rows_csv(profiles))
     profile_table = model_profile_markdown(profiles)
     # Sweeps collected with `synthaug sweep <key>` (committed CSVs; see README, Sweeps).
-    sweeps = {path.stem: read_sweep_csv(path) for path in sorted((args.metrics / "sweeps").glob("*.csv"))}
-    sweeps = {key: rows for key, rows in sweeps.items() if rows}
     commit, params_text = git_commit(), Path(PARAMS_FILE).read_text(encoding="utf-8")
+    code, params_flat = code_digest(Path.cwd()), flat_params(load_params())
+    this_run = (f"Made by this run: commit `{commit[:10]}`, code digest `{str(code)[:10]}`, "
+                f"params.yaml sha256 `{hashlib.sha256(params_text.encode()).hexdigest()[:10]}`.")
+    # A sweep table is made elsewhere (`synthaug sweep`): shown as current only if its code and params are this run's.
+    sweeps, stale_sweeps = {}, {}
+    for path in sorted((args.metrics / "sweeps").glob("*.csv")):
+        collected = read_sweep_csv(path)
+        provenance = read_json(provenance_file(path)) if provenance_file(path).is_file() else None
+        if collected:
+            why = sweep_staleness(provenance, code, params_flat)
+            (sweeps if why is None else stale_sweeps)[path.stem] = (collected, why)
 
     with stage_run(run_name("report"), {"experiment": experiment.model_dump()}) as tracker:
         figures = {
@@ -86,7 +112,7 @@ def main() -> str:
             "confusion.png": ("Normalized test confusion matrices", confusions_figure(results, class_names)),
             "curves.png": ("Training curves", curves_figure(results)),
             "class_counts.png": ("Class counts before/after imbalance and rebalancing", class_counts_figure(counts, synthetic)),
-            **{f"sweep_{key}.png": (f"Sweep of {key}: test {rows[0]['metric']}", sweep_heatmap_figure(rows)) for key, rows in sweeps.items()},
+            **{f"sweep_{key}.png": (f"Sweep of {key}: test {rows[0]['metric']}", sweep_heatmap_figure(rows)) for key, (rows, _) in sweeps.items()},
         }
         with atomic_path(args.out, directory=True) as folder:
             for name, (_, figure) in figures.items():
@@ -97,26 +123,39 @@ def main() -> str:
             + sorted((args.metrics / "synthetic" / g).glob("*.png"))
             for g in experiment.generators
         }
+        stale_note = "**Not from this run** ({why}): shown for reference; its numbers may not hold for this code and params."
         markdown = "\n\n".join([
             f"# synthaug report ({experiment.profile} profile)",
-            f"## Comparison on the test split\n\n{table}\n\nMinority classes: the {len(minority)} with the fewest imbalanced training images.",
+            f"## Comparison on the test split\n\n{table}\n\n_{this_run}_\n\nMinority classes: the {len(minority)} with the "
+            f"fewest imbalanced training images. {synthetic_filter}",
             *(f"![{caption}]({args.out.name}/{name})" for name, (caption, _) in figures.items()),
-            f"## Generators\n\n{generators_table}\n\n{feature_note}\n\n### Per class\n\n{per_class_table}",
-            f"## Data\n\n{counts_table}",
-            f"## Model cost\n\n{profile_table}",
-            *(f"## Sweep {key}\n\n{sweep_markdown(rows)}" for key, rows in sweeps.items()),
+            "## Generators\n\n" + "".join(f"{w}\n\n" for w in warnings)
+            + f"{generators_table}\n\n_{this_run}_\n\n{feature_note}\n\n### Per class\n\n{per_class_table}\n\n_{this_run}_",
+            f"## Data\n\n{counts_table}\n\n_{this_run}_",
+            f"## Model cost\n\n{profile_table}\n\n_{this_run}_",
+            *(f"## Sweep {key}\n\n{sweep_markdown(rows)}\n\n_Made by `synthaug sweep` from experiments at this run's code "
+              "and params (the swept key aside)._" for key, (rows, _) in sweeps.items()),
+            *(f"## Sweep {key} (not from this run)\n\n{stale_note.format(why=why)}\n\n{sweep_markdown(rows)}"
+              for key, (rows, why) in stale_sweeps.items()),
             *(f"## Generator {g}\n\n" + "\n".join(f"![{p.stem}]({p.relative_to(args.metrics).as_posix()})" for p in paths) for g, paths in previews.items()),
             f"## Provenance\n\ngit commit `{commit}`\n\n```yaml\n{params_text}```",
         ]) + "\n"
         write_text(args.out.with_suffix(".md"), markdown)
+        origin = f"<p><em>{html.escape(this_run)}</em></p>"
         sections = [
-            ("Comparison on the test split", markdown_to_html_table(table) + f"<p>Minority classes: {html.escape(', '.join(minority))}.</p>"),
+            ("Comparison on the test split", markdown_to_html_table(table) + origin
+             + f"<p>Minority classes: {html.escape(', '.join(minority))}. {html.escape(synthetic_filter)}</p>"),
             *((caption, embedded_image(args.out / name, caption)) for name, (caption, _) in figures.items()),
-            ("Generators", markdown_to_html_table(generators_table) + f"<p>{html.escape(feature_note)}</p>"
-             + "<h3>Per class</h3>" + markdown_to_html_table(per_class_table)),
-            ("Data", markdown_to_html_table(counts_table)),
-            ("Model cost", markdown_to_html_table(profile_table)),
-            *((f"Sweep {key}", markdown_to_html_table(sweep_markdown(rows))) for key, rows in sweeps.items()),
+            ("Generators", "".join(f'<p class="warning">{html.escape(w.replace("**", ""))}</p>' for w in warnings)
+             + markdown_to_html_table(generators_table) + origin + f"<p>{html.escape(feature_note)}</p>"
+             + "<h3>Per class</h3>" + markdown_to_html_table(per_class_table) + origin),
+            ("Data", markdown_to_html_table(counts_table) + origin),
+            ("Model cost", markdown_to_html_table(profile_table) + origin),
+            *((f"Sweep {key}", markdown_to_html_table(sweep_markdown(rows))
+               + "<p><em>Made by synthaug sweep from experiments at this run's code and params.</em></p>")
+              for key, (rows, _) in sweeps.items()),
+            *((f"Sweep {key} (not from this run)", f'<p class="warning">{html.escape(stale_note.format(why=why).replace("**", ""))}</p>'
+               + markdown_to_html_table(sweep_markdown(rows))) for key, (rows, why) in stale_sweeps.items()),
             *((f"Generator {g}", "".join(embedded_image(p, preview_caption(g, p)) for p in paths)) for g, paths in previews.items()),
             ("Provenance", f"<p>git commit <code>{html.escape(commit)}</code></p><pre>{html.escape(params_text)}</pre>"),
         ]

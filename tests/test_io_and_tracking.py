@@ -50,7 +50,7 @@ def test_atomic_directory_replaces_old_output(tmp_path):
 
 
 def test_flatten_and_run_names():
-    assert tracking.flatten({"train": {"lr": 0.1, "vit": {"patch_size": 4}}, "seeds": [0, 1]}) == {
+    assert tracking.flat_params({"train": {"lr": 0.1, "vit": {"patch_size": 4}}, "seeds": [0, 1]}) == {
         "train.lr": 0.1,
         "train.vit.patch_size": 4,
         "seeds": [0, 1],

@@ -12,9 +12,11 @@ from synthaug.cli import run_stage
 
 
 def sweep_main(argv: list[str]) -> str:
-    from synthaug.io import write_text
+    from synthaug.io import write_json, write_text
     from synthaug.metrics.report import sweep_markdown
-    from synthaug.metrics.sweeps import exp_show, rows_to_csv, sweep_file_name, sweep_points, sweep_rows
+    from synthaug.metrics.sweeps import (
+        exp_show, provenance_file, rows_to_csv, sweep_file_name, sweep_points, sweep_provenance, sweep_rows,
+    )
 
     parser = argparse.ArgumentParser(prog="synthaug sweep", description="Collect a `dvc exp run --queue -S` sweep "
                                      "into metrics/sweeps/<key>.csv (the report draws it as a heatmap).")
@@ -31,8 +33,11 @@ def sweep_main(argv: list[str]) -> str:
         if not sep:
             raise SystemExit(f"synthaug sweep: error: --where {condition!r}: expected KEY=VALUE")
         where[key] = yaml.safe_load(value)
-    rows = sweep_rows(sweep_points(exp_show(args.repo), args.param, args.metric, where), args.param, args.metric)
+    shown = exp_show(args.repo)
+    rows = sweep_rows(sweep_points(shown, args.param, args.metric, where), args.param, args.metric)
     path = args.out / sweep_file_name(args.param)
+    experiments = {name for row in rows for name in row["experiments"].split()}
+    write_json(provenance_file(path), sweep_provenance(shown, args.param, where, args.repo, experiments))
     write_text(path, rows_to_csv(rows))
     print(sweep_markdown(rows))
     runs = sum(row["runs"] for row in rows)

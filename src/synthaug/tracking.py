@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from synthaug.errors import TrackingError
+from synthaug.provenance import flat_params, git_commit
 
 EXPERIMENT_NAME = "synthaug"
 STORE_FILE = "mlflow.db"
@@ -52,31 +53,12 @@ def tracking_uri(root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / STORE_FILE}"
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def pipeline_id(params_file: Path = Path("params.yaml")) -> str:
     """Groups the stage runs of one pipeline execution: the DVC experiment, else commit + params digest."""
     if os.environ.get("DVC_EXP_NAME"):
         return os.environ["DVC_EXP_NAME"]
     digest = hashlib.sha256(params_file.read_bytes()).hexdigest()[:10] if params_file.is_file() else "noparams"
     return f"workspace-{git_commit()[:10]}-{digest}"
-
-
-def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'train': {'lr': 1e-3}} -> {'train.lr': 1e-3}; lists are kept whole as values."""
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def run_name(stage: str, variant: str | None = None, seed: int | None = None) -> str:
@@ -111,7 +93,7 @@ class RunLogger:
         self._call("log_metrics", {k: float(v) for k, v in metrics.items()}, step=step)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        self._call("log_params", {k: str(v)[:6000] for k, v in flatten(params).items()})
+        self._call("log_params", {k: str(v)[:6000] for k, v in flat_params(dict(params)).items()})
 
     def log_artifact(self, path: str | Path) -> None:
         self._call("log_artifact", str(path))

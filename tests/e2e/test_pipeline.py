@@ -27,7 +27,8 @@ pytestmark = pytest.mark.e2e
 
 PROJECT_FILES = ["dvc.yaml", "conf", "stages", "src", "metrics/sweeps/README.md", ".dvc/config", ".dvcignore", ".gitignore"]
 GENERATORS = ["sdxl_turbo", "ddpm", "gan"]
-ENTRIES = ["vit-baseline-seed0", "vit-full-seed0", *(f"vit-synthetic_{g}-seed0" for g in GENERATORS)]
+ENTRIES = ["vit-baseline-seed0", "vit-full-seed0", *(f"vit-synthetic_{g}-seed0" for g in GENERATORS),
+           *(f"vit-synthetic_only_{g}-seed0" for g in GENERATORS)]
 
 TINY_PROFILE = """# @package _global_
 experiment:
@@ -48,7 +49,7 @@ train:
   image_size: 8
   eval_batch_size: 32
   vit: {{patch_size: 4, hidden_size: 32, num_hidden_layers: 2, intermediate_size: 64}}
-  synthetic_filter: {{enabled: true, min_confidence: 0.0}}
+  synthetic_filter: {{enabled: true, min_confidence: 0.0, judge: baseline}}
 train_generator:
   log_every: 2
   checkpoint_every: 3
@@ -65,6 +66,8 @@ synthesize:
 evaluate:
   batch_size: 32
 fid:
+  inception_url: null
+  dims: 64
   kid_subsets: 5
   kid_subset_size: 10
   precision_recall_k: 2
@@ -99,6 +102,7 @@ def pipeline_repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         **{k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))},
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "PYTHONPATH": str(repo / "src"),  # the copy's library, not the checkout's
+        "TORCH_HOME": str(base / "torch"),  # no Inception weights cached: fid falls back, and says why
         "DVC_NO_ANALYTICS": "1",
         "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
     }
@@ -198,30 +202,54 @@ def test_fid_uses_classifier_features_offline(pipeline_repo):
     for generator in GENERATORS:
         scores = json.loads((repo / f"metrics/fid/{generator}.json").read_text())
         assert scores["features"] == "classifier:vit-full-seed0" and "fid" not in scores
-        assert scores["images"] == 12 and scores["fid_classifier_features"] >= 0.0
+        assert scores["inception_unavailable"].startswith("fid.inception_url: not set")
+        assert scores["images"] == scores["real_images"] == 12 and scores["fid_classifier_features"] >= 0.0
+        # the tiny ViT's 32 head inputs from 12 images per side: rank-deficient, and said so
+        assert (scores["fid_dims"], scores["fid_images"], scores["fid_full_rank"]) == (32, 12, False)
+        assert scores["real_images_lossy"] is False and scores["real_image_encodings"] == {"PNG": 78}
         assert np.isfinite(scores["kid_mean_classifier_features"]) and scores["kid_std_classifier_features"] >= 0.0
-        assert 0.0 <= scores["precision_classifier_features"] <= 1.0 and 0.0 <= scores["cas_accuracy"] <= 1.0
+        assert 0.0 <= scores["precision_classifier_features"] <= 1.0
+        assert 0.0 <= scores["real_classifier_accuracy_on_generated"] <= 1.0
         assert set(scores["per_class"]) == {"cat", "dog", "frog"}
-        assert all(entry["images"] == 4 and "fid_classifier_features" in entry for entry in scores["per_class"].values())
+        assert all(entry["images"] == 4 and "kid_mean_classifier_features" in entry and "fid_classifier_features" not in entry
+                   for entry in scores["per_class"].values())
+
+
+def test_cas_classifier_trains_on_generated_images_alone(pipeline_repo):
+    repo, _ = pipeline_repo
+    for generator in GENERATORS:
+        trained = json.loads((repo / f"metrics/train/vit-synthetic_only_{generator}-seed0.json").read_text())
+        assert trained["train_images"] == trained["synthetic_images"] == 12  # the evaluation set, 4 per class, no real
+        assert "synthetic_kept_fraction" not in trained  # CAS measures the generator unfiltered
+        assert read_metrics(repo, f"vit-synthetic_only_{generator}-seed0")["num_samples"] == 18  # the real test set
 
 
 def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
     from ..browser import png_is_not_blank, render
 
-    repo, _ = pipeline_repo
+    repo, env = pipeline_repo
     markdown = (repo / "metrics/report.md").read_text()
     baseline = read_metrics(repo, "vit-baseline-seed0")
     assert f"| vit | baseline | 1 | {baseline['accuracy']:.4f} | {baseline['macro_f1']:.4f} |" in markdown
     assert "| vit | synthetic_sdxl_turbo | 1 |" in markdown and "+0.0000 |" in markdown
+    assert "| vit | synthetic_only_" not in markdown  # CAS entries are generator readings, not remedies
+    assert "Synthetic filter (seed 0; fraction of generated images kept per class): vit-synthetic_sdxl_turbo: judge vit-baseline, kept cat " in markdown
+    assert "**Not Inception FID** for sdxl_turbo, ddpm, gan: fid.inception_url: not set" in markdown
+    assert "**Rank-deficient FID** for sdxl_turbo, ddpm, gan: 12 images per side on 32-d features" in markdown
+    commit = run(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
+    assert markdown.count(f"_Made by this run: commit `{commit[:10]}`") == 5  # every table of this run
     assert sorted(p.name for p in (repo / "metrics/report").iterdir()) == [
         "class_counts.png", "confusion.png", "curves.png", "recall_vs_count.png"]
     page = (repo / "metrics/report.html").read_text()
     # the report's 4 figures; per generator one preview per topped-up class (2), trained ones + loss and samples
     assert page.count("data:image/png;base64,") == 4 + 2 + 2 * (2 + 2)
+    full = read_metrics(repo, "vit-full-seed0")
     for generator in GENERATORS:
         scores = json.loads((repo / f"metrics/fid/{generator}.json").read_text())
         fid = scores["fid_classifier_features"]
-        assert f"| {generator} | classifier:vit-full-seed0 (not FID) | 12 | {fid:.3f} |" in markdown
+        cas = read_metrics(repo, f"vit-synthetic_only_{generator}-seed0")["accuracy"]
+        assert (f"| {generator} | classifier:vit-full-seed0 32-d (not FID) | 12 | {fid:.3f} (rank-deficient) |" in markdown)
+        assert f"| {cas:.4f} (12 images) | {full['accuracy']:.4f} (48 images) |" in markdown
     assert "| dog |" in markdown.split("### Per class")[1]
     assert "![loss](generators/ddpm/loss.png)" in markdown and "![cat](synthetic/gan/cat.png)" in markdown
     dom = render((repo / "metrics/report.html").as_uri(), tmp_path / "report.png")
@@ -249,6 +277,22 @@ def test_second_repro_is_a_noop(pipeline_repo):
     result = run(["dvc", "repro"], repo, env)
     assert "Running stage" not in result.stdout
     assert "up to date" in result.stdout
+
+
+def test_editing_a_covered_module_makes_its_stages_changed(pipeline_repo):
+    """dvc.yaml lists each stage's import closure, so a library edit is a changed dependency, not a stale cache."""
+    repo, env = pipeline_repo
+    module = repo / "src/synthaug/distributed.py"  # shapes gradients; imported by classifier and generator training
+    original = module.read_bytes()
+    module.write_bytes(original + b"\n# edited\n")
+    try:
+        changed = set(json.loads(run(["dvc", "status", "--json"], repo, env).stdout))
+    finally:
+        module.write_bytes(original)
+    assert {"train_classifier@vit-baseline-0", "train_generator@gan", "synthesize@ddpm", "fid@gan",
+            "train_synthetic_only@vit-gan-0"} <= changed
+    assert not changed & {"fetch", "imbalance", "report", "profile@vit"}  # none of them imports it
+    assert json.loads(run(["dvc", "status", "--json"], repo, env).stdout) == {}
 
 
 def test_forced_rerun_is_byte_identical(pipeline_repo):
@@ -283,7 +327,7 @@ def test_runs_are_in_the_mlflow_store(pipeline_repo):
         *(f"{stage}/{g}" for stage in ("train_generator", "synthesize", "fid") for g in GENERATORS
           if (stage, g) != ("train_generator", "sdxl_turbo")),  # pretrained: nothing to train or log
         *(f"{stage}/vit-{variant}/seed0" for stage in ("train_classifier", "evaluate")
-          for variant in ("baseline", "full", *(f"synthetic_{g}" for g in GENERATORS))),
+          for variant in ("baseline", "full", *(f"synthetic_{g}" for g in GENERATORS), *(f"synthetic_only_{g}" for g in GENERATORS))),
     ])
     assert metrics["evaluate/vit-baseline/seed0"] == pytest.approx(read_metrics(repo, "vit-baseline-seed0")["macro_f1"])
 
@@ -331,6 +375,11 @@ def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeli
     assert all(name in shown for name in names)
 
     collected = run(["synthaug", "sweep", "fid.batch_size"], repo, env)
+    provenance = json.loads((repo / "metrics/sweeps/fid.batch_size.provenance.json").read_text())
+    assert set(provenance["experiments"]) >= set(names) and len(provenance["code"]) == 1
+    assert "fid.batch_size" not in provenance["params"] and provenance["params_vary"] == []
+    # a table whose provenance is unknown (as the committed ones of earlier code) is marked, not shown as this run's
+    shutil.copy(repo / "metrics/sweeps/fid.batch_size.csv", repo / "metrics/sweeps/train.augment_p.csv")
     rows = list(csv.DictReader((repo / "metrics/sweeps/fid.batch_size.csv").read_text().splitlines()))
     values = sorted({float(row["value"]) for row in rows})
     assert values == [16.0, 24.0, 32.0]  # the two experiments and the committed baseline
@@ -340,7 +389,11 @@ def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeli
     reran = run(["dvc", "repro"], repo, env)
     assert re.findall(r"Running stage '([^']+)'", reran.stdout) == ["report"]
     assert (repo / "metrics/report/sweep_fid.batch_size.png").is_file()
-    assert "## Sweep fid.batch_size" in (repo / "metrics/report.md").read_text()
+    assert not (repo / "metrics/report/sweep_train.augment_p.png").exists()
+    markdown = (repo / "metrics/report.md").read_text()
+    assert "## Sweep fid.batch_size\n" in markdown and "from experiments at this run's code" in markdown
+    assert ("## Sweep train.augment_p (not from this run)\n\n**Not from this run** (no provenance recorded" in markdown)
+    (repo / "metrics/sweeps/train.augment_p.csv").unlink()
 
     # choice lists combine into a grid: 2 x 2 experiments queued (and removed again, not run)
     result = run(["dvc", "exp", "run", "--queue", "-S", "fid.kid_subsets=3,4", "-S", "fid.precision_recall_k=1,2"], repo, env)
@@ -357,8 +410,8 @@ def test_exp_run_reruns_only_what_the_changed_param_reaches(pipeline_repo):
     baseline_before = read_metrics(repo, ENTRIES[0])
     result = run(["dvc", "exp", "run", "-S", "train_generator.gan.steps=4"], repo, env)
     ran = set(re.findall(r"Running stage '([^']+)'", result.stdout))
-    assert ran == {"train_generator@gan", "synthesize@gan", "train_synthetic@vit-gan-0",
-                   "evaluate_synthetic@vit-gan-0", "fid@gan", "report"}
+    assert ran == {"train_generator@gan", "synthesize@gan", "train_synthetic@vit-gan-0", "evaluate_synthetic@vit-gan-0",
+                   "train_synthetic_only@vit-gan-0", "evaluate_synthetic_only@vit-gan-0", "fid@gan", "report"}
     assert yaml.safe_load((repo / "params.yaml").read_text())["train_generator"]["gan"]["steps"] == 4
     assert json.loads((repo / "models/generators/gan/generator.json").read_text())["steps"] == 4
     fid_after = json.loads((repo / "metrics/fid/gan.json").read_text())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -26,6 +26,7 @@ class EntryResult:
     metrics: dict  # metrics/eval/<entry>/metrics.json
     confusion: np.ndarray  # row-normalized
     history: list[dict]  # metrics/train/<entry>.csv rows
+    summary: dict = field(default_factory=dict)  # metrics/train/<entry>.json (train images, synthetic filter)
 
 
 def minority_classes(train_counts: dict[str, int]) -> list[str]:
@@ -95,32 +96,94 @@ def _number(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
-def generator_markdown(scores: dict[str, dict], trainings: dict[str, dict]) -> str:
-    """One row per generator: its distance to the real test set, coverage, and CAS."""
-    header = ["generator", "features", "images", "FID", "KID (mean ± std)", "precision", "recall", "CAS accuracy", "training steps"]
+def _accuracy_over_seeds(results: list[EntryResult]) -> str:
+    if not results:
+        return "n/a"
+    return format_value(_mean_std([r.metrics["accuracy"] for r in results]), len(results))
+
+
+def cas_by_generator(results: list[EntryResult]) -> dict[str, list[EntryResult]]:
+    """synthetic_only_<generator> entries (trained on generated images alone, tested on real ones) per generator."""
+    found: dict[str, list[EntryResult]] = {}
+    for result in results:
+        if result.variant.startswith("synthetic_only_"):
+            found.setdefault(result.variant.removeprefix("synthetic_only_"), []).append(result)
+    return found
+
+
+def generator_markdown(scores: dict[str, dict], trainings: dict[str, dict], cas: dict[str, list[EntryResult]],
+                       real: list[EntryResult]) -> str:
+    """One row per generator: distance to the real test set with its N and dims, coverage, and CAS beside the
+    accuracy of the same classifier trained on the full real data."""
+    header = ["generator", "features", "images per side", "FID", "KID (mean ± std)", "precision", "recall",
+              "CAS (trained on generated)", "real-data accuracy (full)", "real classifier on generated", "training steps"]
     body = []
     for generator, result in scores.items():
         sfx = score_suffix(result)
+        features = f"Inception {result['fid_dims']}-d" if not sfx else f"{result['features']} {result['fid_dims']}-d (not FID)"
+        fid = _number(result[f"fid{sfx}"], 3) + ("" if result["fid_full_rank"] else " (rank-deficient)")
+        members = cas.get(generator, [])
+        cas_cell = _accuracy_over_seeds(members)
+        if members:
+            cas_cell += f" ({members[0].summary.get('train_images', '?')} images)"
         body.append([
-            generator, "Inception (FID)" if not sfx else f"{result['features']} (not FID)", str(result["images"]),
-            _number(result[f"fid{sfx}"], 3), f"{_number(result[f'kid_mean{sfx}'])} ± {_number(result[f'kid_std{sfx}'])}",
-            _number(result.get(f"precision{sfx}"), 3), _number(result.get(f"recall{sfx}"), 3), _number(result["cas_accuracy"]),
-            str(trainings.get(generator, {}).get("steps", "pretrained")),
+            generator, features, str(result["fid_images"]), fid,
+            f"{_number(result[f'kid_mean{sfx}'])} ± {_number(result[f'kid_std{sfx}'])}",
+            _number(result.get(f"precision{sfx}"), 3), _number(result.get(f"recall{sfx}"), 3), cas_cell,
+            _accuracy_over_seeds(real) + (f" ({real[0].summary.get('train_images', '?')} images)" if real else ""),
+            _number(result["real_classifier_accuracy_on_generated"]), str(trainings.get(generator, {}).get("steps", "pretrained")),
         ])
     return markdown_table(header, body)
 
 
-def per_class_generator_markdown(scores: dict[str, dict], class_names: list[str]) -> str:
-    """Per class: each generator's FID and KID on that class alone (small sets: read KID first)."""
-    header = ["class"] + [f"{g} {metric}" for g in scores for metric in ("FID", "KID", "CAS recall")]
+def generator_notes(scores: dict[str, dict]) -> list[str]:
+    """The caveats a reader must see above the generator table, from what the fid stage recorded."""
+    notes = []
+    fallback = {g: r["inception_unavailable"] for g, r in scores.items() if score_suffix(r) and r.get("inception_unavailable")}
+    if fallback:
+        reason = next(iter(fallback.values()))
+        notes.append(f"**Not Inception FID** for {', '.join(fallback)}: {reason}. Their distances use a classifier's "
+                     "features and cannot be compared with published FID.")
+    deficient = [g for g, r in scores.items() if not r["fid_full_rank"]]
+    if deficient:
+        notes.append(f"**Rank-deficient FID** for {', '.join(deficient)}: {scores[deficient[0]]['fid_images']} images per side "
+                     f"on {scores[deficient[0]]['fid_dims']}-d features (FID needs more images than dimensions); "
+                     "read KID, which is unbiased at any size, or lower fid.dims.")
+    lossy = {g: r for g, r in scores.items() if r.get("real_images_lossy")}
+    if lossy:
+        encodings = ", ".join(f"{n} {name}" for name, n in next(iter(lossy.values()))["real_image_encodings"].items())
+        notes.append(f"The real images were decoded from a lossy format ({encodings}): compression artefacts alone move "
+                     "FID, so compare these values only with FIDs computed on the same decoded set.")
+    return notes
+
+
+def per_class_generator_markdown(scores: dict[str, dict], class_names: list[str], cas: dict[str, list[EntryResult]]) -> str:
+    """Per class: KID (unbiased at these sizes; no per-class FID), the images compared, and CAS recall."""
+    header = ["class"] + [f"{g} {metric}" for g in scores for metric in ("KID", "images", "CAS recall", "real classifier recall")]
     body = []
     for name in class_names:
         row = [name]
-        for result in scores.values():
+        for generator, result in scores.items():
             entry, sfx = result["per_class"][name], score_suffix(result)
-            row += [_number(entry[f"fid{sfx}"], 3), _number(entry[f"kid_mean{sfx}"]), _number(entry["cas_recall"])]
+            members = cas.get(generator, [])
+            recall = float(np.mean([m.metrics["per_class"][name]["recall"] for m in members])) if members else None
+            row += [_number(entry[f"kid_mean{sfx}"]), str(entry["images"]), _number(recall),
+                    _number(entry["real_classifier_recall_on_generated"])]
         body.append(row)
     return markdown_table(header, body)
+
+
+def filter_note(results: list[EntryResult]) -> str:
+    """What the synthetic filter did to each synthetic variant (judge and kept fraction per class), or that it was off."""
+    lines = []
+    for result in results:
+        judge = result.summary.get("synthetic_filter_judge")
+        if judge and result.variant.startswith("synthetic_") and result.seed == results[0].seed:
+            kept = ", ".join(f"{c} {f:.2f}" for c, f in result.summary.get("synthetic_kept_fraction", {}).items())
+            lines.append(f"{result.classifier}-{result.variant}: judge {result.classifier}-{judge}, kept {kept}")
+    if not lines:
+        return "Synthetic filter: off (every generated image is used)."
+    return "Synthetic filter (seed " + str(results[0].seed) + "; fraction of generated images kept per class): " + "; ".join(lines) + "."
 
 
 def sweep_markdown(rows: list[dict]) -> str:
@@ -278,6 +341,7 @@ def html_page(title: str, sections: list[tuple[str, str]]) -> str:
         "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
         "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
         "th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}img{max-width:100%}"
+        ".warning{background:#fff4e5;border-left:4px solid #e69500;padding:.5em 1em}"
         "figure{margin:1em 0}figcaption{font-size:.85em;color:#555}pre{background:#f6f6f6;padding:1em;overflow:auto}"
     )
     body = "".join(f"<h2>{html.escape(heading)}</h2>{content}" for heading, content in sections)
@@ -299,6 +363,7 @@ def load_entry_result(metrics_dir: Path, classifier: str, variant: str, seed: in
         "metrics": metrics_dir / "eval" / entry / "metrics.json",
         "confusion": metrics_dir / "eval" / entry / "confusion.json",
         "history": metrics_dir / "train" / f"{entry}.csv",
+        "summary": metrics_dir / "train" / f"{entry}.json",
     }
     for path in paths.values():
         if not path.is_file():
@@ -312,4 +377,5 @@ def load_entry_result(metrics_dir: Path, classifier: str, variant: str, seed: in
         metrics=json.loads(paths["metrics"].read_text(encoding="utf-8")),
         confusion=np.asarray(json.loads(paths["confusion"].read_text(encoding="utf-8"))["normalized"]),
         history=history,
+        summary=json.loads(paths["summary"].read_text(encoding="utf-8")),
     )

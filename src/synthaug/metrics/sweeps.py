@@ -52,17 +52,74 @@ def _lookup(params: dict[str, Any], dotted: str) -> Any:
     return value
 
 
-def _revisions(exp_show_json: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    """(name, data) of each committed baseline and each experiment; the workspace repeats HEAD and is skipped."""
+def _revisions(exp_show_json: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(name, rev, data) of each committed baseline and each experiment; the workspace repeats HEAD and is skipped."""
     found = []
     for commit in exp_show_json:
         if commit.get("rev") != "workspace" and commit.get("data"):
-            found.append((commit.get("name") or commit["rev"][:7], commit["data"]))
+            found.append((commit.get("name") or commit["rev"][:7], commit["rev"], commit["data"]))
         for experiment in commit.get("experiments") or []:
             for revision in experiment.get("revs") or []:
                 if revision.get("data") and not revision.get("error"):
-                    found.append((revision.get("name") or revision["rev"][:7], revision["data"]))
+                    found.append((revision.get("name") or revision["rev"][:7], revision["rev"], revision["data"]))
     return found
+
+
+def _params_of(data: dict[str, Any]) -> dict[str, Any]:
+    return (data.get("params") or {}).get("params.yaml", {}).get("data") or {}
+
+
+def _matches(params: dict[str, Any], param: str, where: dict[str, Any] | None) -> bool:
+    return _lookup(params, param) is not None and all(_lookup(params, key) == value for key, value in (where or {}).items())
+
+
+def sweep_provenance(
+    exp_show_json: list[dict[str, Any]], param: str, where: dict[str, Any] | None, repo: Path, experiments: set[str]
+) -> dict[str, Any]:
+    """What a sweep table was made from: each experiment's commit, the code digest at those commits, and the params
+    the experiments share (the swept key aside); keys that differ between them are listed in `params_vary`."""
+    from synthaug.provenance import code_digest, flat_params
+
+    chosen = [(name, rev, flat_params(_params_of(data))) for name, rev, data in _revisions(exp_show_json)
+              if name in experiments and _matches(_params_of(data), param, where)]
+    shared: dict[str, Any] = dict(chosen[0][2]) if chosen else {}
+    vary = set()
+    for _, _, params in chosen[1:]:
+        for key in set(shared) | set(params):
+            if key != param and json.dumps(shared.get(key), sort_keys=True) != json.dumps(params.get(key), sort_keys=True):
+                vary.add(key)
+    shared.pop(param, None)
+    return {
+        "param": param,
+        "experiments": {name: rev for name, rev, _ in chosen},
+        "code": sorted({str(code_digest(repo, rev)) for _, rev, _ in chosen}),
+        "params": {key: value for key, value in sorted(shared.items()) if key not in vary},
+        "params_vary": sorted(vary),
+    }
+
+
+def provenance_file(table: Path) -> Path:
+    """The provenance record beside a sweep table: metrics/sweeps/<key>.provenance.json."""
+    return table.with_suffix(".provenance.json")
+
+
+def sweep_staleness(provenance: dict[str, Any] | None, current_code: str | None, current_params: dict[str, Any]) -> str | None:
+    """None when the sweep was made by this code with these params (its swept key aside), else why it was not."""
+    from synthaug.provenance import params_differences
+
+    if provenance is None:
+        return "no provenance recorded: the code and params it was made with are unknown"
+    if current_code is None:
+        return "this run's code cannot be identified (no git repository)"
+    if provenance["code"] != [current_code]:
+        commits = ", ".join(sorted({rev[:7] for rev in provenance["experiments"].values()}))
+        return f"made with other code (experiments at {commits})"
+    if provenance["params_vary"]:
+        return f"its experiments differ in {', '.join(provenance['params_vary'])}"
+    differ = params_differences(provenance["params"], current_params, ignore=(provenance["param"],))
+    if differ:
+        return f"made with other params: {', '.join(differ)}"
+    return None
 
 
 def _as_value(raw: Any) -> float | str:
@@ -74,11 +131,11 @@ def sweep_points(
 ) -> list[SweepPoint]:
     """Every evaluated entry of every revision that sets `param` (and matches each `where` key = value)."""
     points = []
-    for name, data in _revisions(exp_show_json):
-        params = (data.get("params") or {}).get("params.yaml", {}).get("data") or {}
-        raw = _lookup(params, param)
-        if raw is None or any(_lookup(params, key) != value for key, value in (where or {}).items()):
+    for name, _, data in _revisions(exp_show_json):
+        params = _params_of(data)
+        if not _matches(params, param, where):
             continue
+        raw = _lookup(params, param)
         for path, content in (data.get("metrics") or {}).items():
             match = EVAL_METRICS.match(path)
             score = (content.get("data") or {}).get(metric) if match else None
