@@ -102,7 +102,8 @@ def pipeline_repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         **{k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))},
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "PYTHONPATH": str(repo / "src"),  # the copy's library, not the checkout's
-        "TORCH_HOME": str(base / "torch"),  # no Inception weights cached: fid falls back, and says why
+        "TORCH_HOME": str(base / "torch"),
+        "OMP_NUM_THREADS": "1",  # tiny models: a second thread only competes with the other pytest worker  # no Inception weights cached: fid falls back, and says why
         "DVC_NO_ANALYTICS": "1",
         "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
     }
@@ -340,9 +341,9 @@ def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeli
     repo, env = pipeline_repo
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "--allow-empty", "-qm", "results before the queue"], repo, env)
-    result = run(["dvc", "exp", "run", "--queue", "-S", "fid.batch_size=range(16,25,8)"], repo, env)
+    result = run(["dvc", "exp", "run", "--queue", "-S", "profile.batch_size=range(16,25,8)"], repo, env)
     queued = result.stdout + result.stderr
-    assert re.findall(r"\['fid.batch_size=(\d+)'\]", queued) == ["16", "24"]
+    assert re.findall(r"\['profile.batch_size=(\d+)'\]", queued) == ["16", "24"]
     names = re.findall(r"Queued experiment '([^']+)'", queued)
     assert len(names) == 2
     request.addfinalizer(lambda: stop_queue_workers(repo))
@@ -363,35 +364,35 @@ def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeli
         pytest.fail(f"queue did not finish in time:\n{status}")
     run(["dvc", "queue", "stop"], repo, env)
     logs = "".join(run(["dvc", "queue", "logs", name], repo, env).stdout for name in names)
-    assert logs.count("Running stage 'fid@ddpm'") == 2
+    assert logs.count("Running stage 'profile@vit'") == 2
     assert "database is locked" not in logs and "MLflow" not in logs  # no store warning in either experiment
     with sqlite3.connect(repo / "mlflow.db") as db:
         per_experiment = dict(db.execute(
             "select t.value, count(*) from runs r join tags t on t.run_uuid = r.run_uuid "
-            "where t.key = 'dvc_exp_name' and r.status = 'FINISHED' and r.name like 'fid/%' group by t.value"
+            "where t.key = 'dvc_exp_name' and r.status = 'FINISHED' and r.name like 'profile/%' group by t.value"
         ).fetchall())
-    assert {name: per_experiment.get(name) for name in names} == {name: len(GENERATORS) for name in names}
+    assert {name: per_experiment.get(name) for name in names} == {name: 1 for name in names}
     shown = run(["dvc", "exp", "show", "--csv"], repo, env).stdout
     assert all(name in shown for name in names)
 
-    collected = run(["synthaug", "sweep", "fid.batch_size"], repo, env)
-    provenance = json.loads((repo / "metrics/sweeps/fid.batch_size.provenance.json").read_text())
+    collected = run(["synthaug", "sweep", "profile.batch_size"], repo, env)
+    provenance = json.loads((repo / "metrics/sweeps/profile.batch_size.provenance.json").read_text())
     assert set(provenance["experiments"]) >= set(names) and len(provenance["code"]) == 1
-    assert "fid.batch_size" not in provenance["params"] and provenance["params_vary"] == []
+    assert "profile.batch_size" not in provenance["params"] and provenance["params_vary"] == []
     # a table whose provenance is unknown (as the committed ones of earlier code) is marked, not shown as this run's
-    shutil.copy(repo / "metrics/sweeps/fid.batch_size.csv", repo / "metrics/sweeps/train.augment_p.csv")
-    rows = list(csv.DictReader((repo / "metrics/sweeps/fid.batch_size.csv").read_text().splitlines()))
+    shutil.copy(repo / "metrics/sweeps/profile.batch_size.csv", repo / "metrics/sweeps/train.augment_p.csv")
+    rows = list(csv.DictReader((repo / "metrics/sweeps/profile.batch_size.csv").read_text().splitlines()))
     values = sorted({float(row["value"]) for row in rows})
-    assert values == [16.0, 24.0, 32.0]  # the two experiments and the committed baseline
-    for row in rows:  # fid.batch_size reaches no classifier: every value has the committed scores
+    assert values == [16.0, 24.0, 64.0]  # the two experiments and the committed baseline
+    for row in rows:  # profile.batch_size reaches no classifier: every value has the committed scores
         assert float(row["mean"]) == pytest.approx(read_metrics(repo, f"vit-{row['variant']}-seed0")["macro_f1"])
-    assert "| fid.batch_size → | 16 | 24 | 32 |" in collected.stdout
+    assert "| profile.batch_size → | 16 | 24 | 64 |" in collected.stdout
     reran = run(["dvc", "repro"], repo, env)
     assert re.findall(r"Running stage '([^']+)'", reran.stdout) == ["report"]
-    assert (repo / "metrics/report/sweep_fid.batch_size.png").is_file()
+    assert (repo / "metrics/report/sweep_profile.batch_size.png").is_file()
     assert not (repo / "metrics/report/sweep_train.augment_p.png").exists()
     markdown = (repo / "metrics/report.md").read_text()
-    assert "## Sweep fid.batch_size\n" in markdown and "from experiments at this run's code" in markdown
+    assert "## Sweep profile.batch_size\n" in markdown and "from experiments at this run's code" in markdown
     assert ("## Sweep train.augment_p (not from this run)\n\n**Not from this run** (no provenance recorded" in markdown)
     (repo / "metrics/sweeps/train.augment_p.csv").unlink()
 
