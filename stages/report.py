@@ -87,7 +87,8 @@ def main() -> str:
         "accuracy on the real test set, beside the same classifier trained on the full real data. "
         "'Real classifier on generated': the full-data classifier's accuracy on the generated images."
     )
-    synthetic_filter = filter_note([r for r in results if r.variant.startswith("synthetic_")] or results)
+    judge = load_params()["train"]["synthetic_filter"]["judge"]
+    synthetic_filter = filter_note([r for r in results if r.variant.startswith("synthetic_")] or results, judge)
     # Cost per classifier (stage profile), gathered into one CSV.
     profiles = [read_json(args.metrics / "profile" / f"{c}.json") for c in experiment.classifiers]
     write_text(args.metrics / "model_profile.csv", rows_csv(profiles))

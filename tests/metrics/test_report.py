@@ -91,3 +91,50 @@ def test_figures_render_and_html_is_self_contained(tmp_path):
     assert "<title>t &lt;report&gt;</title>" in page
     assert len(re.findall(r'src="data:image/png;base64,', page)) == 4
     assert not re.search(r'src="(?!data:)', page)  # nothing loaded from elsewhere
+
+
+def fid_result(features: str, fid: float, dims: int, images: int, unavailable: str | None = None) -> dict:
+    sfx = "" if features == "inception" else "_classifier_features"
+    return {
+        "features": features, f"fid{sfx}": fid, f"kid_mean{sfx}": 0.01, f"kid_std{sfx}": 0.002, f"precision{sfx}": 0.5,
+        f"recall{sfx}": 0.25, "fid_dims": dims, "fid_images": images, "fid_full_rank": images > dims,
+        "inception_unavailable": unavailable, "real_images_lossy": True, "real_image_encodings": {"JPEG": 60000},
+        "real_classifier_accuracy_on_generated": 0.75,
+        "per_class": {c: {f"kid_mean{sfx}": 0.02, f"kid_std{sfx}": 0.001, "images": 10,
+                          "real_classifier_recall_on_generated": 0.5} for c in CLASSES},
+    }
+
+
+def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy():
+    from synthaug.metrics.report import cas_by_generator, generator_markdown, generator_notes, per_class_generator_markdown
+
+    scores = {"ddpm": fid_result("inception", 12.5, 2048, 1000),
+              "gan": fid_result("classifier:vit-full-seed0", 3.0, 128, 1000, "fid.inception_url: cannot fetch x")}
+    cas_entries = [entry("synthetic_only_ddpm", s, a, 0.3, [0.1, 0.2, 0.3, 0.4]) for s, a in ((0, 0.30), (1, 0.34))]
+    for result in cas_entries:
+        result.summary["train_images"] = 40
+    full = [entry("full", 0, 0.80, 0.7, [0.8] * 4)]
+    full[0].summary["train_images"] = 5000
+    cas = cas_by_generator(cas_entries)
+    table = generator_markdown(scores, {"ddpm": {"steps": 300}}, cas, full)
+    assert ("| ddpm | Inception 2048-d | 1000 | 12.500 (rank-deficient) | 0.0100 ± 0.0020 | 0.500 | 0.250 | "
+            "0.3200 ± 0.0283 (40 images) | 0.8000 (5000 images) | 0.7500 | 300 |") in table
+    assert "| gan | classifier:vit-full-seed0 128-d (not FID) | 1000 | 3.000 | " in table and "| n/a | 0.8000" in table
+    notes = generator_notes(scores)
+    assert notes[0] == ("**Not Inception FID** for gan: fid.inception_url: cannot fetch x. Their distances use a "
+                        "classifier's features and cannot be compared with published FID.")
+    assert notes[1].startswith("**Rank-deficient FID** for ddpm: 1000 images per side on 2048-d features")
+    assert notes[2].startswith("The real images were decoded from a lossy format (60000 JPEG)")
+    per_class = per_class_generator_markdown(scores, CLASSES, cas)
+    assert "| a | 0.0200 | 10 | 0.1000 | 0.5000 | 0.0200 | 10 | n/a | 0.5000 |" in per_class  # CAS recall: mean of seeds
+
+
+def test_filter_note_names_the_judge_and_what_it_kept():
+    from synthaug.metrics.report import filter_note
+
+    synthetic = entry("synthetic_gan", 0, 0.5, 0.4, [0.1] * 4)
+    assert filter_note([synthetic], "oversampled") == ("Synthetic filter: off (every generated image is used; "
+                                                       "train.synthetic_filter.judge is oversampled).")
+    synthetic.summary.update(synthetic_filter_judge="oversampled", synthetic_kept_fraction={"a": 0.9, "c": 0.25})
+    assert filter_note([synthetic], "oversampled") == ("Synthetic filter (seed 0; fraction of generated images kept per class): "
+                                        "vit-synthetic_gan: judge vit-oversampled, kept a 0.90, c 0.25.")

@@ -173,7 +173,7 @@ def per_class_generator_markdown(scores: dict[str, dict], class_names: list[str]
     return markdown_table(header, body)
 
 
-def filter_note(results: list[EntryResult]) -> str:
+def filter_note(results: list[EntryResult], configured_judge: str) -> str:
     """What the synthetic filter did to each synthetic variant (judge and kept fraction per class), or that it was off."""
     lines = []
     for result in results:
@@ -182,7 +182,7 @@ def filter_note(results: list[EntryResult]) -> str:
             kept = ", ".join(f"{c} {f:.2f}" for c, f in result.summary.get("synthetic_kept_fraction", {}).items())
             lines.append(f"{result.classifier}-{result.variant}: judge {result.classifier}-{judge}, kept {kept}")
     if not lines:
-        return "Synthetic filter: off (every generated image is used)."
+        return f"Synthetic filter: off (every generated image is used; train.synthetic_filter.judge is {configured_judge})."
     return "Synthetic filter (seed " + str(results[0].seed) + "; fraction of generated images kept per class): " + "; ".join(lines) + "."
 
 
