@@ -142,7 +142,7 @@ def main() -> str:
             f"## Provenance\n\ngit commit `{commit}`\n\n```yaml\n{params_text}```",
         ]) + "\n"
         write_text(args.out.with_suffix(".md"), markdown)
-        origin = f"<p><em>{html.escape(this_run)}</em></p>"
+        origin = f"<p><em>{html.escape(this_run.replace('`', ''))}</em></p>"
         sections = [
             ("Comparison on the test split", markdown_to_html_table(table) + origin
              + f"<p>Minority classes: {html.escape(', '.join(minority))}. {html.escape(synthetic_filter)}</p>"),
