@@ -31,11 +31,20 @@ from synthaug.metrics.report import (
     recall_vs_count_figure,
     sweep_heatmap_figure,
     sweep_markdown,
+    verdict_rows,
+    verdicts_markdown,
 )
 from synthaug.metrics.sweeps import provenance_file, read_sweep_csv, sweep_staleness
 from synthaug.params import PARAMS_FILE, ExperimentParams, load_params, load_section
 from synthaug.provenance import code_digest, flat_params, git_commit
 from synthaug.tracking import run_name, stage_run
+
+VERDICT_NOTE = (
+    "Each variant's test macro-F1 minus the reference's, seed by seed (a seed varies the classifier's initialization, "
+    "batch order, augmentation and oversampled's copies; the imbalanced split and the generators stay fixed), with the "
+    "95 % t interval of those differences. The verdict is computed from that interval: above 0 beats, below 0 loses, "
+    "containing 0 is within noise; with one seed there is no interval."
+)
 
 
 def preview_caption(generator: str, path: Path) -> str:
@@ -70,6 +79,7 @@ def main() -> str:
     minority = minority_classes(counts["train"])
     rows = comparison_rows(results, minority)
     table = comparison_markdown(rows, minority)
+    verdicts_table = verdicts_markdown(verdict_rows(results))
     class_names = list(counts["train"])
     counts_table = markdown_table(
         ["class", "before imbalance", "after imbalance", *(f"+ {g}" for g in synthetic)],
@@ -129,6 +139,7 @@ def main() -> str:
             f"# synthaug report ({experiment.profile} profile)",
             f"## Comparison on the test split\n\n{table}\n\n_{this_run}_\n\nMinority classes: the {len(minority)} with the "
             f"fewest imbalanced training images. {synthetic_filter}",
+            f"## Verdicts\n\n{verdicts_table}\n\n_{this_run}_\n\n{VERDICT_NOTE}",
             *(f"![{caption}]({args.out.name}/{name})" for name, (caption, _) in figures.items()),
             "## Generators\n\n" + "".join(f"{w}\n\n" for w in warnings)
             + f"{generators_table}\n\n_{this_run}_\n\n{feature_note}\n\n### Per class\n\n{per_class_table}\n\n_{this_run}_",
@@ -146,6 +157,7 @@ def main() -> str:
         sections = [
             ("Comparison on the test split", markdown_to_html_table(table) + origin
              + f"<p>Minority classes: {html.escape(', '.join(minority))}. {html.escape(synthetic_filter)}</p>"),
+            ("Verdicts", markdown_to_html_table(verdicts_table) + origin + f"<p>{html.escape(VERDICT_NOTE)}</p>"),
             *((caption, embedded_image(args.out / name, caption)) for name, (caption, _) in figures.items()),
             ("Generators", "".join(f'<p class="warning">{html.escape(w.replace("**", ""))}</p>' for w in warnings)
              + markdown_to_html_table(generators_table) + origin + f"<p>{html.escape(feature_note)}</p>"

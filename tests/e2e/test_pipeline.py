@@ -238,7 +238,9 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
     assert "**Not Inception FID** for sdxl_turbo, ddpm, gan: fid.inception_url: not set" in markdown
     assert "**Rank-deficient FID** for sdxl_turbo, ddpm, gan: 12 images per side on 32-d features" in markdown
     commit = run(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
-    assert markdown.count(f"_Made by this run: commit `{commit[:10]}`") == 5  # every table of this run
+    assert markdown.count(f"_Made by this run: commit `{commit[:10]}`") == 6  # every table of this run
+    gain = read_metrics(repo, "vit-synthetic_gan-seed0")["macro_f1"] - baseline["macro_f1"]
+    assert f"| vit | synthetic_gan | — | — | {gain:+.4f} | no interval (1 seed) |" in markdown.split("## Verdicts")[1]
     assert sorted(p.name for p in (repo / "metrics/report").iterdir()) == [
         "class_counts.png", "confusion.png", "curves.png", "recall_vs_count.png"]
     page = (repo / "metrics/report.html").read_text()

@@ -22,6 +22,7 @@ from synthaug.metrics.report import (
 )
 
 CLASSES = ["a", "b", "c", "d"]
+T_975_1 = 12.706204736  # Student's t, 97.5 % quantile, 1 degree of freedom
 TRAIN_COUNTS = {"a": 10, "b": 40, "c": 20, "d": 80}
 
 
@@ -48,7 +49,9 @@ def test_rows_average_over_seeds_with_sample_std_and_delta():
     rows = comparison_rows(RESULTS, ["a", "c"])
     assert [(r["variant"], r["seeds"]) for r in rows] == [("baseline", 2), ("oversampled", 2)]
     baseline, oversampled = rows
-    assert baseline["accuracy"] == pytest.approx((0.52, np.std([0.50, 0.54], ddof=1)))
+    std = np.std([0.50, 0.54], ddof=1)
+    half = T_975_1 * std / np.sqrt(2)  # 95 % t interval over 2 seeds
+    assert baseline["accuracy"] == pytest.approx((0.52, std, 0.52 - half, 0.52 + half))
     assert baseline["minority_recall"][0] == pytest.approx(np.mean([0.1, 0.3]))  # (0+.2)/2, (.2+.4)/2
     assert oversampled["minority_recall"][0] == pytest.approx(0.6)
     assert baseline["delta_macro_f1"] == 0.0
@@ -59,7 +62,10 @@ def test_markdown_and_html_tables():
     table = comparison_markdown(comparison_rows(RESULTS, ["a", "c"]), ["a", "c"])
     lines = table.splitlines()
     assert lines[0].startswith("| classifier | variant | seeds | accuracy | macro-F1 | minority recall (a, c)")
-    assert lines[3] == "| vit | oversampled | 2 | 0.6100 ± 0.0141 | 0.5600 ± 0.0141 | 0.6000 ± 0.1414 | +0.1400 |"
+    half, recall_half = T_975_1 * 0.01, T_975_1 * 0.1  # std / sqrt(2) is 0.01 (accuracy, F1) and 0.1 (recall)
+    assert lines[3] == (f"| vit | oversampled | 2 | 0.6100 ± 0.0141 [{0.61 - half:.4f}, {0.61 + half:.4f}] | "
+                        f"0.5600 ± 0.0141 [{0.56 - half:.4f}, {0.56 + half:.4f}] | "
+                        f"0.6000 ± 0.1414 [{0.6 - recall_half:.4f}, {0.6 + recall_half:.4f}] | +0.1400 |")
     rendered = markdown_to_html_table(table)
     assert rendered.count("<tr>") == 3 and "<td>+0.1400</td>" in rendered
     single = comparison_markdown(comparison_rows(RESULTS[:1], ["a"]), ["a"])
@@ -117,8 +123,9 @@ def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy():
     full[0].summary["train_images"] = 5000
     cas = cas_by_generator(cas_entries)
     table = generator_markdown(scores, {"ddpm": {"steps": 300}}, cas, full)
+    half = T_975_1 * 0.02  # CAS over 2 seeds: std / sqrt(2) = 0.02
     assert ("| ddpm | Inception 2048-d | 1000 | 12.500 (rank-deficient) | 0.0100 ± 0.0020 | 0.500 | 0.250 | "
-            "0.3200 ± 0.0283 (40 images) | 0.8000 (5000 images) | 0.7500 | 300 |") in table
+            f"0.3200 ± 0.0283 [{0.32 - half:.4f}, {0.32 + half:.4f}] (40 images) | 0.8000 (5000 images) | 0.7500 | 300 |") in table
     assert "| gan | classifier:vit-full-seed0 128-d (not FID) | 1000 | 3.000 | " in table and "| n/a | 0.8000" in table
     notes = generator_notes(scores)
     assert notes[0] == ("**Not Inception FID** for gan: fid.inception_url: cannot fetch x. Their distances use a "

@@ -15,6 +15,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from synthaug.metrics.verdicts import Interval, paired_differences, t_interval, verdict
+
 
 @dataclass(frozen=True)
 class EntryResult:
@@ -35,8 +37,10 @@ def minority_classes(train_counts: dict[str, int]) -> list[str]:
     return ordered[: max(1, len(ordered) // 2)]
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+def _mean_std(values: list[float]) -> tuple[float, float, float, float]:
+    """(mean, sample std, 95 % t interval low, high) over seeds; NaN bounds with one seed."""
+    interval = t_interval(values)
+    return interval.mean, interval.std, interval.low, interval.high
 
 
 def comparison_rows(results: list[EntryResult], minority: list[str]) -> list[dict]:
@@ -62,9 +66,53 @@ def comparison_rows(results: list[EntryResult], minority: list[str]) -> list[dic
     return rows
 
 
-def format_value(value: tuple[float, float], seeds: int) -> str:
-    mean, std = value
-    return f"{mean:.4f} ± {std:.4f}" if seeds > 1 else f"{mean:.4f}"
+def format_value(value: tuple[float, float, float, float], seeds: int) -> str:
+    """`mean ± std [95 % CI]` over several seeds, the bare value for one."""
+    mean, std, low, high = value
+    return f"{mean:.4f} ± {std:.4f} [{low:.4f}, {high:.4f}]" if seeds > 1 else f"{mean:.4f}"
+
+
+# Each variant is compared, seed by seed, with these references (name in the verdict).
+VERDICT_REFERENCES = {"oversampled": "oversampling", "baseline": "baseline"}
+
+
+def verdict_rows(results: list[EntryResult], metric: str = "macro_f1") -> list[dict]:
+    """Per (classifier, variant): the paired difference to each reference variant's `metric` over the seeds both
+    ran, its 95 % t interval, and the verdict that interval supports."""
+    scores: dict[tuple[str, str], dict[int, float]] = {}
+    for result in results:
+        scores.setdefault((result.classifier, result.variant), {})[result.seed] = float(result.metrics[metric])
+    rows = []
+    for (classifier, variant), by_seed in scores.items():
+        row: dict = {"classifier": classifier, "variant": variant, "comparisons": {}}
+        for reference, label in VERDICT_REFERENCES.items():
+            if reference == variant or (classifier, reference) not in scores:
+                continue
+            difference = t_interval(paired_differences(by_seed, scores[(classifier, reference)]))
+            row["comparisons"][reference] = (difference, verdict(difference, label))
+        if row["comparisons"]:
+            rows.append(row)
+    return rows
+
+
+def _signed_interval(difference: Interval) -> str:
+    if difference.n < 2:
+        return f"{difference.mean:+.4f}"
+    return f"{difference.mean:+.4f} [{difference.low:+.4f}, {difference.high:+.4f}]"
+
+
+def verdicts_markdown(rows: list[dict], metric_label: str = "macro-F1") -> str:
+    header = ["classifier", "variant"]
+    for reference in VERDICT_REFERENCES:
+        header += [f"Δ {metric_label} vs {reference} (95 % CI, paired by seed)", f"vs {reference}"]
+    body = []
+    for row in rows:
+        line = [row["classifier"], row["variant"]]
+        for reference in VERDICT_REFERENCES:
+            difference, said = row["comparisons"].get(reference, (None, "—"))
+            line += ["—" if difference is None else _signed_interval(difference), said]
+        body.append(line)
+    return markdown_table(header, body)
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
