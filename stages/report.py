@@ -97,7 +97,8 @@ def main() -> str:
         "accuracy on the real test set, beside the same classifier trained on the full real data. "
         "'Real classifier on generated': the full-data classifier's accuracy on the generated images."
     )
-    judge = load_params()["train"]["synthetic_filter"]["judge"]
+    params = load_params()
+    judge = params["train"]["synthetic_filter"]["judge"]
     synthetic_filter = filter_note([r for r in results if r.variant.startswith("synthetic_")] or results, judge)
     # Cost per classifier (stage profile), gathered into one CSV.
     profiles = [read_json(args.metrics / "profile" / f"{c}.json") for c in experiment.classifiers]
@@ -105,7 +106,7 @@ def main() -> str:
     profile_table = model_profile_markdown(profiles)
     # Sweeps collected with `synthaug sweep <key>` (committed CSVs; see README, Sweeps).
     commit, params_text = git_commit(), Path(PARAMS_FILE).read_text(encoding="utf-8")
-    code, params_flat = code_digest(Path.cwd()), flat_params(load_params())
+    code, params_flat = code_digest(Path.cwd()), flat_params(params)
     this_run = (f"Made by this run: commit `{commit[:10]}`, code digest `{str(code)[:10]}`, "
                 f"params.yaml sha256 `{hashlib.sha256(params_text.encode()).hexdigest()[:10]}`.")
     # A sweep table is made elsewhere (`synthaug sweep`): shown as current only if its code and params are this run's.

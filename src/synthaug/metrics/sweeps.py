@@ -78,16 +78,12 @@ def sweep_provenance(
 ) -> dict[str, Any]:
     """What a sweep table was made from: each experiment's commit, the code digest at those commits, and the params
     the experiments share (the swept key aside); keys that differ between them are listed in `params_vary`."""
-    from synthaug.provenance import code_digest, flat_params
+    from synthaug.provenance import code_digest, flat_params, params_differences
 
     chosen = [(name, rev, flat_params(_params_of(data))) for name, rev, data in _revisions(exp_show_json)
               if name in experiments and _matches(_params_of(data), param, where)]
     shared: dict[str, Any] = dict(chosen[0][2]) if chosen else {}
-    vary = set()
-    for _, _, params in chosen[1:]:
-        for key in set(shared) | set(params):
-            if key != param and json.dumps(shared.get(key), sort_keys=True) != json.dumps(params.get(key), sort_keys=True):
-                vary.add(key)
+    vary = {key for _, _, params in chosen[1:] for key in params_differences(shared, params, ignore=(param,))}
     shared.pop(param, None)
     return {
         "param": param,
