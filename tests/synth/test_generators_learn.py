@@ -1,0 +1,118 @@
+"""The trained generators learn their classes: on three solid colours at 8 px, after a short CPU training,
+each class's samples take their own class's colour. The same check is shown to fail when the labels are
+ignored or the sampler reads the network's output as another prediction type, so a pass means something."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from synthaug.data.storage import ImageSet
+from synthaug.params import DdpmSampleParams, GanSampleParams, TrainGeneratorParams, parse_section
+from synthaug.synth.training import LoopSettings, build_trainer, train_generator_loop
+
+COLOURS = np.array([[220, 40, 40], [40, 220, 40], [40, 40, 220]])
+SIZE = 8
+SAMPLES_PER_CLASS = 30
+# The colours are about 255 apart; a class whose mean lies within 60 of its colour has learnt it.
+MIN_ACCURACY, MAX_DISTANCE = 0.9, 60.0
+
+
+def solid_colours(per_class: int = 64) -> ImageSet:
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(len(COLOURS)), per_class)
+    images = COLOURS[labels][:, None, None, :] + rng.integers(-20, 21, (len(labels), SIZE, SIZE, 3))
+    return ImageSet(images.clip(0, 255).astype(np.uint8), labels, ("red", "green", "blue"))
+
+
+def colour_agreement(sample) -> tuple[float, float]:
+    """(share of samples whose mean colour is nearest their own class's, mean distance to their own colour)."""
+    labels = np.repeat(np.arange(len(COLOURS)), SAMPLES_PER_CLASS)
+    images = sample(labels, [1000 + i for i in range(len(labels))]).astype(float)
+    distances = np.linalg.norm(images.mean(axis=(1, 2))[:, None, :] - COLOURS[None], axis=2)
+    return float((distances.argmin(1) == labels).mean()), float(distances[np.arange(len(labels)), labels].mean())
+
+
+def learnt(agreement: tuple[float, float]) -> bool:
+    accuracy, distance = agreement
+    return accuracy >= MIN_ACCURACY and distance <= MAX_DISTANCE
+
+
+@pytest.fixture(scope="module")
+def toy_params() -> TrainGeneratorParams:
+    from tests.conftest import ROOT
+    from synthaug.params import load_params
+
+    raw = dict(load_params(ROOT / "params.yaml")["train_generator"], log_every=50, checkpoint_every=10**6, sample_every=10**6)
+    raw["ddpm"] = dict(raw["ddpm"], steps=200, batch_size=32, lr=1e-3, warmup_steps=20, ema_decay=0.99,
+                       block_out_channels=[16, 32], layers_per_block=1, attention=False)
+    raw["gan"] = dict(raw["gan"], steps=400, batch_size=32, latent_dim=16, base_channels=16)
+    return parse_section("train_generator", raw, TrainGeneratorParams)
+
+
+def train(generator: str, params: TrainGeneratorParams, workdir: Path):
+    torch.manual_seed(0)
+    trainer = build_trainer(generator, params, SIZE, len(COLOURS), torch.device("cpu"))
+    section = getattr(params, generator)
+    loop = LoopSettings(steps=section.steps, batch_size=section.batch_size, seed=0, balanced_sampling=True,
+                        horizontal_flip=True, log_every=params.log_every, checkpoint_every=params.checkpoint_every,
+                        sample_every=params.sample_every)
+    train_generator_loop(trainer, solid_colours(), loop, workdir, "toy")
+    return trainer
+
+
+def ddpm_sampler(trainer, prediction_type: str | None = None):
+    from diffusers import DDPMScheduler
+
+    from synthaug.synth.ddpm import DdpmSampler
+
+    config = dict(trainer.scheduler.config, **({"prediction_type": prediction_type} if prediction_type else {}))
+    params = DdpmSampleParams(sampler="ddim", steps=10, guidance_scale=1.0, batch_size=90, device="cpu")
+    return DdpmSampler(trainer.ema.model, DDPMScheduler.from_config(config).config, len(COLOURS), params, torch.device("cpu"))
+
+
+def gan_sampler(trainer):
+    return trainer.sampler(GanSampleParams(batch_size=90, device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def trained_ddpm(toy_params, tmp_path_factory):
+    return train("ddpm", toy_params, tmp_path_factory.mktemp("ddpm"))
+
+
+def test_ddpm_samples_take_their_class_colour(trained_ddpm):
+    agreement = colour_agreement(ddpm_sampler(trained_ddpm))
+    assert learnt(agreement), agreement
+
+
+def test_gan_samples_take_their_class_colour(toy_params, tmp_path):
+    agreement = colour_agreement(gan_sampler(train("gan", toy_params, tmp_path)))
+    assert learnt(agreement), agreement
+
+
+def test_ddpm_check_fails_when_the_sampler_reads_another_prediction_type(trained_ddpm, toy_params):
+    assert toy_params.ddpm.prediction_type == "v_prediction"
+    agreement = colour_agreement(ddpm_sampler(trained_ddpm, prediction_type="epsilon"))
+    assert not learnt(agreement), agreement
+
+
+def test_ddpm_check_fails_when_the_labels_are_ignored(toy_params, tmp_path, monkeypatch):
+    from diffusers import UNet2DModel
+
+    conditional = UNet2DModel.forward
+    monkeypatch.setattr(UNet2DModel, "forward", lambda self, sample, timestep, class_labels=None, **kw: conditional(
+        self, sample, timestep, class_labels=torch.full_like(class_labels, len(COLOURS)), **kw))
+    agreement = colour_agreement(ddpm_sampler(train("ddpm", toy_params, tmp_path)))
+    assert not learnt(agreement) and agreement[0] < 0.6, agreement
+
+
+def test_gan_check_fails_when_the_labels_are_ignored(toy_params, tmp_path, monkeypatch):
+    from synthaug.synth.gan import ConditionalGenerator
+
+    conditional = ConditionalGenerator.forward
+    monkeypatch.setattr(ConditionalGenerator, "forward", lambda self, z, labels: conditional(self, z, labels * 0))
+    agreement = colour_agreement(gan_sampler(train("gan", toy_params, tmp_path)))
+    assert not learnt(agreement) and agreement[0] < 0.6, agreement
