@@ -31,6 +31,9 @@ from synthaug.metrics.report import (
     recall_vs_count_figure,
     sweep_heatmap_figure,
     sweep_markdown,
+    unusable_generators,
+    unusable_note,
+    unusable_variants,
     verdict_rows,
     verdicts_markdown,
 )
@@ -77,19 +80,22 @@ def main() -> str:
     counts = read_json(args.metrics / "class_counts.json")["counts"]
     synthetic = {g: read_json(args.metrics / "synthetic" / f"{g}.json")["synthetic_per_class"] for g in experiment.generators}
     minority = minority_classes(counts["train"])
+    scores = {g: read_json(args.metrics / "fid" / f"{g}.json") for g in experiment.generators}
+    unusable = unusable_generators(scores, synthetic)
+    flagged = unusable_variants(unusable)
     rows = comparison_rows(results, minority)
-    table = comparison_markdown(rows, minority)
-    verdicts_table = verdicts_markdown(verdict_rows(results))
+    table = comparison_markdown(rows, minority, flagged)
+    verdicts_table = verdicts_markdown(verdict_rows(results), flagged=flagged)
     class_names = list(counts["train"])
     counts_table = markdown_table(
         ["class", "before imbalance", "after imbalance", *(f"+ {g}" for g in synthetic)],
         [[c, str(counts["full"][c]), str(counts["train"][c]), *(str(counts["train"][c] + s[c]) for s in synthetic.values())] for c in class_names],
     )
-    scores = {g: read_json(args.metrics / "fid" / f"{g}.json") for g in experiment.generators}
     trainings = {g: read_json(args.metrics / "generators" / f"{g}.json") for g in experiment.generators}
     generators_table = generator_markdown(scores, trainings, cas, real_full)
     per_class_table = per_class_generator_markdown(scores, class_names, cas)
-    warnings = generator_notes(scores)
+    warnings = generator_notes(scores) + ([unusable_note(unusable)] if unusable else [])
+    flagged_note = f" {unusable_note(unusable)}" if unusable else ""
     feature_note = (
         "Distances on the real test set, same class distribution, N images per side. Inception rows are FID at the "
         "dims shown; classifier-feature rows use the full-data classifier's penultimate features and are not comparable "
@@ -139,7 +145,7 @@ def main() -> str:
         markdown = "\n\n".join([
             f"# synthaug report ({experiment.profile} profile)",
             f"## Comparison on the test split\n\n{table}\n\n_{this_run}_\n\nMinority classes: the {len(minority)} with the "
-            f"fewest imbalanced training images. {synthetic_filter}",
+            f"fewest imbalanced training images. {synthetic_filter}{flagged_note}",
             f"## Verdicts\n\n{verdicts_table}\n\n_{this_run}_\n\n{VERDICT_NOTE}",
             *(f"![{caption}]({args.out.name}/{name})" for name, (caption, _) in figures.items()),
             "## Generators\n\n" + "".join(f"{w}\n\n" for w in warnings)
@@ -157,7 +163,8 @@ def main() -> str:
         origin = f"<p><em>{html.escape(this_run.replace('`', ''))}</em></p>"
         sections = [
             ("Comparison on the test split", markdown_to_html_table(table) + origin
-             + f"<p>Minority classes: {html.escape(', '.join(minority))}. {html.escape(synthetic_filter)}</p>"),
+             + f"<p>Minority classes: {html.escape(', '.join(minority))}. {html.escape(synthetic_filter)}</p>"
+             + (f'<p class="warning">{html.escape(unusable_note(unusable).replace("**", ""))}</p>' if unusable else "")),
             ("Verdicts", markdown_to_html_table(verdicts_table) + origin + f"<p>{html.escape(VERDICT_NOTE)}</p>"),
             *((caption, embedded_image(args.out / name, caption)) for name, (caption, _) in figures.items()),
             ("Generators", "".join(f'<p class="warning">{html.escape(w.replace("**", ""))}</p>' for w in warnings)

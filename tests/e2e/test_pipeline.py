@@ -232,7 +232,15 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
     markdown = (repo / "metrics/report.md").read_text()
     baseline = read_metrics(repo, "vit-baseline-seed0")
     assert f"| vit | baseline | 1 | {baseline['accuracy']:.4f} | {baseline['macro_f1']:.4f} |" in markdown
-    assert "| vit | synthetic_sdxl_turbo | 1 |" in markdown and "+0.0000 |" in markdown
+    # Generators whose added images the full-data classifier labels at chance are flagged, with their variants.
+    from synthaug.metrics.report import unusable_generators, unusable_variants, variant_label
+
+    unusable = unusable_generators(
+        {g: json.loads((repo / f"metrics/fid/{g}.json").read_text()) for g in GENERATORS},
+        {g: json.loads((repo / f"metrics/synthetic/{g}.json").read_text())["synthetic_per_class"] for g in GENERATORS})
+    flagged = unusable_variants(unusable)
+    assert all(f"**Unusable images from {g}**: {why}." in markdown for g, why in unusable.items())
+    assert f"| vit | {variant_label('synthetic_sdxl_turbo', flagged)} | 1 |" in markdown and "+0.0000 |" in markdown
     assert "| vit | synthetic_only_" not in markdown  # CAS entries are generator readings, not remedies
     assert "Synthetic filter (seed 0; fraction of generated images kept per class): vit-synthetic_sdxl_turbo: judge vit-baseline, kept cat " in markdown
     assert "**Not Inception FID** for sdxl_turbo, ddpm, gan: fid.inception_url: not set" in markdown
@@ -240,7 +248,8 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
     commit = run(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
     assert markdown.count(f"_Made by this run: commit `{commit[:10]}`") == 6  # every table of this run
     gain = read_metrics(repo, "vit-synthetic_gan-seed0")["macro_f1"] - baseline["macro_f1"]
-    assert f"| vit | synthetic_gan | — | — | {gain:+.4f} | no interval (1 seed) |" in markdown.split("## Verdicts")[1]
+    assert (f"| vit | {variant_label('synthetic_gan', flagged)} | — | — | {gain:+.4f} | no interval (1 seed) |"
+            in markdown.split("## Verdicts")[1])
     assert sorted(p.name for p in (repo / "metrics/report").iterdir()) == [
         "class_counts.png", "confusion.png", "curves.png", "recall_vs_count.png"]
     page = (repo / "metrics/report.html").read_text()

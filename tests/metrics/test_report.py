@@ -19,6 +19,7 @@ from synthaug.metrics.report import (
     markdown_to_html_table,
     minority_classes,
     recall_vs_count_figure,
+    unrecognized_classes,
 )
 
 CLASSES = ["a", "b", "c", "d"]
@@ -145,3 +146,31 @@ def test_filter_note_names_the_judge_and_what_it_kept():
     synthetic.summary.update(synthetic_filter_judge="oversampled", synthetic_kept_fraction={"a": 0.9, "c": 0.25})
     assert filter_note([synthetic], "oversampled") == ("Synthetic filter (seed 0; fraction of generated images kept per class): "
                                         "vit-synthetic_gan: judge vit-oversampled, kept a 0.90, c 0.25.")
+
+
+def test_a_generator_most_of_whose_added_images_are_labelled_at_chance_is_flagged_with_its_variants():
+    from synthaug.metrics.report import unusable_generators, unusable_variants, verdict_rows, verdicts_markdown
+
+    def scores_with(recalls: dict[str, float]) -> dict:
+        result = fid_result("inception", 12.5, 64, 400)
+        for c in CLASSES:
+            result["per_class"][c] = dict(result["per_class"][c], images=100, real_classifier_recall_on_generated=recalls[c])
+        return result
+
+    # Chance is 1/4; 33 of 100 is above it (p = 0.04), 30 of 100 is not (p = 0.15).
+    assert unrecognized_classes(scores_with({"a": 0.25, "b": 0.30, "c": 0.33, "d": 0.9})) == ["a", "b"]
+    # The generators add 60 images to a, 40 to b, none to c and d: a class counts by the images it adds.
+    added = {"a": 60, "b": 40, "c": 0, "d": 0}
+    unusable = unusable_generators({
+        "ddpm": scores_with({"a": 0.25, "b": 0.9, "c": 0.9, "d": 0.0}),   # a at chance: 60 % of its images
+        "gan": scores_with({"a": 0.9, "b": 0.25, "c": 0.0, "d": 0.0}),    # b at chance: 40 %; c, d add nothing
+    }, {"ddpm": added, "gan": added})
+    assert list(unusable) == ["ddpm"]
+    assert unusable["ddpm"].startswith("60% of the 100 images it adds to training are of classes whose generated images")
+    assert "no better than chance (a; one-sided" in unusable["ddpm"]
+    flagged = unusable_variants(unusable)
+    assert flagged == {"synthetic_ddpm", "synthetic_only_ddpm"}
+    results = RESULTS + [entry("synthetic_ddpm", s, 0.9, 0.9, [0.9] * 4) for s in (0, 1)]
+    table = comparison_markdown(comparison_rows(results, ["a"]), ["a"], flagged)
+    assert "| vit | synthetic_ddpm (unusable images) | 2 |" in table and "| vit | oversampled | 2 |" in table
+    assert "| vit | synthetic_ddpm (unusable images) |" in verdicts_markdown(verdict_rows(results), flagged=flagged)

@@ -57,3 +57,23 @@ def test_pairing_sees_a_small_consistent_gain_that_seed_spread_hides():
     table = verdicts_markdown(list(rows.values()))
     assert "| vit | synthetic_gan | +0.0100 [+0.0100, +0.0100] | beats oversampling | +0.2100 [+0.2100, +0.2100] | beats baseline |" in table
     assert "| vit | oversampled | — | — | +0.2000 [+0.2000, +0.2000] | beats baseline |" in table
+
+
+def binomial_tail(correct: int, total: int, p: float) -> float:
+    return sum(math.comb(total, k) * p**k * (1 - p) ** (total - k) for k in range(correct, total + 1))
+
+
+@pytest.mark.parametrize(("correct", "total", "classes", "expected"), [
+    (30, 100, 10, True),     # 3x chance
+    (10, 100, 10, False),    # chance itself
+    (14, 100, 10, False),    # above chance, but 100 images cannot tell it from guessing
+    (140, 1000, 10, True),   # the same rate over 1000 images can
+    (0, 0, 10, False),       # no images: nothing shown
+])
+def test_above_chance_is_the_one_sided_binomial_test(correct, total, classes, expected):
+    from synthaug.metrics.verdicts import above_chance
+
+    rejected, p_value = above_chance(correct, total, classes)
+    assert rejected is expected
+    if total:
+        assert p_value == pytest.approx(binomial_tail(correct, total, 1 / classes), rel=1e-9)

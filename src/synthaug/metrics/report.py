@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from synthaug.metrics.verdicts import Interval, paired_differences, t_interval, verdict
+from synthaug.metrics.verdicts import Interval, above_chance, paired_differences, t_interval, verdict
 
 
 @dataclass(frozen=True)
@@ -101,13 +101,13 @@ def _signed_interval(difference: Interval) -> str:
     return f"{difference.mean:+.4f} [{difference.low:+.4f}, {difference.high:+.4f}]"
 
 
-def verdicts_markdown(rows: list[dict], metric_label: str = "macro-F1") -> str:
+def verdicts_markdown(rows: list[dict], metric_label: str = "macro-F1", flagged: set[str] = frozenset()) -> str:
     header = ["classifier", "variant"]
     for reference in VERDICT_REFERENCES:
         header += [f"Δ {metric_label} vs {reference} (95 % CI, paired by seed)", f"vs {reference}"]
     body = []
     for row in rows:
-        line = [row["classifier"], row["variant"]]
+        line = [row["classifier"], variant_label(row["variant"], flagged)]
         for reference in VERDICT_REFERENCES:
             difference, said = row["comparisons"].get(reference, (None, "—"))
             line += ["—" if difference is None else _signed_interval(difference), said]
@@ -121,11 +121,11 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def comparison_markdown(rows: list[dict], minority: list[str]) -> str:
+def comparison_markdown(rows: list[dict], minority: list[str], flagged: set[str] = frozenset()) -> str:
     header = ["classifier", "variant", "seeds", "accuracy", "macro-F1", f"minority recall ({', '.join(minority)})", "Δ macro-F1 vs baseline"]
     body = [
         [
-            row["classifier"], row["variant"], str(row["seeds"]),
+            row["classifier"], variant_label(row["variant"], flagged), str(row["seeds"]),
             format_value(row["accuracy"], row["seeds"]), format_value(row["macro_f1"], row["seeds"]),
             format_value(row["minority_recall"], row["seeds"]),
             "n/a" if row["delta_macro_f1"] is None else f"{row['delta_macro_f1']:+.4f}",
@@ -182,6 +182,49 @@ def generator_markdown(scores: dict[str, dict], trainings: dict[str, dict], cas:
             _number(result["real_classifier_accuracy_on_generated"]), str(trainings.get(generator, {}).get("steps", "pretrained")),
         ])
     return markdown_table(header, body)
+
+
+def unrecognized_classes(result: dict) -> list[str]:
+    """Classes whose generated evaluation images the full-data classifier labels no better than chance
+    (one-sided binomial test at 5 %, per class)."""
+    chance_level = len(result["per_class"])
+    return [
+        name for name, entry in result["per_class"].items()
+        if not above_chance(round(entry["real_classifier_recall_on_generated"] * entry["images"]), entry["images"], chance_level)[0]
+    ]
+
+
+def unusable_generators(scores: dict[str, dict], synthetic_counts: dict[str, dict[str, int]]) -> dict[str, str]:
+    """Generators at least half of whose added training images belong to classes the full-data classifier labels
+    at chance on the generator's evaluation images: generator -> the evidence, in words."""
+    unusable = {}
+    for generator, result in scores.items():
+        added = {c: n for c, n in synthetic_counts.get(generator, {}).items() if n > 0}
+        at_chance = [c for c in unrecognized_classes(result) if c in added]
+        share = sum(added[c] for c in at_chance) / max(1, sum(added.values()))
+        if added and share >= 0.5:
+            unusable[generator] = (
+                f"{share:.0%} of the {sum(added.values())} images it adds to training are of classes whose generated images "
+                f"the full-data classifier labels no better than chance ({', '.join(at_chance)}; one-sided binomial test "
+                f"at 5 % per class on {result['per_class'][at_chance[0]]['images']} evaluation images each)"
+            )
+    return unusable
+
+
+def unusable_variants(unusable: dict[str, str]) -> set[str]:
+    """The variants trained on an unusable generator's images."""
+    return {f"{prefix}{g}" for g in unusable for prefix in ("synthetic_", "synthetic_only_")}
+
+
+def unusable_note(unusable: dict[str, str]) -> str:
+    return " ".join(
+        f"**Unusable images from {g}**: {why}. Its synthetic variants measure images a classifier cannot recognise, "
+        "whatever their score." for g, why in unusable.items()
+    )
+
+
+def variant_label(variant: str, flagged: set[str]) -> str:
+    return f"{variant} (unusable images)" if variant in flagged else variant
 
 
 def generator_notes(scores: dict[str, dict]) -> list[str]:

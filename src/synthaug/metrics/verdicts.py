@@ -53,3 +53,12 @@ def verdict(difference: Interval, reference: str) -> str:
     if difference.high < 0:
         return f"loses to {reference}"
     return f"within noise ({difference.n} seeds)"
+
+
+def above_chance(correct: int, total: int, num_classes: int, level: float = 0.05) -> tuple[bool, float]:
+    """One-sided exact binomial test that an accuracy of correct/total beats guessing among `num_classes`:
+    (chance rejected at `level`, p-value). No images: nothing shown, (False, 1.0)."""
+    if total == 0:
+        return False, 1.0
+    p_value = float(stats.binomtest(correct, total, 1.0 / num_classes, alternative="greater").pvalue)
+    return p_value < level, p_value
