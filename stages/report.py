@@ -34,6 +34,7 @@ from synthaug.metrics.report import (
     unusable_generators,
     unusable_note,
     unusable_variants,
+    variant_compute,
     verdict_rows,
     verdicts_markdown,
 )
@@ -46,7 +47,10 @@ VERDICT_NOTE = (
     "Each variant's test macro-F1 minus the reference's, seed by seed (a seed varies the classifier's initialization, "
     "batch order, augmentation and oversampled's copies; the imbalanced split and the generators stay fixed), with the "
     "95 % t interval of those differences. The verdict is computed from that interval: above 0 beats, below 0 loses, "
-    "containing 0 is within noise; with one seed there is no interval."
+    "containing 0 is within noise; with one seed there is no interval. Compute: seconds recorded by the stages "
+    "(classifier training loop, mean over seeds; for a synthetic variant also its generator's training and the "
+    "synthesis of the images it adds, paid once), on the device named; extra compute per point is priced only "
+    "where the gain over baseline is established."
 )
 
 
@@ -78,20 +82,22 @@ def main() -> str:
     ])
     real_full = [r for r in results if r.classifier == cas_classifier and r.variant == "full"]
     counts = read_json(args.metrics / "class_counts.json")["counts"]
-    synthetic = {g: read_json(args.metrics / "synthetic" / f"{g}.json")["synthetic_per_class"] for g in experiment.generators}
     minority = minority_classes(counts["train"])
     scores = {g: read_json(args.metrics / "fid" / f"{g}.json") for g in experiment.generators}
+    syntheses = {g: read_json(args.metrics / "synthetic" / f"{g}.json") for g in experiment.generators}
+    synthetic = {g: meta["synthetic_per_class"] for g, meta in syntheses.items()}
     unusable = unusable_generators(scores, synthetic)
     flagged = unusable_variants(unusable)
     rows = comparison_rows(results, minority)
     table = comparison_markdown(rows, minority, flagged)
-    verdicts_table = verdicts_markdown(verdict_rows(results), flagged=flagged)
+    trainings = {g: read_json(args.metrics / "generators" / f"{g}.json") for g in experiment.generators}
+    costs = variant_compute(results, trainings, syntheses)
+    verdicts_table = verdicts_markdown(verdict_rows(results), flagged=flagged, costs=costs)
     class_names = list(counts["train"])
     counts_table = markdown_table(
         ["class", "before imbalance", "after imbalance", *(f"+ {g}" for g in synthetic)],
         [[c, str(counts["full"][c]), str(counts["train"][c]), *(str(counts["train"][c] + s[c]) for s in synthetic.values())] for c in class_names],
     )
-    trainings = {g: read_json(args.metrics / "generators" / f"{g}.json") for g in experiment.generators}
     generators_table = generator_markdown(scores, trainings, cas, real_full)
     per_class_table = per_class_generator_markdown(scores, class_names, cas)
     warnings = generator_notes(scores) + ([unusable_note(unusable)] if unusable else [])

@@ -13,6 +13,7 @@ import numpy as np
 
 from synthaug.cli import run_stage
 from synthaug.data.storage import load_image_set, load_index_arrays
+from synthaug.devices import resolve_device
 from synthaug.distributed import close_ranks, init_ranks, sum_over_ranks
 from synthaug.io import atomic_path, ensure_free_space, fingerprint, read_json, work_folder, write_json
 from synthaug.metrics.plots import save_png
@@ -63,11 +64,14 @@ def main() -> str:
     ranks = init_ranks()
     with main_rank_run(ranks.is_main, name, {"synthesize": params.model_dump()}, {"generator": args.generator}) as tracker:
         generate = make_backend(args.generator, params, args.model, train.images, train.class_names)
-        start = time.perf_counter()
         sets = ((args.out, items), (args.eval_out, eval_items))
         # Both sets are published only when both are complete: DVC deletes outputs before a rerun.
-        generated = sum(generate_shards(planned, params.shard_size, work_folder(out), digest, generate, ranks) for out, planned in sets)
-        seconds = time.perf_counter() - start
+        generated, set_seconds = 0, []
+        for out, planned in sets:
+            start = time.perf_counter()
+            generated += generate_shards(planned, params.shard_size, work_folder(out), digest, generate, ranks)
+            set_seconds.append(time.perf_counter() - start)
+        seconds = sum(set_seconds)
         generated = int(sum_over_ranks(np.array([generated]), ranks)[0])
         close_ranks(ranks)
         if not ranks.is_main:
@@ -76,12 +80,16 @@ def main() -> str:
             publish_synthetic_set(out, planned, params.shard_size, args.generator)
 
         synthetic_counts = dict(zip(train.class_names, counts.tolist()))
+        device = resolve_device(getattr(params, args.generator).device, f"synthesize.{args.generator}.device").type
         write_json(args.previews.with_suffix(".json"), {
             "generator": args.generator,
             "synthetic_per_class": synthetic_counts,
             "real_per_class": dict(zip(train.class_names, real_counts.tolist())),
             "synthetic_total": int(counts.sum()),
             "eval_per_class": dict(zip(train.class_names, eval_counts.tolist())),
+            # compute spent here (this run; shards finished by an earlier run are not counted again)
+            "seconds": round(set_seconds[0], 2), "eval_seconds": round(set_seconds[1], 2),
+            "generated_this_run": generated, "device": device,
         })
         grids = preview_grids(train.subset(train_idx), load_synthetic(args.out, train.class_names), params.preview_per_class)
         with atomic_path(args.previews, directory=True) as folder:

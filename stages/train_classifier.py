@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import shutil
+import time
 from pathlib import Path
 
 from synthaug.cli import add_entry_arguments, entry_name, entry_tags, run_stage
@@ -60,12 +61,14 @@ def main() -> str:
             "train": params.model_dump(), "classifier": args.classifier, "variant": args.variant, "seed": args.seed,
             "images": hashlib.sha256(train_set.images).hexdigest(), "labels": hashlib.sha256(train_set.labels).hexdigest(),
         })
+        start = time.perf_counter()
         result = train_classifier(
             model, train_set, val_set, params, seed=args.seed,
             on_epoch=lambda record: tracker.log_metrics(record.to_dict(), step=record.epoch),
             checkpoint=work / "last.pt", fingerprint=digest, ranks=ranks,
             loss_spec=setup.loss_spec,
         )
+        seconds = time.perf_counter() - start
         close_ranks(ranks)
         if not ranks.is_main:
             return f"{name}: rank {ranks.rank} of {ranks.world_size} done"
@@ -77,6 +80,8 @@ def main() -> str:
             "best_val_macro_f1": result.best_val_macro_f1,
             "train_images": len(train_set),
             "parameters": count_parameters(model),
+            "seconds": round(seconds, 2),  # this run's training loop (epochs finished before a resume are not counted)
+            "device": setup.device.type,
             **synthetic_report,
         }
         write_json(args.history.with_suffix(".json"), summary)

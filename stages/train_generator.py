@@ -105,7 +105,7 @@ def main() -> str:
         final = {k: v for k, v in result.history[-1].items() if k != "step"}
         steps_run = settings.steps - result.resumed_from
         summary = {"trained": True, "steps": settings.steps, "train_images": len(train_set), "seconds": round(seconds, 2),
-                   "steps_per_second": round(steps_run / seconds, 3), "resumed_from_step": result.resumed_from,
+                   "steps_per_second": round(steps_run / seconds, 3), "resumed_from_step": result.resumed_from, "device": device.type,
                    **{f"final_{k}": v for k, v in final.items()}}
         write_json(args.curves.with_suffix(".json"), summary)
         tracker.log_metrics({"seconds": seconds, "steps_per_second": steps_run / seconds})

@@ -174,3 +174,29 @@ def test_a_generator_most_of_whose_added_images_are_labelled_at_chance_is_flagge
     table = comparison_markdown(comparison_rows(results, ["a"]), ["a"], flagged)
     assert "| vit | synthetic_ddpm (unusable images) | 2 |" in table and "| vit | oversampled | 2 |" in table
     assert "| vit | synthetic_ddpm (unusable images) |" in verdicts_markdown(verdict_rows(results), flagged=flagged)
+
+
+def test_compute_comes_from_stage_records_and_is_priced_only_for_an_established_gain():
+    from synthaug.metrics.report import variant_compute, verdict_rows, verdicts_markdown
+
+    def timed(variant, seed, macro_f1, seconds):
+        result = entry(variant, seed, 0.5, macro_f1, [0.5] * 4)
+        result.summary.update(seconds=seconds, device="cpu")
+        return result
+
+    results = [timed("baseline", 0, 0.40, 10.0), timed("baseline", 1, 0.44, 14.0),
+               timed("oversampled", 0, 0.60, 20.0), timed("oversampled", 1, 0.62, 22.0),      # +0.19 for +9 s
+               timed("synthetic_gan", 0, 0.41, 16.0), timed("synthetic_gan", 1, 0.47, 18.0)]  # +0.02, within noise
+    trainings = {"gan": {"seconds": 100.0, "device": "cpu"}}
+    syntheses = {"gan": {"seconds": 30.0, "device": "cuda"}}
+    costs = variant_compute(results, trainings, syntheses)
+    assert costs[("vit", "baseline")].total == 12.0 and costs[("vit", "oversampled")].total == 21.0
+    gan = costs[("vit", "synthetic_gan")]
+    assert (gan.classifier_seconds, gan.generator_seconds, gan.devices) == (17.0, 130.0, ("cpu", "cuda"))
+    table = verdicts_markdown(verdict_rows(results), costs=costs)
+    # oversampled beats baseline by 0.19 on both seeds: 9 extra seconds / 19 points
+    assert "| vit | oversampled | — | — | +0.1900 [+0.0629, +0.3171] | beats baseline | 21 s (cpu) | 0.5 s |" in table
+    assert "| 17 + 130 = 147 s (cpu+cuda) | no established gain (within noise (2 seeds)) |" in table
+    # an entry trained before stages recorded their time is not guessed
+    old = entry("baseline", 0, 0.5, 0.4, [0.5] * 4)
+    assert variant_compute([old], {}, {}) == {}

@@ -101,16 +101,85 @@ def _signed_interval(difference: Interval) -> str:
     return f"{difference.mean:+.4f} [{difference.low:+.4f}, {difference.high:+.4f}]"
 
 
-def verdicts_markdown(rows: list[dict], metric_label: str = "macro-F1", flagged: set[str] = frozenset()) -> str:
+@dataclass(frozen=True)
+class Compute:
+    """What a variant cost, from the stages' own records: its classifier's training loop (mean over seeds) and,
+    for a synthetic variant, its generator's training and the synthesis of the images it adds (paid once)."""
+
+    classifier_seconds: float
+    generator_seconds: float
+    devices: tuple[str, ...]
+
+    @property
+    def total(self) -> float:
+        return self.classifier_seconds + self.generator_seconds
+
+    def describe(self) -> str:
+        parts = f"{self.classifier_seconds:.0f} + {self.generator_seconds:.0f} = " if self.generator_seconds else ""
+        return f"{parts}{self.total:.0f} s ({'+'.join(self.devices)})"
+
+
+def synthetic_generator(variant: str) -> str | None:
+    """The generator whose images a `synthetic_<g>` variant adds to the real ones (None for other variants)."""
+    if variant.startswith("synthetic_") and not variant.startswith("synthetic_only_"):
+        return variant.removeprefix("synthetic_")
+    return None
+
+
+def variant_compute(results: list[EntryResult], trainings: dict[str, dict], syntheses: dict[str, dict]) -> dict[tuple[str, str], Compute]:
+    """(classifier, variant) -> Compute, for the entries whose stages recorded their seconds."""
+    groups: dict[tuple[str, str], list[EntryResult]] = {}
+    for result in results:
+        groups.setdefault((result.classifier, result.variant), []).append(result)
+    costs = {}
+    for (classifier, variant), members in groups.items():
+        if any("seconds" not in m.summary for m in members):
+            continue
+        devices = {m.summary["device"] for m in members}
+        generator, generator_seconds = synthetic_generator(variant), 0.0
+        if generator is not None:
+            training, synthesis = trainings.get(generator, {}), syntheses.get(generator, {})
+            if "seconds" not in synthesis:
+                continue
+            generator_seconds = float(training.get("seconds", 0.0)) + float(synthesis["seconds"])  # pretrained: no training
+            devices |= {d for d in (training.get("device"), synthesis.get("device")) if d}
+        costs[(classifier, variant)] = Compute(float(np.mean([m.summary["seconds"] for m in members])), generator_seconds,
+                                               tuple(sorted(devices)))
+    return costs
+
+
+def cost_per_point(cost: Compute | None, reference: Compute | None, comparison: tuple[Interval, str] | None) -> str:
+    """Extra seconds per macro-F1 point (0.01) over the reference, only where the gain is established."""
+    if cost is None or reference is None or comparison is None:
+        return "—"
+    difference, said = comparison
+    if not said.startswith("beats"):
+        return f"no established gain ({said})"
+    extra = cost.total - reference.total
+    if extra <= 0:
+        return f"no extra compute ({extra:+.0f} s)"
+    return f"{extra / (difference.mean * 100):.1f} s"
+
+
+def verdicts_markdown(rows: list[dict], metric_label: str = "macro-F1", flagged: set[str] = frozenset(),
+                      costs: dict[tuple[str, str], Compute] | None = None) -> str:
+    """The paired comparisons and verdicts; with `costs`, each variant's compute and its extra seconds per
+    macro-F1 point over baseline."""
     header = ["classifier", "variant"]
     for reference in VERDICT_REFERENCES:
         header += [f"Δ {metric_label} vs {reference} (95 % CI, paired by seed)", f"vs {reference}"]
+    if costs is not None:
+        header += ["compute: classifier + generator and synthesis", f"extra compute per {metric_label} point (0.01) vs baseline"]
     body = []
     for row in rows:
         line = [row["classifier"], variant_label(row["variant"], flagged)]
         for reference in VERDICT_REFERENCES:
             difference, said = row["comparisons"].get(reference, (None, "—"))
             line += ["—" if difference is None else _signed_interval(difference), said]
+        if costs is not None:
+            cost = costs.get((row["classifier"], row["variant"]))
+            line += [cost.describe() if cost else "not recorded",
+                     cost_per_point(cost, costs.get((row["classifier"], "baseline")), row["comparisons"].get("baseline"))]
         body.append(line)
     return markdown_table(header, body)
 
