@@ -74,7 +74,7 @@ def main() -> str:
         fake_features, fake_logits = classifier_features(classifier, fake.images, spec.image_size, test.num_classes, params.batch_size)
         weights, unavailable = inception_or_reason(params)
         if weights is None:
-            suffix, features = "_classifier_features", f"classifier:{args.feature_model.name}"
+            suffix, features = "_classifier_features", f"classifier:{args.feature_model.parent.name}-{args.feature_model.name}"
             real_features, _ = classifier_features(classifier, real.images, spec.image_size, test.num_classes, params.batch_size)
         else:
             suffix, features = "", "inception"

@@ -74,7 +74,7 @@ def test_stage_run_logs_params_metrics_tags_and_artifacts(monkeypatch, tmp_path)
     monkeypatch.setenv("DVC_EXP_NAME", "exp-test")
     artifact = tmp_path / "m.json"
     artifact.write_text("{}")
-    with tracking.stage_run("evaluate/vit-baseline/seed0", {"evaluate": {"batch_size": 8}}, {"variant": "baseline"}) as run:
+    with tracking.stage_run("train_classifier/vit-baseline/seed0", {"train": {"batch_size": 8}}, {"variant": "baseline"}) as run:
         run.log_metrics({"test_accuracy": 0.5})
         run.log_metrics({"val_macro_f1": 0.25}, step=2)
         run.log_artifact(artifact)
@@ -82,11 +82,11 @@ def test_stage_run_logs_params_metrics_tags_and_artifacts(monkeypatch, tmp_path)
     experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
     assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
     (found,) = client.search_runs([experiment.experiment_id])
-    assert found.info.run_name == "evaluate/vit-baseline/seed0" and found.info.status == "FINISHED"
-    assert found.data.params == {"evaluate.batch_size": "8"}
+    assert found.info.run_name == "train_classifier/vit-baseline/seed0" and found.info.status == "FINISHED"
+    assert found.data.params == {"train.batch_size": "8"}
     assert found.data.metrics == {"test_accuracy": 0.5, "val_macro_f1": 0.25}
     assert found.data.tags["dvc_exp_name"] == "exp-test" and found.data.tags["variant"] == "baseline"
-    assert found.data.tags["synthaug.stage"] == "evaluate"
+    assert found.data.tags["synthaug.stage"] == "train_classifier"
     assert found.data.tags["synthaug.pipeline"] == "exp-test"  # groups all stages of the experiment
     assert [a.path for a in client.list_artifacts(found.info.run_id)] == ["m.json"]
 

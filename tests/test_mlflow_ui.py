@@ -39,7 +39,7 @@ def mlflow_server(tmp_path_factory):
         artifact = root / "metrics.json"
         artifact.write_text('{"accuracy": 0.5}')
         for variant, accuracy in (("baseline", 0.5), ("oversampled", 0.6)):
-            with tracking.stage_run(f"evaluate/vit-{variant}/seed0", {"evaluate": {"batch_size": 8}}, {"variant": variant}) as run:
+            with tracking.stage_run(f"train_classifier/vit-{variant}/seed0", {"train": {"batch_size": 8}}, {"variant": variant}) as run:
                 run.log_metrics({"test_accuracy": accuracy})
                 run.log_artifact(artifact)
     finally:
@@ -73,10 +73,10 @@ def test_rest_api_shows_runs_metrics_and_artifacts(mlflow_server):
     experiment_id = experiment["experiment"]["experiment_id"]
     runs = api(mlflow_server, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id]})["runs"]
     by_name = {run["info"]["run_name"]: run for run in runs}
-    assert set(by_name) == {"evaluate/vit-baseline/seed0", "evaluate/vit-oversampled/seed0"}
-    metrics = {m["key"]: m["value"] for m in by_name["evaluate/vit-oversampled/seed0"]["data"]["metrics"]}
+    assert set(by_name) == {"train_classifier/vit-baseline/seed0", "train_classifier/vit-oversampled/seed0"}
+    metrics = {m["key"]: m["value"] for m in by_name["train_classifier/vit-oversampled/seed0"]["data"]["metrics"]}
     assert metrics == {"test_accuracy": 0.6}
-    run_id = by_name["evaluate/vit-baseline/seed0"]["info"]["run_id"]
+    run_id = by_name["train_classifier/vit-baseline/seed0"]["info"]["run_id"]
     artifacts = api(mlflow_server, f"/api/2.0/mlflow/artifacts/list?run_id={run_id}")
     assert [f["path"] for f in artifacts["files"]] == ["metrics.json"]
 
@@ -85,5 +85,5 @@ def test_ui_lists_the_experiment_and_its_runs_in_a_browser(mlflow_server, tmp_pa
     experiments = render(f"{mlflow_server}/#/experiments", tmp_path / "experiments.png", wait_ms=15000)
     assert 'experiment-list-item-link' in experiments and tracking.EXPERIMENT_NAME in experiments
     runs = render(f"{mlflow_server}/#/experiments/1/runs", tmp_path / "runs.png", wait_ms=20000)
-    assert "evaluate/vit-baseline/seed0" in runs and "evaluate/vit-oversampled/seed0" in runs
+    assert "train_classifier/vit-baseline/seed0" in runs and "train_classifier/vit-oversampled/seed0" in runs
     assert png_is_not_blank(tmp_path / "runs.png")

@@ -129,23 +129,25 @@ def test_dvc_yaml_params_exist(project_params):
 
 
 @pytest.mark.parametrize(
-    "stage, section, own, entries, unused",
+    "stage, section, own, entries, unused, also",
     [
-        ("train_generator", TrainGeneratorParams, "train_generator.${item}", GENERATORS, ()),
-        ("synthesize", SynthesizeParams, "synthesize.${item}", GENERATORS, ()),
-        ("train_classifier", TrainParams, "train.${item.classifier}", CLASSIFIERS, ()),
-        ("train_synthetic", TrainParams, "train.${item.classifier}", CLASSIFIERS, ()),
+        ("train_generator", TrainGeneratorParams, "train_generator.${item}", GENERATORS, (), ()),
+        ("synthesize", SynthesizeParams, "synthesize.${item}", GENERATORS, (), ()),
+        # a train entry trains every seed in one process
+        ("train_classifier", TrainParams, "train.${item.classifier}", CLASSIFIERS, (), ("experiment.seeds",)),
+        ("train_synthetic", TrainParams, "train.${item.classifier}", CLASSIFIERS, (), ("experiment.seeds",)),
         # CAS trains on generated images alone: no filter, plain cross-entropy
-        ("train_synthetic_only", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("synthetic_filter", "loss_baselines")),
+        ("train_synthetic_only", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("synthetic_filter", "loss_baselines"),
+         ("experiment.seeds",)),
     ],
 )
-def test_each_entry_depends_on_the_common_keys_and_its_own_subsection(stage, section, own, entries, unused):
+def test_each_entry_depends_on_the_common_keys_and_its_own_subsection(stage, section, own, entries, unused, also):
     # A missing common key would let DVC reuse a stale output; the whole section would rerun every entry.
     definition = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
     declared = definition.get("do", definition)["params"]
     prefix = own.split(".")[0]
     common = [f"{prefix}.{field}" for field in section.model_fields if field not in entries and field not in unused]
-    assert declared == [*common, own]
+    assert declared == [*also, *common, own]
     assert set(entries) <= set(section.model_fields)
 
 

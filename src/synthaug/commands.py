@@ -21,7 +21,7 @@ def sweep_main(argv: list[str]) -> str:
     parser = argparse.ArgumentParser(prog="synthaug sweep", description="Collect a `dvc exp run --queue -S` sweep "
                                      "into metrics/sweeps/<key>.csv (the report draws it as a heatmap).")
     parser.add_argument("param", help="the swept params.yaml key, e.g. train.augment_p")
-    parser.add_argument("--metric", default="macro_f1", help="evaluate metric to collect (default macro_f1)")
+    parser.add_argument("--metric", default="macro_f1", help="test metric (metrics/eval/<entry>/seed<k>.json key) to collect (default macro_f1)")
     parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                         help="keep only experiments with this params value (YAML), e.g. experiment.profile=demo")
     parser.add_argument("--out", type=Path, default=Path("metrics/sweeps"), help="folder for the table")
@@ -41,7 +41,7 @@ def sweep_main(argv: list[str]) -> str:
     write_text(path, rows_to_csv(rows))
     print(sweep_markdown(rows))
     runs = sum(row["runs"] for row in rows)
-    return f"{len(rows)} cells from {runs} evaluated entries written to {path}"
+    return f"{len(rows)} cells from {runs} tested entries written to {path}"
 
 
 def hpo_main(argv: list[str]) -> str:

@@ -248,10 +248,6 @@ class FidParams(Section):
     device: Device
 
 
-class EvaluateParams(Section):
-    batch_size: PositiveInt
-
-
 class SearchRange(Section):
     """A float train key searched in [low, high], log-uniformly with `log`."""
 
@@ -345,7 +341,6 @@ SECTIONS: dict[str, type[Section]] = {
     "train_generator": TrainGeneratorParams,
     "synthesize": SynthesizeParams,
     "train": TrainParams,
-    "evaluate": EvaluateParams,
     "fid": FidParams,
     "profile": ProfileParams,
     "hpo": HpoParams,

@@ -27,14 +27,15 @@ pytestmark = pytest.mark.e2e
 
 PROJECT_FILES = ["dvc.yaml", "conf", "stages", "src", "metrics/sweeps/README.md", ".dvc/config", ".dvcignore", ".gitignore"]
 GENERATORS = ["sdxl_turbo", "ddpm", "gan"]
-ENTRIES = ["vit-baseline-seed0", "vit-full-seed0", *(f"vit-synthetic_{g}-seed0" for g in GENERATORS),
-           *(f"vit-synthetic_only_{g}-seed0" for g in GENERATORS)]
+SEEDS = [0, 1]  # two seeds: every train entry trains both in one process, and the report shows intervals
+ENTRIES = ["vit-baseline", "vit-full", *(f"vit-synthetic_{g}" for g in GENERATORS), *(f"vit-synthetic_only_{g}" for g in GENERATORS)]
 
 TINY_PROFILE = """# @package _global_
 experiment:
   profile: tiny
   variants: [baseline, full]
   generators: [sdxl_turbo, ddpm, gan]
+  seeds: [0, 1]
 fetch:
   archive: {archive}
   image_size: 8
@@ -63,8 +64,6 @@ synthesize:
   eval_per_class: 4
   sdxl_turbo: {{model: {model}, controlnet: {controlnet}, vae: null, resolution: 64, batch_size: 4, device: cpu}}
   ddpm: {{steps: 2, guidance_scale: 2.0}}
-evaluate:
-  batch_size: 32
 fid:
   inception_url: null
   dims: 64
@@ -124,8 +123,12 @@ def stop_queue_workers(repo: Path) -> None:
             continue  # gone already, or not ours to read
 
 
-def read_metrics(repo: Path, entry: str) -> dict:
-    return json.loads((repo / f"metrics/eval/{entry}/metrics.json").read_text())
+def read_metrics(repo: Path, entry: str, seed: int = 0) -> dict:
+    return json.loads((repo / f"metrics/eval/{entry}/seed{seed}.json").read_text())
+
+
+def mean_over_seeds(repo: Path, entry: str, metric: str) -> float:
+    return float(np.mean([read_metrics(repo, entry, seed)[metric] for seed in SEEDS]))
 
 
 def test_tiny_params_are_valid(pipeline_repo):
@@ -145,15 +148,21 @@ def test_repro_writes_every_output(pipeline_repo):
     expected = [int(round(16 * f)) for f in np.linspace(0.3, 1.0, 3)]
     assert list(counts["counts"]["train"].values()) == expected == [5, 10, 16]
     for entry in ENTRIES:
-        report = read_metrics(repo, entry)
-        assert 0.0 <= report["accuracy"] <= 1.0 and 0.0 <= report["macro_f1"] <= 1.0
-        assert report["num_samples"] == 18 and set(report["per_class"]) == {"cat", "dog", "frog"}
-        predictions = (repo / f"metrics/eval/{entry}/predictions.csv").read_text().splitlines()
-        assert predictions[0] == "actual,predicted" and len(predictions) == 19
-        assert (repo / f"metrics/eval/{entry}/confusion.png").read_bytes()[:4] == b"\x89PNG"
-        assert (repo / f"models/classifiers/{entry}/model.safetensors").is_file()
-        history = (repo / f"metrics/train/{entry}.csv").read_text().splitlines()
-        assert len(history) == 3  # header + 2 epochs
+        for seed in SEEDS:
+            report = read_metrics(repo, entry, seed)
+            assert 0.0 <= report["accuracy"] <= 1.0 and 0.0 <= report["macro_f1"] <= 1.0
+            assert report["num_samples"] == 18 and set(report["per_class"]) == {"cat", "dog", "frog"}
+            predictions = (repo / f"metrics/predictions/{entry}/seed{seed}.csv").read_text().splitlines()
+            assert predictions[0] == "actual,predicted" and len(predictions) == 19
+            assert (repo / f"metrics/confusion/{entry}/seed{seed}.png").read_bytes()[:4] == b"\x89PNG"
+            assert (repo / f"models/classifiers/{entry}/seed{seed}/model.safetensors").is_file()
+            history = (repo / f"metrics/curves/{entry}/seed{seed}.csv").read_text().splitlines()
+            assert len(history) == 3  # header + 2 epochs
+            summary = json.loads((repo / f"metrics/train/{entry}/seed{seed}.json").read_text())
+            assert summary["device"] == "cpu" and summary["seconds"] > 0
+        # the seeds differ in what they vary (initialization, batch order, augmentation)
+        weights = [(repo / f"models/classifiers/{entry}/seed{seed}/model.safetensors").read_bytes() for seed in SEEDS]
+        assert weights[0] != weights[1]
     assert not list(repo.rglob(".*.tmp-*")), "temporary files left behind"
     assert not list(repo.rglob(".*.partial")), "generation work folder left behind"
 
@@ -171,7 +180,7 @@ def test_synthetic_images_rebalance_the_minority_classes(pipeline_repo):
     assert rows[0] == "shard,class_index,class_name,index,seed,source_index,prompt,generator"
     assert len(rows) == 18 and rows[1].startswith("shard-00000.npz,0,cat,0,") and rows[1].endswith(",sdxl_turbo")
     assert sorted(p.name for p in (repo / "metrics/synthetic/sdxl_turbo").iterdir()) == ["cat.png", "dog.png"]
-    trained = json.loads((repo / "metrics/train/vit-synthetic_sdxl_turbo-seed0.json").read_text())
+    trained = json.loads((repo / "metrics/train/vit-synthetic_sdxl_turbo/seed0.json").read_text())
     kept = trained["synthetic_images"]
     assert set(trained["synthetic_kept_fraction"]) == {"cat", "dog"}
     assert 0 <= kept <= 17 and trained["train_images"] == 31 + kept  # the real imbalanced set plus what was kept
@@ -219,10 +228,10 @@ def test_fid_uses_classifier_features_offline(pipeline_repo):
 def test_cas_classifier_trains_on_generated_images_alone(pipeline_repo):
     repo, _ = pipeline_repo
     for generator in GENERATORS:
-        trained = json.loads((repo / f"metrics/train/vit-synthetic_only_{generator}-seed0.json").read_text())
+        trained = json.loads((repo / f"metrics/train/vit-synthetic_only_{generator}/seed0.json").read_text())
         assert trained["train_images"] == trained["synthetic_images"] == 12  # the evaluation set, 4 per class, no real
         assert "synthetic_kept_fraction" not in trained  # CAS measures the generator unfiltered
-        assert read_metrics(repo, f"vit-synthetic_only_{generator}-seed0")["num_samples"] == 18  # the real test set
+        assert read_metrics(repo, f"vit-synthetic_only_{generator}")["num_samples"] == 18  # the real test set
 
 
 def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
@@ -230,8 +239,8 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
 
     repo, env = pipeline_repo
     markdown = (repo / "metrics/report.md").read_text()
-    baseline = read_metrics(repo, "vit-baseline-seed0")
-    assert f"| vit | baseline | 1 | {baseline['accuracy']:.4f} | {baseline['macro_f1']:.4f} |" in markdown
+    accuracy, macro_f1 = (mean_over_seeds(repo, "vit-baseline", metric) for metric in ("accuracy", "macro_f1"))
+    assert re.search(rf"\| vit \| baseline \| 2 \| {accuracy:.4f} ± [0-9.]+ \[[-0-9.]+, [-0-9.]+\] \| {macro_f1:.4f} ± ", markdown)
     # Generators whose added images the full-data classifier labels at chance are flagged, with their variants.
     from synthaug.metrics.report import unusable_generators, unusable_variants, variant_label
 
@@ -240,28 +249,30 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
         {g: json.loads((repo / f"metrics/synthetic/{g}.json").read_text())["synthetic_per_class"] for g in GENERATORS})
     flagged = unusable_variants(unusable)
     assert all(f"**Unusable images from {g}**: {why}." in markdown for g, why in unusable.items())
-    assert f"| vit | {variant_label('synthetic_sdxl_turbo', flagged)} | 1 |" in markdown and "+0.0000 |" in markdown
+    assert f"| vit | {variant_label('synthetic_sdxl_turbo', flagged)} | 2 |" in markdown and "+0.0000 |" in markdown
     assert "| vit | synthetic_only_" not in markdown  # CAS entries are generator readings, not remedies
     assert "Synthetic filter (seed 0; fraction of generated images kept per class): vit-synthetic_sdxl_turbo: judge vit-baseline, kept cat " in markdown
     assert "**Not Inception FID** for sdxl_turbo, ddpm, gan: fid.inception_url: not set" in markdown
     assert "**Rank-deficient FID** for sdxl_turbo, ddpm, gan: 12 images per side on 32-d features" in markdown
     commit = run(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
     assert markdown.count(f"_Made by this run: commit `{commit[:10]}`") == 6  # every table of this run
-    gain = read_metrics(repo, "vit-synthetic_gan-seed0")["macro_f1"] - baseline["macro_f1"]
-    assert (f"| vit | {variant_label('synthetic_gan', flagged)} | — | — | {gain:+.4f} | no interval (1 seed) |"
-            in markdown.split("## Verdicts")[1])
+    gain = mean_over_seeds(repo, "vit-synthetic_gan", "macro_f1") - macro_f1
+    verdicts = markdown.split("## Verdicts")[1].split("##")[0]
+    gain_text = re.escape(f"{gain:+.4f}")
+    assert re.search(rf"\| vit \| {re.escape(variant_label('synthetic_gan', flagged))} \| — \| — \| {gain_text} \[[-+0-9.]+, [-+0-9.]+\] "
+                     r"\| (beats baseline|loses to baseline|within noise \(2 seeds\)) \| \d+ \+ \d+ = \d+ s \(cpu\) \|", verdicts)
     assert sorted(p.name for p in (repo / "metrics/report").iterdir()) == [
         "class_counts.png", "confusion.png", "curves.png", "recall_vs_count.png"]
     page = (repo / "metrics/report.html").read_text()
     # the report's 4 figures; per generator one preview per topped-up class (2), trained ones + loss and samples
     assert page.count("data:image/png;base64,") == 4 + 2 + 2 * (2 + 2)
-    full = read_metrics(repo, "vit-full-seed0")
+    full_accuracy = mean_over_seeds(repo, "vit-full", "accuracy")
     for generator in GENERATORS:
         scores = json.loads((repo / f"metrics/fid/{generator}.json").read_text())
         fid = scores["fid_classifier_features"]
-        cas = read_metrics(repo, f"vit-synthetic_only_{generator}-seed0")["accuracy"]
+        cas = mean_over_seeds(repo, f"vit-synthetic_only_{generator}", "accuracy")
         assert (f"| {generator} | classifier:vit-full-seed0 32-d (not FID) | 12 | {fid:.3f} (rank-deficient) |" in markdown)
-        assert f"| {cas:.4f} (12 images) | {full['accuracy']:.4f} (48 images) |" in markdown
+        assert re.search(rf"\| {cas:.4f} ± [0-9.]+ \[[-0-9.]+, [-0-9.]+\] \(12 images\) \| {full_accuracy:.4f} ± [^|]+ \(48 images\) \|", markdown)
     assert "| dog |" in markdown.split("### Per class")[1]
     assert "![loss](generators/ddpm/loss.png)" in markdown and "![cat](synthetic/gan/cat.png)" in markdown
     dom = render((repo / "metrics/report.html").as_uri(), tmp_path / "report.png")
@@ -275,7 +286,7 @@ def test_dvc_plots_show_renders_every_plot(pipeline_repo, tmp_path):
     expected = {
         "metrics/class_counts.csv": "vega", "metrics/generators/ddpm/loss.csv": "vega", "metrics/generators/gan/loss.csv": "vega",
         "metrics/generators/gan/samples.png": "image", "metrics/report/confusion.png": "image",
-        f"metrics/eval/{ENTRIES[0]}/predictions.csv": "vega", f"metrics/train/{ENTRIES[-1]}.csv": "vega",
+        f"metrics/predictions/{ENTRIES[0]}/seed1.csv": "vega", f"metrics/curves/{ENTRIES[-1]}/seed0.csv": "vega",
         "metrics/synthetic/gan/cat.png": "image",
     }
     assert {plot: [r["type"] for r in rendered[plot]] for plot in expected} == {p: [t] for p, t in expected.items()}
@@ -301,8 +312,8 @@ def test_editing_a_covered_module_makes_its_stages_changed(pipeline_repo):
         changed = set(json.loads(run(["dvc", "status", "--json"], repo, env).stdout))
     finally:
         module.write_bytes(original)
-    assert {"train_classifier@vit-baseline-0", "train_generator@gan", "synthesize@ddpm", "fid@gan",
-            "train_synthetic_only@vit-gan-0"} <= changed
+    assert {"train_classifier@vit-baseline", "train_generator@gan", "synthesize@ddpm", "fid@gan",
+            "train_synthetic_only@vit-gan"} <= changed
     assert not changed & {"fetch", "imbalance", "report", "profile@vit"}  # none of them imports it
     assert json.loads(run(["dvc", "status", "--json"], repo, env).stdout) == {}
 
@@ -311,17 +322,16 @@ def test_forced_rerun_is_byte_identical(pipeline_repo):
     repo, env = pipeline_repo
     entry = ENTRIES[0]
     outputs = [
-        f"models/classifiers/{entry}/model.safetensors",
-        f"metrics/train/{entry}.csv",
-        f"metrics/train/{entry}.json",
-        f"metrics/eval/{entry}/metrics.json",
-        f"metrics/eval/{entry}/predictions.csv",
+        *(f"models/classifiers/{entry}/seed{seed}/model.safetensors" for seed in SEEDS),
+        *(f"metrics/curves/{entry}/seed{seed}.csv" for seed in SEEDS),
+        *(f"metrics/eval/{entry}/seed{seed}.json" for seed in SEEDS),
+        *(f"metrics/predictions/{entry}/seed{seed}.csv" for seed in SEEDS),
     ]
     # SDXL sampling is deterministic per seed in tests/synth; here the DDPM sampler and GAN training cross processes
     outputs += sorted(str(p.relative_to(repo)) for p in (repo / "data/synthetic/ddpm").iterdir())
     outputs += ["models/generators/gan/generator.safetensors"]
     before = {path: (repo / path).read_bytes() for path in outputs}
-    stages = ["train_generator@gan", "synthesize@ddpm", "train_classifier@vit-baseline-0", "evaluate@vit-baseline-0"]
+    stages = ["train_generator@gan", "synthesize@ddpm", "train_classifier@vit-baseline"]
     result = run(["dvc", "repro", "--force", "--single-item", *stages], repo, env)
     assert re.findall(r"Running stage '([^']+)'", result.stdout) == stages
     assert {path: (repo / path).read_bytes() for path in outputs} == before
@@ -338,10 +348,10 @@ def test_runs_are_in_the_mlflow_store(pipeline_repo):
         "fetch", "imbalance", "report", "profile/vit",
         *(f"{stage}/{g}" for stage in ("train_generator", "synthesize", "fid") for g in GENERATORS
           if (stage, g) != ("train_generator", "sdxl_turbo")),  # pretrained: nothing to train or log
-        *(f"{stage}/vit-{variant}/seed0" for stage in ("train_classifier", "evaluate")
-          for variant in ("baseline", "full", *(f"synthetic_{g}" for g in GENERATORS), *(f"synthetic_only_{g}" for g in GENERATORS))),
+        *(f"train_classifier/{entry}/seed{seed}" for entry in ENTRIES for seed in SEEDS),
     ])
-    assert metrics["evaluate/vit-baseline/seed0"] == pytest.approx(read_metrics(repo, "vit-baseline-seed0")["macro_f1"])
+    for seed in SEEDS:
+        assert metrics[f"train_classifier/vit-baseline/seed{seed}"] == pytest.approx(read_metrics(repo, "vit-baseline", seed)["macro_f1"])
 
 
 def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeline_repo, request):
@@ -396,7 +406,7 @@ def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeli
     values = sorted({float(row["value"]) for row in rows})
     assert values == [16.0, 24.0, 64.0]  # the two experiments and the committed baseline
     for row in rows:  # profile.batch_size reaches no classifier: every value has the committed scores
-        assert float(row["mean"]) == pytest.approx(read_metrics(repo, f"vit-{row['variant']}-seed0")["macro_f1"])
+        assert float(row["mean"]) == pytest.approx(mean_over_seeds(repo, f"vit-{row['variant']}", "macro_f1"), abs=1e-6)  # CSV: 6 places
     assert "| profile.batch_size → | 16 | 24 | 64 |" in collected.stdout
     reran = run(["dvc", "repro"], repo, env)
     assert re.findall(r"Running stage '([^']+)'", reran.stdout) == ["report"]
@@ -422,8 +432,8 @@ def test_exp_run_reruns_only_what_the_changed_param_reaches(pipeline_repo):
     baseline_before = read_metrics(repo, ENTRIES[0])
     result = run(["dvc", "exp", "run", "-S", "train_generator.gan.steps=4"], repo, env)
     ran = set(re.findall(r"Running stage '([^']+)'", result.stdout))
-    assert ran == {"train_generator@gan", "synthesize@gan", "train_synthetic@vit-gan-0", "evaluate_synthetic@vit-gan-0",
-                   "train_synthetic_only@vit-gan-0", "evaluate_synthetic_only@vit-gan-0", "fid@gan", "report"}
+    assert ran == {"train_generator@gan", "synthesize@gan", "train_synthetic@vit-gan", "train_synthetic_only@vit-gan",
+                   "fid@gan", "report"}
     assert yaml.safe_load((repo / "params.yaml").read_text())["train_generator"]["gan"]["steps"] == 4
     assert json.loads((repo / "models/generators/gan/generator.json").read_text())["steps"] == 4
     fid_after = json.loads((repo / "metrics/fid/gan.json").read_text())
@@ -432,7 +442,7 @@ def test_exp_run_reruns_only_what_the_changed_param_reaches(pipeline_repo):
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo, env).stdout)
     changed = diff["metrics/fid/gan.json"]["fid_classifier_features"]
     assert (changed["old"], changed["new"]) == (fid_before["fid_classifier_features"], fid_after["fid_classifier_features"])
-    assert "metrics/eval/vit-baseline-seed0/metrics.json" not in diff
+    assert "metrics/eval/vit-baseline/seed0.json" not in diff
     shown = run(["dvc", "exp", "show", "--csv"], repo, env).stdout
     assert {row["train_generator.gan.steps"] for row in csv.DictReader(io.StringIO(shown))} >= {"4", "6"}
 
@@ -448,7 +458,7 @@ def test_remote_round_trip_makes_a_fresh_clone_up_to_date(pipeline_repo, tmp_pat
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
     assert not (clone / f"models/classifiers/{ENTRIES[0]}").exists()  # only DVC's .gitignore came with git
     run(["dvc", "pull"], clone, env)
-    assert (clone / f"models/classifiers/{ENTRIES[0]}/model.safetensors").read_bytes() == \
-        (repo / f"models/classifiers/{ENTRIES[0]}/model.safetensors").read_bytes()
+    assert (clone / f"models/classifiers/{ENTRIES[0]}/seed1/model.safetensors").read_bytes() == \
+        (repo / f"models/classifiers/{ENTRIES[0]}/seed1/model.safetensors").read_bytes()
     result = run(["dvc", "repro"], clone, {**env, "PYTHONPATH": str(clone / "src")})
     assert "Running stage" not in result.stdout and "up to date" in result.stdout

@@ -54,7 +54,7 @@ def make_project(root: Path, per_class: int, **fid) -> tuple[ImageSet, ImageSet]
     np.savez(eval_set / "shard-00000.npz", images=fake.images, labels=fake.labels)
     (eval_set / "metadata.csv").write_text("shard,class_index\n")
     spec = ClassifierSpec("cnn", len(CLASSES), 8, {"channels": [4], "dropout": 0.0})
-    save_classifier(root / "models/classifiers/cnn-full-seed0", spec, build_classifier(spec).state_dict())
+    save_classifier(root / "models/classifiers/cnn-full/seed0", spec, build_classifier(spec).state_dict())
     return real, fake
 
 
@@ -62,7 +62,7 @@ def run_fid(root: Path, torch_home: Path) -> tuple[subprocess.CompletedProcess, 
     env = {**os.environ, "TORCH_HOME": str(torch_home), "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db"}
     result = subprocess.run(
         [sys.executable, str(ROOT / "stages/fid.py"), "--generator", "gan", "--eval-set", "data/synthetic_eval/gan",
-         "--data", "data/cifar10", "--feature-model", "models/classifiers/cnn-full-seed0", "--out", "metrics/fid/gan.json"],
+         "--data", "data/cifar10", "--feature-model", "models/classifiers/cnn-full/seed0", "--out", "metrics/fid/gan.json"],
         cwd=root, env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr

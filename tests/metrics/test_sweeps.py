@@ -23,7 +23,7 @@ def revision(name: str, p_aug: float, scores: dict[str, float], profile: str = "
         "data": {
             "params": {"params.yaml": {"data": {"train": {"augment_p": p_aug}, "experiment": {"profile": profile}}}},
             "metrics": {
-                **{f"metrics/eval/{entry}/metrics.json": {"data": {"macro_f1": score, "accuracy": 1.0}} for entry, score in scores.items()},
+                **{f"metrics/eval/{entry}.json": {"data": {"macro_f1": score, "accuracy": 1.0}} for entry, score in scores.items()},
                 "metrics/fid/gan.json": {"data": {"macro_f1": 99.0}},  # not an evaluate entry: ignored
             },
         },
@@ -31,14 +31,14 @@ def revision(name: str, p_aug: float, scores: dict[str, float], profile: str = "
 
 
 def exp_show_json() -> list[dict]:
-    head = revision("main", 0.5, {"vit-baseline-seed0": 0.30, "vit-synthetic_gan-seed0": 0.40})
-    workspace = {**revision("workspace", 0.5, {"vit-baseline-seed0": 0.99}), "rev": "workspace", "name": None}
+    head = revision("main", 0.5, {"vit-baseline/seed0": 0.30, "vit-synthetic_gan/seed0": 0.40})
+    workspace = {**revision("workspace", 0.5, {"vit-baseline/seed0": 0.99}), "rev": "workspace", "name": None}
     experiments = [
-        revision("p0", 0.0, {"vit-baseline-seed0": 0.20, "vit-baseline-seed1": 0.24, "vit-synthetic_gan-seed0": 0.50}),
-        revision("p1", 1.0, {"vit-baseline-seed0": 0.10}),
-        revision("p1-again", 1.0, {"vit-baseline-seed0": 0.14}),
-        revision("other-profile", 1.0, {"vit-baseline-seed0": 0.90}, profile="full"),
-        {**revision("failed", 0.25, {"vit-baseline-seed0": 0.5}), "error": {"msg": "failed"}},
+        revision("p0", 0.0, {"vit-baseline/seed0": 0.20, "vit-baseline/seed1": 0.24, "vit-synthetic_gan/seed0": 0.50}),
+        revision("p1", 1.0, {"vit-baseline/seed0": 0.10}),
+        revision("p1-again", 1.0, {"vit-baseline/seed0": 0.14}),
+        revision("other-profile", 1.0, {"vit-baseline/seed0": 0.90}, profile="full"),
+        {**revision("failed", 0.25, {"vit-baseline/seed0": 0.5}), "error": {"msg": "failed"}},
     ]
     head["experiments"] = [{"revs": [e], "name": e["name"]} for e in experiments]
     return [workspace, head]

@@ -117,13 +117,13 @@ def test_profile_stage_writes_the_figures_and_a_trace_artifact(tmp_path):
 
     spec = ClassifierSpec("cnn", 3, 8, dict(channels=[4, 8], dropout=0.0))
     model = build_classifier(spec)
-    save_classifier(tmp_path / "models/cnn-baseline-seed0", spec, model.state_dict())
+    save_classifier(tmp_path / "models/cnn-baseline/seed0", spec, model.state_dict())
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["profile"].update(batch_size=4, warmup=1, repeats=2, steps=2, device="cpu")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "stages/profile_model.py"), "--classifier", "cnn", "--model", "models/cnn-baseline-seed0",
+        [sys.executable, str(ROOT / "stages/profile_model.py"), "--classifier", "cnn", "--model", "models/cnn-baseline/seed0",
          "--out", "metrics/profile/cnn.json", "--traces", "metrics/profile/cnn"],
         cwd=tmp_path, env=env, capture_output=True, text=True,
     )

@@ -43,8 +43,11 @@ def project(tmp_path) -> Path:
     train = np.setdiff1d(np.arange(48), val)
     save_index_arrays(tmp_path / "splits.npz", {"train": train, "val": val, "full": train})
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    save_image_set(tmp_path / "data/test.npz", ImageSet(images[val].astype(np.uint8), labels[val].astype(np.int64), ("a", "b", "c")))
+    params["experiment"]["seeds"] = [0]
     params["train"].update(
-        epochs=2, batch_size=9,  # 5 + 4 per rank: the loss weighting matters lr=3e-3, image_size=8, eval_batch_size=5, augment_p=0.5,
+        epochs=2, batch_size=9,  # 5 + 4 per rank: the loss weighting matters
+        lr=3e-3, image_size=8, eval_batch_size=5, augment_p=0.5,
         vit={**params["train"]["vit"], "patch_size": 4, "hidden_size": 32, "num_hidden_layers": 2, "intermediate_size": 64},
     )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -54,8 +57,8 @@ def project(tmp_path) -> Path:
 def train(project: Path, out: str, launcher: list[str], variant: str = "baseline", splits: str = "splits.npz") -> subprocess.CompletedProcess:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(ROOT / "src")}
-    args = ["--classifier", "vit", "--variant", variant, "--seed", "0", "--data", "data", "--splits", splits,
-            "--out", f"{out}/model", "--history", f"{out}/history"]
+    args = ["--classifier", "vit", "--variant", variant, "--data", "data", "--splits", splits,
+            *(part for kind in ("out", "history", "curves", "eval", "predictions", "confusion") for part in (f"--{kind}", f"{out}/{kind}"))]
     result = subprocess.run([*launcher, STAGE, *args], cwd=project, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -65,12 +68,12 @@ def test_two_gloo_processes_train_what_one_process_trains(project):
     train(project, "one", [sys.executable])
     two = train(project, "two", [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"])
     assert "rank 1 of 2 done" in two.stdout + two.stderr
-    single, ddp = (load_file(project / f"{out}/model/model.safetensors") for out in ("one", "two"))
+    single, ddp = (load_file(project / f"{out}/out/seed0/model.safetensors") for out in ("one", "two"))
     assert single.keys() == ddp.keys()
     # same batches, same augmentation stream, gradient averaged over the global batch: equal up to float rounding
     for key in single:
         np.testing.assert_allclose(ddp[key], single[key], atol=2e-4, err_msg=key)
-    history = {out: (project / f"{out}/history.csv").read_text().splitlines() for out in ("one", "two")}
+    history = {out: (project / f"{out}/curves/seed0.csv").read_text().splitlines() for out in ("one", "two")}
     assert len(history["two"]) == 3  # header + 2 epochs
     for row_one, row_two in zip(history["one"][1:], history["two"][1:]):
         epoch, lr, loss, accuracy, val_accuracy, val_f1 = map(float, row_two.split(","))
@@ -78,9 +81,9 @@ def test_two_gloo_processes_train_what_one_process_trains(project):
         # train loss / accuracy summed over ranks, validation confusion summed over ranks
         assert [epoch, lr, accuracy, val_accuracy, val_f1] == [expected[0], expected[1], *expected[3:]]
         assert loss == pytest.approx(expected[2], abs=1e-4)
-    summary = json.loads((project / "two/history.json").read_text())
+    summary = json.loads((project / "two/history/seed0.json").read_text())
     assert summary["train_images"] == 36  # every image counted once, not once per rank
-    assert not (project / "two/.model.partial").exists()
+    assert not (project / "two/.out.partial/seed0").exists()
     with sqlite3.connect(project / "mlflow.db") as db:
         runs = db.execute("select count(*) from runs where status = 'FINISHED'").fetchone()[0]
     assert runs == 2  # one per invocation: rank 1 logs nothing
@@ -93,8 +96,8 @@ def test_loss_variant_trains_the_imbalanced_set_with_its_own_loss(project):
     save_index_arrays(project / "imbalanced.npz", splits)
     train(project, "plain", [sys.executable], splits="imbalanced.npz")
     train(project, "adjusted", [sys.executable], variant="logit_adjusted", splits="imbalanced.npz")
-    summaries = [json.loads((project / f"{out}/history.json").read_text()) for out in ("plain", "adjusted")]
+    summaries = [json.loads((project / f"{out}/history/seed0.json").read_text()) for out in ("plain", "adjusted")]
     assert [s["train_images"] for s in summaries] == [26, 26]  # the baseline's images
-    plain, adjusted = (load_file(project / f"{out}/model/model.safetensors") for out in ("plain", "adjusted"))
+    plain, adjusted = (load_file(project / f"{out}/out/seed0/model.safetensors") for out in ("plain", "adjusted"))
     # same seed, same batches: only the loss differs, by more than float rounding
     assert max(np.abs(plain[key] - adjusted[key]).max() for key in plain) > 1e-3

@@ -20,15 +20,15 @@ from synthaug.metrics.verdicts import Interval, above_chance, paired_differences
 
 @dataclass(frozen=True)
 class EntryResult:
-    """One trained and evaluated (classifier, variant, seed) entry."""
+    """One seed of a trained and tested (classifier, variant) entry."""
 
     classifier: str
     variant: str
     seed: int
-    metrics: dict  # metrics/eval/<entry>/metrics.json
-    confusion: np.ndarray  # row-normalized
-    history: list[dict]  # metrics/train/<entry>.csv rows
-    summary: dict = field(default_factory=dict)  # metrics/train/<entry>.json (train images, synthetic filter)
+    metrics: dict  # metrics/eval/<entry>/seed<k>.json
+    confusion: np.ndarray  # row-normalized, metrics/confusion/<entry>/seed<k>.json
+    history: list[dict]  # metrics/curves/<entry>/seed<k>.csv rows
+    summary: dict = field(default_factory=dict)  # metrics/train/<entry>/seed<k>.json (train images, seconds, filter)
 
 
 def minority_classes(train_counts: dict[str, int]) -> list[str]:
@@ -514,20 +514,20 @@ def html_page(title: str, sections: list[tuple[str, str]]) -> str:
 # --- inputs ----------------------------------------------------------------------------------------
 
 def load_entry_result(metrics_dir: Path, classifier: str, variant: str, seed: int) -> EntryResult:
-    """Read one entry's evaluate and train_classifier outputs; a missing file names the stage to run."""
+    """Read one seed of one train_classifier entry's outputs; a missing file names the stage to run."""
     import csv
     import json
 
-    entry = f"{classifier}-{variant}-seed{seed}"
+    entry, name = f"{classifier}-{variant}", f"seed{seed}"
     paths = {
-        "metrics": metrics_dir / "eval" / entry / "metrics.json",
-        "confusion": metrics_dir / "eval" / entry / "confusion.json",
-        "history": metrics_dir / "train" / f"{entry}.csv",
-        "summary": metrics_dir / "train" / f"{entry}.json",
+        "metrics": metrics_dir / "eval" / entry / f"{name}.json",
+        "confusion": metrics_dir / "confusion" / entry / f"{name}.json",
+        "history": metrics_dir / "curves" / entry / f"{name}.csv",
+        "summary": metrics_dir / "train" / entry / f"{name}.json",
     }
     for path in paths.values():
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing (run `dvc repro` so every train/evaluate entry exists)")
+            raise FileNotFoundError(f"{path}: missing (run `dvc repro` so every train_classifier entry exists)")
     with open(paths["history"], newline="", encoding="utf-8") as handle:
         history = list(csv.DictReader(handle))
     return EntryResult(

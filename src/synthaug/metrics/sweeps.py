@@ -21,7 +21,7 @@ import numpy as np
 
 from synthaug.errors import SweepError
 
-EVAL_METRICS = re.compile(r"^metrics/eval/(?P<classifier>[a-z0-9_]+)-(?P<variant>[a-z0-9_]+)-seed(?P<seed>\d+)/metrics\.json$")
+EVAL_METRICS = re.compile(r"^metrics/eval/(?P<classifier>[a-z0-9_]+)-(?P<variant>[a-z0-9_]+)/seed(?P<seed>\d+)\.json$")
 SWEEP_FIELDS = ["param", "value", "classifier", "variant", "metric", "mean", "std", "runs", "experiments"]
 
 

@@ -1,0 +1,47 @@
+"""Test-split evaluation of a trained classifier: classification report, confusion matrices and predictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from synthaug.data.storage import ImageSet
+from synthaug.io import write_json, write_text
+from synthaug.metrics.classification import classification_report, confusion_matrix, normalize_rows
+from synthaug.metrics.plots import confusion_figure, save_figure
+from synthaug.train.classifier import predict_logits
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    report: dict  # accuracy, macro-F1, per-class precision/recall/F1 (metrics/classification.py)
+    confusion: np.ndarray  # counts, actual x predicted
+    predicted: np.ndarray
+
+
+def evaluate_classifier(model: nn.Module, image_size: int, test: ImageSet, batch_size: int) -> Evaluation:
+    predicted = predict_logits(model, test.images, image_size, batch_size, "test").argmax(1)
+    return Evaluation(
+        classification_report(test.labels, predicted, test.class_names),
+        confusion_matrix(test.labels, predicted, test.num_classes),
+        predicted,
+    )
+
+
+def write_evaluation(evaluation: Evaluation, test: ImageSet, title: str, metrics: Path, predictions: Path, confusion: Path) -> None:
+    """metrics: the report (.json); predictions: `actual,predicted` rows (.csv, DVC's confusion plot);
+    confusion: the matrices as <confusion>.json and their figure as <confusion>.png."""
+    normalized = normalize_rows(evaluation.confusion)
+    write_json(metrics, evaluation.report)
+    write_json(confusion.with_suffix(".json"), {
+        "class_names": list(test.class_names),
+        "counts": evaluation.confusion.tolist(),
+        "normalized": np.round(normalized, 6).tolist(),
+    })
+    names = np.array(test.class_names)
+    rows = ["actual,predicted"] + [f"{a},{p}" for a, p in zip(names[test.labels], names[evaluation.predicted])]
+    write_text(predictions, "\n".join(rows) + "\n")
+    save_figure(confusion_figure(normalized, test.class_names, title), confusion.with_suffix(".png"))
