@@ -35,7 +35,7 @@ def test_every_section_validates(project_params):
     sections = validate_all(project_params)
     assert set(sections) == set(SECTIONS)
     assert sections["experiment"].profile == "demo"
-    assert sections["train"].vit.patch_size == 4 and sections["train"].image_size == 32
+    assert sections["train"].vit.patch_size == 8 and sections["train"].image_size == 32
 
 
 def test_full_profile_is_the_seed_experiment():
@@ -165,8 +165,9 @@ def test_default_generator_is_real_sdxl_turbo_with_canny_controlnet(project_para
     assert (backend.steps, backend.guidance_scale) == (1, 0.0)
 
 
-def test_demo_trains_both_generators_and_full_profile_adds_sdxl(project_params):
-    assert validate_all(project_params)["experiment"].generators == ["ddpm", "gan"]
+def test_demo_trains_the_gan_and_full_profile_trains_both_and_adds_sdxl(project_params):
+    demo = validate_all(project_params)["experiment"]
+    assert demo.generators == ["gan"] and demo.seeds == [0, 1, 2]
     assert validate_all(compose_params(ROOT / "conf", ["profile=full"]))["experiment"].generators == ["sdxl_turbo", "ddpm", "gan"]
 
 

@@ -196,7 +196,7 @@ def test_compute_comes_from_stage_records_and_is_priced_only_for_an_established_
     table = verdicts_markdown(verdict_rows(results), costs=costs)
     # oversampled beats baseline by 0.19 on both seeds: 9 extra seconds / 19 points
     assert "| vit | oversampled | — | — | +0.1900 [+0.0629, +0.3171] | beats baseline | 21 s (cpu) | 0.5 s |" in table
-    assert "| 17 + 130 = 147 s (cpu+cuda) | no established gain (within noise (2 seeds)) |" in table
+    assert "| 17 + 130 = 147 s (cpu+cuda) | no established gain: within noise (2 seeds) |" in table
     # an entry trained before stages recorded their time is not guessed
     old = entry("baseline", 0, 0.5, 0.4, [0.5] * 4)
     assert variant_compute([old], {}, {}) == {}

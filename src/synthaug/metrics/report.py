@@ -154,7 +154,7 @@ def cost_per_point(cost: Compute | None, reference: Compute | None, comparison: 
         return "—"
     difference, said = comparison
     if not said.startswith("beats"):
-        return f"no established gain ({said})"
+        return f"no established gain: {said}"
     extra = cost.total - reference.total
     if extra <= 0:
         return f"no extra compute ({extra:+.0f} s)"
