@@ -28,6 +28,7 @@ from synthaug.metrics.report import (
     minority_classes,
     model_profile_markdown,
     per_class_generator_markdown,
+    per_class_recall_markdown,
     recall_vs_count_figure,
     sweep_heatmap_figure,
     sweep_markdown,
@@ -93,6 +94,7 @@ def main() -> str:
     trainings = {g: read_json(args.metrics / "generators" / f"{g}.json") for g in experiment.generators}
     costs = variant_compute(results, trainings, syntheses)
     verdicts_table = verdicts_markdown(verdict_rows(results), flagged=flagged, costs=costs)
+    recall_table = per_class_recall_markdown(results, counts["train"])
     class_names = list(counts["train"])
     counts_table = markdown_table(
         ["class", "before imbalance", "after imbalance", *(f"+ {g}" for g in synthetic)],
@@ -153,6 +155,8 @@ def main() -> str:
             f"## Comparison on the test split\n\n{table}\n\n_{this_run}_\n\nMinority classes: the {len(minority)} with the "
             f"fewest imbalanced training images. {synthetic_filter}{flagged_note}",
             f"## Verdicts\n\n{verdicts_table}\n\n_{this_run}_\n\n{VERDICT_NOTE}",
+            f"## Per-class test recall\n\n{recall_table}\n\n_{this_run}_\n\nMean ± sample std over the seeds; classes with "
+            "the fewest imbalanced training images first.",
             *(f"![{caption}]({args.out.name}/{name})" for name, (caption, _) in figures.items()),
             "## Generators\n\n" + "".join(f"{w}\n\n" for w in warnings)
             + f"{generators_table}\n\n_{this_run}_\n\n{feature_note}\n\n### Per class\n\n{per_class_table}\n\n_{this_run}_",
@@ -172,6 +176,7 @@ def main() -> str:
              + f"<p>Minority classes: {html.escape(', '.join(minority))}. {html.escape(synthetic_filter)}</p>"
              + (f'<p class="warning">{html.escape(unusable_note(unusable).replace("**", ""))}</p>' if unusable else "")),
             ("Verdicts", markdown_to_html_table(verdicts_table) + origin + f"<p>{html.escape(VERDICT_NOTE)}</p>"),
+            ("Per-class test recall", markdown_to_html_table(recall_table) + origin),
             *((caption, embedded_image(args.out / name, caption)) for name, (caption, _) in figures.items()),
             ("Generators", "".join(f'<p class="warning">{html.escape(w.replace("**", ""))}</p>' for w in warnings)
              + markdown_to_html_table(generators_table) + origin + f"<p>{html.escape(feature_note)}</p>"

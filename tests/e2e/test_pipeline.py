@@ -255,7 +255,10 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
     assert "**Not Inception FID** for sdxl_turbo, ddpm, gan: fid.inception_url: not set" in markdown
     assert "**Rank-deficient FID** for sdxl_turbo, ddpm, gan: 12 images per side on 32-d features" in markdown
     commit = run(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
-    assert markdown.count(f"_Made by this run: commit `{commit[:10]}`") == 6  # every table of this run
+    assert markdown.count(f"_Made by this run: commit `{commit[:10]}`") == 7  # every table of this run
+    recall_rows = markdown.split("## Per-class test recall")[1].split("_Made by")[0].strip().splitlines()
+    assert recall_rows[0].startswith("| class | imbalanced training images | vit-baseline | vit-full |")
+    assert [row.split(" | ")[:2] for row in recall_rows[2:]] == [["| cat", "5"], ["| dog", "10"], ["| frog", "16"]]
     gain = mean_over_seeds(repo, "vit-synthetic_gan", "macro_f1") - macro_f1
     verdicts = markdown.split("## Verdicts")[1].split("##")[0]
     gain_text = re.escape(f"{gain:+.4f}")

@@ -200,3 +200,17 @@ def test_compute_comes_from_stage_records_and_is_priced_only_for_an_established_
     # an entry trained before stages recorded their time is not guessed
     old = entry("baseline", 0, 0.5, 0.4, [0.5] * 4)
     assert variant_compute([old], {}, {}) == {}
+
+
+def test_per_class_recall_table_gives_mean_and_sample_std_over_seeds_fewest_images_first():
+    from synthaug.metrics.report import per_class_recall_markdown
+
+    table = per_class_recall_markdown(RESULTS, TRAIN_COUNTS)
+    lines = table.splitlines()
+    assert lines[0] == "| class | imbalanced training images | vit-baseline | vit-oversampled |"
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| a", "| c", "| b", "| d"]  # 10, 20, 40, 80 images
+    # class a: baseline recalls 0.0 and 0.2 (mean 0.1, sample std 0.1414); oversampled 0.4 and 0.6
+    assert lines[2] == "| a | 10 | 0.1000 ± 0.1414 | 0.5000 ± 0.1414 |"
+    assert "| d | 80 | 0.9000 ± 0.0000 | 0.8000 ± 0.0000 |" in table
+    single = per_class_recall_markdown(RESULTS[:1], TRAIN_COUNTS)
+    assert "| a | 10 | 0.0000 |" in single

@@ -190,6 +190,21 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def per_class_recall_markdown(results: list[EntryResult], train_counts: dict[str, int]) -> str:
+    """Per class (fewest imbalanced training images first): each entry's test recall, mean ± std over seeds."""
+    classes = sorted(train_counts, key=lambda name: (train_counts[name], name))
+    groups: dict[str, list[EntryResult]] = {}
+    for result in results:
+        groups.setdefault(f"{result.classifier}-{result.variant}", []).append(result)
+
+    def cell(members: list[EntryResult], name: str) -> str:
+        recalls = [m.metrics["per_class"][name]["recall"] for m in members]
+        return f"{np.mean(recalls):.4f} ± {np.std(recalls, ddof=1):.4f}" if len(recalls) > 1 else f"{recalls[0]:.4f}"
+
+    body = [[name, str(train_counts[name]), *(cell(members, name) for members in groups.values())] for name in classes]
+    return markdown_table(["class", "imbalanced training images", *groups], body)
+
+
 def comparison_markdown(rows: list[dict], minority: list[str], flagged: set[str] = frozenset()) -> str:
     header = ["classifier", "variant", "seeds", "accuracy", "macro-F1", f"minority recall ({', '.join(minority)})", "Δ macro-F1 vs baseline"]
     body = [
@@ -414,8 +429,9 @@ def recall_vs_count_figure(results: list[EntryResult], real_counts: dict[str, in
     for result in results:
         by_variant.setdefault(f"{result.classifier}-{result.variant}", []).append(result)
     for label, members in by_variant.items():
-        recall = [np.mean([m.metrics["per_class"][c]["recall"] for m in members]) for c in classes]
-        recall_axes.plot(x, recall, marker="o", label=label)
+        per_seed = np.array([[m.metrics["per_class"][c]["recall"] for c in classes] for m in members])
+        spread = per_seed.std(axis=0, ddof=1) if len(members) > 1 else None  # sample std over seeds
+        recall_axes.errorbar(x, per_seed.mean(axis=0), yerr=spread, marker="o", capsize=2, label=label)
     recall_axes.set_ylim(0, 1)
     recall_axes.set_ylabel("test recall")
     handles = counts_axes.get_legend_handles_labels()
