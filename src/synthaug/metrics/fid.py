@@ -222,7 +222,7 @@ def classifier_features(
     model: nn.Module, images: np.ndarray, image_size: int, num_classes: int, batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Penultimate features (the input of the classification head) and logits, batch by batch."""
-    from synthaug.train.classifier import predict_logits
+    from synthaug.models.inference import predict_logits
 
     captured: list[torch.Tensor] = []
     hook = _head(model, num_classes).register_forward_pre_hook(

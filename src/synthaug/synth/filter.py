@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from synthaug.data.storage import ImageSet
+from synthaug.models.inference import predict_logits
 from synthaug.params import SyntheticFilterParams
 from synthaug.train.checkpoint import load_classifier
-from synthaug.train.classifier import predict_logits
 
 
 def agreement_mask(model: torch.nn.Module, image_size: int, synthetic: ImageSet, min_confidence: float, batch_size: int) -> np.ndarray:

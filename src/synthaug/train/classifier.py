@@ -14,16 +14,34 @@ from torch import nn
 from tqdm import tqdm
 
 from synthaug.data.augment import (
-    Augmentation, augment_batch, augmentation_state, make_augmentation, normalize_pixels, restore_augmentation_state,
-    to_model_input, to_pixels,
+    Augmentation,
+    augment_batch,
+    augmentation_state,
+    make_augmentation,
+    normalize_pixels,
+    restore_augmentation_state,
+    to_model_input,
+    to_pixels,
 )
 from synthaug.data.batch_augment import BatchAugmenter
 from synthaug.data.storage import ImageSet
 from synthaug.devices import resolve_device
-from synthaug.distributed import Ranks, rank_share, share_weight, sum_over_ranks, wrap_for_ranks
+from synthaug.distributed import (
+    Ranks,
+    rank_share,
+    share_weight,
+    sum_over_ranks,
+    wrap_for_ranks,
+)
 from synthaug.io import atomic_path, rows_csv
 from synthaug.metrics.classification import confusion_matrix, per_class_scores
-from synthaug.models.classifiers import BUILDERS, ClassifierSpec, build_classifier, trainable_parameters
+from synthaug.models.classifiers import (
+    BUILDERS,
+    ClassifierSpec,
+    build_classifier,
+    trainable_parameters,
+)
+from synthaug.models.inference import model_device, predict_logits, to_device
 from synthaug.params import TrainParams
 from synthaug.train.losses import LossSpec, classification_loss, loss_for_variant
 
@@ -92,31 +110,6 @@ def make_scheduler(
             optimizer, T_max=total_steps, eta_min=params.lr * params.lr_end_factor
         )
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Where the model's weights are; the CPU for a model without any."""
-    first = next(model.parameters(), None)
-    return torch.device("cpu") if first is None else first.device
-
-
-def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A CPU batch onto `device`: through pinned memory and a non-blocking copy on CUDA, as is on the CPU."""
-    if device.type != "cuda":
-        return batch
-    return batch.pin_memory().to(device, non_blocking=True)
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, images: np.ndarray, image_size: int, batch_size: int, desc: str = "predict") -> np.ndarray:
-    """Logits for uint8 images, batch by batch on the model's device (the set is never converted to float whole)."""
-    model.eval()
-    device = model_device(model)
-    outputs = []
-    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False, disable=None):
-        batch = to_device(to_model_input(images[start : start + batch_size], image_size), device)
-        outputs.append(model(batch).float().cpu().numpy())
-    return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)
 
 
 def training_inputs(images: np.ndarray, augment: Augmentation, image_size: int, device: torch.device,

@@ -10,9 +10,13 @@ from torch import nn
 
 from synthaug.data.storage import ImageSet
 from synthaug.io import write_json, write_text
-from synthaug.metrics.classification import classification_report, confusion_matrix, normalize_rows
+from synthaug.metrics.classification import (
+    classification_report,
+    confusion_matrix,
+    normalize_rows,
+)
 from synthaug.metrics.plots import confusion_figure, save_figure
-from synthaug.train.classifier import predict_logits
+from synthaug.models.inference import predict_logits
 
 
 @dataclass(frozen=True)
