@@ -33,9 +33,12 @@ else
 	dvc exp run -S profile=full
 endif
 
-# pytest exits 5 when it collects no test: make fails then, as it should. Two workers, one file each:
+# Lint and format check first (ruff, configured in pyproject.toml), then the tests. pytest exits 5 when it
+# collects no test: make fails then, as it should. Two workers, one file each:
 # the e2e module (one dvc repository shared by its tests) runs beside the unit tests.
 test: install
+	$(BIN)/ruff check src stages tests bench
+	$(BIN)/ruff format --check src stages tests bench
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The CPU benchmarks, one after the other (about 5 minutes on 2 cores): each prints its table and writes its

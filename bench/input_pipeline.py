@@ -26,12 +26,11 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image
 
+from record import machine_info, save_bench
 from synthaug.data.augment import make_augmentation, seed_augmentations, to_model_input
 from synthaug.data.storage import ImageSet
 from synthaug.params import TrainParams, load_section, parse_section
 from synthaug.train.classifier import prepare_training, training_inputs
-
-from record import machine_info, save_bench
 
 
 class EncodedImages(torch.utils.data.Dataset):
@@ -82,7 +81,9 @@ def model_training_rate(params: TrainParams, batch_size: int, steps: int = 20) -
     torch.manual_seed(0)
     image_size = params.image_size
     labels = torch.randint(0, 10, (batch_size,))
-    setup = prepare_training("vit", "baseline", params, ImageSet(np.zeros((batch_size, 1, 1, 3), np.uint8), labels.numpy(), tuple(map(str, range(10)))))
+    setup = prepare_training(
+        "vit", "baseline", params, ImageSet(np.zeros((batch_size, 1, 1, 3), np.uint8), labels.numpy(), tuple(map(str, range(10))))
+    )
     model = setup.model
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr)
     inputs, labels = torch.randn(batch_size, 3, image_size, image_size, device=setup.device), labels.to(setup.device)
@@ -119,8 +120,9 @@ def main() -> None:
     cpu = torch.device("cpu")
 
     def reference_batches():
-        return torch.utils.data.DataLoader(EncodedImages(encoded, args.augment_p, args.image_size),
-                                           batch_size=args.batch_size, shuffle=True, num_workers=2)
+        return torch.utils.data.DataLoader(
+            EncodedImages(encoded, args.augment_p, args.image_size), batch_size=args.batch_size, shuffle=True, num_workers=2
+        )
 
     def engine_batches(engine: str):
         augment = make_augmentation(engine, args.augment_p, seed=0)
@@ -128,7 +130,9 @@ def main() -> None:
 
     pipelines = {
         "seed-style: PIL decode + albumentations per sample, DataLoader 2 workers": reference_batches,
-        "synthaug, augment_engine albumentations: stored uint8 arrays, albumentations per image": engine_batches("albumentations"),
+        "synthaug, augment_engine albumentations: stored uint8 arrays, albumentations per image": engine_batches(
+            "albumentations"
+        ),
         "synthaug, augment_engine torch: stored uint8 arrays, batched torch augmentations": engine_batches("torch"),
     }
     # rounds interleave the pipelines, so a busy moment of the machine hits all of them; medians reported
@@ -138,25 +142,40 @@ def main() -> None:
     model_params = model_train_params(args.image_size)
     model = model_training_rate(model_params, args.batch_size)
     rows = [{"pipeline": name, "images_per_second": round(rate, 1)} for name, rate in rates.items()]
-    rows.append({"pipeline": f"the ViT's training step at {args.image_size} px, patch {model_params.vit.patch_size} (what the input feeds)",
-                 "images_per_second": round(model, 1)})
+    rows.append(
+        {
+            "pipeline": f"the ViT's training step at {args.image_size} px, patch {model_params.vit.patch_size}"
+            " (what the input feeds)",
+            "images_per_second": round(model, 1),
+        }
+    )
     for row in rows:
         print(f"{row['images_per_second']:9.1f} images/s  {row['pipeline']}")
-    ratios = {"torch engine / seed-style": round(batched / reference, 3),
-              "albumentations engine / seed-style": round(per_image / reference, 3),
-              "torch engine / model training": round(batched / model, 3)}
+    ratios = {
+        "torch engine / seed-style": round(batched / reference, 3),
+        "albumentations engine / seed-style": round(per_image / reference, 3),
+        "torch engine / model training": round(batched / model, 3),
+    }
     for name, ratio in ratios.items():
         print(f"{ratio:6.2f}x  {name}")
-    print(f"(median of {args.rounds} rounds; {args.images} images, batch {args.batch_size}, {args.image_size} px, p={args.augment_p}, "
-          f"torch threads {torch.get_num_threads()})")
-    save_bench("input_pipeline" if args.image_size == 32 else f"input_pipeline_{args.image_size}px", {
-        "machine": machine_info(),
-        "versions": {"torch": torch.__version__, "albumentations": __import__("albumentations").__version__},
-        "command": f"python bench/input_pipeline.py --archive {args.archive} --images {args.images} --batch-size {args.batch_size} "
-                   f"--image-size {args.image_size} --augment-p {args.augment_p} --rounds {args.rounds}",
-        "results": rows, "ratios": ratios,
-        "rounds": [{name: round(rate, 1) for name, rate in r.items()} for r in rounds],
-    })
+    print(
+        f"(median of {args.rounds} rounds; {args.images} images, batch {args.batch_size},"
+        f" {args.image_size} px, p={args.augment_p}, "
+        f"torch threads {torch.get_num_threads()})"
+    )
+    save_bench(
+        "input_pipeline" if args.image_size == 32 else f"input_pipeline_{args.image_size}px",
+        {
+            "machine": machine_info(),
+            "versions": {"torch": torch.__version__, "albumentations": __import__("albumentations").__version__},
+            "command": f"python bench/input_pipeline.py --archive {args.archive}"
+            f" --images {args.images} --batch-size {args.batch_size} "
+            f"--image-size {args.image_size} --augment-p {args.augment_p} --rounds {args.rounds}",
+            "results": rows,
+            "ratios": ratios,
+            "rounds": [{name: round(rate, 1) for name, rate in r.items()} for r in rounds],
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from record import machine_info, save_bench
 from synthaug.models.classifiers import ClassifierSpec, build_classifier
 from synthaug.params import (
     DdpmSampleParams,
@@ -31,8 +32,6 @@ from synthaug.params import (
     TrainGeneratorParams,
     parse_section,
 )
-
-from record import machine_info, save_bench
 
 CASES = ("vit224", "vit32", "cnn", "ddpm_train", "gan_train", "ddpm_sample", "gan_sample", "inception")
 
@@ -145,8 +144,10 @@ def inception_step(device: torch.device, optimized: bool, batch: int) -> Callabl
     from pytorch_fid import inception
 
     # Random weights: build pytorch-fid's FID Inception without its download (the cost is the architecture's).
-    with mock.patch.object(inception, "load_state_dict_from_url", return_value={}), \
-            mock.patch.object(torchvision.models.inception.Inception3, "load_state_dict", lambda *a, **k: None):
+    with (
+        mock.patch.object(inception, "load_state_dict_from_url", return_value={}),
+        mock.patch.object(torchvision.models.inception.Inception3, "load_state_dict", lambda *a, **k: None),
+    ):
         model = inception.InceptionV3([inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval().to(device)
     images = torch.rand(batch, 3, 32, 32, device=device)
     if optimized:
@@ -165,7 +166,11 @@ def run_case(case: str, config: dict, device: torch.device, optimized: bool, rep
     if case in ("vit224", "vit32", "cnn"):
         size, batch = (224, 32) if case == "vit224" else (32, 256)
         options = dict(vit, patch_size=16 if case == "vit224" else 4) if case != "cnn" else config["train"]["cnn"]
-        step, unit, count = classifier_step("cnn" if case == "cnn" else "vit", size, options, batch, device, optimized), "train images/s", batch
+        step, unit, count = (
+            classifier_step("cnn" if case == "cnn" else "vit", size, options, batch, device, optimized),
+            "train images/s",
+            batch,
+        )
     elif case.endswith("_train"):
         (step, count), unit = generator_train_step(case.removesuffix("_train"), config, device, optimized), "train images/s"
     elif case.endswith("_sample"):
@@ -174,8 +179,14 @@ def run_case(case: str, config: dict, device: torch.device, optimized: bool, rep
         count = 200
         step, unit = inception_step(device, optimized, count), "feature images/s"
     seconds = timed(step, device, warmup=3, repeats=repeats)
-    return {"case": case, "mode": "bf16+channels_last+compile" if optimized else "eager fp32", "batch": count,
-            "seconds_per_batch": round(seconds, 5), "unit": unit, "throughput": round(count / seconds, 2)}
+    return {
+        "case": case,
+        "mode": "bf16+channels_last+compile" if optimized else "eager fp32",
+        "batch": count,
+        "seconds_per_batch": round(seconds, 5),
+        "unit": unit,
+        "throughput": round(count / seconds, 2),
+    }
 
 
 def main() -> None:
@@ -189,7 +200,7 @@ def main() -> None:
     config = base_config()
     rows = []
     for case in args.cases:
-        for optimized in ((False, True) if device.type == "cuda" else (False,)):
+        for optimized in (False, True) if device.type == "cuda" else (False,):
             rows.append(run_case(case, config, device, optimized, args.repeats))
             row = rows[-1]
             print(f"{case:12s} {row['mode']:28s} batch {row['batch']:5d}: {row['throughput']:10.1f} {row['unit']}", flush=True)

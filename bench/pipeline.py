@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 from record import machine_info, save_bench
-
 from synthaug.models.profile import resident_bytes
 
 STAGE_LINE = re.compile(r"Running stage '([^']+)'")
@@ -105,15 +104,18 @@ def main() -> None:
     peak = max((s["peak_rss_mb"] for s in stages), default=0.0)
     print(f"{'DAG wall time':44s} {wall:8.1f} {peak:14.0f}")
     print(f"{'no-op dvc repro':44s} {noop_seconds:8.2f}   ({'no stage ran' if not reran else 'reran: ' + ', '.join(reran)})")
-    save_bench("pipeline", {
-        "machine": machine_info(),
-        "command": f"python bench/pipeline.py --repo {args.repo} -- {' '.join(command)}",
-        "dag_wall_seconds": round(wall, 1),
-        "peak_stage_rss_mb": peak,
-        "noop_repro_seconds": round(noop_seconds, 2),
-        "noop_reran_stages": len(reran),
-        "stages": {s["stage"]: {"seconds": s["seconds"], "peak_rss_mb": s["peak_rss_mb"]} for s in stages},
-    })
+    save_bench(
+        "pipeline",
+        {
+            "machine": machine_info(),
+            "command": f"python bench/pipeline.py --repo {args.repo} -- {' '.join(command)}",
+            "dag_wall_seconds": round(wall, 1),
+            "peak_stage_rss_mb": peak,
+            "noop_repro_seconds": round(noop_seconds, 2),
+            "noop_reran_stages": len(reran),
+            "stages": {s["stage"]: {"seconds": s["seconds"], "peak_rss_mb": s["peak_rss_mb"]} for s in stages},
+        },
+    )
 
 
 if __name__ == "__main__":

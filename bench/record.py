@@ -21,8 +21,12 @@ SUMMARY = Path("metrics/bench.json")
 
 def machine_info() -> dict[str, Any]:
     info: dict[str, Any] = {
-        "platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__,
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()

@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from record import machine_info, save_bench
 from synthaug.data.fetch import read_archive
 from synthaug.params import TrainParams, load_section
 from synthaug.train.classifier import prepare_training, train_classifier
-
-from record import machine_info, save_bench
 
 TEST_PER_CLASS = 20
 CLASSES = 10  # CIFAR-10: N train images are N / 10 per class
@@ -76,8 +75,18 @@ def main() -> None:
         subset = train.subset(order[-n:])  # the last n of the shuffled 2N: never the validation images when n = N
         torch.manual_seed(0)
         setup = prepare_training("vit", "baseline", params, subset)
-        seconds, _ = timed(lambda: train_classifier(setup.model, subset, val, params, seed=0, loss_spec=setup.loss_spec))
-        rows.append({"step": f"train_classifier (1 epoch, vit {params.image_size}px)", "images": len(subset), "seconds": round(seconds, 2)})
+        seconds, _ = timed(
+            lambda setup=setup, subset=subset: train_classifier(
+                setup.model, subset, val, params, seed=0, loss_spec=setup.loss_spec
+            )
+        )
+        rows.append(
+            {
+                "step": f"train_classifier (1 epoch, vit {params.image_size}px)",
+                "images": len(subset),
+                "seconds": round(seconds, 2),
+            }
+        )
 
     ratios = {}
     for step in dict.fromkeys(row["step"] for row in rows):
@@ -87,12 +96,16 @@ def main() -> None:
         print(f"{row['seconds']:8.2f} s  {row['images']:6d} images  {row['step']}")
     for step, ratio in ratios.items():
         print(f"2N / N = {ratio:.2f}  {step}")
-    save_bench("scaling", {
-        "machine": machine_info(),
-        "versions": {"torch": torch.__version__},
-        "command": f"python bench/scaling.py --archive {args.archive} --images {args.images}",
-        "results": rows, "ratio_2n_over_n": ratios,
-    })
+    save_bench(
+        "scaling",
+        {
+            "machine": machine_info(),
+            "versions": {"torch": torch.__version__},
+            "command": f"python bench/scaling.py --archive {args.archive} --images {args.images}",
+            "results": rows,
+            "ratio_2n_over_n": ratios,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -20,29 +20,51 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from record import machine_info, save_bench
 from synthaug.params import SdxlTurboParams
 from synthaug.synth.plan import plan_items
 from synthaug.synth.sdxl_turbo import SdxlTurboGenerator
 from synthaug.synth.tiny import _byte_level_tokenizer
 
-from record import machine_info, save_bench
-
 # stabilityai/sdxl-turbo's architecture (same as SDXL 1.0 base).
 UNET = dict(
-    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280),
+    sample_size=64,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=2,
+    block_out_channels=(320, 640, 1280),
     down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
     up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    transformer_layers_per_block=(1, 2, 10), attention_head_dim=(5, 10, 20), cross_attention_dim=2048,
-    use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
+    transformer_layers_per_block=(1, 2, 10),
+    attention_head_dim=(5, 10, 20),
+    cross_attention_dim=2048,
+    use_linear_projection=True,
+    addition_embed_type="text_time",
+    addition_time_embed_dim=256,
     projection_class_embeddings_input_dim=2816,
 )
 VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, block_out_channels=(128, 256, 512, 512),
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, sample_size=1024,
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    layers_per_block=2,
+    block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    sample_size=1024,
     scaling_factor=0.13025,
 )
-CLIP_L = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, projection_dim=768, hidden_act="quick_gelu")
-CLIP_BIG_G = dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20, projection_dim=1280, hidden_act="gelu")
+CLIP_L = dict(
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    projection_dim=768,
+    hidden_act="quick_gelu",
+)
+CLIP_BIG_G = dict(
+    hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20, projection_dim=1280, hidden_act="gelu"
+)
 
 
 def build_full_size_sdxl(folder: Path) -> tuple[Path, Path]:
@@ -57,16 +79,25 @@ def build_full_size_sdxl(folder: Path) -> tuple[Path, Path]:
 
     torch.manual_seed(0)
     tokenizer = _byte_level_tokenizer(folder)
-    common = dict(bos_token_id=0, eos_token_id=1, pad_token_id=1, vocab_size=49408, max_position_embeddings=77, layer_norm_eps=1e-5)
+    common = dict(
+        bos_token_id=0, eos_token_id=1, pad_token_id=1, vocab_size=49408, max_position_embeddings=77, layer_norm_eps=1e-5
+    )
     with torch.device("cuda"):  # initialise on the GPU: minutes faster than 3.5B parameters on the CPU
         unet, vae = UNet2DConditionModel(**UNET), AutoencoderKL(**VAE)
         text_encoder = CLIPTextModel(CLIPTextConfig(**common, **CLIP_L))
         text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**common, **CLIP_BIG_G))
         controlnet = ControlNetModel.from_unet(unet)
-    scheduler = EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="trailing")
+    scheduler = EulerAncestralDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="trailing"
+    )
     pipeline = StableDiffusionXLPipeline(
-        vae=vae, unet=unet, tokenizer=tokenizer, tokenizer_2=tokenizer, text_encoder=text_encoder,
-        text_encoder_2=text_encoder_2, scheduler=scheduler,
+        vae=vae,
+        unet=unet,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        scheduler=scheduler,
     )
     pipeline.to(torch.float16).save_pretrained(folder / "pipeline")
     controlnet.to(torch.float16).save_pretrained(folder / "controlnet")
@@ -84,7 +115,9 @@ def main() -> None:
         raise SystemExit("bench/sdxl_full.py needs a CUDA GPU (a full-size SDXL UNet step is minutes on a CPU)")
 
     real = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
-    items = plan_items(np.arange(64), np.arange(64) % 2, ("cat", "dog"), np.array([args.images, 0]), ["a photo of a {name}"], seed=0)
+    items = plan_items(
+        np.arange(64), np.arange(64) % 2, ("cat", "dog"), np.array([args.images, 0]), ["a photo of a {name}"], seed=0
+    )
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         start = time.perf_counter()
@@ -94,10 +127,22 @@ def main() -> None:
             for mode in args.modes:
                 for batch_size in args.batch_sizes:
                     params = SdxlTurboParams(
-                        model=str(model), controlnet=str(controlnet) if pipeline_kind == "controlnet" else None, vae=None,
-                        resolution=512, steps=1, guidance_scale=0.0, controlnet_conditioning_scale=0.5, canny_low=100,
-                        canny_high=200, img2img_strength=None, prompt_templates=["a photo of a {name}"], batch_size=batch_size,
-                        device="cuda", compile=mode == "compile", attention_slicing=False, vae_tiling=False,
+                        model=str(model),
+                        controlnet=str(controlnet) if pipeline_kind == "controlnet" else None,
+                        vae=None,
+                        resolution=512,
+                        steps=1,
+                        guidance_scale=0.0,
+                        controlnet_conditioning_scale=0.5,
+                        canny_low=100,
+                        canny_high=200,
+                        img2img_strength=None,
+                        prompt_templates=["a photo of a {name}"],
+                        batch_size=batch_size,
+                        device="cuda",
+                        compile=mode == "compile",
+                        attention_slicing=False,
+                        vae_tiling=False,
                     )
                     generator = SdxlTurboGenerator(params, real, 32, torch.device("cuda"))
                     warm = time.perf_counter()
@@ -109,25 +154,42 @@ def main() -> None:
                     torch.cuda.synchronize()
                     seconds = time.perf_counter() - begin
                     assert images.shape == (len(items), 32, 32, 3)
-                    rows.append({
-                        "pipeline": f"sdxl-turbo{'+controlnet' if pipeline_kind == 'controlnet' else ''} (random full-size)",
-                        "mode": mode, "resolution": 512, "steps": 1, "batch_size": batch_size, "images": len(items),
-                        "seconds": round(seconds, 3), "images_per_second": round(len(items) / seconds, 2),
-                        "warmup_seconds": round(warmup_seconds, 1),
-                        "peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-                    })
-                    print(f"{rows[-1]['pipeline']:42s} {mode:8s} batch {batch_size}: {rows[-1]['images_per_second']:6.2f} images/s "
-                          f"(warm-up {warmup_seconds:.0f}s)", flush=True)
+                    rows.append(
+                        {
+                            "pipeline": f"sdxl-turbo{'+controlnet' if pipeline_kind == 'controlnet' else ''} (random full-size)",
+                            "mode": mode,
+                            "resolution": 512,
+                            "steps": 1,
+                            "batch_size": batch_size,
+                            "images": len(items),
+                            "seconds": round(seconds, 3),
+                            "images_per_second": round(len(items) / seconds, 2),
+                            "warmup_seconds": round(warmup_seconds, 1),
+                            "peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+                        }
+                    )
+                    print(
+                        f"{rows[-1]['pipeline']:42s} {mode:8s} batch {batch_size}: {rows[-1]['images_per_second']:6.2f} images/s "
+                        f"(warm-up {warmup_seconds:.0f}s)",
+                        flush=True,
+                    )
                     del generator
                     torch.cuda.empty_cache()
                     torch.cuda.reset_peak_memory_stats()
-                    save_bench("sdxl_full", {
-                        "machine": machine_info(),
-                        "versions": {"torch": torch.__version__, "diffusers": __import__("diffusers").__version__},
-                        "command": "python bench/sdxl_full.py " + " ".join(
-                            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items() if k != "out"),
-                        "results": rows,
-                    })
+                    save_bench(
+                        "sdxl_full",
+                        {
+                            "machine": machine_info(),
+                            "versions": {"torch": torch.__version__, "diffusers": __import__("diffusers").__version__},
+                            "command": "python bench/sdxl_full.py "
+                            + " ".join(
+                                f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                                for k, v in vars(args).items()
+                                if k != "out"
+                            ),
+                            "results": rows,
+                        },
+                    )
 
 
 if __name__ == "__main__":

@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from record import machine_info, save_bench
 from synthaug.params import SynthesizeParams, compose_params, parse_section
 from synthaug.synth.plan import plan_items
 from synthaug.synth.sdxl_turbo import SdxlTurboGenerator
 from synthaug.synth.tiny import build_tiny_sdxl
-
-from record import machine_info, save_bench
 
 
 def main() -> None:
@@ -50,19 +49,30 @@ def main() -> None:
                 start = time.perf_counter()
                 generator(items)
                 seconds = time.perf_counter() - start
-                rows.append({
-                    "pipeline": "tiny-sdxl+controlnet" if controlnet_path else "tiny-sdxl",
-                    "resolution": args.resolution, "batch_size": batch_size, "images": len(items),
-                    "seconds": round(seconds, 3), "images_per_second": round(len(items) / seconds, 2),
-                })
-                print(f"{rows[-1]['pipeline']:22s} {args.resolution}px batch {batch_size}: "
-                      f"{rows[-1]['images_per_second']:7.2f} images/s ({len(items)} in {seconds:.1f}s)")
-    save_bench("synthesize", {
-        "machine": machine_info(),
-        "versions": {"torch": torch.__version__, "diffusers": __import__("diffusers").__version__},
-        "command": "python bench/synthesize.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
-        "results": rows,
-    })
+                rows.append(
+                    {
+                        "pipeline": "tiny-sdxl+controlnet" if controlnet_path else "tiny-sdxl",
+                        "resolution": args.resolution,
+                        "batch_size": batch_size,
+                        "images": len(items),
+                        "seconds": round(seconds, 3),
+                        "images_per_second": round(len(items) / seconds, 2),
+                    }
+                )
+                print(
+                    f"{rows[-1]['pipeline']:22s} {args.resolution}px batch {batch_size}: "
+                    f"{rows[-1]['images_per_second']:7.2f} images/s ({len(items)} in {seconds:.1f}s)"
+                )
+    save_bench(
+        "synthesize",
+        {
+            "machine": machine_info(),
+            "versions": {"torch": torch.__version__, "diffusers": __import__("diffusers").__version__},
+            "command": "python bench/synthesize.py "
+            + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+            "results": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

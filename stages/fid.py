@@ -71,7 +71,9 @@ def main() -> str:
     name = run_name("fid", args.generator)
     with stage_run(name, {"fid": params.model_dump()}, {"generator": args.generator}) as tracker:
         start = time.perf_counter()
-        fake_features, fake_logits = classifier_features(classifier, fake.images, spec.image_size, test.num_classes, params.batch_size)
+        fake_features, fake_logits = classifier_features(
+            classifier, fake.images, spec.image_size, test.num_classes, params.batch_size
+        )
         weights, unavailable = inception_or_reason(params)
         if weights is None:
             suffix, features = "_classifier_features", f"classifier:{args.feature_model.parent.name}-{args.feature_model.name}"
@@ -81,17 +83,30 @@ def main() -> str:
             inception = load_fid_inception(weights, params.dims)
             real_features = inception_features(inception, real.images, params.batch_size, device)
             fake_features = inception_features(inception, fake.images, params.batch_size, device)
-        scores = labelled(generation_scores(
-            real_features, fake_features, real.labels, fake.labels, test.class_names,
-            params.kid_subsets, params.kid_subset_size, params.precision_recall_k,
-        ), suffix)
+        scores = labelled(
+            generation_scores(
+                real_features,
+                fake_features,
+                real.labels,
+                fake.labels,
+                test.class_names,
+                params.kid_subsets,
+                params.kid_subset_size,
+                params.precision_recall_k,
+            ),
+            suffix,
+        )
         # How recognizable the generated images are to a classifier trained on real data (not CAS: see the docstring).
         recognized = classification_report(fake.labels, fake_logits.argmax(1), test.class_names)
         result = {
-            "generator": args.generator, "features": features, "inception_unavailable": unavailable,
+            "generator": args.generator,
+            "features": features,
+            "inception_unavailable": unavailable,
             "inception_sha256": None if weights is None else file_sha256(weights),
-            "images": len(fake), "real_images": len(real),
-            "real_images_lossy": meta.get("lossy_images", 0) > 0, "real_image_encodings": meta.get("encodings", {}),
+            "images": len(fake),
+            "real_images": len(real),
+            "real_images_lossy": meta.get("lossy_images", 0) > 0,
+            "real_image_encodings": meta.get("encodings", {}),
             "real_classifier_accuracy_on_generated": recognized["accuracy"],
             "real_classifier_macro_f1_on_generated": recognized["macro_f1"],
             **scores,
@@ -103,8 +118,10 @@ def main() -> str:
         tracker.log_artifact(args.out)
         seconds = time.perf_counter() - start
     rank = "full rank" if result["fid_full_rank"] else "rank-deficient: not comparable to published FID"
-    return (f"{name}: fid{suffix} {result[f'fid{suffix}']:.3f} ({result['fid_dims']}-d, {result['fid_images']} images per side, "
-            f"{rank}), kid {result[f'kid_mean{suffix}']:.4f} ({seconds:.1f}s)")
+    return (
+        f"{name}: fid{suffix} {result[f'fid{suffix}']:.3f} ({result['fid_dims']}-d, {result['fid_images']} images per side, "
+        f"{rank}), kid {result[f'kid_mean{suffix}']:.4f} ({seconds:.1f}s)"
+    )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,9 @@ def main() -> str:
             # Never an empty folder: DVC warns about those and does not restore them.
             (tmp / "README.txt").write_text(
                 f"{TRACE_FILE}: torch.profiler chrome trace of profile.steps={params.steps} training steps of {args.classifier} "
-                "(none when 0). Open it in https://ui.perfetto.dev or chrome://tracing.\n", encoding="utf-8")
+                "(none when 0). Open it in https://ui.perfetto.dev or chrome://tracing.\n",
+                encoding="utf-8",
+            )
             if params.steps > 0:
                 trace_training_steps(model, spec, device, params.batch_size, params.steps, tmp / TRACE_FILE)
         write_json(args.out, profile.to_dict())

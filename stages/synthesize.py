@@ -52,13 +52,20 @@ def main() -> str:
     items = plan_items(train_idx, train.labels, train.class_names, counts, templates, params.seed)
     eval_items = plan_items(train_idx, train.labels, train.class_names, eval_counts, templates, derive_seed(params.seed, "eval"))
     # Everything that decides the images: a half-done work folder from other inputs is discarded, not resumed.
-    digest = fingerprint({
-        "params": params.model_dump(), "generator": args.generator, "model": read_json(args.model / GENERATOR_FILE),
-        "data": read_json(args.data / "meta.json")["sha256"], "items": [item.to_dict() for item in items + eval_items],
-    })
+    digest = fingerprint(
+        {
+            "params": params.model_dump(),
+            "generator": args.generator,
+            "model": read_json(args.model / GENERATOR_FILE),
+            "data": read_json(args.data / "meta.json")["sha256"],
+            "items": [item.to_dict() for item in items + eval_items],
+        }
+    )
 
     # Both sets, written once as shards and once more into the DVC cache.
-    ensure_free_space(args.out.parent, 2 * (len(items) + len(eval_items)) * train.images[0].nbytes, f"synthesize@{args.generator}")
+    ensure_free_space(
+        args.out.parent, 2 * (len(items) + len(eval_items)) * train.images[0].nbytes, f"synthesize@{args.generator}"
+    )
     name = run_name("synthesize", args.generator)
     # Under torchrun / accelerate launch each rank makes its share of the shards; rank 0 logs and publishes.
     ranks = init_ranks()
@@ -81,27 +88,40 @@ def main() -> str:
 
         synthetic_counts = dict(zip(train.class_names, counts.tolist()))
         device = resolve_device(getattr(params, args.generator).device, f"synthesize.{args.generator}.device").type
-        write_json(args.previews.with_suffix(".json"), {
-            "generator": args.generator,
-            "synthetic_per_class": synthetic_counts,
-            "real_per_class": dict(zip(train.class_names, real_counts.tolist())),
-            "synthetic_total": int(counts.sum()),
-            "eval_per_class": dict(zip(train.class_names, eval_counts.tolist())),
-            # compute spent here (this run; shards finished by an earlier run are not counted again)
-            "seconds": round(set_seconds[0], 2), "eval_seconds": round(set_seconds[1], 2),
-            "generated_this_run": generated, "device": device,
-        })
+        write_json(
+            args.previews.with_suffix(".json"),
+            {
+                "generator": args.generator,
+                "synthetic_per_class": synthetic_counts,
+                "real_per_class": dict(zip(train.class_names, real_counts.tolist())),
+                "synthetic_total": int(counts.sum()),
+                "eval_per_class": dict(zip(train.class_names, eval_counts.tolist())),
+                # compute spent here (this run; shards finished by an earlier run are not counted again)
+                "seconds": round(set_seconds[0], 2),
+                "eval_seconds": round(set_seconds[1], 2),
+                "generated_this_run": generated,
+                "device": device,
+            },
+        )
         grids = preview_grids(train.subset(train_idx), load_synthetic(args.out, train.class_names), params.preview_per_class)
         with atomic_path(args.previews, directory=True) as folder:
             for class_name, grid in grids.items():
                 save_png(grid, folder / f"{class_name}.png")
-        tracker.log_metrics({"synthetic_total": int(counts.sum()), "generated_this_run": generated,
-                             "generation_seconds": seconds, "images_per_second": generated / seconds if generated else 0.0})
+        tracker.log_metrics(
+            {
+                "synthetic_total": int(counts.sum()),
+                "generated_this_run": generated,
+                "generation_seconds": seconds,
+                "images_per_second": generated / seconds if generated else 0.0,
+            }
+        )
         tracker.log_metrics({f"synthetic.{k}": v for k, v in synthetic_counts.items()})
         for preview in sorted(args.previews.glob("*.png")):
             tracker.log_artifact(preview)
     rate = f"{generated / seconds:.2f} images/s" if generated else "all shards were already complete"
-    return f"{name}: {int(counts.sum())} synthetic + {int(eval_counts.sum())} evaluation images ({generated} generated now, {rate})"
+    return (
+        f"{name}: {int(counts.sum())} synthetic + {int(eval_counts.sum())} evaluation images ({generated} generated now, {rate})"
+    )
 
 
 if __name__ == "__main__":

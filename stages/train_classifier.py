@@ -50,42 +50,72 @@ def train_seed(args: argparse.Namespace, params: TrainParams, seed: int, test: I
         tracker.log_metrics({"train_images": len(train_set), "parameters": count_parameters(setup.model)})
         # A killed run resumes from its last finished epoch, if nothing that decides the result changed.
         work = work_folder(args.out) / f"seed{seed}"
-        digest = fingerprint({
-            "train": params.model_dump(), "classifier": args.classifier, "variant": args.variant, "seed": seed,
-            "images": hashlib.sha256(train_set.images).hexdigest(), "labels": hashlib.sha256(train_set.labels).hexdigest(),
-        })
+        digest = fingerprint(
+            {
+                "train": params.model_dump(),
+                "classifier": args.classifier,
+                "variant": args.variant,
+                "seed": seed,
+                "images": hashlib.sha256(train_set.images).hexdigest(),
+                "labels": hashlib.sha256(train_set.labels).hexdigest(),
+            }
+        )
         start = time.perf_counter()
         result = train_classifier(
-            setup.model, train_set, val_set, params, seed=seed,
+            setup.model,
+            train_set,
+            val_set,
+            params,
+            seed=seed,
             on_epoch=lambda record: tracker.log_metrics(record.to_dict(), step=record.epoch),
-            checkpoint=work / "last.pt", fingerprint=digest, ranks=ranks, loss_spec=setup.loss_spec,
+            checkpoint=work / "last.pt",
+            fingerprint=digest,
+            ranks=ranks,
+            loss_spec=setup.loss_spec,
         )
         seconds = time.perf_counter() - start
         if not ranks.is_main:
             return f"{name}: rank {ranks.rank} of {ranks.world_size} done"
         save_classifier(seed_file(args.out, seed), setup.spec, result.best_state)
         write_text(seed_file(args.curves, seed, ".csv"), history_csv(result.history))
-        write_json(seed_file(args.history, seed, ".json"), {
-            "best_epoch": result.best_epoch,
-            "best_val_macro_f1": result.best_val_macro_f1,
-            "train_images": len(train_set),
-            "parameters": count_parameters(setup.model),
-            "seconds": round(seconds, 2),  # this run's training loop (epochs finished before a resume are not counted)
-            "device": setup.device.type,
-            **synthetic_report,
-        })
+        write_json(
+            seed_file(args.history, seed, ".json"),
+            {
+                "best_epoch": result.best_epoch,
+                "best_val_macro_f1": result.best_val_macro_f1,
+                "train_images": len(train_set),
+                "parameters": count_parameters(setup.model),
+                "seconds": round(seconds, 2),  # this run's training loop (epochs finished before a resume are not counted)
+                "device": setup.device.type,
+                **synthetic_report,
+            },
+        )
         # The test split, with the best epoch's weights.
         setup.model.load_state_dict(result.best_state)
         evaluation = evaluate_classifier(setup.model, setup.spec.image_size, test, params.eval_batch_size)
-        write_evaluation(evaluation, test, name, seed_file(args.eval, seed, ".json"),
-                         seed_file(args.predictions, seed, ".csv"), seed_file(args.confusion, seed))
+        write_evaluation(
+            evaluation,
+            test,
+            name,
+            seed_file(args.eval, seed, ".json"),
+            seed_file(args.predictions, seed, ".csv"),
+            seed_file(args.confusion, seed),
+        )
         report = evaluation.report
-        tracker.log_metrics({"best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch,
-                             "test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"]})
+        tracker.log_metrics(
+            {
+                "best_val_macro_f1": result.best_val_macro_f1,
+                "best_epoch": result.best_epoch,
+                "test_accuracy": report["accuracy"],
+                "test_macro_f1": report["macro_f1"],
+            }
+        )
         tracker.log_metrics({f"test_recall.{c}": v["recall"] for c, v in report["per_class"].items()})
         tracker.log_artifact(seed_file(args.confusion, seed, ".png"))
-    return (f"{name}: best val macro-F1 {result.best_val_macro_f1:.4f} at epoch {result.best_epoch} "
-            f"({len(train_set)} images); test accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}")
+    return (
+        f"{name}: best val macro-F1 {result.best_val_macro_f1:.4f} at epoch {result.best_epoch} "
+        f"({len(train_set)} images); test accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}"
+    )
 
 
 def main() -> str:

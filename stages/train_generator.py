@@ -43,7 +43,9 @@ def main() -> str:
     parser.add_argument("--data", type=Path, required=True, help="fetched dataset folder")
     parser.add_argument("--splits", type=Path, required=True, help="split indices from the imbalance stage")
     parser.add_argument("--out", type=Path, required=True, help="generator folder (weights, generator.json)")
-    parser.add_argument("--curves", type=Path, required=True, help="<curves>.json summary; loss.csv, loss.png, samples.png in <curves>/")
+    parser.add_argument(
+        "--curves", type=Path, required=True, help="<curves>.json summary; loss.csv, loss.png, samples.png in <curves>/"
+    )
     args = parser.parse_args()
     params = load_section("train_generator", TrainGeneratorParams)
 
@@ -63,19 +65,30 @@ def main() -> str:
     trainer = build_trainer(args.generator, params, dataset.images.shape[1], dataset.num_classes, device, ranks)
     section = getattr(params, args.generator)
     settings = LoopSettings(
-        steps=section.steps, batch_size=section.batch_size, seed=params.seed, balanced_sampling=params.balanced_sampling,
-        horizontal_flip=params.horizontal_flip, log_every=params.log_every, checkpoint_every=params.checkpoint_every,
+        steps=section.steps,
+        batch_size=section.batch_size,
+        seed=params.seed,
+        balanced_sampling=params.balanced_sampling,
+        horizontal_flip=params.horizontal_flip,
+        log_every=params.log_every,
+        checkpoint_every=params.checkpoint_every,
         sample_every=params.sample_every,
     )
-    digest = fingerprint({
-        "params": params.model_dump(), "generator": args.generator, "device": device.type,
-        "images": hashlib.sha256(train_set.images).hexdigest(), "labels": hashlib.sha256(train_set.labels).hexdigest(),
-    })
+    digest = fingerprint(
+        {
+            "params": params.model_dump(),
+            "generator": args.generator,
+            "device": device.type,
+            "images": hashlib.sha256(train_set.images).hexdigest(),
+            "labels": hashlib.sha256(train_set.labels).hexdigest(),
+        }
+    )
     work = work_folder(args.out)
     preview = preview_sampler(trainer, params, dataset.num_classes)
 
     name = run_name("train_generator", args.generator)
     with main_rank_run(ranks.is_main, name, {"train_generator": params.model_dump()}, {"generator": args.generator}) as tracker:
+
         def log_samples(step: int) -> None:
             path = work / "samples" / f"step{step:07d}.png"
             save_png(class_grid(preview, dataset.num_classes, params.samples_per_class, params.seed), path)
@@ -83,9 +96,14 @@ def main() -> str:
 
         start = time.perf_counter()
         result = train_generator_loop(
-            trainer, train_set, settings, work, digest,
+            trainer,
+            train_set,
+            settings,
+            work,
+            digest,
             on_log=lambda step, row: tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step),
-            on_samples=log_samples, ranks=ranks,
+            on_samples=log_samples,
+            ranks=ranks,
         )
         seconds = time.perf_counter() - start
         close_ranks(ranks)
@@ -93,10 +111,16 @@ def main() -> str:
             return f"{name}: rank {ranks.rank} of {ranks.world_size} done"
         with atomic_path(args.out, directory=True) as tmp:
             trainer.export(tmp)
-            write_json(tmp / GENERATOR_FILE, {
-                "generator": args.generator, "trained": True, "class_names": list(dataset.class_names),
-                "image_size": int(dataset.images.shape[1]), "steps": settings.steps,
-            })
+            write_json(
+                tmp / GENERATOR_FILE,
+                {
+                    "generator": args.generator,
+                    "trained": True,
+                    "class_names": list(dataset.class_names),
+                    "image_size": int(dataset.images.shape[1]),
+                    "steps": settings.steps,
+                },
+            )
         with atomic_path(args.curves, directory=True) as folder:
             write_text(folder / "loss.csv", rows_csv(result.history))
             save_figure(loss_curves_figure(result.history, f"{args.generator} training"), folder / "loss.png")
@@ -104,9 +128,16 @@ def main() -> str:
         shutil.rmtree(work)
         final = {k: v for k, v in result.history[-1].items() if k != "step"}
         steps_run = settings.steps - result.resumed_from
-        summary = {"trained": True, "steps": settings.steps, "train_images": len(train_set), "seconds": round(seconds, 2),
-                   "steps_per_second": round(steps_run / seconds, 3), "resumed_from_step": result.resumed_from, "device": device.type,
-                   **{f"final_{k}": v for k, v in final.items()}}
+        summary = {
+            "trained": True,
+            "steps": settings.steps,
+            "train_images": len(train_set),
+            "seconds": round(seconds, 2),
+            "steps_per_second": round(steps_run / seconds, 3),
+            "resumed_from_step": result.resumed_from,
+            "device": device.type,
+            **{f"final_{k}": v for k, v in final.items()},
+        }
         write_json(args.curves.with_suffix(".json"), summary)
         tracker.log_metrics({"seconds": seconds, "steps_per_second": steps_run / seconds})
         tracker.log_artifact(args.curves / "loss.png")

@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
 ]
 
 
@@ -26,8 +33,9 @@ def render(url: str, screenshot: Path, wait_ms: int = 5000) -> str:
     """Load url, save a 1280x1600 screenshot, and return the DOM as serialized after `wait_ms` of scripts."""
     with tempfile.TemporaryDirectory() as profile:
         common = [chromium(), *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={wait_ms}"]
-        subprocess.run([*common, "--window-size=1280,1600", f"--screenshot={screenshot}", url],
-                       capture_output=True, timeout=120, check=True)
+        subprocess.run(
+            [*common, "--window-size=1280,1600", f"--screenshot={screenshot}", url], capture_output=True, timeout=120, check=True
+        )
         dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True)
     return dom.stdout
 

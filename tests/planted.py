@@ -26,8 +26,10 @@ def random_fid_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
     def capture(self, state_dict, *args, **kwargs):
         captured.update(self.state_dict())
 
-    with mock.patch.object(inception, "load_state_dict_from_url", return_value={}), \
-            mock.patch.object(torchvision.models.inception.Inception3, "load_state_dict", capture):
+    with (
+        mock.patch.object(inception, "load_state_dict_from_url", return_value={}),
+        mock.patch.object(torchvision.models.inception.Inception3, "load_state_dict", capture),
+    ):
         inception.fid_inception_v3()
     generator = torch.Generator().manual_seed(seed)
     for name, tensor in captured.items():

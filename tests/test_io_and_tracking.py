@@ -119,7 +119,9 @@ def test_strict_tracking_fails_the_stage_clearly(monkeypatch, tmp_path):
     params["tracking"]["strict"] = True
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(tracking.TrackingError, match=r"MLflow unavailable at sqlite:///.*not-a-folder/mlflow.db .* tracking.strict is true"):
+    with pytest.raises(
+        tracking.TrackingError, match=r"MLflow unavailable at sqlite:///.*not-a-folder/mlflow.db .* tracking.strict is true"
+    ):
         with tracking.stage_run("fetch", {"fetch": {}}):
             pass
 

@@ -39,16 +39,31 @@ def mlflow_server(tmp_path_factory):
         artifact = root / "metrics.json"
         artifact.write_text('{"accuracy": 0.5}')
         for variant, accuracy in (("baseline", 0.5), ("oversampled", 0.6)):
-            with tracking.stage_run(f"train_classifier/vit-{variant}/seed0", {"train": {"batch_size": 8}}, {"variant": variant}) as run:
+            with tracking.stage_run(
+                f"train_classifier/vit-{variant}/seed0", {"train": {"batch_size": 8}}, {"variant": variant}
+            ) as run:
                 run.log_metrics({"test_accuracy": accuracy})
                 run.log_artifact(artifact)
     finally:
         os.environ.pop("DVC_ROOT")
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root}/mlflow.db",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -83,7 +98,7 @@ def test_rest_api_shows_runs_metrics_and_artifacts(mlflow_server):
 
 def test_ui_lists_the_experiment_and_its_runs_in_a_browser(mlflow_server, tmp_path):
     experiments = render(f"{mlflow_server}/#/experiments", tmp_path / "experiments.png", wait_ms=15000)
-    assert 'experiment-list-item-link' in experiments and tracking.EXPERIMENT_NAME in experiments
+    assert "experiment-list-item-link" in experiments and tracking.EXPERIMENT_NAME in experiments
     runs = render(f"{mlflow_server}/#/experiments/1/runs", tmp_path / "runs.png", wait_ms=20000)
     assert "train_classifier/vit-baseline/seed0" in runs and "train_classifier/vit-oversampled/seed0" in runs
     assert png_is_not_blank(tmp_path / "runs.png")

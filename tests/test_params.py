@@ -96,7 +96,11 @@ def test_float_written_as_string_by_yaml_is_accepted(project_params):
 
 def test_unknown_variant_is_rejected(project_params):
     raw = dict(project_params["experiment"], variants=["baseline", "smote"])
-    with pytest.raises(ParamsError, match=r"experiment\.variants\.1: Input should be 'baseline', 'oversampled', 'full', 'class_weighted', 'logit_adjusted' or 'label_smoothed' \(got 'smote'\)"):
+    with pytest.raises(
+        ParamsError,
+        match=r"experiment\.variants\.1: Input should be 'baseline', 'oversampled', 'full', "
+        r"'class_weighted', 'logit_adjusted' or 'label_smoothed' \(got 'smote'\)",
+    ):
         validate_all(dict(project_params, experiment=raw))
 
 
@@ -137,8 +141,14 @@ def test_dvc_yaml_params_exist(project_params):
         ("train_classifier", TrainParams, "train.${item.classifier}", CLASSIFIERS, (), ("experiment.seeds",)),
         ("train_synthetic", TrainParams, "train.${item.classifier}", CLASSIFIERS, (), ("experiment.seeds",)),
         # CAS trains on generated images alone: no filter, plain cross-entropy
-        ("train_synthetic_only", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("synthetic_filter", "loss_baselines"),
-         ("experiment.seeds",)),
+        (
+            "train_synthetic_only",
+            TrainParams,
+            "train.${item.classifier}",
+            CLASSIFIERS,
+            ("synthetic_filter", "loss_baselines"),
+            ("experiment.seeds",),
+        ),
     ],
 )
 def test_each_entry_depends_on_the_common_keys_and_its_own_subsection(stage, section, own, entries, unused, also):
@@ -155,7 +165,11 @@ def test_tiny_sdxl_override_selects_the_generator_and_local_models():
     sections = validate_all(compose_params(ROOT / "conf", ["sdxl=tiny"]))
     assert sections["experiment"].generators == ["sdxl_turbo", "ddpm", "gan"]
     backend = sections["synthesize"].sdxl_turbo
-    assert (backend.model, backend.controlnet, backend.device) == ("models/tiny-sdxl/pipeline", "models/tiny-sdxl/controlnet", "cpu")
+    assert (backend.model, backend.controlnet, backend.device) == (
+        "models/tiny-sdxl/pipeline",
+        "models/tiny-sdxl/controlnet",
+        "cpu",
+    )
     assert sections["train"].image_size == 32  # still the demo profile
 
 
@@ -188,7 +202,9 @@ def test_experiment_generator_rules(project_params, change, message):
 def test_generator_sections_reject_bad_values(project_params):
     raw = dict(project_params["train_generator"])
     raw["gan"] = dict(raw["gan"], generator_block="resnet")
-    with pytest.raises(ParamsError, match=r"train_generator.gan.generator_block: Input should be 'transposed', 'upsample' or 'csp'"):
+    with pytest.raises(
+        ParamsError, match=r"train_generator.gan.generator_block: Input should be 'transposed', 'upsample' or 'csp'"
+    ):
         parse_section("train_generator", raw, TrainGeneratorParams)
     fid = dict(project_params["fid"], feature_extractor="clip")
     with pytest.raises(ParamsError, match=r"fid.feature_extractor: Input should be 'auto', 'inception' or 'classifier'"):

@@ -12,8 +12,13 @@ from synthaug.provenance import code_digest, flat_params, params_differences
 
 
 def git(repo: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
-           "PATH": "/usr/bin:/bin:/usr/local/bin"}
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+    }
     return subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True, check=True).stdout.strip()
 
 
@@ -50,17 +55,28 @@ def test_no_git_means_no_digest(tmp_path):
 
 def test_params_differences_flatten_and_ignore():
     made = flat_params({"train": {"lr": 0.1, "augment_p": 0.5}, "seeds": [0]})
-    assert params_differences(made, flat_params({"train": {"lr": 0.1, "augment_p": 0.9}, "seeds": [0]}), ("train.augment_p",)) == []
-    assert params_differences(made, flat_params({"train": {"lr": 0.2, "augment_p": 0.5}, "seeds": [0, 1]})) == ["seeds", "train.lr"]
+    assert (
+        params_differences(made, flat_params({"train": {"lr": 0.1, "augment_p": 0.9}, "seeds": [0]}), ("train.augment_p",)) == []
+    )
+    assert params_differences(made, flat_params({"train": {"lr": 0.2, "augment_p": 0.5}, "seeds": [0, 1]})) == [
+        "seeds",
+        "train.lr",
+    ]
 
 
 def exp_show(rev_a: str, rev_b: str, lr_b: float = 0.1) -> list[dict]:
     def revision(name, rev, p, lr):
         return {"name": name, "rev": rev, "data": {"params": {"params.yaml": {"data": {"train": {"augment_p": p, "lr": lr}}}}}}
 
-    return [{"rev": "workspace", "data": {}},
-            {"rev": rev_a, "name": "main", "data": revision("main", rev_a, 0.5, 0.1)["data"],
-             "experiments": [{"revs": [revision("exp-a", rev_a, 0.0, 0.1)]}, {"revs": [revision("exp-b", rev_b, 1.0, lr_b)]}]}]
+    return [
+        {"rev": "workspace", "data": {}},
+        {
+            "rev": rev_a,
+            "name": "main",
+            "data": revision("main", rev_a, 0.5, 0.1)["data"],
+            "experiments": [{"revs": [revision("exp-a", rev_a, 0.0, 0.1)]}, {"revs": [revision("exp-b", rev_b, 1.0, lr_b)]}],
+        },
+    ]
 
 
 def test_a_sweep_is_current_only_with_this_code_and_these_params(repo):

@@ -120,17 +120,26 @@ def test_closure_follows_lazy_imports_and_parents(tmp_path):
     script.parent.mkdir()
     script.write_text("from synthaug.metrics.fid import f\n")
     names = {p.relative_to(package).as_posix() for p in import_closure(script, tmp_path / "src")}
-    assert names == {"__init__.py", "metrics/__init__.py", "metrics/fid.py", "train/__init__.py",
-                     "train/classifier.py", "distributed.py"}
+    assert names == {
+        "__init__.py",
+        "metrics/__init__.py",
+        "metrics/fid.py",
+        "train/__init__.py",
+        "train/classifier.py",
+        "distributed.py",
+    }
     assert decides_nothing(package / "__init__.py") and not decides_nothing(package / "metrics" / "__init__.py")
 
 
-@pytest.mark.parametrize(("deps", "expected"), [
-    (["stages/fid.py", "src/synthaug/metrics/fid.py"], ["src/synthaug/train/classifier.py"]),
-    (["stages/fid.py", "src/synthaug/metrics/fid.py", "src/synthaug/train"], []),
-    (["stages/fid.py", "src/synthaug/metrics", "src/synthaug/train/classifier.py"], []),
-    (["src/synthaug/metrics", "src/synthaug/train/"], ["stages/fid.py"]),
-])
+@pytest.mark.parametrize(
+    ("deps", "expected"),
+    [
+        (["stages/fid.py", "src/synthaug/metrics/fid.py"], ["src/synthaug/train/classifier.py"]),
+        (["stages/fid.py", "src/synthaug/metrics/fid.py", "src/synthaug/train"], []),
+        (["stages/fid.py", "src/synthaug/metrics", "src/synthaug/train/classifier.py"], []),
+        (["src/synthaug/metrics", "src/synthaug/train/"], ["stages/fid.py"]),
+    ],
+)
 def test_a_missing_module_is_reported(tmp_path, deps, expected):
     package = tmp_path / "src" / "synthaug"
     (package / "metrics").mkdir(parents=True)
@@ -139,6 +148,9 @@ def test_a_missing_module_is_reported(tmp_path, deps, expected):
     (package / "train" / "classifier.py").write_text("predict = None\n")
     (tmp_path / "stages").mkdir()
     (tmp_path / "stages" / "fid.py").write_text("import synthaug.metrics.fid\n")
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"fid": {"foreach": ["a"], "do": {
-        "cmd": "python stages/fid.py --generator ${item}", "deps": deps}}}}))
+    (tmp_path / "dvc.yaml").write_text(
+        yaml.safe_dump(
+            {"stages": {"fid": {"foreach": ["a"], "do": {"cmd": "python stages/fid.py --generator ${item}", "deps": deps}}}}
+        )
+    )
     assert missing_dependencies(tmp_path) == ({"fid": expected} if expected else {})

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from synthaug.errors import USER_ERRORS
+from synthaug.errors import UserError
 
 
 def run_stage(name: str, main: Callable[[], str]) -> None:
@@ -22,7 +22,7 @@ def run_stage(name: str, main: Callable[[], str]) -> None:
     start = time.perf_counter()
     try:
         summary = main()
-    except USER_ERRORS as exc:
+    except UserError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         sys.exit(1)
     print(f"{name}: done in {time.perf_counter() - start:.1f}s: {summary}")

@@ -9,21 +9,37 @@ from pathlib import Path
 import yaml
 
 from synthaug.cli import run_stage
+from synthaug.errors import MissingInput
 
 
 def sweep_main(argv: list[str]) -> str:
     from synthaug.io import write_json, write_text
     from synthaug.metrics.report import sweep_markdown
     from synthaug.metrics.sweeps import (
-        exp_show, provenance_file, rows_to_csv, sweep_file_name, sweep_points, sweep_provenance, sweep_rows,
+        exp_show,
+        provenance_file,
+        rows_to_csv,
+        sweep_file_name,
+        sweep_points,
+        sweep_provenance,
+        sweep_rows,
     )
 
-    parser = argparse.ArgumentParser(prog="synthaug sweep", description="Collect a `dvc exp run --queue -S` sweep "
-                                     "into metrics/sweeps/<key>.csv (the report draws it as a heatmap).")
+    parser = argparse.ArgumentParser(
+        prog="synthaug sweep",
+        description="Collect a `dvc exp run --queue -S` sweep into metrics/sweeps/<key>.csv (the report draws it as a heatmap).",
+    )
     parser.add_argument("param", help="the swept params.yaml key, e.g. train.augment_p")
-    parser.add_argument("--metric", default="macro_f1", help="test metric (metrics/eval/<entry>/seed<k>.json key) to collect (default macro_f1)")
-    parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
-                        help="keep only experiments with this params value (YAML), e.g. experiment.profile=demo")
+    parser.add_argument(
+        "--metric", default="macro_f1", help="test metric (metrics/eval/<entry>/seed<k>.json key) to collect (default macro_f1)"
+    )
+    parser.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep only experiments with this params value (YAML), e.g. experiment.profile=demo",
+    )
     parser.add_argument("--out", type=Path, default=Path("metrics/sweeps"), help="folder for the table")
     parser.add_argument("--repo", type=Path, default=Path("."), help="DVC repository")
     args = parser.parse_args(argv)
@@ -48,10 +64,18 @@ def hpo_main(argv: list[str]) -> str:
     from synthaug.data.imbalance import load_variant_sets
     from synthaug.params import HpoParams, TrainParams, load_section
     from synthaug.tracking import run_name, stage_run
-    from synthaug.train.hpo import best_overrides, finished_trials, run_search, write_results
+    from synthaug.train.hpo import (
+        best_overrides,
+        finished_trials,
+        run_search,
+        write_results,
+    )
 
-    parser = argparse.ArgumentParser(prog="synthaug hpo", description="Optuna search over the train keys in params.yaml "
-                                     "`hpo.space`, for hpo.classifier and hpo.variant; rerun to continue the study.")
+    parser = argparse.ArgumentParser(
+        prog="synthaug hpo",
+        description="Optuna search over the train keys in params.yaml "
+        "`hpo.space`, for hpo.classifier and hpo.variant; rerun to continue the study.",
+    )
     parser.add_argument("--data", type=Path, default=Path("data/cifar10"), help="fetch output")
     parser.add_argument("--splits", type=Path, default=Path("data/splits.npz"), help="imbalance output")
     parser.add_argument("--storage", type=Path, default=Path("models/hpo/optuna.db"), help="sqlite file of the studies")
@@ -61,19 +85,24 @@ def hpo_main(argv: list[str]) -> str:
     base = load_section("train", TrainParams)
     for path, stage in ((args.data / "train.npz", "fetch"), (args.splits, "imbalance")):
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing (run `dvc repro {stage}` first)")
+            raise MissingInput(f"{path}: missing (run `dvc repro {stage}` first)")
     train_set, val_set = load_variant_sets(args.data, args.splits, params.variant, params.seed)
     out = args.out / params.study
-    with stage_run(run_name("hpo", params.study), {"hpo": params.model_dump(), "train": base.model_dump()},
-                   {"classifier": params.classifier, "variant": params.variant}) as tracker:
+    with stage_run(
+        run_name("hpo", params.study),
+        {"hpo": params.model_dump(), "train": base.model_dump()},
+        {"classifier": params.classifier, "variant": params.variant},
+    ) as tracker:
         result = run_search(params, base, train_set, val_set, args.storage, tracker)
         write_results(result.study, out)
         best = result.best
         tracker.log_metrics({"best_val_macro_f1": best.value, "finished_trials": finished_trials(result.study)})
         tracker.log_artifact(out / "best_params.yaml")
     print(f"apply the best: dvc exp run {' '.join(best_overrides(best))}")
-    return (f"study {params.study}: {result.new_trials} new trials, {finished_trials(result.study)} finished; "
-            f"best val macro-F1 {best.value:.4f} (trial {best.number}); results in {out}")
+    return (
+        f"study {params.study}: {result.new_trials} new trials, {finished_trials(result.study)} finished; "
+        f"best val macro-F1 {best.value:.4f} (trial {best.number}); results in {out}"
+    )
 
 
 COMMANDS = {"sweep": sweep_main, "hpo": hpo_main}

@@ -92,7 +92,6 @@ def ensure_free_space(path: str | Path, needed_bytes: int, what: str, margin: fl
         )
 
 
-
 def rows_csv(rows: list[dict[str, Any]]) -> str:
     """A list of flat dicts as CSV (columns in first-seen order), the format DVC plots read."""
     columns: list[str] = []

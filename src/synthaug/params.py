@@ -317,7 +317,8 @@ class ExperimentParams(Section):
     profile: str  # label written by the Hydra profile (conf/profile/*.yaml), shown in dvc exp show
     classifiers: Annotated[list[Literal["vit", "cnn", "timm"]], Field(min_length=1)]
     variants: Annotated[
-        list[Literal["baseline", "oversampled", "full", "class_weighted", "logit_adjusted", "label_smoothed"]], Field(min_length=1)
+        list[Literal["baseline", "oversampled", "full", "class_weighted", "logit_adjusted", "label_smoothed"]],
+        Field(min_length=1),
     ]
     seeds: Annotated[list[int], Field(min_length=1)]
     # Each adds train_generator/synthesize/fid entries and a synthetic_<g> variant; the report needs one at least.

@@ -65,6 +65,7 @@ def params_differences(made_with: dict[str, Any], current: dict[str, Any], ignor
     """Flat keys whose values differ (or exist on one side only), except `ignore`d ones."""
     keys = set(made_with) | set(current)
     return sorted(
-        key for key in keys
+        key
+        for key in keys
         if key not in ignore and json.dumps(made_with.get(key), sort_keys=True) != json.dumps(current.get(key), sort_keys=True)
     )

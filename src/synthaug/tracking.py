@@ -41,9 +41,7 @@ def repo_root() -> Path:
     if os.environ.get("DVC_ROOT"):
         return Path(os.environ["DVC_ROOT"]).resolve()
     try:
-        top = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True
-        ).stdout.strip()
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True).stdout.strip()
         return Path(top).resolve()
     except (OSError, subprocess.CalledProcessError):
         return Path.cwd().resolve()
@@ -125,7 +123,9 @@ def stage_run(name: str, params: Mapping[str, Any], tags: Mapping[str, str] | No
 
 
 @contextmanager
-def child_run(parent: RunLogger, name: str, params: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> Iterator[RunLogger]:
+def child_run(
+    parent: RunLogger, name: str, params: Mapping[str, Any], tags: Mapping[str, str] | None = None
+) -> Iterator[RunLogger]:
     """A run nested under `parent`'s active run (an HPO trial under its study); inactive if the parent is."""
     if not parent.active:
         yield RunLogger(None)
@@ -178,5 +178,7 @@ def _start(root: Path, name: str, strict: bool = False) -> Any | None:
             raise TrackingError(
                 f"MLflow unavailable at {tracking_uri(root)} ({type(exc).__name__}: {exc}) and tracking.strict is true"
             ) from None
-        log.warning("MLflow unavailable at %s (%s: %s); the stage runs without tracking", tracking_uri(root), type(exc).__name__, exc)
+        log.warning(
+            "MLflow unavailable at %s (%s: %s); the stage runs without tracking", tracking_uri(root), type(exc).__name__, exc
+        )
         return None

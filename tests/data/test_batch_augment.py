@@ -12,7 +12,12 @@ from scipy.stats import ks_2samp
 
 from synthaug.data import batch_augment as B
 from synthaug.data.augment import (
-    augment_batch, augmentation_state, make_augmentation, restore_augmentation_state, seed_augmentations, to_pixels,
+    augment_batch,
+    augmentation_state,
+    make_augmentation,
+    restore_augmentation_state,
+    seed_augmentations,
+    to_pixels,
 )
 
 
@@ -47,8 +52,10 @@ values = np.random.default_rng(2)
 def test_flip_and_brightness_contrast_equal_albumentations(images):
     np.testing.assert_array_equal(as_images(B.flip_horizontal(as_batch(images))), images[:, :, ::-1])
     alpha, beta = values.uniform(0.8, 1.2, len(images)), values.uniform(-0.2, 0.2, len(images))
-    reference = albumentations_each(images, [
-        A.RandomBrightnessContrast(brightness_limit=(b, b), contrast_limit=(a - 1, a - 1), p=1) for a, b in zip(alpha, beta)])
+    reference = albumentations_each(
+        images,
+        [A.RandomBrightnessContrast(brightness_limit=(b, b), contrast_limit=(a - 1, a - 1), p=1) for a, b in zip(alpha, beta)],
+    )
     ours = B.brightness_contrast(as_batch(images), torch.tensor(alpha).float(), torch.tensor(beta * 255).float())
     np.testing.assert_array_equal(as_images(ours), reference)
 
@@ -56,9 +63,13 @@ def test_flip_and_brightness_contrast_equal_albumentations(images):
 @pytest.mark.parametrize("images", [IMAGES, NOISE_IMAGES], ids=["smooth", "noise"])
 def test_hue_saturation_value_matches_albumentations(images):
     shifts = [values.uniform(-limit, limit, len(images)) for limit in (20, 30, 20)]
-    reference = albumentations_each(images, [
-        A.HueSaturationValue(hue_shift_limit=(h, h), sat_shift_limit=(s, s), val_shift_limit=(v, v), p=1)
-        for h, s, v in zip(*shifts)])
+    reference = albumentations_each(
+        images,
+        [
+            A.HueSaturationValue(hue_shift_limit=(h, h), sat_shift_limit=(s, s), val_shift_limit=(v, v), p=1)
+            for h, s, v in zip(*shifts)
+        ],
+    )
     ours = as_images(B.shift_hsv(as_batch(images), *(torch.tensor(s).float() for s in shifts)))
     difference = ours - reference
     # OpenCV's fixed-point hue tables round a few ties the other way: one hue step (2 degrees) off
@@ -79,8 +90,7 @@ def test_colour_conversions_match_opencv():
 def test_rotation_matches_albumentations(images):
     degrees = values.uniform(-10, 10, len(images))
     degrees[0] = 10.0  # the largest angle reaches furthest into the reflected border
-    reference = albumentations_each(images, [
-        A.Rotate(limit=(d, d), border_mode=cv2.BORDER_REFLECT_101, p=1) for d in degrees])
+    reference = albumentations_each(images, [A.Rotate(limit=(d, d), border_mode=cv2.BORDER_REFLECT_101, p=1) for d in degrees])
     ours = as_images(B.rotate(as_batch(images), torch.tensor(degrees).float()))
     assert (ours == reference).mean() > 0.999 and np.abs(ours - reference).max() <= 1
 
@@ -88,8 +98,9 @@ def test_rotation_matches_albumentations(images):
 @pytest.mark.parametrize("images", [IMAGES, NOISE_IMAGES], ids=["smooth", "noise"])
 def test_blur_matches_albumentations(images):
     sigma, size = values.uniform(0.5, 3.0, len(images)), values.integers(3, 8, len(images))
-    reference = albumentations_each(images, [
-        A.GaussianBlur(blur_limit=(k, k), sigma_limit=(s, s), p=1) for k, s in zip(size | 1, sigma)])
+    reference = albumentations_each(
+        images, [A.GaussianBlur(blur_limit=(k, k), sigma_limit=(s, s), p=1) for k, s in zip(size | 1, sigma)]
+    )
     ours = as_images(B.gaussian_blur(as_batch(images), B.gaussian_kernels(torch.tensor(sigma).float(), torch.tensor(size) | 1)))
     assert (ours == reference).mean() > 0.999 and np.abs(ours - reference).max() <= 1
 
@@ -119,8 +130,9 @@ def image_statistics(before: np.ndarray, after: np.ndarray) -> dict[str, np.ndar
     }
 
 
-@pytest.mark.parametrize("stages", [("geometry",), ("color",), ("blur_noise",), ("occlusion",),
-                                    ("geometry", "color", "blur_noise", "occlusion")])
+@pytest.mark.parametrize(
+    "stages", [("geometry",), ("color",), ("blur_noise",), ("occlusion",), ("geometry", "color", "blur_noise", "occlusion")]
+)
 def test_each_stage_draws_the_albumentations_distribution(stages):
     """Two-sample Kolmogorov-Smirnov on per-image statistics: 600 images through each engine."""
     images = photo_like(600, seed=3)

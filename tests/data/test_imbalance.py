@@ -31,7 +31,9 @@ def test_exponential_profile_is_cifar10_lt():
 
 
 def test_explicit_profile_needs_one_fraction_per_class():
-    np.testing.assert_allclose(keep_fractions("explicit", 2, min_fraction=0.1, imbalance_factor=1, fractions=[0.5, 1.0]), [0.5, 1.0])
+    np.testing.assert_allclose(
+        keep_fractions("explicit", 2, min_fraction=0.1, imbalance_factor=1, fractions=[0.5, 1.0]), [0.5, 1.0]
+    )
     with pytest.raises(ImbalanceError, match=r"imbalance\.fractions: need 3 fractions"):
         keep_fractions("explicit", 3, min_fraction=0.1, imbalance_factor=1, fractions=[0.5, 1.0])
 

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from synthaug.data.augment import augment_batch, seed_augmentations, to_model_input
-from synthaug.params import AUGMENTATION_STAGES
 from synthaug.data.storage import (
     ImageSet,
     load_image_set,
@@ -13,6 +12,7 @@ from synthaug.data.storage import (
     save_image_set,
     save_index_arrays,
 )
+from synthaug.params import AUGMENTATION_STAGES
 
 
 def random_set(n: int = 6, size: int = 8, seed: int = 0) -> ImageSet:
@@ -77,7 +77,13 @@ def test_model_input_range_and_resize():
 def test_augmentation_stages_keep_the_seed_order_and_add_occlusion():
     names = lambda compose: [type(t).__name__ for t in compose.transforms]  # noqa: E731
     assert names(seed_augmentations(0.5, seed=0)) == [
-        "HorizontalFlip", "RandomBrightnessContrast", "HueSaturationValue", "Rotate", "GaussianBlur", "GaussNoise"]
+        "HorizontalFlip",
+        "RandomBrightnessContrast",
+        "HueSaturationValue",
+        "Rotate",
+        "GaussianBlur",
+        "GaussNoise",
+    ]
     assert names(seed_augmentations(0.5, 0, ["occlusion", "geometry"])) == ["HorizontalFlip", "Rotate", "CoarseDropout"]
     assert all(t.p == 0.25 for t in seed_augmentations(0.25, 0, AUGMENTATION_STAGES).transforms)
     with pytest.raises(ValueError, match=r"unknown augmentation stage\(s\) \['blur'\]"):

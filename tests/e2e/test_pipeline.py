@@ -28,7 +28,12 @@ pytestmark = pytest.mark.e2e
 PROJECT_FILES = ["dvc.yaml", "conf", "stages", "src", "metrics/sweeps/README.md", ".dvc/config", ".dvcignore", ".gitignore"]
 GENERATORS = ["sdxl_turbo", "ddpm", "gan"]
 SEEDS = [0, 1]  # two seeds: every train entry trains both in one process, and the report shows intervals
-ENTRIES = ["vit-baseline", "vit-full", *(f"vit-synthetic_{g}" for g in GENERATORS), *(f"vit-synthetic_only_{g}" for g in GENERATORS)]
+ENTRIES = [
+    "vit-baseline",
+    "vit-full",
+    *(f"vit-synthetic_{g}" for g in GENERATORS),
+    *(f"vit-synthetic_only_{g}" for g in GENERATORS),
+]
 
 TINY_PROFILE = """# @package _global_
 experiment:
@@ -102,9 +107,12 @@ def pipeline_repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "PYTHONPATH": str(repo / "src"),  # the copy's library, not the checkout's
         "TORCH_HOME": str(base / "torch"),
-        "OMP_NUM_THREADS": "1",  # tiny models: a second thread only competes with the other pytest worker  # no Inception weights cached: fid falls back, and says why
+        "OMP_NUM_THREADS": "1",  # tiny models: a second thread only competes with the other pytest worker
         "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
     }
     run(["git", "init", "-q"], repo, env)
     run(["git", "add", "-A"], repo, env)
@@ -189,12 +197,20 @@ def test_synthetic_images_rebalance_the_minority_classes(pipeline_repo):
 def test_generators_are_trained_and_sampled(pipeline_repo):
     repo, _ = pipeline_repo
     assert json.loads((repo / "models/generators/sdxl_turbo/generator.json").read_text()) == {
-        "generator": "sdxl_turbo", "trained": False}
+        "generator": "sdxl_turbo",
+        "trained": False,
+    }
     assert (repo / "models/generators/ddpm/unet/config.json").is_file()
     assert (repo / "models/generators/gan/generator.safetensors").is_file()
     for generator in ("ddpm", "gan"):
         info = json.loads((repo / f"models/generators/{generator}/generator.json").read_text())
-        assert info == {"generator": generator, "trained": True, "class_names": ["cat", "dog", "frog"], "image_size": 8, "steps": 6}
+        assert info == {
+            "generator": generator,
+            "trained": True,
+            "class_names": ["cat", "dog", "frog"],
+            "image_size": 8,
+            "steps": 6,
+        }
         summary = json.loads((repo / f"metrics/generators/{generator}.json").read_text())
         assert summary["steps"] == 6 and summary["train_images"] == 31 and summary["resumed_from_step"] == 0
         curve = (repo / f"metrics/generators/{generator}/loss.csv").read_text().splitlines()
@@ -221,8 +237,10 @@ def test_fid_uses_classifier_features_offline(pipeline_repo):
         assert 0.0 <= scores["precision_classifier_features"] <= 1.0
         assert 0.0 <= scores["real_classifier_accuracy_on_generated"] <= 1.0
         assert set(scores["per_class"]) == {"cat", "dog", "frog"}
-        assert all(entry["images"] == 4 and "kid_mean_classifier_features" in entry and "fid_classifier_features" not in entry
-                   for entry in scores["per_class"].values())
+        assert all(
+            entry["images"] == 4 and "kid_mean_classifier_features" in entry and "fid_classifier_features" not in entry
+            for entry in scores["per_class"].values()
+        )
 
 
 def test_cas_classifier_trains_on_generated_images_alone(pipeline_repo):
@@ -240,18 +258,24 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
     repo, env = pipeline_repo
     markdown = (repo / "metrics/report.md").read_text()
     accuracy, macro_f1 = (mean_over_seeds(repo, "vit-baseline", metric) for metric in ("accuracy", "macro_f1"))
-    assert re.search(rf"\| vit \| baseline \| 2 \| {accuracy:.4f} ± [0-9.]+ \[[-0-9.]+, [-0-9.]+\] \| {macro_f1:.4f} ± ", markdown)
+    assert re.search(
+        rf"\| vit \| baseline \| 2 \| {accuracy:.4f} ± [0-9.]+ \[[-0-9.]+, [-0-9.]+\] \| {macro_f1:.4f} ± ", markdown
+    )
     # Generators whose added images the full-data classifier labels at chance are flagged, with their variants.
     from synthaug.metrics.report import unusable_generators, unusable_variants, variant_label
 
     unusable = unusable_generators(
         {g: json.loads((repo / f"metrics/fid/{g}.json").read_text()) for g in GENERATORS},
-        {g: json.loads((repo / f"metrics/synthetic/{g}.json").read_text())["synthetic_per_class"] for g in GENERATORS})
+        {g: json.loads((repo / f"metrics/synthetic/{g}.json").read_text())["synthetic_per_class"] for g in GENERATORS},
+    )
     flagged = unusable_variants(unusable)
     assert all(f"**Unusable images from {g}**: {why}." in markdown for g, why in unusable.items())
     assert f"| vit | {variant_label('synthetic_sdxl_turbo', flagged)} | 2 |" in markdown and "+0.0000 |" in markdown
     assert "| vit | synthetic_only_" not in markdown  # CAS entries are generator readings, not remedies
-    assert "Synthetic filter (seed 0; fraction of generated images kept per class): vit-synthetic_sdxl_turbo: judge vit-baseline, kept cat " in markdown
+    assert (
+        "Synthetic filter (seed 0; fraction of generated images kept per class): "
+        "vit-synthetic_sdxl_turbo: judge vit-baseline, kept cat " in markdown
+    )
     assert "**Not Inception FID** for sdxl_turbo, ddpm, gan: fid.inception_url: not set" in markdown
     assert "**Rank-deficient FID** for sdxl_turbo, ddpm, gan: 12 images per side on 32-d features" in markdown
     commit = run(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
@@ -262,10 +286,17 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
     gain = mean_over_seeds(repo, "vit-synthetic_gan", "macro_f1") - macro_f1
     verdicts = markdown.split("## Verdicts")[1].split("##")[0]
     gain_text = re.escape(f"{gain:+.4f}")
-    assert re.search(rf"\| vit \| {re.escape(variant_label('synthetic_gan', flagged))} \| — \| — \| {gain_text} \[[-+0-9.]+, [-+0-9.]+\] "
-                     r"\| (beats baseline|loses to baseline|within noise \(2 seeds\)) \| \d+ \+ \d+ = \d+ s \(cpu\) \|", verdicts)
+    assert re.search(
+        rf"\| vit \| {re.escape(variant_label('synthetic_gan', flagged))} \| — \| — \| {gain_text} \[[-+0-9.]+, [-+0-9.]+\] "
+        r"\| (beats baseline|loses to baseline|within noise \(2 seeds\)) \| \d+ \+ \d+ = \d+ s \(cpu\) \|",
+        verdicts,
+    )
     assert sorted(p.name for p in (repo / "metrics/report").iterdir()) == [
-        "class_counts.png", "confusion.png", "curves.png", "recall_vs_count.png"]
+        "class_counts.png",
+        "confusion.png",
+        "curves.png",
+        "recall_vs_count.png",
+    ]
     page = (repo / "metrics/report.html").read_text()
     # the report's 4 figures; per generator one preview per topped-up class (2), trained ones + loss and samples
     assert page.count("data:image/png;base64,") == 4 + 2 + 2 * (2 + 2)
@@ -274,8 +305,11 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
         scores = json.loads((repo / f"metrics/fid/{generator}.json").read_text())
         fid = scores["fid_classifier_features"]
         cas = mean_over_seeds(repo, f"vit-synthetic_only_{generator}", "accuracy")
-        assert (f"| {generator} | classifier:vit-full-seed0 32-d (not FID) | 12 | {fid:.3f} (rank-deficient) |" in markdown)
-        assert re.search(rf"\| {cas:.4f} ± [0-9.]+ \[[-0-9.]+, [-0-9.]+\] \(12 images\) \| {full_accuracy:.4f} ± [^|]+ \(48 images\) \|", markdown)
+        assert f"| {generator} | classifier:vit-full-seed0 32-d (not FID) | 12 | {fid:.3f} (rank-deficient) |" in markdown
+        assert re.search(
+            rf"\| {cas:.4f} ± [0-9.]+ \[[-0-9.]+, [-0-9.]+\] \(12 images\) \| {full_accuracy:.4f} ± [^|]+ \(48 images\) \|",
+            markdown,
+        )
     assert "| dog |" in markdown.split("### Per class")[1]
     assert "![loss](generators/ddpm/loss.png)" in markdown and "![cat](synthetic/gan/cat.png)" in markdown
     dom = render((repo / "metrics/report.html").as_uri(), tmp_path / "report.png")
@@ -287,9 +321,13 @@ def test_dvc_plots_show_renders_every_plot(pipeline_repo, tmp_path):
     repo, env = pipeline_repo
     rendered = json.loads(run(["dvc", "plots", "show", "--json"], repo, env).stdout)["data"]
     expected = {
-        "metrics/class_counts.csv": "vega", "metrics/generators/ddpm/loss.csv": "vega", "metrics/generators/gan/loss.csv": "vega",
-        "metrics/generators/gan/samples.png": "image", "metrics/report/confusion.png": "image",
-        f"metrics/predictions/{ENTRIES[0]}/seed1.csv": "vega", f"metrics/curves/{ENTRIES[-1]}/seed0.csv": "vega",
+        "metrics/class_counts.csv": "vega",
+        "metrics/generators/ddpm/loss.csv": "vega",
+        "metrics/generators/gan/loss.csv": "vega",
+        "metrics/generators/gan/samples.png": "image",
+        "metrics/report/confusion.png": "image",
+        f"metrics/predictions/{ENTRIES[0]}/seed1.csv": "vega",
+        f"metrics/curves/{ENTRIES[-1]}/seed0.csv": "vega",
         "metrics/synthetic/gan/cat.png": "image",
     }
     assert {plot: [r["type"] for r in rendered[plot]] for plot in expected} == {p: [t] for p, t in expected.items()}
@@ -315,8 +353,13 @@ def test_editing_a_covered_module_makes_its_stages_changed(pipeline_repo):
         changed = set(json.loads(run(["dvc", "status", "--json"], repo, env).stdout))
     finally:
         module.write_bytes(original)
-    assert {"train_classifier@vit-baseline", "train_generator@gan", "synthesize@ddpm", "fid@gan",
-            "train_synthetic_only@vit-gan"} <= changed
+    assert {
+        "train_classifier@vit-baseline",
+        "train_generator@gan",
+        "synthesize@ddpm",
+        "fid@gan",
+        "train_synthetic_only@vit-gan",
+    } <= changed
     assert not changed & {"fetch", "imbalance", "report", "profile@vit"}  # none of them imports it
     assert json.loads(run(["dvc", "status", "--json"], repo, env).stdout) == {}
 
@@ -344,17 +387,30 @@ def test_runs_are_in_the_mlflow_store(pipeline_repo):
     repo, _ = pipeline_repo
     with sqlite3.connect(repo / "mlflow.db") as db:
         names = sorted({row[0] for row in db.execute("select name from runs where status = 'FINISHED'")})
-        metrics = dict(db.execute(
-            "select r.name, m.value from metrics m join runs r on r.run_uuid = m.run_uuid where m.key = 'test_macro_f1'"
-        ).fetchall())
-    assert names == sorted([
-        "fetch", "imbalance", "report", "profile/vit",
-        *(f"{stage}/{g}" for stage in ("train_generator", "synthesize", "fid") for g in GENERATORS
-          if (stage, g) != ("train_generator", "sdxl_turbo")),  # pretrained: nothing to train or log
-        *(f"train_classifier/{entry}/seed{seed}" for entry in ENTRIES for seed in SEEDS),
-    ])
+        metrics = dict(
+            db.execute(
+                "select r.name, m.value from metrics m join runs r on r.run_uuid = m.run_uuid where m.key = 'test_macro_f1'"
+            ).fetchall()
+        )
+    assert names == sorted(
+        [
+            "fetch",
+            "imbalance",
+            "report",
+            "profile/vit",
+            *(
+                f"{stage}/{g}"
+                for stage in ("train_generator", "synthesize", "fid")
+                for g in GENERATORS
+                if (stage, g) != ("train_generator", "sdxl_turbo")
+            ),  # pretrained: nothing to train or log
+            *(f"train_classifier/{entry}/seed{seed}" for entry in ENTRIES for seed in SEEDS),
+        ]
+    )
     for seed in SEEDS:
-        assert metrics[f"train_classifier/vit-baseline/seed{seed}"] == pytest.approx(read_metrics(repo, "vit-baseline", seed)["macro_f1"])
+        assert metrics[f"train_classifier/vit-baseline/seed{seed}"] == pytest.approx(
+            read_metrics(repo, "vit-baseline", seed)["macro_f1"]
+        )
 
 
 def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeline_repo, request):
@@ -373,8 +429,9 @@ def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeli
     request.addfinalizer(lambda: stop_queue_workers(repo))
     # the workers it starts outlive it and hold its stdout open: capture to a file, not a pipe
     with open(repo.parent / "queue-start.log", "w") as log:
-        started = subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, env=env, stdout=log,
-                                 stderr=subprocess.STDOUT, timeout=120)
+        started = subprocess.run(
+            ["dvc", "queue", "start", "-j", "2"], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=120
+        )
     assert started.returncode == 0, (repo.parent / "queue-start.log").read_text()
     deadline, status = time.time() + 480, ""
     while time.time() < deadline:
@@ -391,10 +448,12 @@ def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeli
     assert logs.count("Running stage 'profile@vit'") == 2
     assert "database is locked" not in logs and "MLflow" not in logs  # no store warning in either experiment
     with sqlite3.connect(repo / "mlflow.db") as db:
-        per_experiment = dict(db.execute(
-            "select t.value, count(*) from runs r join tags t on t.run_uuid = r.run_uuid "
-            "where t.key = 'dvc_exp_name' and r.status = 'FINISHED' and r.name like 'profile/%' group by t.value"
-        ).fetchall())
+        per_experiment = dict(
+            db.execute(
+                "select t.value, count(*) from runs r join tags t on t.run_uuid = r.run_uuid "
+                "where t.key = 'dvc_exp_name' and r.status = 'FINISHED' and r.name like 'profile/%' group by t.value"
+            ).fetchall()
+        )
     assert {name: per_experiment.get(name) for name in names} == {name: 1 for name in names}
     shown = run(["dvc", "exp", "show", "--csv"], repo, env).stdout
     assert all(name in shown for name in names)
@@ -409,7 +468,9 @@ def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeli
     values = sorted({float(row["value"]) for row in rows})
     assert values == [16.0, 24.0, 64.0]  # the two experiments and the committed baseline
     for row in rows:  # profile.batch_size reaches no classifier: every value has the committed scores
-        assert float(row["mean"]) == pytest.approx(mean_over_seeds(repo, f"vit-{row['variant']}", "macro_f1"), abs=1e-6)  # CSV: 6 places
+        assert float(row["mean"]) == pytest.approx(
+            mean_over_seeds(repo, f"vit-{row['variant']}", "macro_f1"), abs=1e-6
+        )  # CSV: 6 places
     assert "| profile.batch_size → | 16 | 24 | 64 |" in collected.stdout
     reran = run(["dvc", "repro"], repo, env)
     assert re.findall(r"Running stage '([^']+)'", reran.stdout) == ["report"]
@@ -417,7 +478,7 @@ def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeli
     assert not (repo / "metrics/report/sweep_train.augment_p.png").exists()
     markdown = (repo / "metrics/report.md").read_text()
     assert "## Sweep profile.batch_size\n" in markdown and "from experiments at this run's code" in markdown
-    assert ("## Sweep train.augment_p (not from this run)\n\n**Not from this run** (no provenance recorded" in markdown)
+    assert "## Sweep train.augment_p (not from this run)\n\n**Not from this run** (no provenance recorded" in markdown
     (repo / "metrics/sweeps/train.augment_p.csv").unlink()
 
     # choice lists combine into a grid: 2 x 2 experiments queued (and removed again, not run)
@@ -435,8 +496,14 @@ def test_exp_run_reruns_only_what_the_changed_param_reaches(pipeline_repo):
     baseline_before = read_metrics(repo, ENTRIES[0])
     result = run(["dvc", "exp", "run", "-S", "train_generator.gan.steps=4"], repo, env)
     ran = set(re.findall(r"Running stage '([^']+)'", result.stdout))
-    assert ran == {"train_generator@gan", "synthesize@gan", "train_synthetic@vit-gan", "train_synthetic_only@vit-gan",
-                   "fid@gan", "report"}
+    assert ran == {
+        "train_generator@gan",
+        "synthesize@gan",
+        "train_synthetic@vit-gan",
+        "train_synthetic_only@vit-gan",
+        "fid@gan",
+        "report",
+    }
     assert yaml.safe_load((repo / "params.yaml").read_text())["train_generator"]["gan"]["steps"] == 4
     assert json.loads((repo / "models/generators/gan/generator.json").read_text())["steps"] == 4
     fid_after = json.loads((repo / "metrics/fid/gan.json").read_text())
@@ -461,7 +528,8 @@ def test_remote_round_trip_makes_a_fresh_clone_up_to_date(pipeline_repo, tmp_pat
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
     assert not (clone / f"models/classifiers/{ENTRIES[0]}").exists()  # only DVC's .gitignore came with git
     run(["dvc", "pull"], clone, env)
-    assert (clone / f"models/classifiers/{ENTRIES[0]}/seed1/model.safetensors").read_bytes() == \
-        (repo / f"models/classifiers/{ENTRIES[0]}/seed1/model.safetensors").read_bytes()
+    assert (clone / f"models/classifiers/{ENTRIES[0]}/seed1/model.safetensors").read_bytes() == (
+        repo / f"models/classifiers/{ENTRIES[0]}/seed1/model.safetensors"
+    ).read_bytes()
     result = run(["dvc", "repro"], clone, {**env, "PYTHONPATH": str(clone / "src")})
     assert "Running stage" not in result.stdout and "up to date" in result.stdout

@@ -160,13 +160,20 @@ def test_distance_equals_pytorch_fid_at_full_rank_and_stays_finite_below_it():
 
     rng = np.random.default_rng(11)
     a, b = rng.normal(size=(400, 32)) ** 2, 1.5 * rng.normal(size=(400, 32)) ** 2 + 0.2
-    assert frechet_distance(a, b) == pytest.approx(calculate_frechet_distance(*feature_statistics(a), *feature_statistics(b)), rel=1e-9)
+    assert frechet_distance(a, b) == pytest.approx(
+        calculate_frechet_distance(*feature_statistics(a), *feature_statistics(b)), rel=1e-9
+    )
     # 12 images in 256 dimensions: rank 11 covariances; the symmetric form is still a real, non-negative distance
     small_a, small_b = a[:12] @ rng.normal(size=(32, 256)), b[:12] @ rng.normal(size=(32, 256))
     mu_a, sigma_a = feature_statistics(small_a)
     mu_b, sigma_b = feature_statistics(small_b)
     root = scipy.linalg.sqrtm(sigma_a).real
-    reference = np.sum((mu_a - mu_b) ** 2) + np.trace(sigma_a) + np.trace(sigma_b) - 2 * np.trace(scipy.linalg.sqrtm(root @ sigma_b @ root).real)
+    reference = (
+        np.sum((mu_a - mu_b) ** 2)
+        + np.trace(sigma_a)
+        + np.trace(sigma_b)
+        - 2 * np.trace(scipy.linalg.sqrtm(root @ sigma_b @ root).real)
+    )
     distance = frechet_distance(small_a, small_b)
     assert np.isfinite(distance) and distance == pytest.approx(reference, rel=1e-6)
     assert not full_rank(12, 256) and full_rank(257, 256)
@@ -225,7 +232,9 @@ def test_missing_weights_are_fetched_into_the_hub_cache_once(weights_server, ran
 
 def test_an_unreachable_url_names_the_param_and_leaves_nothing(weights_server, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    with pytest.raises(FeatureWeightsMissing, match=r"fid.inception_url: cannot fetch http://127.0.0.1:\d+/nothing .*HTTP Error 404"):
+    with pytest.raises(
+        FeatureWeightsMissing, match=r"fid.inception_url: cannot fetch http://127.0.0.1:\d+/nothing .*HTTP Error 404"
+    ):
         inception_weights_path(None, weights_server.url.replace(f"fid_weights/{INCEPTION_FILE}", "nothing"))
     checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
     assert not checkpoints.exists() or list(checkpoints.iterdir()) == []
@@ -234,8 +243,19 @@ def test_an_unreachable_url_names_the_param_and_leaves_nothing(weights_server, t
 
 
 def test_classifier_features_are_the_head_input():
-    spec = ClassifierSpec("vit", 3, 8, {"patch_size": 4, "hidden_size": 16, "num_hidden_layers": 1,
-                                         "num_attention_heads": 2, "intermediate_size": 32, "dropout": 0.0})
+    spec = ClassifierSpec(
+        "vit",
+        3,
+        8,
+        {
+            "patch_size": 4,
+            "hidden_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 32,
+            "dropout": 0.0,
+        },
+    )
     model = build_classifier(spec).eval()
     images = np.random.default_rng(9).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
     features, logits = classifier_features(model, images, 8, 3, batch_size=2)

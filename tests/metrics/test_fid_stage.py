@@ -43,8 +43,17 @@ def images_of(per_class: int, shift: float, seed: int) -> ImageSet:
 def make_project(root: Path, per_class: int, **fid) -> tuple[ImageSet, ImageSet]:
     """params.yaml, a real test split (decoded from JPEG, says meta.json), a generated evaluation set, a classifier."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["fid"].update({"kid_subsets": 5, "kid_subset_size": 50, "precision_recall_k": 3, "batch_size": 50,
-                          "device": "cpu", "inception_url": None, **fid})
+    params["fid"].update(
+        {
+            "kid_subsets": 5,
+            "kid_subset_size": 50,
+            "precision_recall_k": 3,
+            "batch_size": 50,
+            "device": "cpu",
+            "inception_url": None,
+            **fid,
+        }
+    )
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     real, fake = images_of(per_class, 0.0, seed=0), images_of(per_class, 25.0, seed=1)
     save_image_set(root / "data/cifar10/test.npz", real)
@@ -61,9 +70,25 @@ def make_project(root: Path, per_class: int, **fid) -> tuple[ImageSet, ImageSet]
 def run_fid(root: Path, torch_home: Path) -> tuple[subprocess.CompletedProcess, dict]:
     env = {**os.environ, "TORCH_HOME": str(torch_home), "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db"}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "stages/fid.py"), "--generator", "gan", "--eval-set", "data/synthetic_eval/gan",
-         "--data", "data/cifar10", "--feature-model", "models/classifiers/cnn-full/seed0", "--out", "metrics/fid/gan.json"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(ROOT / "stages/fid.py"),
+            "--generator",
+            "gan",
+            "--eval-set",
+            "data/synthetic_eval/gan",
+            "--data",
+            "data/cifar10",
+            "--feature-model",
+            "models/classifiers/cnn-full/seed0",
+            "--out",
+            "metrics/fid/gan.json",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     return result, json.loads((root / "metrics/fid/gan.json").read_text())
@@ -91,9 +116,25 @@ def test_stage_fid_equals_the_pytorch_fid_cli(tmp_path, torch_home):
         for index, pixels in enumerate(images.images):
             Image.fromarray(pixels).save(folder / f"{index:04d}.png")
     cli = subprocess.run(
-        [sys.executable, "-m", "pytorch_fid", str(tmp_path / "png/real"), str(tmp_path / "png/fake"),
-         "--dims", "64", "--device", "cpu", "--num-workers", "0", "--batch-size", "50"],
-        env={**os.environ, "TORCH_HOME": str(torch_home)}, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pytorch_fid",
+            str(tmp_path / "png/real"),
+            str(tmp_path / "png/fake"),
+            "--dims",
+            "64",
+            "--device",
+            "cpu",
+            "--num-workers",
+            "0",
+            "--batch-size",
+            "50",
+        ],
+        env={**os.environ, "TORCH_HOME": str(torch_home)},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert cli.returncode == 0, cli.stderr
     cli_fid = float(re.search(r"FID:\s+(\S+)", cli.stdout).group(1))

@@ -29,8 +29,13 @@ TRAIN_COUNTS = {"a": 10, "b": 40, "c": 20, "d": 80}
 
 def entry(variant: str, seed: int, accuracy: float, macro_f1: float, recalls: list[float]) -> EntryResult:
     per_class = {c: {"precision": 0.5, "recall": r, "f1": 0.5, "support": 10} for c, r in zip(CLASSES, recalls)}
-    history = [{"epoch": "1", "train_loss": "1.5", "val_macro_f1": "0.2"}, {"epoch": "2", "train_loss": "1.1", "val_macro_f1": "0.3"}]
-    return EntryResult("vit", variant, seed, {"accuracy": accuracy, "macro_f1": macro_f1, "per_class": per_class}, np.eye(4), history)
+    history = [
+        {"epoch": "1", "train_loss": "1.5", "val_macro_f1": "0.2"},
+        {"epoch": "2", "train_loss": "1.1", "val_macro_f1": "0.3"},
+    ]
+    return EntryResult(
+        "vit", variant, seed, {"accuracy": accuracy, "macro_f1": macro_f1, "per_class": per_class}, np.eye(4), history
+    )
 
 
 RESULTS = [
@@ -64,9 +69,11 @@ def test_markdown_and_html_tables():
     lines = table.splitlines()
     assert lines[0].startswith("| classifier | variant | seeds | accuracy | macro-F1 | minority recall (a, c)")
     half, recall_half = T_975_1 * 0.01, T_975_1 * 0.1  # std / sqrt(2) is 0.01 (accuracy, F1) and 0.1 (recall)
-    assert lines[3] == (f"| vit | oversampled | 2 | 0.6100 ± 0.0141 [{0.61 - half:.4f}, {0.61 + half:.4f}] | "
-                        f"0.5600 ± 0.0141 [{0.56 - half:.4f}, {0.56 + half:.4f}] | "
-                        f"0.6000 ± 0.1414 [{0.6 - recall_half:.4f}, {0.6 + recall_half:.4f}] | +0.1400 |")
+    assert lines[3] == (
+        f"| vit | oversampled | 2 | 0.6100 ± 0.0141 [{0.61 - half:.4f}, {0.61 + half:.4f}] | "
+        f"0.5600 ± 0.0141 [{0.56 - half:.4f}, {0.56 + half:.4f}] | "
+        f"0.6000 ± 0.1414 [{0.6 - recall_half:.4f}, {0.6 + recall_half:.4f}] | +0.1400 |"
+    )
     rendered = markdown_to_html_table(table)
     assert rendered.count("<tr>") == 3 and "<td>+0.1400</td>" in rendered
     single = comparison_markdown(comparison_rows(RESULTS[:1], ["a"]), ["a"])
@@ -103,20 +110,33 @@ def test_figures_render_and_html_is_self_contained(tmp_path):
 def fid_result(features: str, fid: float, dims: int, images: int, unavailable: str | None = None) -> dict:
     sfx = "" if features == "inception" else "_classifier_features"
     return {
-        "features": features, f"fid{sfx}": fid, f"kid_mean{sfx}": 0.01, f"kid_std{sfx}": 0.002, f"precision{sfx}": 0.5,
-        f"recall{sfx}": 0.25, "fid_dims": dims, "fid_images": images, "fid_full_rank": images > dims,
-        "inception_unavailable": unavailable, "real_images_lossy": True, "real_image_encodings": {"JPEG": 60000},
+        "features": features,
+        f"fid{sfx}": fid,
+        f"kid_mean{sfx}": 0.01,
+        f"kid_std{sfx}": 0.002,
+        f"precision{sfx}": 0.5,
+        f"recall{sfx}": 0.25,
+        "fid_dims": dims,
+        "fid_images": images,
+        "fid_full_rank": images > dims,
+        "inception_unavailable": unavailable,
+        "real_images_lossy": True,
+        "real_image_encodings": {"JPEG": 60000},
         "real_classifier_accuracy_on_generated": 0.75,
-        "per_class": {c: {f"kid_mean{sfx}": 0.02, f"kid_std{sfx}": 0.001, "images": 10,
-                          "real_classifier_recall_on_generated": 0.5} for c in CLASSES},
+        "per_class": {
+            c: {f"kid_mean{sfx}": 0.02, f"kid_std{sfx}": 0.001, "images": 10, "real_classifier_recall_on_generated": 0.5}
+            for c in CLASSES
+        },
     }
 
 
 def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy():
     from synthaug.metrics.report import cas_by_generator, generator_markdown, generator_notes, per_class_generator_markdown
 
-    scores = {"ddpm": fid_result("inception", 12.5, 2048, 1000),
-              "gan": fid_result("classifier:vit-full-seed0", 3.0, 128, 1000, "fid.inception_url: cannot fetch x")}
+    scores = {
+        "ddpm": fid_result("inception", 12.5, 2048, 1000),
+        "gan": fid_result("classifier:vit-full-seed0", 3.0, 128, 1000, "fid.inception_url: cannot fetch x"),
+    }
     cas_entries = [entry("synthetic_only_ddpm", s, a, 0.3, [0.1, 0.2, 0.3, 0.4]) for s, a in ((0, 0.30), (1, 0.34))]
     for result in cas_entries:
         result.summary["train_images"] = 40
@@ -125,12 +145,16 @@ def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy():
     cas = cas_by_generator(cas_entries)
     table = generator_markdown(scores, {"ddpm": {"steps": 300}}, cas, full)
     half = T_975_1 * 0.02  # CAS over 2 seeds: std / sqrt(2) = 0.02
-    assert ("| ddpm | Inception 2048-d | 1000 | 12.500 (rank-deficient) | 0.0100 ± 0.0020 | 0.500 | 0.250 | "
-            f"0.3200 ± 0.0283 [{0.32 - half:.4f}, {0.32 + half:.4f}] (40 images) | 0.8000 (5000 images) | 0.7500 | 300 |") in table
+    assert (
+        "| ddpm | Inception 2048-d | 1000 | 12.500 (rank-deficient) | 0.0100 ± 0.0020 | 0.500 | 0.250 | "
+        f"0.3200 ± 0.0283 [{0.32 - half:.4f}, {0.32 + half:.4f}] (40 images) | 0.8000 (5000 images) | 0.7500 | 300 |"
+    ) in table
     assert "| gan | classifier:vit-full-seed0 128-d (not FID) | 1000 | 3.000 | " in table and "| n/a | 0.8000" in table
     notes = generator_notes(scores)
-    assert notes[0] == ("**Not Inception FID** for gan: fid.inception_url: cannot fetch x. Their distances use a "
-                        "classifier's features and cannot be compared with published FID.")
+    assert notes[0] == (
+        "**Not Inception FID** for gan: fid.inception_url: cannot fetch x. Their distances use a "
+        "classifier's features and cannot be compared with published FID."
+    )
     assert notes[1].startswith("**Rank-deficient FID** for ddpm: 1000 images per side on 2048-d features")
     assert notes[2].startswith("The real images were decoded from a lossy format (60000 JPEG)")
     per_class = per_class_generator_markdown(scores, CLASSES, cas)
@@ -141,11 +165,14 @@ def test_filter_note_names_the_judge_and_what_it_kept():
     from synthaug.metrics.report import filter_note
 
     synthetic = entry("synthetic_gan", 0, 0.5, 0.4, [0.1] * 4)
-    assert filter_note([synthetic], "oversampled") == ("Synthetic filter: off (every generated image is used; "
-                                                       "train.synthetic_filter.judge is oversampled).")
+    assert filter_note([synthetic], "oversampled") == (
+        "Synthetic filter: off (every generated image is used; train.synthetic_filter.judge is oversampled)."
+    )
     synthetic.summary.update(synthetic_filter_judge="oversampled", synthetic_kept_fraction={"a": 0.9, "c": 0.25})
-    assert filter_note([synthetic], "oversampled") == ("Synthetic filter (seed 0; fraction of generated images kept per class): "
-                                        "vit-synthetic_gan: judge vit-oversampled, kept a 0.90, c 0.25.")
+    assert filter_note([synthetic], "oversampled") == (
+        "Synthetic filter (seed 0; fraction of generated images kept per class): "
+        "vit-synthetic_gan: judge vit-oversampled, kept a 0.90, c 0.25."
+    )
 
 
 def test_a_generator_most_of_whose_added_images_are_labelled_at_chance_is_flagged_with_its_variants():
@@ -161,10 +188,13 @@ def test_a_generator_most_of_whose_added_images_are_labelled_at_chance_is_flagge
     assert unrecognized_classes(scores_with({"a": 0.25, "b": 0.30, "c": 0.33, "d": 0.9})) == ["a", "b"]
     # The generators add 60 images to a, 40 to b, none to c and d: a class counts by the images it adds.
     added = {"a": 60, "b": 40, "c": 0, "d": 0}
-    unusable = unusable_generators({
-        "ddpm": scores_with({"a": 0.25, "b": 0.9, "c": 0.9, "d": 0.0}),   # a at chance: 60 % of its images
-        "gan": scores_with({"a": 0.9, "b": 0.25, "c": 0.0, "d": 0.0}),    # b at chance: 40 %; c, d add nothing
-    }, {"ddpm": added, "gan": added})
+    unusable = unusable_generators(
+        {
+            "ddpm": scores_with({"a": 0.25, "b": 0.9, "c": 0.9, "d": 0.0}),  # a at chance: 60 % of its images
+            "gan": scores_with({"a": 0.9, "b": 0.25, "c": 0.0, "d": 0.0}),  # b at chance: 40 %; c, d add nothing
+        },
+        {"ddpm": added, "gan": added},
+    )
     assert list(unusable) == ["ddpm"]
     assert unusable["ddpm"].startswith("60% of the 100 images it adds to training are of classes whose generated images")
     assert "no better than chance (a; one-sided" in unusable["ddpm"]
@@ -184,9 +214,14 @@ def test_compute_comes_from_stage_records_and_is_priced_only_for_an_established_
         result.summary.update(seconds=seconds, device="cpu")
         return result
 
-    results = [timed("baseline", 0, 0.40, 10.0), timed("baseline", 1, 0.44, 14.0),
-               timed("oversampled", 0, 0.60, 20.0), timed("oversampled", 1, 0.62, 22.0),      # +0.19 for +9 s
-               timed("synthetic_gan", 0, 0.41, 16.0), timed("synthetic_gan", 1, 0.47, 18.0)]  # +0.02, within noise
+    results = [
+        timed("baseline", 0, 0.40, 10.0),
+        timed("baseline", 1, 0.44, 14.0),
+        timed("oversampled", 0, 0.60, 20.0),
+        timed("oversampled", 1, 0.62, 22.0),  # +0.19 for +9 s
+        timed("synthetic_gan", 0, 0.41, 16.0),
+        timed("synthetic_gan", 1, 0.47, 18.0),
+    ]  # +0.02, within noise
     trainings = {"gan": {"seconds": 100.0, "device": "cpu"}}
     syntheses = {"gan": {"seconds": 30.0, "device": "cuda"}}
     costs = variant_compute(results, trainings, syntheses)

@@ -19,11 +19,16 @@ from synthaug.metrics.sweeps import (
 
 def revision(name: str, p_aug: float, scores: dict[str, float], profile: str = "demo") -> dict:
     return {
-        "rev": f"{abs(hash(name)):040x}"[:40], "name": name, "error": None,
+        "rev": f"{abs(hash(name)):040x}"[:40],
+        "name": name,
+        "error": None,
         "data": {
             "params": {"params.yaml": {"data": {"train": {"augment_p": p_aug}, "experiment": {"profile": profile}}}},
             "metrics": {
-                **{f"metrics/eval/{entry}.json": {"data": {"macro_f1": score, "accuracy": 1.0}} for entry, score in scores.items()},
+                **{
+                    f"metrics/eval/{entry}.json": {"data": {"macro_f1": score, "accuracy": 1.0}}
+                    for entry, score in scores.items()
+                },
                 "metrics/fid/gan.json": {"data": {"macro_f1": 99.0}},  # not an evaluate entry: ignored
             },
         },
@@ -48,14 +53,18 @@ def test_points_skip_the_workspace_failed_runs_and_other_files():
     points = sweep_points(exp_show_json(), "train.augment_p")
     assert {p.experiment for p in points} == {"main", "p0", "p1", "p1-again", "other-profile"}
     assert {(p.classifier, p.variant, p.seed) for p in points if p.experiment == "p0"} == {
-        ("vit", "baseline", 0), ("vit", "baseline", 1), ("vit", "synthetic_gan", 0)}
+        ("vit", "baseline", 0),
+        ("vit", "baseline", 1),
+        ("vit", "synthetic_gan", 0),
+    }
     filtered = sweep_points(exp_show_json(), "train.augment_p", where={"experiment.profile": "demo"})
     assert "other-profile" not in {p.experiment for p in filtered}
 
 
 def test_rows_average_seeds_and_runs_per_value_and_variant():
-    rows = sweep_rows(sweep_points(exp_show_json(), "train.augment_p", where={"experiment.profile": "demo"}),
-                      "train.augment_p", "macro_f1")
+    rows = sweep_rows(
+        sweep_points(exp_show_json(), "train.augment_p", where={"experiment.profile": "demo"}), "train.augment_p", "macro_f1"
+    )
     table = {(r["value"], r["variant"]): r for r in rows}
     assert [r["value"] for r in rows] == sorted(r["value"] for r in rows)
     assert table[(0.0, "baseline")]["mean"] == pytest.approx(0.22) and table[(0.0, "baseline")]["runs"] == 2
@@ -66,13 +75,15 @@ def test_rows_average_seeds_and_runs_per_value_and_variant():
 
 
 def test_csv_round_trip_matrix_and_report_rendering(tmp_path):
-    rows = sweep_rows(sweep_points(exp_show_json(), "train.augment_p", where={"experiment.profile": "demo"}),
-                      "train.augment_p", "macro_f1")
+    rows = sweep_rows(
+        sweep_points(exp_show_json(), "train.augment_p", where={"experiment.profile": "demo"}), "train.augment_p", "macro_f1"
+    )
     path = tmp_path / "train.augment_p.csv"
     path.write_text(rows_to_csv(rows))
     loaded = read_sweep_csv(path)
     assert [(r["value"], r["variant"], r["mean"], r["runs"]) for r in loaded] == [
-        (r["value"], r["variant"], r["mean"], r["runs"]) for r in rows]
+        (r["value"], r["variant"], r["mean"], r["runs"]) for r in rows
+    ]
     labels, values, matrix = sweep_matrix(loaded)
     assert labels == ["vit/baseline", "vit/synthetic_gan"] and values == [0.0, 0.5, 1.0]
     assert matrix[0].tolist() == pytest.approx([0.22, 0.30, 0.12]) and math.isnan(matrix[1, 2])

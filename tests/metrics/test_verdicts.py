@@ -25,12 +25,15 @@ def test_differences_pair_by_seed():
     assert paired_differences({0: 0.5, 1: 0.6, 2: 0.7}, {2: 0.6, 0: 0.45, 5: 0.1}) == pytest.approx([0.05, 0.1])
 
 
-@pytest.mark.parametrize(("differences", "expected"), [
-    ([0.05, 0.06, 0.04], "beats oversampling"),
-    ([-0.05, -0.06, -0.04], "loses to oversampling"),
-    ([0.05, -0.04, 0.01], "within noise (3 seeds)"),
-    ([0.05], "no interval (1 seed)"),
-])
+@pytest.mark.parametrize(
+    ("differences", "expected"),
+    [
+        ([0.05, 0.06, 0.04], "beats oversampling"),
+        ([-0.05, -0.06, -0.04], "loses to oversampling"),
+        ([0.05, -0.04, 0.01], "within noise (3 seeds)"),
+        ([0.05], "no interval (1 seed)"),
+    ],
+)
 def test_verdict_follows_the_interval(differences, expected):
     assert verdict(t_interval(differences), "oversampling") == expected
 
@@ -55,7 +58,10 @@ def test_pairing_sees_a_small_consistent_gain_that_seed_spread_hides():
     assert rows["baseline"]["comparisons"]["oversampled"][1] == "loses to oversampling"
     assert "baseline" not in rows["baseline"]["comparisons"]
     table = verdicts_markdown(list(rows.values()))
-    assert "| vit | synthetic_gan | +0.0100 [+0.0100, +0.0100] | beats oversampling | +0.2100 [+0.2100, +0.2100] | beats baseline |" in table
+    assert (
+        "| vit | synthetic_gan | +0.0100 [+0.0100, +0.0100] | beats oversampling | +0.2100 [+0.2100, +0.2100] | beats baseline |"
+        in table
+    )
     assert "| vit | oversampled | — | — | +0.2000 [+0.2000, +0.2000] | beats baseline |" in table
 
 
@@ -63,13 +69,16 @@ def binomial_tail(correct: int, total: int, p: float) -> float:
     return sum(math.comb(total, k) * p**k * (1 - p) ** (total - k) for k in range(correct, total + 1))
 
 
-@pytest.mark.parametrize(("correct", "total", "classes", "expected"), [
-    (30, 100, 10, True),     # 3x chance
-    (10, 100, 10, False),    # chance itself
-    (14, 100, 10, False),    # above chance, but 100 images cannot tell it from guessing
-    (140, 1000, 10, True),   # the same rate over 1000 images can
-    (0, 0, 10, False),       # no images: nothing shown
-])
+@pytest.mark.parametrize(
+    ("correct", "total", "classes", "expected"),
+    [
+        (30, 100, 10, True),  # 3x chance
+        (10, 100, 10, False),  # chance itself
+        (14, 100, 10, False),  # above chance, but 100 images cannot tell it from guessing
+        (140, 1000, 10, True),  # the same rate over 1000 images can
+        (0, 0, 10, False),  # no images: nothing shown
+    ],
+)
 def test_above_chance_is_the_one_sided_binomial_test(correct, total, classes, expected):
     from synthaug.metrics.verdicts import above_chance
 

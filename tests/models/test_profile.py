@@ -76,8 +76,9 @@ def test_linear_probe_trains_the_head_only(tiny_train_params):
     from synthaug.data.storage import ImageSet
     from synthaug.train.classifier import spec_from_params, train_classifier
 
-    params = tiny_train_params.model_copy(update={
-        "timm": tiny_train_params.timm.model_copy(update={"linear_probe": True}), "epochs": 1})
+    params = tiny_train_params.model_copy(
+        update={"timm": tiny_train_params.timm.model_copy(update={"linear_probe": True}), "epochs": 1}
+    )
     model = build_classifier(spec_from_params("timm", params, num_classes=3))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng = np.random.default_rng(0)
@@ -123,9 +124,22 @@ def test_profile_stage_writes_the_figures_and_a_trace_artifact(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "stages/profile_model.py"), "--classifier", "cnn", "--model", "models/cnn-baseline/seed0",
-         "--out", "metrics/profile/cnn.json", "--traces", "metrics/profile/cnn"],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
+        [
+            sys.executable,
+            str(ROOT / "stages/profile_model.py"),
+            "--classifier",
+            "cnn",
+            "--model",
+            "models/cnn-baseline/seed0",
+            "--out",
+            "metrics/profile/cnn.json",
+            "--traces",
+            "metrics/profile/cnn",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     figures = json.loads((tmp_path / "metrics/profile/cnn.json").read_text())
@@ -136,8 +150,11 @@ def test_profile_stage_writes_the_figures_and_a_trace_artifact(tmp_path):
     assert {"train_step_0", "train_step_1"} <= names
     assert f"{figures['parameters']:,} parameters" in result.stdout and "trace of 2 steps" in result.stdout
     with sqlite3.connect(tmp_path / "mlflow.db") as db:
-        logged = dict(db.execute("select m.key, m.value from metrics m join runs r on r.run_uuid = m.run_uuid "
-                                 "where r.name = 'profile/cnn'").fetchall())
+        logged = dict(
+            db.execute(
+                "select m.key, m.value from metrics m join runs r on r.run_uuid = m.run_uuid where r.name = 'profile/cnn'"
+            ).fetchall()
+        )
     assert logged["macs_per_image"] == figures["macs_per_image"]
     artifacts = sorted(p.name for p in (tmp_path / "mlartifacts").rglob("*.json"))
     assert artifacts == ["cnn.json", "trace.json"]

@@ -17,8 +17,13 @@ def tiny_sdxl(tmp_path_factory) -> tuple[Path, Path]:
 def tiny_synth_params(project_params, tiny_sdxl) -> SynthesizeParams:
     raw = dict(project_params["synthesize"], shard_size=4, preview_per_class=2)
     raw["sdxl_turbo"] = dict(
-        raw["sdxl_turbo"], model=str(tiny_sdxl[0]), controlnet=str(tiny_sdxl[1]), vae=None,
-        resolution=64, batch_size=3, device="cpu",
+        raw["sdxl_turbo"],
+        model=str(tiny_sdxl[0]),
+        controlnet=str(tiny_sdxl[1]),
+        vae=None,
+        resolution=64,
+        batch_size=3,
+        device="cpu",
     )
     return parse_section("synthesize", raw, SynthesizeParams)
 

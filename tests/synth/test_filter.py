@@ -36,10 +36,12 @@ def test_agreement_drops_wrong_class_and_low_confidence():
 
 def test_disabled_filter_keeps_everything_and_enabled_needs_a_checkpoint():
     synthetic = images_of([0, 255], [0, 1])
-    kept, report = filter_synthetic(synthetic, None, SyntheticFilterParams(enabled=False, min_confidence=0.5, judge='oversampled'), 8)
+    kept, report = filter_synthetic(
+        synthetic, None, SyntheticFilterParams(enabled=False, min_confidence=0.5, judge="oversampled"), 8
+    )
     assert len(kept) == 2 and report == {"synthetic_images": 2}
     with pytest.raises(FileNotFoundError, match="needs a real-data classifier checkpoint"):
-        filter_synthetic(synthetic, None, SyntheticFilterParams(enabled=True, min_confidence=0.5, judge='oversampled'), 8)
+        filter_synthetic(synthetic, None, SyntheticFilterParams(enabled=True, min_confidence=0.5, judge="oversampled"), 8)
 
 
 def colour_set(counts: list[int], seed: int) -> ImageSet:
@@ -87,7 +89,9 @@ def test_full_is_refused_as_judge_and_the_judge_must_be_trained(project_params):
     raw = dict(project_params["train"], synthetic_filter={"enabled": True, "min_confidence": 0.5, "judge": "full"})
     with pytest.raises(ParamsError, match=r"train\.synthetic_filter\.judge: 'full' trained on the images the imbalance removed"):
         parse_section("train", raw, TrainParams)
-    data = dict(project_params, train=dict(raw, synthetic_filter={"enabled": True, "min_confidence": 0.5, "judge": "logit_adjusted"}))
+    data = dict(
+        project_params, train=dict(raw, synthetic_filter={"enabled": True, "min_confidence": 0.5, "judge": "logit_adjusted"})
+    )
     with pytest.raises(ParamsError, match=r"judge: 'logit_adjusted' is not in experiment.variants"):
         validate_all(data)
 

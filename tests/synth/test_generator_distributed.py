@@ -28,34 +28,66 @@ def project(tmp_path) -> Path:
     labels = np.repeat(np.arange(3), [4, 8, 12])
     images = (rng.integers(0, 60, (len(labels), 8, 8, 3)) + 60 * labels[:, None, None, None]).astype(np.uint8)
     save_image_set(tmp_path / "data/train.npz", ImageSet(images, labels.astype(np.int64), ("a", "b", "c")))
-    save_index_arrays(tmp_path / "splits.npz", {"train": np.arange(len(labels)), "val": np.arange(0), "full": np.arange(len(labels))})
+    save_index_arrays(
+        tmp_path / "splits.npz", {"train": np.arange(len(labels)), "val": np.arange(0), "full": np.arange(len(labels))}
+    )
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     section = params["train_generator"]
     section.update(log_every=2, checkpoint_every=100, sample_every=100, samples_per_class=1, device="cpu")
     # a global batch of 5: shares of 3 and 2, so the loss weighting matters
-    section["ddpm"].update(steps=4, batch_size=5, block_out_channels=[8, 16], layers_per_block=1, attention=False,
-                           preview_steps=2, warmup_steps=2, mixed_precision="no")
+    section["ddpm"].update(
+        steps=4,
+        batch_size=5,
+        block_out_channels=[8, 16],
+        layers_per_block=1,
+        attention=False,
+        preview_steps=2,
+        warmup_steps=2,
+        mixed_precision="no",
+    )
     section["gan"].update(steps=4, batch_size=5, latent_dim=8, base_channels=8)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
 
 
 def launch(project: Path, command: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(ROOT / "src")}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT / "src"),
+    }
     result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
 
 def train_stage(project: Path, generator: str, out: str, launcher: list[str]) -> subprocess.CompletedProcess:
-    return launch(project, [*launcher, STAGE, "--generator", generator, "--data", "data", "--splits", "splits.npz",
-                            "--out", f"{out}/model", "--curves", f"{out}/curves"])
+    return launch(
+        project,
+        [
+            *launcher,
+            STAGE,
+            "--generator",
+            generator,
+            "--data",
+            "data",
+            "--splits",
+            "splits.npz",
+            "--out",
+            f"{out}/model",
+            "--curves",
+            f"{out}/curves",
+        ],
+    )
 
 
 def exported_weights(folder: Path) -> dict[str, np.ndarray]:
-    return {f"{path.relative_to(folder)}:{key}": value
-            for path in sorted(folder.rglob("*.safetensors")) for key, value in load_file(path).items()}
+    return {
+        f"{path.relative_to(folder)}:{key}": value
+        for path in sorted(folder.rglob("*.safetensors"))
+        for key, value in load_file(path).items()
+    }
 
 
 def test_ddpm_on_two_gloo_processes_trains_what_one_process_trains(project):

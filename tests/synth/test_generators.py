@@ -28,8 +28,16 @@ CLASSES = ("cat", "dog", "frog")
 @pytest.fixture
 def generator_params(project_params) -> TrainGeneratorParams:
     raw = dict(project_params["train_generator"], log_every=2, checkpoint_every=3, sample_every=3, samples_per_class=2)
-    raw["ddpm"] = dict(raw["ddpm"], steps=6, batch_size=4, block_out_channels=[8, 16], layers_per_block=1,
-                       attention=False, preview_steps=2, warmup_steps=2)
+    raw["ddpm"] = dict(
+        raw["ddpm"],
+        steps=6,
+        batch_size=4,
+        block_out_channels=[8, 16],
+        layers_per_block=1,
+        attention=False,
+        preview_steps=2,
+        warmup_steps=2,
+    )
     raw["gan"] = dict(raw["gan"], steps=6, batch_size=4, latent_dim=8, base_channels=8)
     return parse_section("train_generator", raw, TrainGeneratorParams)
 
@@ -44,14 +52,25 @@ def tiny_images() -> ImageSet:
 
 def settings(params: TrainGeneratorParams, generator: str) -> LoopSettings:
     section = getattr(params, generator)
-    return LoopSettings(steps=section.steps, batch_size=section.batch_size, seed=params.seed, balanced_sampling=True,
-                        horizontal_flip=True, log_every=params.log_every, checkpoint_every=params.checkpoint_every,
-                        sample_every=params.sample_every)
+    return LoopSettings(
+        steps=section.steps,
+        batch_size=section.batch_size,
+        seed=params.seed,
+        balanced_sampling=True,
+        horizontal_flip=True,
+        log_every=params.log_every,
+        checkpoint_every=params.checkpoint_every,
+        sample_every=params.sample_every,
+    )
 
 
 def weights(trainer) -> dict[str, torch.Tensor]:
-    return {f"{part}.{k}": v for part, tree in trainer.state().items() if part in ("model", "ema", "generator", "discriminator")
-            for k, v in tree.items()}
+    return {
+        f"{part}.{k}": v
+        for part, tree in trainer.state().items()
+        if part in ("model", "ema", "generator", "discriminator")
+        for k, v in tree.items()
+    }
 
 
 def test_state_round_trips_without_pickle(tmp_path):
@@ -59,8 +78,13 @@ def test_state_round_trips_without_pickle(tmp_path):
     optimizer = torch.optim.AdamW(model.parameters(), betas=(0.5, 0.9))
     model(torch.ones(1, 3)).sum().backward()
     optimizer.step()
-    tree = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.Generator().manual_seed(3).get_state(),
-            "history": [{"step": 1, "loss": 0.5}], "pair": (1, None)}
+    tree = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": torch.Generator().manual_seed(3).get_state(),
+        "history": [{"step": 1, "loss": 0.5}],
+        "pair": (1, None),
+    }
     save_state(tmp_path / "state.safetensors", tree)
     loaded = load_state(tmp_path / "state.safetensors")
     assert loaded["history"] == [{"step": 1, "loss": 0.5}] and loaded["pair"] == (1, None)
@@ -85,8 +109,14 @@ def test_trains_with_finite_losses_and_logged_curve(generator, generator_params,
     trainer = build_trainer(generator, generator_params, 8, 3, torch.device("cpu"))
     before = {k: v.clone() for k, v in weights(trainer).items()}
     grids = []
-    result = train_generator_loop(trainer, tiny_images, settings(generator_params, generator), tmp_path / "work", "x",
-                                  on_samples=lambda step: grids.append(step))
+    result = train_generator_loop(
+        trainer,
+        tiny_images,
+        settings(generator_params, generator),
+        tmp_path / "work",
+        "x",
+        on_samples=lambda step: grids.append(step),
+    )
     assert [row["step"] for row in result.history] == [2, 4, 6] and grids == [3, 6]
     assert all(np.isfinite(v) for row in result.history for v in row.values())
     assert any(not torch.equal(before[k], v) for k, v in weights(trainer).items())
@@ -106,8 +136,14 @@ def test_interrupted_training_resumes_to_the_same_weights(generator, generator_p
 
     torch.manual_seed(0)
     with pytest.raises(KeyboardInterrupt):
-        train_generator_loop(build_trainer(generator, generator_params, 8, 3, torch.device("cpu")), tiny_images, loop,
-                             tmp_path / "resumed", "same", on_log=stop_at_five)
+        train_generator_loop(
+            build_trainer(generator, generator_params, 8, 3, torch.device("cpu")),
+            tiny_images,
+            loop,
+            tmp_path / "resumed",
+            "same",
+            on_log=stop_at_five,
+        )
     torch.manual_seed(0)
     resumed = build_trainer(generator, generator_params, 8, 3, torch.device("cpu"))
     result = train_generator_loop(resumed, tiny_images, loop, tmp_path / "resumed", "same")
@@ -119,7 +155,9 @@ def test_interrupted_training_resumes_to_the_same_weights(generator, generator_p
 def test_checkpoint_of_other_inputs_is_not_resumed(generator_params, tiny_images, tmp_path):
     loop = settings(generator_params, "gan")
     train_generator_loop(build_trainer("gan", generator_params, 8, 3, torch.device("cpu")), tiny_images, loop, tmp_path, "old")
-    result = train_generator_loop(build_trainer("gan", generator_params, 8, 3, torch.device("cpu")), tiny_images, loop, tmp_path, "new")
+    result = train_generator_loop(
+        build_trainer("gan", generator_params, 8, 3, torch.device("cpu")), tiny_images, loop, tmp_path, "new"
+    )
     assert result.resumed_from == 0
 
 
@@ -169,8 +207,9 @@ def test_gan_options_build_and_step(generator_params, tiny_images):
     for block in ("transposed", "upsample", "csp"):
         for conditioning in ("projection", "embedding"):
             for spectral in (False, True):
-                gan = generator_params.gan.model_copy(update=dict(
-                    generator_block=block, discriminator_conditioning=conditioning, spectral_norm=spectral))
+                gan = generator_params.gan.model_copy(
+                    update=dict(generator_block=block, discriminator_conditioning=conditioning, spectral_norm=spectral)
+                )
                 params = generator_params.model_copy(update=dict(gan=gan))
                 trainer = build_trainer("gan", params, 8, 3, torch.device("cpu"))
                 images = torch.from_numpy(tiny_images.images[:4]).permute(0, 3, 1, 2).float() / 127.5 - 1

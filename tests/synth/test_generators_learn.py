@@ -43,12 +43,21 @@ def learnt(agreement: tuple[float, float]) -> bool:
 
 @pytest.fixture(scope="module")
 def toy_params() -> TrainGeneratorParams:
-    from tests.conftest import ROOT
     from synthaug.params import load_params
+    from tests.conftest import ROOT
 
     raw = dict(load_params(ROOT / "params.yaml")["train_generator"], log_every=50, checkpoint_every=10**6, sample_every=10**6)
-    raw["ddpm"] = dict(raw["ddpm"], steps=200, batch_size=32, lr=1e-3, warmup_steps=20, ema_decay=0.99,
-                       block_out_channels=[16, 32], layers_per_block=1, attention=False)
+    raw["ddpm"] = dict(
+        raw["ddpm"],
+        steps=200,
+        batch_size=32,
+        lr=1e-3,
+        warmup_steps=20,
+        ema_decay=0.99,
+        block_out_channels=[16, 32],
+        layers_per_block=1,
+        attention=False,
+    )
     raw["gan"] = dict(raw["gan"], steps=400, batch_size=32, latent_dim=16, base_channels=16)
     return parse_section("train_generator", raw, TrainGeneratorParams)
 
@@ -57,9 +66,16 @@ def train(generator: str, params: TrainGeneratorParams, workdir: Path):
     torch.manual_seed(0)
     trainer = build_trainer(generator, params, SIZE, len(COLOURS), torch.device("cpu"))
     section = getattr(params, generator)
-    loop = LoopSettings(steps=section.steps, batch_size=section.batch_size, seed=0, balanced_sampling=True,
-                        horizontal_flip=True, log_every=params.log_every, checkpoint_every=params.checkpoint_every,
-                        sample_every=params.sample_every)
+    loop = LoopSettings(
+        steps=section.steps,
+        batch_size=section.batch_size,
+        seed=0,
+        balanced_sampling=True,
+        horizontal_flip=True,
+        log_every=params.log_every,
+        checkpoint_every=params.checkpoint_every,
+        sample_every=params.sample_every,
+    )
     train_generator_loop(trainer, solid_colours(), loop, workdir, "toy")
     return trainer
 
@@ -103,8 +119,13 @@ def test_ddpm_check_fails_when_the_labels_are_ignored(toy_params, tmp_path, monk
     from diffusers import UNet2DModel
 
     conditional = UNet2DModel.forward
-    monkeypatch.setattr(UNet2DModel, "forward", lambda self, sample, timestep, class_labels=None, **kw: conditional(
-        self, sample, timestep, class_labels=torch.full_like(class_labels, len(COLOURS)), **kw))
+    monkeypatch.setattr(
+        UNet2DModel,
+        "forward",
+        lambda self, sample, timestep, class_labels=None, **kw: conditional(
+            self, sample, timestep, class_labels=torch.full_like(class_labels, len(COLOURS)), **kw
+        ),
+    )
     agreement = colour_agreement(ddpm_sampler(train("ddpm", toy_params, tmp_path)))
     assert not learnt(agreement) and agreement[0] < 0.6, agreement
 

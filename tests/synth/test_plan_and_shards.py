@@ -49,7 +49,9 @@ def test_interrupted_generation_resumes_with_identical_result(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         generate_shards(items, 4, tmp_path / "work", "digest", fake_backend(calls, fail_after=2))
     assert calls == [4, 4] and sorted(p.name for p in (tmp_path / "work").glob("shard-*")) == [
-        "shard-00000.npz", "shard-00001.npz"]
+        "shard-00000.npz",
+        "shard-00001.npz",
+    ]
     resumed_calls: list[int] = []
     assert generate_shards(items, 4, tmp_path / "work", "digest", fake_backend(resumed_calls)) == 5
     assert resumed_calls == [4, 1]  # only the missing shards

@@ -61,7 +61,10 @@ def test_offline_error_names_model_and_fix(tiny_synth_params, monkeypatch):
     # the hub reads the variable at import; without this it retries the network for ~20 s first
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     params = with_backend(tiny_synth_params, model="stabilityai/sdxl-turbo")
-    with pytest.raises(ModelLoadError, match=r"cannot load synthesize\.sdxl_turbo\.model='stabilityai/sdxl-turbo'.*set synthesize\.sdxl_turbo\.model=DIR"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"cannot load synthesize\.sdxl_turbo\.model='stabilityai/sdxl-turbo'.*set synthesize\.sdxl_turbo\.model=DIR",
+    ):
         load_pipeline(params, torch.device("cpu"))
     params = with_backend(tiny_synth_params, controlnet="diffusers/controlnet-canny-sdxl-1.0-small")
     with pytest.raises(ModelLoadError, match=r"synthesize\.sdxl_turbo\.controlnet='diffusers/controlnet-canny-sdxl-1\.0-small'"):

@@ -33,13 +33,17 @@ def project(tmp_path) -> Path:
     save_image_set(tmp_path / "data/train.npz", ImageSet(images, labels, CLASSES))
     save_image_set(tmp_path / "data/test.npz", ImageSet(images[:9], np.repeat(np.arange(3), 3), CLASSES))
     write_json(tmp_path / "data/meta.json", {"sha256": "fixture"})
-    save_index_arrays(tmp_path / "splits.npz", {"train": np.arange(len(labels)), "val": np.arange(0), "full": np.arange(len(labels))})
+    save_index_arrays(
+        tmp_path / "splits.npz", {"train": np.arange(len(labels)), "val": np.arange(0), "full": np.arange(len(labels))}
+    )
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw = dict(params["train_generator"])
     raw["gan"] = dict(raw["gan"], latent_dim=8, base_channels=8)
     trainer = build_trainer("gan", parse_section("train_generator", raw, TrainGeneratorParams), 8, 3, torch.device("cpu"))
     trainer.export(tmp_path / "gan")  # untrained weights: the sharding, not the images, is under test
-    write_json(tmp_path / "gan" / GENERATOR_FILE, {"generator": "gan", "trained": True, "class_names": list(CLASSES), "image_size": 8})
+    write_json(
+        tmp_path / "gan" / GENERATOR_FILE, {"generator": "gan", "trained": True, "class_names": list(CLASSES), "image_size": 8}
+    )
     params["synthesize"].update(shard_size=2, eval_per_class=3, preview_per_class=2)
     params["synthesize"]["gan"] = {"batch_size": 2, "device": "cpu"}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -47,12 +51,31 @@ def project(tmp_path) -> Path:
 
 
 def synthesize(project: Path, out: str, launcher: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(ROOT / "src")}
-    args = ["--generator", "gan", "--model", "gan", "--data", "data", "--splits", "splits.npz",
-            "--out", f"{out}/synthetic", "--eval-out", f"{out}/eval", "--previews", f"{out}/previews"]
-    result = subprocess.run([*launcher, str(ROOT / "stages/synthesize.py"), *args], cwd=project, env=env,
-                            capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT / "src"),
+    }
+    args = [
+        "--generator",
+        "gan",
+        "--model",
+        "gan",
+        "--data",
+        "data",
+        "--splits",
+        "splits.npz",
+        "--out",
+        f"{out}/synthetic",
+        "--eval-out",
+        f"{out}/eval",
+        "--previews",
+        f"{out}/previews",
+    ]
+    result = subprocess.run(
+        [*launcher, str(ROOT / "stages/synthesize.py"), *args], cwd=project, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 

@@ -111,11 +111,15 @@ def test_interrupted_training_resumes_to_the_same_result(kind, engine, tiny_trai
 
     checkpoint = tmp_path / "last.pt"
     with pytest.raises(KeyboardInterrupt):
-        train_classifier(fresh_model(), data, data, params, seed=1, on_epoch=stop_after_first, checkpoint=checkpoint, fingerprint="f")
+        train_classifier(
+            fresh_model(), data, data, params, seed=1, on_epoch=stop_after_first, checkpoint=checkpoint, fingerprint="f"
+        )
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 1
     seen = []
     torch.manual_seed(999)  # a resumed process starts with other global RNG state: the checkpoint must restore it
-    resumed = train_classifier(fresh_model(), data, data, params, seed=1, on_epoch=seen.append, checkpoint=checkpoint, fingerprint="f")
+    resumed = train_classifier(
+        fresh_model(), data, data, params, seed=1, on_epoch=seen.append, checkpoint=checkpoint, fingerprint="f"
+    )
     assert [r.epoch for r in seen] == [2, 3]  # only the missing epochs ran
     assert [r.to_dict() for r in resumed.history] == [r.to_dict() for r in reference.history]
     for name, tensor in reference.best_state.items():
@@ -128,5 +132,7 @@ def test_checkpoint_from_other_inputs_is_ignored(tiny_train_params, tmp_path):
     train_classifier(model, data, data, tiny_train_params, seed=0, checkpoint=tmp_path / "last.pt", fingerprint="old")
     seen = []
     model = build_classifier(spec_from_params("cnn", tiny_train_params, data.num_classes))
-    train_classifier(model, data, data, tiny_train_params, seed=0, on_epoch=seen.append, checkpoint=tmp_path / "last.pt", fingerprint="new")
+    train_classifier(
+        model, data, data, tiny_train_params, seed=0, on_epoch=seen.append, checkpoint=tmp_path / "last.pt", fingerprint="new"
+    )
     assert [r.epoch for r in seen] == [1, 2]

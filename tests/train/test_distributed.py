@@ -37,28 +37,53 @@ def project(tmp_path) -> Path:
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 16)
     # class-coloured noise: learnable in a few steps, so the two runs must agree on something non-trivial
-    images = (rng.integers(0, 60, (48, 8, 8, 3)) + 60 * labels[:, None, None, None] * np.eye(3)[labels % 3][:, None, None, :])
+    images = rng.integers(0, 60, (48, 8, 8, 3)) + 60 * labels[:, None, None, None] * np.eye(3)[labels % 3][:, None, None, :]
     save_image_set(tmp_path / "data/train.npz", ImageSet(images.astype(np.uint8), labels.astype(np.int64), ("a", "b", "c")))
     val = np.concatenate([np.flatnonzero(labels == c)[:4] for c in range(3)])
     train = np.setdiff1d(np.arange(48), val)
     save_index_arrays(tmp_path / "splits.npz", {"train": train, "val": val, "full": train})
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    save_image_set(tmp_path / "data/test.npz", ImageSet(images[val].astype(np.uint8), labels[val].astype(np.int64), ("a", "b", "c")))
+    save_image_set(
+        tmp_path / "data/test.npz", ImageSet(images[val].astype(np.uint8), labels[val].astype(np.int64), ("a", "b", "c"))
+    )
     params["experiment"]["seeds"] = [0]
     params["train"].update(
-        epochs=2, batch_size=9,  # 5 + 4 per rank: the loss weighting matters
-        lr=3e-3, image_size=8, eval_batch_size=5, augment_p=0.5,
+        epochs=2,
+        batch_size=9,  # 5 + 4 per rank: the loss weighting matters
+        lr=3e-3,
+        image_size=8,
+        eval_batch_size=5,
+        augment_p=0.5,
         vit={**params["train"]["vit"], "patch_size": 4, "hidden_size": 32, "num_hidden_layers": 2, "intermediate_size": 64},
     )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
 
 
-def train(project: Path, out: str, launcher: list[str], variant: str = "baseline", splits: str = "splits.npz") -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(ROOT / "src")}
-    args = ["--classifier", "vit", "--variant", variant, "--data", "data", "--splits", splits,
-            *(part for kind in ("out", "history", "curves", "eval", "predictions", "confusion") for part in (f"--{kind}", f"{out}/{kind}"))]
+def train(
+    project: Path, out: str, launcher: list[str], variant: str = "baseline", splits: str = "splits.npz"
+) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT / "src"),
+    }
+    args = [
+        "--classifier",
+        "vit",
+        "--variant",
+        variant,
+        "--data",
+        "data",
+        "--splits",
+        splits,
+        *(
+            part
+            for kind in ("out", "history", "curves", "eval", "predictions", "confusion")
+            for part in (f"--{kind}", f"{out}/{kind}")
+        ),
+    ]
     result = subprocess.run([*launcher, STAGE, *args], cwd=project, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     return result

@@ -21,13 +21,24 @@ from synthaug.train.hpo import pruning_callback, trial_params
 
 from ..conftest import ROOT
 
-SPACE = {"lr": {"low": 1e-3, "high": 1e-2, "log": True}, "batch_size": [4, 8], "augment_p": {"low": 0.0, "high": 1.0, "log": False}}
+SPACE = {
+    "lr": {"low": 1e-3, "high": 1e-2, "log": True},
+    "batch_size": [4, 8],
+    "augment_p": {"low": 0.0, "high": 1.0, "log": False},
+}
 
 
 def hpo_section(**overrides) -> dict:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())["hpo"]
-    return {**raw, "classifier": "cnn", "study": "tiny", "trials": 3, "space": SPACE,
-            "pruner": {"startup_trials": 1, "warmup_epochs": 1}, **overrides}
+    return {
+        **raw,
+        "classifier": "cnn",
+        "study": "tiny",
+        "trials": 3,
+        "space": SPACE,
+        "pruner": {"startup_trials": 1, "warmup_epochs": 1},
+        **overrides,
+    }
 
 
 def make_project(root: Path, **hpo_overrides) -> dict[str, str]:
@@ -75,8 +86,11 @@ def test_hpo_searches_logs_nested_trials_writes_best_and_resumes(tmp_path):
 
     with sqlite3.connect(tmp_path / "mlflow.db") as db:
         runs = dict(db.execute("select name, run_uuid from runs").fetchall())
-        parents = dict(db.execute("select r.name, t.value from runs r join tags t on t.run_uuid = r.run_uuid "
-                                  "where t.key = 'mlflow.parentRunId'").fetchall())
+        parents = dict(
+            db.execute(
+                "select r.name, t.value from runs r join tags t on t.run_uuid = r.run_uuid where t.key = 'mlflow.parentRunId'"
+            ).fetchall()
+        )
         epochs_logged = db.execute("select count(*) from metrics where key = 'val_macro_f1'").fetchone()[0]
     assert parents == {f"trial {n}": runs["hpo/tiny"] for n in range(3)}
     assert epochs_logged == sum(int(t["epochs"]) for t in trials)
@@ -101,7 +115,8 @@ def test_missing_data_names_the_stage_to_run(tmp_path):
     result = run_hpo(tmp_path, env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        "synthaug hpo: error: data/splits.npz: missing (run `dvc repro imbalance` first)")
+        "synthaug hpo: error: data/splits.npz: missing (run `dvc repro imbalance` first)"
+    )
 
 
 def test_the_space_may_only_name_searchable_train_keys():
@@ -155,14 +170,19 @@ def test_trials_train_on_train_device_with_the_variants_loss(tmp_path, monkeypat
 
     asked: list[tuple[str, str]] = []
     real_resolve = classifier.resolve_device
-    monkeypatch.setattr(classifier, "resolve_device", lambda device, key: asked.append((device, key)) or real_resolve(device, key))
+    monkeypatch.setattr(
+        classifier, "resolve_device", lambda device, key: asked.append((device, key)) or real_resolve(device, key)
+    )
     seen = []
 
     def fake_train(model, train_set, val_set, params, seed, on_epoch=None, loss_spec=None, **kwargs):
         seen.append((classifier.model_device(model), loss_spec))
         on_epoch(EpochRecord(epoch=1, lr=params.lr, train_loss=1.0, train_accuracy=0.5, val_accuracy=0.5, val_macro_f1=0.5))
-        return classifier.TrainResult(best_state={}, best_epoch=1, history=[
-            EpochRecord(epoch=1, lr=params.lr, train_loss=1.0, train_accuracy=0.5, val_accuracy=0.5, val_macro_f1=0.5)])
+        return classifier.TrainResult(
+            best_state={},
+            best_epoch=1,
+            history=[EpochRecord(epoch=1, lr=params.lr, train_loss=1.0, train_accuracy=0.5, val_accuracy=0.5, val_macro_f1=0.5)],
+        )
 
     monkeypatch.setattr(hpo, "train_classifier", fake_train)
     labels = np.array([0] * 8 + [1] * 2)

@@ -68,7 +68,9 @@ def test_variants_pick_their_loss_and_the_imbalanced_set(project_params):
     splits = {"train": np.array([3, 1]), "full": np.arange(6), "val": np.array([0])}
     for variant in ("class_weighted", "logit_adjusted", "label_smoothed"):
         assert variant_indices(variant, splits, np.zeros(6, dtype=int), 0).tolist() == [3, 1]
-    experiment = dict(project_params["experiment"], variants=["baseline", "full", "class_weighted", "logit_adjusted", "label_smoothed"])
+    experiment = dict(
+        project_params["experiment"], variants=["baseline", "full", "class_weighted", "logit_adjusted", "label_smoothed"]
+    )
     assert parse_section("experiment", experiment, ExperimentParams).variants[-1] == "label_smoothed"
 
 

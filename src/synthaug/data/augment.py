@@ -34,8 +34,10 @@ def seed_augmentations(p: float, seed: int, stages: tuple[str, ...] | list[str] 
         # 1.x var_limit=(10, 50) on 0..255 is a std of 3.2..7.1, i.e. 0.012..0.028 of the range.
         ("blur_noise", A.GaussNoise(std_range=(0.012, 0.028), p=p)),
         # Cutout-style occlusion: one or two holes of 10-25 % of the side, filled with black.
-        ("occlusion", A.CoarseDropout(num_holes_range=(1, 2), hole_height_range=(0.1, 0.25),
-                                      hole_width_range=(0.1, 0.25), fill=0, p=p)),
+        (
+            "occlusion",
+            A.CoarseDropout(num_holes_range=(1, 2), hole_height_range=(0.1, 0.25), hole_width_range=(0.1, 0.25), fill=0, p=p),
+        ),
     ]
     return A.Compose([transform for stage, transform in staged if stage in stages], seed=seed)
 

@@ -130,8 +130,11 @@ def rotate(images: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
     radians = torch.deg2rad(degrees).view(-1, 1, 1)
     cos, sin = torch.cos(radians), torch.sin(radians)
     centre_y, centre_x = height / 2 - 0.5, width / 2 - 0.5
-    ys, xs = torch.meshgrid(torch.arange(height, device=images.device, dtype=images.dtype) - centre_y,
-                            torch.arange(width, device=images.device, dtype=images.dtype) - centre_x, indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(height, device=images.device, dtype=images.dtype) - centre_y,
+        torch.arange(width, device=images.device, dtype=images.dtype) - centre_x,
+        indexing="ij",
+    )
     # albumentations maps source to destination with [[cos, sin], [-sin, cos]]; sampling needs its inverse
     source_x = cos * xs - sin * ys + centre_x + pad
     source_y = sin * xs + cos * ys + centre_y + pad
@@ -233,8 +236,10 @@ class BatchAugmenter:
             beta = _uniform(generator, count, -BRIGHTNESS_LIMIT, BRIGHTNESS_LIMIT) * 255
             apply(chosen, brightness_contrast, alpha, beta)
             chosen = self._chosen(count)
-            shifts = [_uniform(generator, count, -limit, limit)
-                      for limit in (HUE_SHIFT_LIMIT, SATURATION_SHIFT_LIMIT, VALUE_SHIFT_LIMIT)]
+            shifts = [
+                _uniform(generator, count, -limit, limit)
+                for limit in (HUE_SHIFT_LIMIT, SATURATION_SHIFT_LIMIT, VALUE_SHIFT_LIMIT)
+            ]
             apply(chosen, shift_hsv, *shifts)
         if "geometry" in self.stages:
             chosen = self._chosen(count)
@@ -264,5 +269,6 @@ class BatchAugmenter:
         x_min = (torch.rand(count, most, generator=generator) * (width - hole_widths + 1)).long()
         used = torch.arange(most).view(1, most) < hole_count
         # an unused hole is an empty box
-        return torch.stack([x_min, y_min, torch.where(used, x_min + hole_widths, x_min),
-                            torch.where(used, y_min + hole_heights, y_min)], -1)
+        return torch.stack(
+            [x_min, y_min, torch.where(used, x_min + hole_widths, x_min), torch.where(used, y_min + hole_heights, y_min)], -1
+        )

@@ -117,6 +117,7 @@ def read_cifar10_python(archive: Path, image_size: int) -> dict[str, ImageSet]:
 
 # --- ImageFolder tree or tarball --------------------------------------------------------------
 
+
 def _split_and_class(relative: str) -> tuple[str, str] | None:
     """('train', 'cat') for '[prefix/]train/cat/0001.jpg'; None for files outside that layout."""
     parts = Path(relative).parts
@@ -220,7 +221,9 @@ def read_archive(source: Path, image_size: int) -> FetchedDataset:
     conversions: Counter = Counter()
     encodings: Counter = Counter()
     splits = read_image_folder(source, image_size, conversions, encodings)
-    return FetchedDataset(splits, "imagefolder", sha256_of(source), dict(sorted(conversions.items())), dict(sorted(encodings.items())))
+    return FetchedDataset(
+        splits, "imagefolder", sha256_of(source), dict(sorted(conversions.items())), dict(sorted(encodings.items()))
+    )
 
 
 def download_cifar10(download_dir: Path) -> Path:

@@ -118,7 +118,9 @@ def variant_indices(variant: str, splits: dict[str, np.ndarray], labels: np.ndar
         return oversample(splits["train"], labels, seed)
     if variant == "full":
         return splits["full"]
-    allowed = ", ".join(("baseline", "oversampled", "full", *LOSS_VARIANTS, "synthetic_<generator>", "synthetic_only_<generator>"))
+    allowed = ", ".join(
+        ("baseline", "oversampled", "full", *LOSS_VARIANTS, "synthetic_<generator>", "synthetic_only_<generator>")
+    )
     raise ImbalanceError(f"unknown variant {variant!r} (allowed: {allowed})")
 
 

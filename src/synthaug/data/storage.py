@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from synthaug.errors import MissingInput
 from synthaug.io import atomic_path
 
 
@@ -46,7 +47,7 @@ def save_image_set(path: str | Path, data: ImageSet) -> None:
 def load_image_set(path: str | Path) -> ImageSet:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: dataset split not found (run the fetch stage first)")
+        raise MissingInput(f"{path}: dataset split not found (run the fetch stage first)")
     with np.load(path, allow_pickle=False) as archive:
         return ImageSet(
             images=archive["images"],
@@ -63,7 +64,7 @@ def save_index_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
 def load_index_arrays(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: split indices not found (run the imbalance stage first)")
+        raise MissingInput(f"{path}: split indices not found (run the imbalance stage first)")
     with np.load(path, allow_pickle=False) as archive:
         return {name: archive[name].astype(np.int64) for name in archive.files}
 

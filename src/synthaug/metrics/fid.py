@@ -247,8 +247,14 @@ def matched_real_indices(real_labels: np.ndarray, fake_labels: np.ndarray) -> np
 
 
 def generation_scores(
-    real: np.ndarray, fake: np.ndarray, real_labels: np.ndarray, fake_labels: np.ndarray, class_names: tuple[str, ...],
-    kid_subsets: int, kid_subset_size: int, precision_recall_k: int,
+    real: np.ndarray,
+    fake: np.ndarray,
+    real_labels: np.ndarray,
+    fake_labels: np.ndarray,
+    class_names: tuple[str, ...],
+    kid_subsets: int,
+    kid_subset_size: int,
+    precision_recall_k: int,
 ) -> dict:
     """FID, KID and precision/recall overall; KID alone per class.
 
@@ -258,8 +264,12 @@ def generation_scores(
     kid_mean, kid_std = kernel_inception_distance(real, fake, kid_subsets, kid_subset_size)
     dims = real.shape[1]
     scores: dict = {
-        "fid": frechet_distance(real, fake), "kid_mean": kid_mean, "kid_std": kid_std,
-        "fid_dims": dims, "fid_images": min(len(real), len(fake)), "fid_full_rank": full_rank(min(len(real), len(fake)), dims),
+        "fid": frechet_distance(real, fake),
+        "kid_mean": kid_mean,
+        "kid_std": kid_std,
+        "fid_dims": dims,
+        "fid_images": min(len(real), len(fake)),
+        "fid_full_rank": full_rank(min(len(real), len(fake)), dims),
     }
     if precision_recall_k > 0:
         scores["precision"], scores["recall"] = precision_recall(real, fake, precision_recall_k)

@@ -44,9 +44,7 @@ def image_grid(rows: list[np.ndarray], scale: int = 2, gap: int = 2) -> np.ndarr
     """Tile rows of uint8 (N, H, W, 3) images (rows may differ in length) into one uint8 image."""
     height, width = rows[0].shape[1:3]
     columns = max(len(row) for row in rows)
-    grid = np.full(
-        (len(rows) * (height + gap) - gap, columns * (width + gap) - gap, 3), 255, dtype=np.uint8
-    )
+    grid = np.full((len(rows) * (height + gap) - gap, columns * (width + gap) - gap, 3), 255, dtype=np.uint8)
     for r, row in enumerate(rows):
         for c, image in enumerate(row):
             top, left = r * (height + gap), c * (width + gap)
@@ -74,4 +72,3 @@ def loss_curves_figure(history: list[dict[str, float]], title: str) -> Figure:
         axes.legend(fontsize=8)
     figure.tight_layout()
     return figure
-

@@ -15,7 +15,14 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from synthaug.metrics.verdicts import Interval, above_chance, paired_differences, t_interval, verdict
+from synthaug.errors import MissingInput
+from synthaug.metrics.verdicts import (
+    Interval,
+    above_chance,
+    paired_differences,
+    t_interval,
+    verdict,
+)
 
 
 @dataclass(frozen=True)
@@ -51,14 +58,16 @@ def comparison_rows(results: list[EntryResult], minority: list[str]) -> list[dic
     rows = []
     for (classifier, variant), members in groups.items():
         minority_recall = [np.mean([m.metrics["per_class"][c]["recall"] for c in minority]) for m in members]
-        rows.append({
-            "classifier": classifier,
-            "variant": variant,
-            "seeds": len(members),
-            "accuracy": _mean_std([m.metrics["accuracy"] for m in members]),
-            "macro_f1": _mean_std([m.metrics["macro_f1"] for m in members]),
-            "minority_recall": _mean_std(minority_recall),
-        })
+        rows.append(
+            {
+                "classifier": classifier,
+                "variant": variant,
+                "seeds": len(members),
+                "accuracy": _mean_std([m.metrics["accuracy"] for m in members]),
+                "macro_f1": _mean_std([m.metrics["macro_f1"] for m in members]),
+                "minority_recall": _mean_std(minority_recall),
+            }
+        )
     baselines = {row["classifier"]: row["macro_f1"][0] for row in rows if row["variant"] == "baseline"}
     for row in rows:
         base = baselines.get(row["classifier"])
@@ -126,7 +135,9 @@ def synthetic_generator(variant: str) -> str | None:
     return None
 
 
-def variant_compute(results: list[EntryResult], trainings: dict[str, dict], syntheses: dict[str, dict]) -> dict[tuple[str, str], Compute]:
+def variant_compute(
+    results: list[EntryResult], trainings: dict[str, dict], syntheses: dict[str, dict]
+) -> dict[tuple[str, str], Compute]:
     """(classifier, variant) -> Compute, for the entries whose stages recorded their seconds."""
     groups: dict[tuple[str, str], list[EntryResult]] = {}
     for result in results:
@@ -143,8 +154,9 @@ def variant_compute(results: list[EntryResult], trainings: dict[str, dict], synt
                 continue
             generator_seconds = float(training.get("seconds", 0.0)) + float(synthesis["seconds"])  # pretrained: no training
             devices |= {d for d in (training.get("device"), synthesis.get("device")) if d}
-        costs[(classifier, variant)] = Compute(float(np.mean([m.summary["seconds"] for m in members])), generator_seconds,
-                                               tuple(sorted(devices)))
+        costs[(classifier, variant)] = Compute(
+            float(np.mean([m.summary["seconds"] for m in members])), generator_seconds, tuple(sorted(devices))
+        )
     return costs
 
 
@@ -161,8 +173,12 @@ def cost_per_point(cost: Compute | None, reference: Compute | None, comparison: 
     return f"{extra / (difference.mean * 100):.1f} s"
 
 
-def verdicts_markdown(rows: list[dict], metric_label: str = "macro-F1", flagged: set[str] = frozenset(),
-                      costs: dict[tuple[str, str], Compute] | None = None) -> str:
+def verdicts_markdown(
+    rows: list[dict],
+    metric_label: str = "macro-F1",
+    flagged: set[str] = frozenset(),
+    costs: dict[tuple[str, str], Compute] | None = None,
+) -> str:
     """The paired comparisons and verdicts; with `costs`, each variant's compute and its extra seconds per
     macro-F1 point over baseline."""
     header = ["classifier", "variant"]
@@ -178,8 +194,10 @@ def verdicts_markdown(rows: list[dict], metric_label: str = "macro-F1", flagged:
             line += ["—" if difference is None else _signed_interval(difference), said]
         if costs is not None:
             cost = costs.get((row["classifier"], row["variant"]))
-            line += [cost.describe() if cost else "not recorded",
-                     cost_per_point(cost, costs.get((row["classifier"], "baseline")), row["comparisons"].get("baseline"))]
+            line += [
+                cost.describe() if cost else "not recorded",
+                cost_per_point(cost, costs.get((row["classifier"], "baseline")), row["comparisons"].get("baseline")),
+            ]
         body.append(line)
     return markdown_table(header, body)
 
@@ -206,11 +224,22 @@ def per_class_recall_markdown(results: list[EntryResult], train_counts: dict[str
 
 
 def comparison_markdown(rows: list[dict], minority: list[str], flagged: set[str] = frozenset()) -> str:
-    header = ["classifier", "variant", "seeds", "accuracy", "macro-F1", f"minority recall ({', '.join(minority)})", "Δ macro-F1 vs baseline"]
+    header = [
+        "classifier",
+        "variant",
+        "seeds",
+        "accuracy",
+        "macro-F1",
+        f"minority recall ({', '.join(minority)})",
+        "Δ macro-F1 vs baseline",
+    ]
     body = [
         [
-            row["classifier"], variant_label(row["variant"], flagged), str(row["seeds"]),
-            format_value(row["accuracy"], row["seeds"]), format_value(row["macro_f1"], row["seeds"]),
+            row["classifier"],
+            variant_label(row["variant"], flagged),
+            str(row["seeds"]),
+            format_value(row["accuracy"], row["seeds"]),
+            format_value(row["macro_f1"], row["seeds"]),
             format_value(row["minority_recall"], row["seeds"]),
             "n/a" if row["delta_macro_f1"] is None else f"{row['delta_macro_f1']:+.4f}",
         ]
@@ -243,12 +272,24 @@ def cas_by_generator(results: list[EntryResult]) -> dict[str, list[EntryResult]]
     return found
 
 
-def generator_markdown(scores: dict[str, dict], trainings: dict[str, dict], cas: dict[str, list[EntryResult]],
-                       real: list[EntryResult]) -> str:
+def generator_markdown(
+    scores: dict[str, dict], trainings: dict[str, dict], cas: dict[str, list[EntryResult]], real: list[EntryResult]
+) -> str:
     """One row per generator: distance to the real test set with its N and dims, coverage, and CAS beside the
     accuracy of the same classifier trained on the full real data."""
-    header = ["generator", "features", "images per side", "FID", "KID (mean ± std)", "precision", "recall",
-              "CAS (trained on generated)", "real-data accuracy (full)", "real classifier on generated", "training steps"]
+    header = [
+        "generator",
+        "features",
+        "images per side",
+        "FID",
+        "KID (mean ± std)",
+        "precision",
+        "recall",
+        "CAS (trained on generated)",
+        "real-data accuracy (full)",
+        "real classifier on generated",
+        "training steps",
+    ]
     body = []
     for generator, result in scores.items():
         sfx = score_suffix(result)
@@ -258,13 +299,21 @@ def generator_markdown(scores: dict[str, dict], trainings: dict[str, dict], cas:
         cas_cell = _accuracy_over_seeds(members)
         if members:
             cas_cell += f" ({members[0].summary.get('train_images', '?')} images)"
-        body.append([
-            generator, features, str(result["fid_images"]), fid,
-            f"{_number(result[f'kid_mean{sfx}'])} ± {_number(result[f'kid_std{sfx}'])}",
-            _number(result.get(f"precision{sfx}"), 3), _number(result.get(f"recall{sfx}"), 3), cas_cell,
-            _accuracy_over_seeds(real) + (f" ({real[0].summary.get('train_images', '?')} images)" if real else ""),
-            _number(result["real_classifier_accuracy_on_generated"]), str(trainings.get(generator, {}).get("steps", "pretrained")),
-        ])
+        body.append(
+            [
+                generator,
+                features,
+                str(result["fid_images"]),
+                fid,
+                f"{_number(result[f'kid_mean{sfx}'])} ± {_number(result[f'kid_std{sfx}'])}",
+                _number(result.get(f"precision{sfx}"), 3),
+                _number(result.get(f"recall{sfx}"), 3),
+                cas_cell,
+                _accuracy_over_seeds(real) + (f" ({real[0].summary.get('train_images', '?')} images)" if real else ""),
+                _number(result["real_classifier_accuracy_on_generated"]),
+                str(trainings.get(generator, {}).get("steps", "pretrained")),
+            ]
+        )
     return markdown_table(header, body)
 
 
@@ -273,8 +322,11 @@ def unrecognized_classes(result: dict) -> list[str]:
     (one-sided binomial test at 5 %, per class)."""
     chance_level = len(result["per_class"])
     return [
-        name for name, entry in result["per_class"].items()
-        if not above_chance(round(entry["real_classifier_recall_on_generated"] * entry["images"]), entry["images"], chance_level)[0]
+        name
+        for name, entry in result["per_class"].items()
+        if not above_chance(round(entry["real_classifier_recall_on_generated"] * entry["images"]), entry["images"], chance_level)[
+            0
+        ]
     ]
 
 
@@ -303,7 +355,8 @@ def unusable_variants(unusable: dict[str, str]) -> set[str]:
 def unusable_note(unusable: dict[str, str]) -> str:
     return " ".join(
         f"**Unusable images from {g}**: {why}. Its synthetic variants measure images a classifier cannot recognise, "
-        "whatever their score." for g, why in unusable.items()
+        "whatever their score."
+        for g, why in unusable.items()
     )
 
 
@@ -317,18 +370,24 @@ def generator_notes(scores: dict[str, dict]) -> list[str]:
     fallback = {g: r["inception_unavailable"] for g, r in scores.items() if score_suffix(r) and r.get("inception_unavailable")}
     if fallback:
         reason = next(iter(fallback.values()))
-        notes.append(f"**Not Inception FID** for {', '.join(fallback)}: {reason}. Their distances use a classifier's "
-                     "features and cannot be compared with published FID.")
+        notes.append(
+            f"**Not Inception FID** for {', '.join(fallback)}: {reason}. Their distances use a classifier's "
+            "features and cannot be compared with published FID."
+        )
     deficient = [g for g, r in scores.items() if not r["fid_full_rank"]]
     if deficient:
-        notes.append(f"**Rank-deficient FID** for {', '.join(deficient)}: {scores[deficient[0]]['fid_images']} images per side "
-                     f"on {scores[deficient[0]]['fid_dims']}-d features (FID needs more images than dimensions); "
-                     "read KID, which is unbiased at any size, or lower fid.dims.")
+        notes.append(
+            f"**Rank-deficient FID** for {', '.join(deficient)}: {scores[deficient[0]]['fid_images']} images per side "
+            f"on {scores[deficient[0]]['fid_dims']}-d features (FID needs more images than dimensions); "
+            "read KID, which is unbiased at any size, or lower fid.dims."
+        )
     lossy = {g: r for g, r in scores.items() if r.get("real_images_lossy")}
     if lossy:
         encodings = ", ".join(f"{n} {name}" for name, n in next(iter(lossy.values()))["real_image_encodings"].items())
-        notes.append(f"The real images were decoded from a lossy format ({encodings}): compression artefacts alone move "
-                     "FID, so compare these values only with FIDs computed on the same decoded set.")
+        notes.append(
+            f"The real images were decoded from a lossy format ({encodings}): compression artefacts alone move "
+            "FID, so compare these values only with FIDs computed on the same decoded set."
+        )
     return notes
 
 
@@ -342,8 +401,12 @@ def per_class_generator_markdown(scores: dict[str, dict], class_names: list[str]
             entry, sfx = result["per_class"][name], score_suffix(result)
             members = cas.get(generator, [])
             recall = float(np.mean([m.metrics["per_class"][name]["recall"] for m in members])) if members else None
-            row += [_number(entry[f"kid_mean{sfx}"]), str(entry["images"]), _number(recall),
-                    _number(entry["real_classifier_recall_on_generated"])]
+            row += [
+                _number(entry[f"kid_mean{sfx}"]),
+                str(entry["images"]),
+                _number(recall),
+                _number(entry["real_classifier_recall_on_generated"]),
+            ]
         body.append(row)
     return markdown_table(header, body)
 
@@ -358,7 +421,13 @@ def filter_note(results: list[EntryResult], configured_judge: str) -> str:
             lines.append(f"{result.classifier}-{result.variant}: judge {result.classifier}-{judge}, kept {kept}")
     if not lines:
         return f"Synthetic filter: off (every generated image is used; train.synthetic_filter.judge is {configured_judge})."
-    return "Synthetic filter (seed " + str(results[0].seed) + "; fraction of generated images kept per class): " + "; ".join(lines) + "."
+    return (
+        "Synthetic filter (seed "
+        + str(results[0].seed)
+        + "; fraction of generated images kept per class): "
+        + "; ".join(lines)
+        + "."
+    )
 
 
 def sweep_markdown(rows: list[dict]) -> str:
@@ -371,17 +440,36 @@ def sweep_markdown(rows: list[dict]) -> str:
 
 
 def model_profile_markdown(profiles: list[dict]) -> str:
-    header = ["classifier", "device", "input", "parameters", "trainable", "MMACs / image", "latency (ms, batch 1)",
-              "throughput (images/s)", "peak memory (MB)"]
-    body = [[
-        p["classifier"], p["device"], f"{p['image_size']} px", f"{p['parameters']:,}", f"{p['trainable_parameters']:,}",
-        f"{p['macs_per_image'] / 1e6:.2f}", f"{p['latency_ms']:.2f}",
-        f"{p['throughput_images_per_s']:.0f} (batch {p['batch_size']})", f"{p['peak_memory_mb']:.1f}",
-    ] for p in profiles]
+    header = [
+        "classifier",
+        "device",
+        "input",
+        "parameters",
+        "trainable",
+        "MMACs / image",
+        "latency (ms, batch 1)",
+        "throughput (images/s)",
+        "peak memory (MB)",
+    ]
+    body = [
+        [
+            p["classifier"],
+            p["device"],
+            f"{p['image_size']} px",
+            f"{p['parameters']:,}",
+            f"{p['trainable_parameters']:,}",
+            f"{p['macs_per_image'] / 1e6:.2f}",
+            f"{p['latency_ms']:.2f}",
+            f"{p['throughput_images_per_s']:.0f} (batch {p['batch_size']})",
+            f"{p['peak_memory_mb']:.1f}",
+        ]
+        for p in profiles
+    ]
     return markdown_table(header, body)
 
 
 # --- figures ---------------------------------------------------------------------------------------
+
 
 def sweep_heatmap_figure(rows: list[dict]) -> Figure:
     """Mean metric per (classifier/variant, swept value); blank cells were not run."""
@@ -392,8 +480,15 @@ def sweep_heatmap_figure(rows: list[dict]) -> Figure:
     image = axes.imshow(np.ma.masked_invalid(matrix), cmap="viridis", aspect="auto")
     for (i, j), value in np.ndenumerate(matrix):
         if np.isfinite(value):
-            axes.text(j, i, f"{value:.3f}", ha="center", va="center", fontsize=8,
-                      color="white" if value < np.nanmean(matrix) else "black")
+            axes.text(
+                j,
+                i,
+                f"{value:.3f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if value < np.nanmean(matrix) else "black",
+            )
     axes.set_xticks(np.arange(len(values)), [f"{v:g}" if isinstance(v, float) else str(v) for v in values])
     axes.set_yticks(np.arange(len(labels)), labels)
     axes.set_xlabel(rows[0]["param"])
@@ -403,7 +498,9 @@ def sweep_heatmap_figure(rows: list[dict]) -> Figure:
     return figure
 
 
-def recall_vs_count_figure(results: list[EntryResult], real_counts: dict[str, int], synthetic_counts: dict[str, dict[str, int]]) -> Figure:
+def recall_vs_count_figure(
+    results: list[EntryResult], real_counts: dict[str, int], synthetic_counts: dict[str, dict[str, int]]
+) -> Figure:
     """Per class (fewest training images first): training counts, and each variant's recall.
 
     One bar per generator, side by side: the real images with that generator's synthetic ones stacked
@@ -498,6 +595,7 @@ def class_counts_figure(counts: dict[str, dict[str, int]], synthetic_counts: dic
 
 # --- HTML ------------------------------------------------------------------------------------------
 
+
 def markdown_to_html_table(table: str) -> str:
     lines = [line.strip("|").split(" | ") for line in table.strip().splitlines()]
     header, body = lines[0], lines[2:]
@@ -508,7 +606,10 @@ def markdown_to_html_table(table: str) -> str:
 
 def embedded_image(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+    return (
+        f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(alt)}</figcaption></figure>"
+    )
 
 
 def html_page(title: str, sections: list[tuple[str, str]]) -> str:
@@ -529,6 +630,7 @@ def html_page(title: str, sections: list[tuple[str, str]]) -> str:
 
 # --- inputs ----------------------------------------------------------------------------------------
 
+
 def load_entry_result(metrics_dir: Path, classifier: str, variant: str, seed: int) -> EntryResult:
     """Read one seed of one train_classifier entry's outputs; a missing file names the stage to run."""
     import csv
@@ -543,7 +645,7 @@ def load_entry_result(metrics_dir: Path, classifier: str, variant: str, seed: in
     }
     for path in paths.values():
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing (run `dvc repro` so every train_classifier entry exists)")
+            raise MissingInput(f"{path}: missing (run `dvc repro` so every train_classifier entry exists)")
     with open(paths["history"], newline="", encoding="utf-8") as handle:
         history = list(csv.DictReader(handle))
     return EntryResult(

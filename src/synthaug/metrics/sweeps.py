@@ -80,8 +80,11 @@ def sweep_provenance(
     the experiments share (the swept key aside); keys that differ between them are listed in `params_vary`."""
     from synthaug.provenance import code_digest, flat_params, params_differences
 
-    chosen = [(name, rev, flat_params(_params_of(data))) for name, rev, data in _revisions(exp_show_json)
-              if name in experiments and _matches(_params_of(data), param, where)]
+    chosen = [
+        (name, rev, flat_params(_params_of(data)))
+        for name, rev, data in _revisions(exp_show_json)
+        if name in experiments and _matches(_params_of(data), param, where)
+    ]
     shared: dict[str, Any] = dict(chosen[0][2]) if chosen else {}
     vary = {key for _, _, params in chosen[1:] for key in params_differences(shared, params, ignore=(param,))}
     shared.pop(param, None)
@@ -136,7 +139,9 @@ def sweep_points(
             match = EVAL_METRICS.match(path)
             score = (content.get("data") or {}).get(metric) if match else None
             if isinstance(score, (int, float)):
-                points.append(SweepPoint(name, _as_value(raw), match["classifier"], match["variant"], int(match["seed"]), float(score)))
+                points.append(
+                    SweepPoint(name, _as_value(raw), match["classifier"], match["variant"], int(match["seed"]), float(score))
+                )
     return points
 
 
@@ -153,13 +158,19 @@ def sweep_rows(points: list[SweepPoint], param: str, metric: str) -> list[dict[s
         groups.items(), key=lambda item: (str(type(item[0][0])), item[0][0], variant_order.index(item[0][1:]))
     ):
         scores = [m.score for m in members]
-        rows.append({
-            "param": param, "value": value, "classifier": classifier, "variant": variant, "metric": metric,
-            "mean": round(float(np.mean(scores)), 6),
-            "std": round(float(np.std(scores, ddof=1)), 6) if len(scores) > 1 else 0.0,
-            "runs": len(scores),
-            "experiments": " ".join(sorted({m.experiment for m in members})),
-        })
+        rows.append(
+            {
+                "param": param,
+                "value": value,
+                "classifier": classifier,
+                "variant": variant,
+                "metric": metric,
+                "mean": round(float(np.mean(scores)), 6),
+                "std": round(float(np.std(scores, ddof=1)), 6) if len(scores) > 1 else 0.0,
+                "runs": len(scores),
+                "experiments": " ".join(sorted({m.experiment for m in members})),
+            }
+        )
     return rows
 
 

@@ -16,7 +16,11 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from synthaug.io import rows_csv
-from synthaug.models.classifiers import ClassifierSpec, count_parameters, trainable_parameters
+from synthaug.models.classifiers import (
+    ClassifierSpec,
+    count_parameters,
+    trainable_parameters,
+)
 
 
 @dataclass(frozen=True)

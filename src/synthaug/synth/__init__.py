@@ -3,4 +3,3 @@
 A backend is any callable `generate(items: list[SynthItem]) -> np.ndarray` returning
 (len(items), H, W, 3) uint8 images at the dataset's resolution, one per item, in order.
 """
-

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from synthaug.errors import MissingInput
 from synthaug.io import read_json
 from synthaug.params import TRAINED_GENERATORS, SynthesizeParams
 from synthaug.synth.plan import SynthItem
@@ -30,7 +31,7 @@ def prompt_templates(generator: str, params: SynthesizeParams) -> list[str]:
 def read_generator_info(folder: Path, class_names: tuple[str, ...]) -> dict[str, Any]:
     path = folder / GENERATOR_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: generator not found (run the train_generator stage first)")
+        raise MissingInput(f"{path}: generator not found (run the train_generator stage first)")
     info = read_json(path)
     if info.get("trained") and tuple(info["class_names"]) != class_names:
         raise ValueError(f"{path}: trained on classes {info['class_names']}, the dataset has {list(class_names)}")
@@ -40,7 +41,9 @@ def read_generator_info(folder: Path, class_names: tuple[str, ...]) -> dict[str,
 class TrainedGenerator:
     """Backend for a generator this pipeline trained; the model is loaded on first use (not when resuming)."""
 
-    def __init__(self, generator: str, folder: Path, params: SynthesizeParams, class_names: tuple[str, ...], output_size: int) -> None:
+    def __init__(
+        self, generator: str, folder: Path, params: SynthesizeParams, class_names: tuple[str, ...], output_size: int
+    ) -> None:
         if generator not in TRAINED_GENERATORS:
             raise ValueError(f"{generator!r} is not a generator the pipeline trains (allowed: {', '.join(TRAINED_GENERATORS)})")
         self.generator, self.folder, self.params, self.output_size = generator, folder, params, output_size

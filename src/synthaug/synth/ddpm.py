@@ -16,7 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthaug.distributed import Ranks, global_means, rank_share, share_weight, wrap_for_ranks
+from synthaug.distributed import (
+    Ranks,
+    global_means,
+    rank_share,
+    share_weight,
+    wrap_for_ranks,
+)
 from synthaug.params import DdpmSampleParams, DdpmTrainParams
 
 UNET_FOLDER = "unet"
@@ -49,7 +55,8 @@ def build_noise_scheduler(params: DdpmTrainParams) -> Any:
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(
-        num_train_timesteps=params.num_train_timesteps, beta_schedule=params.beta_schedule,
+        num_train_timesteps=params.num_train_timesteps,
+        beta_schedule=params.beta_schedule,
         prediction_type=params.prediction_type,
     )
 
@@ -77,8 +84,9 @@ class DdpmTrainer:
 
     name = "ddpm"
 
-    def __init__(self, params: DdpmTrainParams, image_size: int, num_classes: int, device: torch.device,
-                 ranks: Ranks = Ranks()) -> None:
+    def __init__(
+        self, params: DdpmTrainParams, image_size: int, num_classes: int, device: torch.device, ranks: Ranks = Ranks()
+    ) -> None:
         self.params, self.num_classes, self.device, self.ranks = params, num_classes, device, ranks
         self.model = build_unet(params, image_size, num_classes).to(device)
         # DDP over the ranks; None on one process, so that a later swap of self.model (torch.compile) is what trains
@@ -111,7 +119,9 @@ class DdpmTrainer:
         noisy = alpha_bar.sqrt() * images + (1 - alpha_bar).sqrt() * noise
         self.model.train()
         model = self.replicated or self.model
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None):
+        with torch.autocast(
+            self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None
+        ):
             predicted = model(noisy, timesteps, class_labels=labels).sample
         # v = sqrt(a) * noise - sqrt(1 - a) * x: no division by sqrt(a) when the sampler recovers x at high noise
         target = noise if self.params.prediction_type == "epsilon" else alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * images
@@ -133,8 +143,10 @@ class DdpmTrainer:
 
     def state(self) -> dict[str, Any]:
         return {
-            "model": self.model.state_dict(), "ema": self.ema.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "lr_schedule": self.lr_schedule.state_dict(),
+            "model": self.model.state_dict(),
+            "ema": self.ema.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_schedule": self.lr_schedule.state_dict(),
             "grad_scaler": self.grad_scaler.state_dict(),
         }
 
@@ -158,7 +170,9 @@ class DdpmTrainer:
 class DdpmSampler:
     """(labels, seeds) -> uint8 images; each image's starting noise comes from its own seed."""
 
-    def __init__(self, unet: nn.Module, scheduler_config: Any, num_classes: int, params: DdpmSampleParams, device: torch.device) -> None:
+    def __init__(
+        self, unet: nn.Module, scheduler_config: Any, num_classes: int, params: DdpmSampleParams, device: torch.device
+    ) -> None:
         self.unet, self.scheduler_config, self.num_classes = unet.eval(), scheduler_config, num_classes
         self.params, self.device = params, device
 
@@ -188,9 +202,9 @@ class DdpmSampler:
         outputs = []
         for start in range(0, len(labels), self.params.batch_size):
             batch_seeds = seeds[start : start + self.params.batch_size]
-            noise = torch.stack([
-                torch.randn((3, size, size), generator=torch.Generator().manual_seed(seed)) for seed in batch_seeds
-            ]).to(self.device)
+            noise = torch.stack(
+                [torch.randn((3, size, size), generator=torch.Generator().manual_seed(seed)) for seed in batch_seeds]
+            ).to(self.device)
             batch_labels = torch.as_tensor(labels[start : start + self.params.batch_size], device=self.device)
             outputs.append(self._denoise(noise, batch_labels))
         return to_uint8_images(torch.cat(outputs)) if outputs else np.zeros((0, size, size, 3), np.uint8)

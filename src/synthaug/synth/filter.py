@@ -8,12 +8,15 @@ import numpy as np
 import torch
 
 from synthaug.data.storage import ImageSet
+from synthaug.errors import MissingInput
 from synthaug.models.inference import predict_logits
 from synthaug.params import SyntheticFilterParams
 from synthaug.train.checkpoint import load_classifier
 
 
-def agreement_mask(model: torch.nn.Module, image_size: int, synthetic: ImageSet, min_confidence: float, batch_size: int) -> np.ndarray:
+def agreement_mask(
+    model: torch.nn.Module, image_size: int, synthetic: ImageSet, min_confidence: float, batch_size: int
+) -> np.ndarray:
     """True where the classifier predicts the intended class with probability >= min_confidence."""
     if len(synthetic) == 0:
         return np.zeros(0, dtype=bool)
@@ -40,9 +43,9 @@ def filter_synthetic(
     report: dict = {}
     if params.enabled:
         if judge_dir is None:
-            raise FileNotFoundError("train.synthetic_filter.enabled needs a real-data classifier checkpoint (--filter-model)")
+            raise MissingInput("train.synthetic_filter.enabled needs a real-data classifier checkpoint (--filter-model)")
         if not judge_dir.is_dir():
-            raise FileNotFoundError(
+            raise MissingInput(
                 f"{judge_dir}: the judge of train.synthetic_filter (judge: {params.judge}) is missing; "
                 "the judge must be one of experiment.variants"
             )

@@ -21,7 +21,14 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from synthaug.distributed import Ranks, global_means, rank_share, share_weight, sync_batch_norm_for_ranks, wrap_for_ranks
+from synthaug.distributed import (
+    Ranks,
+    global_means,
+    rank_share,
+    share_weight,
+    sync_batch_norm_for_ranks,
+    wrap_for_ranks,
+)
 from synthaug.io import read_json
 from synthaug.params import GanSampleParams, GanTrainParams
 from synthaug.synth.ddpm import to_uint8_images
@@ -34,12 +41,15 @@ def _up_block(kind: str, in_channels: int, out_channels: int) -> nn.Module:
     if kind == "transposed":
         return nn.Sequential(
             nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2),
+            nn.BatchNorm2d(out_channels),
+            nn.LeakyReLU(0.2),
         )
     if kind == "upsample":
         return nn.Sequential(
-            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.LeakyReLU(0.2),
         )
     return CspUpBlock(in_channels, out_channels)
 
@@ -52,8 +62,12 @@ class CspUpBlock(nn.Module):
         half = out_channels // 2
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
         self.deep = nn.Sequential(
-            nn.Conv2d(in_channels, half, 3, 1, 1, bias=False), nn.BatchNorm2d(half), nn.LeakyReLU(0.2),
-            nn.Conv2d(half, half, 3, 1, 1, bias=False), nn.BatchNorm2d(half), nn.LeakyReLU(0.2),
+            nn.Conv2d(in_channels, half, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(half),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(half, half, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(half),
+            nn.LeakyReLU(0.2),
         )
         self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels - half, 1, bias=False))
         self.transition = nn.Sequential(
@@ -79,7 +93,9 @@ class ConditionalGenerator(nn.Module):
         widths = [base_channels * 2 ** (levels - i) for i in range(levels + 1)]  # e.g. 256, 128, 64, 32
         self.latent_dim, self.image_size = latent_dim, image_size
         self.embed = nn.Embedding(num_classes, latent_dim)
-        self.stem = nn.Sequential(nn.Linear(2 * latent_dim, widths[0] * 16, bias=False), nn.BatchNorm1d(widths[0] * 16), nn.LeakyReLU(0.2))
+        self.stem = nn.Sequential(
+            nn.Linear(2 * latent_dim, widths[0] * 16, bias=False), nn.BatchNorm1d(widths[0] * 16), nn.LeakyReLU(0.2)
+        )
         self.blocks = nn.Sequential(*[_up_block(block, widths[i], widths[i + 1]) for i in range(levels)])
         self.to_rgb = nn.Conv2d(widths[-1], 3, 3, 1, 1)
 
@@ -129,8 +145,9 @@ class GanTrainer:
 
     name = "gan"
 
-    def __init__(self, params: GanTrainParams, image_size: int, num_classes: int, device: torch.device,
-                 ranks: Ranks = Ranks()) -> None:
+    def __init__(
+        self, params: GanTrainParams, image_size: int, num_classes: int, device: torch.device, ranks: Ranks = Ranks()
+    ) -> None:
         self.params, self.num_classes, self.image_size, self.device, self.ranks = params, num_classes, image_size, device, ranks
         generator = ConditionalGenerator(params.latent_dim, num_classes, params.base_channels, image_size, params.generator_block)
         discriminator = ConditionalDiscriminator(
@@ -139,7 +156,9 @@ class GanTrainer:
         self.generator = sync_batch_norm_for_ranks(generator.to(device), ranks)
         self.discriminator = sync_batch_norm_for_ranks(discriminator.to(device), ranks)
         # DDP replicas over the ranks (None on one process); BatchNorm buffers follow rank 0's
-        self.replicated = (wrap_for_ranks(self.generator, ranks), wrap_for_ranks(self.discriminator, ranks)) if ranks.distributed else None
+        self.replicated = (
+            (wrap_for_ranks(self.generator, ranks), wrap_for_ranks(self.discriminator, ranks)) if ranks.distributed else None
+        )
         betas = (params.beta1, params.beta2)
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=params.lr_generator, betas=betas)
         self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=params.lr_discriminator, betas=betas)
@@ -162,8 +181,9 @@ class GanTrainer:
         real_logits = discriminator(images, labels)
         fake_logits = discriminator(fake.detach(), fake_labels)
         # One-sided label smoothing: real targets are `label_smoothing` (e.g. 0.9), fake targets stay 0.
-        loss_d = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, self.params.label_smoothing)) \
-            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+        loss_d = F.binary_cross_entropy_with_logits(
+            real_logits, torch.full_like(real_logits, self.params.label_smoothing)
+        ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
         losses = global_means({"loss_d": float(loss_d.item())}, share, count, self.ranks)  # every rank decides alike
         if not math.isfinite(losses["loss_d"]):
             return losses
@@ -173,10 +193,17 @@ class GanTrainer:
 
         fake_logits = discriminator(fake, fake_labels)
         loss_g = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
-        losses = global_means({
-            "loss_d": float(loss_d.item()), "loss_g": float(loss_g.item()),
-            "d_real": float(torch.sigmoid(real_logits.detach()).mean()), "d_fake": float(torch.sigmoid(fake_logits.detach()).mean()),
-        }, share, count, self.ranks)
+        losses = global_means(
+            {
+                "loss_d": float(loss_d.item()),
+                "loss_g": float(loss_g.item()),
+                "d_real": float(torch.sigmoid(real_logits.detach()).mean()),
+                "d_fake": float(torch.sigmoid(fake_logits.detach()).mean()),
+            },
+            share,
+            count,
+            self.ranks,
+        )
         if not math.isfinite(losses["loss_g"]):
             return losses
         self.optimizer_g.zero_grad(set_to_none=True)
@@ -186,8 +213,10 @@ class GanTrainer:
 
     def state(self) -> dict[str, Any]:
         return {
-            "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
-            "optimizer_g": self.optimizer_g.state_dict(), "optimizer_d": self.optimizer_d.state_dict(),
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "optimizer_g": self.optimizer_g.state_dict(),
+            "optimizer_d": self.optimizer_d.state_dict(),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -203,8 +232,11 @@ class GanTrainer:
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.detach().cpu().contiguous() for k, v in self.generator.state_dict().items()}, str(folder / WEIGHTS_FILE))
         config = {
-            "latent_dim": self.params.latent_dim, "num_classes": self.num_classes, "base_channels": self.params.base_channels,
-            "image_size": self.image_size, "block": self.params.generator_block,
+            "latent_dim": self.params.latent_dim,
+            "num_classes": self.num_classes,
+            "base_channels": self.params.base_channels,
+            "image_size": self.image_size,
+            "block": self.params.generator_block,
         }
         (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -227,10 +259,12 @@ class GanSampler:
         latent = self.generator.latent_dim
         outputs = []
         for start in range(0, len(labels), self.params.batch_size):
-            z = torch.stack([
-                torch.randn(latent, generator=torch.Generator().manual_seed(seed))
-                for seed in seeds[start : start + self.params.batch_size]
-            ]).to(self.device)
+            z = torch.stack(
+                [
+                    torch.randn(latent, generator=torch.Generator().manual_seed(seed))
+                    for seed in seeds[start : start + self.params.batch_size]
+                ]
+            ).to(self.device)
             batch_labels = torch.as_tensor(labels[start : start + self.params.batch_size], device=self.device)
             outputs.append(self.generator(z, batch_labels))
         size = self.generator.image_size

@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 
 from synthaug.devices import resolve_device
-from synthaug.params import SdxlTurboParams
 from synthaug.errors import ModelLoadError
+from synthaug.params import SdxlTurboParams
 from synthaug.synth.plan import SynthItem
 
 
@@ -83,8 +83,12 @@ def canny_edges(images: np.ndarray, resolution: int, low: int, high: int) -> lis
     detector = CannyDetector()
     return [
         detector(
-            Image.fromarray(image), low_threshold=low, high_threshold=high,
-            detect_resolution=resolution, image_resolution=resolution, output_type="pil",
+            Image.fromarray(image),
+            low_threshold=low,
+            high_threshold=high,
+            detect_resolution=resolution,
+            image_resolution=resolution,
+            output_type="pil",
         )
         for image in images
     ]

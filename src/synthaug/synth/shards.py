@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from synthaug.data.storage import ImageSet
 from synthaug.distributed import Ranks, wait_for_ranks
+from synthaug.errors import MissingInput
 from synthaug.io import atomic_path
 from synthaug.synth.plan import SynthItem
 
@@ -93,7 +94,7 @@ def metadata_rows(items: list[SynthItem], shard_size: int, generator: str) -> li
 def load_synthetic(folder: Path, class_names: tuple[str, ...]) -> ImageSet:
     """All shards of a synthesize output, in order, as one ImageSet (empty if nothing was needed)."""
     if not (folder / METADATA_FILE).is_file():
-        raise FileNotFoundError(f"{folder / METADATA_FILE}: synthetic set not found (run the synthesize stage first)")
+        raise MissingInput(f"{folder / METADATA_FILE}: synthetic set not found (run the synthesize stage first)")
     shards = sorted(folder.glob("shard-*.npz"))
     if not shards:
         return ImageSet(np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0, np.int64), class_names)

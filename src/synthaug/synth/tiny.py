@@ -69,25 +69,40 @@ def build_tiny_sdxl(out: str | Path, seed: int = 0) -> tuple[Path, Path]:
     with tempfile.TemporaryDirectory() as scratch:
         tokenizer = _byte_level_tokenizer(Path(scratch))
     text_config = CLIPTextConfig(
-        bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=_TEXT_WIDTH, intermediate_size=37,
-        num_attention_heads=4, num_hidden_layers=2, vocab_size=len(tokenizer), projection_dim=_TEXT_WIDTH,
-        hidden_act="gelu", layer_norm_eps=1e-5,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+        hidden_size=_TEXT_WIDTH,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=len(tokenizer),
+        projection_dim=_TEXT_WIDTH,
+        hidden_act="gelu",
+        layer_norm_eps=1e-5,
     )
-    unet = UNet2DConditionModel(
-        **_BLOCKS, sample_size=32, out_channels=4, up_block_types=("CrossAttnUpBlock2D", "UpBlock2D")
-    )
+    unet = UNet2DConditionModel(**_BLOCKS, sample_size=32, out_channels=4, up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
     controlnet = ControlNetModel(**_BLOCKS, conditioning_embedding_out_channels=(16, 32))
     vae = AutoencoderKL(
-        block_out_channels=[32, 64], in_channels=3, out_channels=3, latent_channels=4,
-        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
     )
     # SDXL-Turbo's scheduler settings: Euler ancestral with trailing timesteps for 1-4 steps.
     scheduler = EulerAncestralDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="trailing"
     )
     pipeline = StableDiffusionXLPipeline(
-        vae=vae, text_encoder=CLIPTextModel(text_config), text_encoder_2=CLIPTextModelWithProjection(text_config),
-        tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=scheduler,
+        vae=vae,
+        text_encoder=CLIPTextModel(text_config),
+        text_encoder_2=CLIPTextModelWithProjection(text_config),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
     )
     out = Path(out)
     with atomic_path(out, directory=True) as tmp:

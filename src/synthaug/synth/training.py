@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from synthaug.data.storage import ImageSet
 from synthaug.distributed import Ranks
+from synthaug.errors import NonFiniteLoss
 from synthaug.params import (
     TRAINED_GENERATORS,
     DdpmSampleParams,
@@ -118,7 +119,9 @@ def train_generator_loop(
     workdir.mkdir(parents=True, exist_ok=True)
     last_checkpoint = start_step
     sampler = BatchSampler(data.labels, data.num_classes, settings.balanced_sampling)
-    bar = tqdm(range(start_step, settings.steps), desc=f"train {trainer.name}", unit="step", disable=None if ranks.is_main else True)
+    bar = tqdm(
+        range(start_step, settings.steps), desc=f"train {trainer.name}", unit="step", disable=None if ranks.is_main else True
+    )
     for step in bar:
         indices = sampler(settings.batch_size, rng)
         flip = torch.rand(len(indices), generator=rng) < 0.5 if settings.horizontal_flip else None
@@ -128,7 +131,7 @@ def train_generator_loop(
         bad = {k: v for k, v in losses.items() if not np.isfinite(v)}
         if bad:
             kept = f"the checkpoint of step {last_checkpoint} is kept in {workdir}" if last_checkpoint else "no checkpoint yet"
-            raise FloatingPointError(f"{trainer.name}: non-finite loss {bad} at step {step + 1}; {kept}")
+            raise NonFiniteLoss(f"{trainer.name}: non-finite loss {bad} at step {step + 1}; {kept}")
         for key, value in losses.items():
             window.setdefault(key, []).append(value)
         done = step + 1
@@ -142,16 +145,24 @@ def train_generator_loop(
         if on_samples is not None and ranks.is_main and (done % settings.sample_every == 0 or done == settings.steps):
             on_samples(done)
         if done % settings.checkpoint_every == 0 and done != settings.steps and ranks.is_main:
-            save_state(checkpoint, {
-                "fingerprint": fingerprint, "step": done, "trainer": trainer.state(),
-                "rng": rng.get_state(), "history": result.history, "window": window,
-            })
+            save_state(
+                checkpoint,
+                {
+                    "fingerprint": fingerprint,
+                    "step": done,
+                    "trainer": trainer.state(),
+                    "rng": rng.get_state(),
+                    "history": result.history,
+                    "window": window,
+                },
+            )
             last_checkpoint = done
     return result
 
 
-def build_trainer(generator: str, params: TrainGeneratorParams, image_size: int, num_classes: int, device: torch.device,
-                  ranks: Ranks = Ranks()) -> GeneratorTrainer:
+def build_trainer(
+    generator: str, params: TrainGeneratorParams, image_size: int, num_classes: int, device: torch.device, ranks: Ranks = Ranks()
+) -> GeneratorTrainer:
     if generator == "ddpm":
         from synthaug.synth.ddpm import DdpmTrainer
 
@@ -163,11 +174,15 @@ def build_trainer(generator: str, params: TrainGeneratorParams, image_size: int,
     raise ValueError(f"{generator!r} is not trained by the pipeline (allowed: {', '.join(TRAINED_GENERATORS)})")
 
 
-def preview_sampler(trainer: GeneratorTrainer, params: TrainGeneratorParams, num_classes: int) -> Callable[[np.ndarray, list[int]], np.ndarray]:
+def preview_sampler(
+    trainer: GeneratorTrainer, params: TrainGeneratorParams, num_classes: int
+) -> Callable[[np.ndarray, list[int]], np.ndarray]:
     """The sampler behind the sample grids drawn while training (DDIM, no guidance, one batch)."""
     batch = num_classes * params.samples_per_class
     if trainer.name == "ddpm":
-        return trainer.sampler(DdpmSampleParams(sampler="ddim", steps=params.ddpm.preview_steps, guidance_scale=1.0, batch_size=batch, device="cpu"))
+        return trainer.sampler(
+            DdpmSampleParams(sampler="ddim", steps=params.ddpm.preview_steps, guidance_scale=1.0, batch_size=batch, device="cpu")
+        )
     return trainer.sampler(GanSampleParams(batch_size=batch, device="cpu"))
 
 

@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from synthaug.errors import MissingInput
 from synthaug.io import atomic_path
 from synthaug.models.classifiers import ClassifierSpec, build_classifier
 
@@ -26,7 +27,7 @@ def load_classifier(directory: str | Path) -> tuple[nn.Module, ClassifierSpec]:
     directory = Path(directory)
     for name in (WEIGHTS_FILE, SPEC_FILE):
         if not (directory / name).is_file():
-            raise FileNotFoundError(f"{directory / name}: checkpoint file missing (run train_classifier first)")
+            raise MissingInput(f"{directory / name}: checkpoint file missing (run train_classifier first)")
     spec = ClassifierSpec.from_dict(json.loads((directory / SPEC_FILE).read_text(encoding="utf-8")))
     model = build_classifier(spec)
     model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))

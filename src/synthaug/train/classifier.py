@@ -33,6 +33,7 @@ from synthaug.distributed import (
     sum_over_ranks,
     wrap_for_ranks,
 )
+from synthaug.errors import NonFiniteLoss
 from synthaug.io import atomic_path, rows_csv
 from synthaug.metrics.classification import confusion_matrix, per_class_scores
 from synthaug.models.classifiers import (
@@ -106,14 +107,13 @@ def make_scheduler(
             optimizer, start_factor=1.0, end_factor=params.lr_end_factor, total_iters=total_steps
         )
     if params.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=total_steps, eta_min=params.lr * params.lr_end_factor
-        )
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=params.lr * params.lr_end_factor)
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
-def training_inputs(images: np.ndarray, augment: Augmentation, image_size: int, device: torch.device,
-                    ranks: Ranks = Ranks()) -> torch.Tensor:
+def training_inputs(
+    images: np.ndarray, augment: Augmentation, image_size: int, device: torch.device, ranks: Ranks = Ranks()
+) -> torch.Tensor:
     """This rank's share of an augmented global batch, as model input on `device`.
 
     The batched engine augments on `device` (the uint8 batch is copied over first); albumentations
@@ -192,7 +192,7 @@ def train_classifier(
             logits = model(inputs)
             loss = classification_loss(logits, targets, loss_spec)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step + 1}")
+                raise NonFiniteLoss(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step + 1}")
             optimizer.zero_grad(set_to_none=True)
             # DDP averages over ranks and shares can differ by one: weight so the result is the global batch's mean
             (loss * share_weight(len(targets), len(batch), ranks)).backward()
@@ -221,14 +221,24 @@ def train_classifier(
             best_state = copy.deepcopy(core.state_dict())
         if checkpoint is not None and ranks.is_main:
             with atomic_path(checkpoint) as tmp:
-                torch.save({
-                    "fingerprint": fingerprint, "epoch": epoch, "model": core.state_dict(),
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "rng": rng.bit_generator.state, "augmentation": augmentation_state(augment),
-                    "torch_rng": torch.get_rng_state(), "history": [r.to_dict() for r in history],
-                    **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
-                    "best_state": best_state, "best_epoch": best_epoch, "best_score": best_score,
-                }, tmp)
+                torch.save(
+                    {
+                        "fingerprint": fingerprint,
+                        "epoch": epoch,
+                        "model": core.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "rng": rng.bit_generator.state,
+                        "augmentation": augmentation_state(augment),
+                        "torch_rng": torch.get_rng_state(),
+                        "history": [r.to_dict() for r in history],
+                        **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
+                        "best_state": best_state,
+                        "best_epoch": best_epoch,
+                        "best_score": best_score,
+                    },
+                    tmp,
+                )
     return TrainResult(best_state=best_state, best_epoch=best_epoch, history=history)
 
 

@@ -35,16 +35,21 @@ def evaluate_classifier(model: nn.Module, image_size: int, test: ImageSet, batch
     )
 
 
-def write_evaluation(evaluation: Evaluation, test: ImageSet, title: str, metrics: Path, predictions: Path, confusion: Path) -> None:
+def write_evaluation(
+    evaluation: Evaluation, test: ImageSet, title: str, metrics: Path, predictions: Path, confusion: Path
+) -> None:
     """metrics: the report (.json); predictions: `actual,predicted` rows (.csv, DVC's confusion plot);
     confusion: the matrices as <confusion>.json and their figure as <confusion>.png."""
     normalized = normalize_rows(evaluation.confusion)
     write_json(metrics, evaluation.report)
-    write_json(confusion.with_suffix(".json"), {
-        "class_names": list(test.class_names),
-        "counts": evaluation.confusion.tolist(),
-        "normalized": np.round(normalized, 6).tolist(),
-    })
+    write_json(
+        confusion.with_suffix(".json"),
+        {
+            "class_names": list(test.class_names),
+            "counts": evaluation.confusion.tolist(),
+            "normalized": np.round(normalized, 6).tolist(),
+        },
+    )
     names = np.array(test.class_names)
     rows = ["actual,predicted"] + [f"{a},{p}" for a, p in zip(names[test.labels], names[evaluation.predicted])]
     write_text(predictions, "\n".join(rows) + "\n")

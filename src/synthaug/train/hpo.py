@@ -64,10 +64,15 @@ def open_study(params: HpoParams, storage: Path) -> optuna.Study:
     storage.parent.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{storage.resolve()}"
     existing = optuna.create_study(
-        storage=url, study_name=params.study, direction="maximize", load_if_exists=True,
+        storage=url,
+        study_name=params.study,
+        direction="maximize",
+        load_if_exists=True,
     )
     sampler = optuna.samplers.TPESampler(seed=derive_seed(params.sampler_seed, f"trials-{len(existing.trials)}") % 2**32)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=params.pruner.startup_trials, n_warmup_steps=params.pruner.warmup_epochs)
+    pruner = optuna.pruners.MedianPruner(
+        n_startup_trials=params.pruner.startup_trials, n_warmup_steps=params.pruner.warmup_epochs
+    )
     return optuna.load_study(study_name=params.study, storage=url, sampler=sampler, pruner=pruner)
 
 
@@ -76,7 +81,12 @@ def finished_trials(study: optuna.Study) -> int:
 
 
 def run_search(
-    params: HpoParams, base: TrainParams, train_set: ImageSet, val_set: ImageSet, storage: Path, tracker: RunLogger,
+    params: HpoParams,
+    base: TrainParams,
+    train_set: ImageSet,
+    val_set: ImageSet,
+    storage: Path,
+    tracker: RunLogger,
 ) -> HpoResult:
     """Run trials until the study has `params.trials` finished (complete or pruned) ones."""
     study = open_study(params, storage)
@@ -99,8 +109,9 @@ def run_search(
                 report(record)
 
             try:
-                result = train_classifier(setup.model, train_set, val_set, train, seed=params.seed, on_epoch=on_epoch,
-                                          loss_spec=setup.loss_spec)
+                result = train_classifier(
+                    setup.model, train_set, val_set, train, seed=params.seed, on_epoch=on_epoch, loss_spec=setup.loss_spec
+                )
             except optuna.TrialPruned as exc:
                 child.set_tags({"optuna_state": "PRUNED"})
                 pruned = exc
@@ -123,8 +134,13 @@ def best_overrides(trial: optuna.trial.FrozenTrial) -> list[str]:
 
 def trials_rows(study: optuna.Study) -> list[dict[str, Any]]:
     return [
-        {"number": t.number, "state": t.state.name, "val_macro_f1": "" if t.value is None else round(t.value, 6),
-         "epochs": len(t.intermediate_values), **{f"train.{k}": v for k, v in sorted(t.params.items())}}
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "val_macro_f1": "" if t.value is None else round(t.value, 6),
+            "epochs": len(t.intermediate_values),
+            **{f"train.{k}": v for k, v in sorted(t.params.items())},
+        }
         for t in study.trials
     ]
 
@@ -134,8 +150,11 @@ def write_results(study: optuna.Study, out: Path) -> Path:
     best = study.best_trial
     with atomic_path(out, directory=True) as tmp:
         (tmp / "best_params.yaml").write_text(
-            yaml.safe_dump({"train": dict(sorted(best.params.items())), "val_macro_f1": best.value, "trial": best.number},
-                           sort_keys=False), encoding="utf-8")
+            yaml.safe_dump(
+                {"train": dict(sorted(best.params.items())), "val_macro_f1": best.value, "trial": best.number}, sort_keys=False
+            ),
+            encoding="utf-8",
+        )
         (tmp / "best_overrides.txt").write_text(" ".join(best_overrides(best)) + "\n", encoding="utf-8")
         write_text(tmp / "trials.csv", rows_csv(trials_rows(study)))
     return out
