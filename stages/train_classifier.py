@@ -68,7 +68,7 @@ def train_seed(args: argparse.Namespace, params: TrainParams, seed: int, test: I
             params,
             seed=seed,
             on_epoch=lambda record: tracker.log_metrics(record.to_dict(), step=record.epoch),
-            checkpoint=work / "last.pt",
+            checkpoint=work / "last.safetensors",
             fingerprint=digest,
             ranks=ranks,
             loss_spec=setup.loss_spec,

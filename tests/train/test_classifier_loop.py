@@ -14,6 +14,7 @@ from synthaug.train.classifier import (
     spec_from_params,
     train_classifier,
 )
+from synthaug.train.state import load_state
 
 
 def three_batches(params, num_classes: int = 4, seed: int = 0) -> ImageSet:
@@ -109,12 +110,12 @@ def test_interrupted_training_resumes_to_the_same_result(kind, engine, tiny_trai
         if record.epoch == 2:
             raise KeyboardInterrupt  # killed during epoch 2's bookkeeping: epoch 1 is the last checkpoint
 
-    checkpoint = tmp_path / "last.pt"
+    checkpoint = tmp_path / "last.safetensors"
     with pytest.raises(KeyboardInterrupt):
         train_classifier(
             fresh_model(), data, data, params, seed=1, on_epoch=stop_after_first, checkpoint=checkpoint, fingerprint="f"
         )
-    assert torch.load(checkpoint, weights_only=True)["epoch"] == 1
+    assert load_state(checkpoint)["epoch"] == 1  # safetensors with a JSON skeleton, as the generators' state
     seen = []
     torch.manual_seed(999)  # a resumed process starts with other global RNG state: the checkpoint must restore it
     resumed = train_classifier(
@@ -129,10 +130,17 @@ def test_interrupted_training_resumes_to_the_same_result(kind, engine, tiny_trai
 def test_checkpoint_from_other_inputs_is_ignored(tiny_train_params, tmp_path):
     data = three_batches(tiny_train_params)
     model = build_classifier(spec_from_params("cnn", tiny_train_params, data.num_classes))
-    train_classifier(model, data, data, tiny_train_params, seed=0, checkpoint=tmp_path / "last.pt", fingerprint="old")
+    train_classifier(model, data, data, tiny_train_params, seed=0, checkpoint=tmp_path / "last.safetensors", fingerprint="old")
     seen = []
     model = build_classifier(spec_from_params("cnn", tiny_train_params, data.num_classes))
     train_classifier(
-        model, data, data, tiny_train_params, seed=0, on_epoch=seen.append, checkpoint=tmp_path / "last.pt", fingerprint="new"
+        model,
+        data,
+        data,
+        tiny_train_params,
+        seed=0,
+        on_epoch=seen.append,
+        checkpoint=tmp_path / "last.safetensors",
+        fingerprint="new",
     )
     assert [r.epoch for r in seen] == [1, 2]

@@ -34,7 +34,7 @@ from synthaug.distributed import (
     wrap_for_ranks,
 )
 from synthaug.errors import NonFiniteLoss
-from synthaug.io import atomic_path, rows_csv
+from synthaug.io import rows_csv
 from synthaug.metrics.classification import confusion_matrix, per_class_scores
 from synthaug.models.classifiers import (
     BUILDERS,
@@ -45,6 +45,7 @@ from synthaug.models.classifiers import (
 from synthaug.models.inference import model_device, predict_logits, to_device
 from synthaug.params import TrainParams
 from synthaug.train.losses import LossSpec, classification_loss, loss_for_variant
+from synthaug.train.state import load_state, save_state
 
 log = logging.getLogger("synthaug.train")
 
@@ -165,7 +166,7 @@ def train_classifier(
     core = model  # the weights; `model` becomes their DDP wrapper when there are several ranks
     device = model_device(core)
     if checkpoint is not None and checkpoint.is_file():
-        saved = torch.load(checkpoint, weights_only=True, map_location=device)  # never unpickles arbitrary objects
+        saved = load_state(checkpoint)  # safetensors and JSON: nothing is unpickled
         if saved["fingerprint"] == fingerprint:
             core.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
@@ -220,25 +221,24 @@ def train_classifier(
             best_epoch, best_score = epoch, record.val_macro_f1
             best_state = copy.deepcopy(core.state_dict())
         if checkpoint is not None and ranks.is_main:
-            with atomic_path(checkpoint) as tmp:
-                torch.save(
-                    {
-                        "fingerprint": fingerprint,
-                        "epoch": epoch,
-                        "model": core.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "rng": rng.bit_generator.state,
-                        "augmentation": augmentation_state(augment),
-                        "torch_rng": torch.get_rng_state(),
-                        "history": [r.to_dict() for r in history],
-                        **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
-                        "best_state": best_state,
-                        "best_epoch": best_epoch,
-                        "best_score": best_score,
-                    },
-                    tmp,
-                )
+            save_state(
+                checkpoint,
+                {
+                    "fingerprint": fingerprint,
+                    "epoch": epoch,
+                    "model": core.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": rng.bit_generator.state,
+                    "augmentation": augmentation_state(augment),
+                    "torch_rng": torch.get_rng_state(),
+                    "history": [r.to_dict() for r in history],
+                    **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
+                    "best_state": best_state,
+                    "best_epoch": best_epoch,
+                    "best_score": best_score,
+                },
+            )
     return TrainResult(best_state=best_state, best_epoch=best_epoch, history=history)
 
 
