@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -13,6 +14,17 @@ from PIL import Image
 from synthaug.params import TrainParams, load_params, parse_section
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def stage_env(project: Path) -> dict[str, str]:
+    """The environment a stage subprocess runs with in a test project: this checkout's library, one thread per
+    process (several ranks share the cores), and the project's own MLflow store."""
+    return {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT / "src"),
+    }
 
 
 def make_image_folder(

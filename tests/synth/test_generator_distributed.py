@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from safetensors.numpy import load_file
 
 from synthaug.data.storage import ImageSet, save_image_set, save_index_arrays
 
-from ..conftest import ROOT
+from ..conftest import ROOT, stage_env
 
 STAGE = str(ROOT / "stages" / "train_generator.py")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
@@ -51,12 +50,7 @@ def project(tmp_path) -> Path:
 
 
 def launch(project: Path, command: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db",
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": str(ROOT / "src"),
-    }
+    env = stage_env(project)
     result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout + result.stderr
     return result

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from synthaug.params import TrainGeneratorParams, parse_section
 from synthaug.synth.backends import GENERATOR_FILE
 from synthaug.synth.training import build_trainer
 
-from ..conftest import ROOT
+from ..conftest import ROOT, stage_env
 
 CLASSES = ("cat", "dog", "frog")
 
@@ -51,12 +50,7 @@ def project(tmp_path) -> Path:
 
 
 def synthesize(project: Path, out: str, launcher: list[str]) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db",
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": str(ROOT / "src"),
-    }
+    env = stage_env(project)
     args = [
         "--generator",
         "gan",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from safetensors.numpy import load_file
 from synthaug.data.storage import ImageSet, save_image_set, save_index_arrays
 from synthaug.distributed import Ranks, rank_share, sum_over_ranks
 
-from ..conftest import ROOT
+from ..conftest import ROOT, stage_env
 
 STAGE = str(ROOT / "stages" / "train_classifier.py")
 
@@ -63,12 +62,7 @@ def project(tmp_path) -> Path:
 def train(
     project: Path, out: str, launcher: list[str], variant: str = "baseline", splits: str = "splits.npz"
 ) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db",
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": str(ROOT / "src"),
-    }
+    env = stage_env(project)
     args = [
         "--classifier",
         "vit",
