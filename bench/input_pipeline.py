@@ -54,7 +54,11 @@ def read_encoded(archive: Path, count: int) -> list[bytes]:
     encoded = []
     with tarfile.open(archive, "r:*") as tar:
         for member in tar:
-            if member.isfile() and "/train/" in f"/{member.name}" and member.name.lower().endswith((".jpg", ".jpeg", ".png")):
+            if (
+                member.isfile()
+                and "/train/" in f"/{member.name}"
+                and member.name.lower().endswith((".jpg", ".jpeg", ".png"))
+            ):
                 encoded.append(tar.extractfile(member).read())
                 if len(encoded) == count:
                     break
@@ -82,7 +86,10 @@ def model_training_rate(params: TrainParams, batch_size: int, steps: int = 20) -
     image_size = params.image_size
     labels = torch.randint(0, 10, (batch_size,))
     setup = prepare_training(
-        "vit", "baseline", params, ImageSet(np.zeros((batch_size, 1, 1, 3), np.uint8), labels.numpy(), tuple(map(str, range(10))))
+        "vit",
+        "baseline",
+        params,
+        ImageSet(np.zeros((batch_size, 1, 1, 3), np.uint8), labels.numpy(), tuple(map(str, range(10)))),
     )
     model = setup.model
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr)
@@ -121,7 +128,10 @@ def main() -> None:
 
     def reference_batches():
         return torch.utils.data.DataLoader(
-            EncodedImages(encoded, args.augment_p, args.image_size), batch_size=args.batch_size, shuffle=True, num_workers=2
+            EncodedImages(encoded, args.augment_p, args.image_size),
+            batch_size=args.batch_size,
+            shuffle=True,
+            num_workers=2,
         )
 
     def engine_batches(engine: str):
@@ -136,7 +146,9 @@ def main() -> None:
         "synthaug, augment_engine torch: stored uint8 arrays, batched torch augmentations": engine_batches("torch"),
     }
     # rounds interleave the pipelines, so a busy moment of the machine hits all of them; medians reported
-    rounds = [{name: images_per_second(make, len(decoded)) for name, make in pipelines.items()} for _ in range(args.rounds)]
+    rounds = [
+        {name: images_per_second(make, len(decoded)) for name, make in pipelines.items()} for _ in range(args.rounds)
+    ]
     rates = {name: float(np.median([r[name] for r in rounds])) for name in pipelines}
     reference, per_image, batched = rates.values()
     model_params = model_train_params(args.image_size)

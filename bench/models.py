@@ -64,7 +64,9 @@ def autocast(device: torch.device, optimized: bool) -> contextlib.AbstractContex
     return torch.autocast(device.type, dtype=torch.bfloat16) if optimized else contextlib.nullcontext()
 
 
-def classifier_step(kind: str, size: int, options: dict, batch: int, device: torch.device, optimized: bool) -> Callable[[], None]:
+def classifier_step(
+    kind: str, size: int, options: dict, batch: int, device: torch.device, optimized: bool
+) -> Callable[[], None]:
     model = build_classifier(ClassifierSpec(kind, 10, size, options)).to(device)
     images = torch.randn(batch, 3, size, size, device=device)
     labels = torch.randint(0, 10, (batch,), device=device)
@@ -95,11 +97,16 @@ def generator_trainer(name: str, config: dict, device: torch.device, optimized: 
         if name == "ddpm":
             trainer.model = torch.compile(trainer.model)
         else:
-            trainer.generator, trainer.discriminator = torch.compile(trainer.generator), torch.compile(trainer.discriminator)
+            trainer.generator, trainer.discriminator = (
+                torch.compile(trainer.generator),
+                torch.compile(trainer.discriminator),
+            )
     return trainer, getattr(params, name).batch_size
 
 
-def generator_train_step(name: str, config: dict, device: torch.device, optimized: bool) -> tuple[Callable[[], None], int]:
+def generator_train_step(
+    name: str, config: dict, device: torch.device, optimized: bool
+) -> tuple[Callable[[], None], int]:
     trainer, batch = generator_trainer(name, config, device, optimized)
     images = torch.rand(batch, 3, 32, 32, device=device) * 2 - 1
     labels = torch.randint(0, 10, (batch,), device=device)
@@ -172,7 +179,10 @@ def run_case(case: str, config: dict, device: torch.device, optimized: bool, rep
             batch,
         )
     elif case.endswith("_train"):
-        (step, count), unit = generator_train_step(case.removesuffix("_train"), config, device, optimized), "train images/s"
+        (step, count), unit = (
+            generator_train_step(case.removesuffix("_train"), config, device, optimized),
+            "train images/s",
+        )
     elif case.endswith("_sample"):
         (step, count), unit = sampling_step(case.removesuffix("_sample"), config, device, optimized), "sampled images/s"
     else:
@@ -203,7 +213,10 @@ def main() -> None:
         for optimized in (False, True) if device.type == "cuda" else (False,):
             rows.append(run_case(case, config, device, optimized, args.repeats))
             row = rows[-1]
-            print(f"{case:12s} {row['mode']:28s} batch {row['batch']:5d}: {row['throughput']:10.1f} {row['unit']}", flush=True)
+            print(
+                f"{case:12s} {row['mode']:28s} batch {row['batch']:5d}: {row['throughput']:10.1f} {row['unit']}",
+                flush=True,
+            )
             save_bench("models", report(rows, device, args))
     print("\ncase          optimized / eager")
     for case in args.cases:
@@ -217,7 +230,9 @@ def report(rows: list[dict], device: torch.device, args: argparse.Namespace) -> 
     return {
         "machine": machine,
         "versions": {"torch": torch.__version__, "diffusers": __import__("diffusers").__version__},
-        "command": "python bench/models.py --cases " + " ".join(args.cases) + f" --device {args.device} --repeats {args.repeats}",
+        "command": "python bench/models.py --cases "
+        + " ".join(args.cases)
+        + f" --device {args.device} --repeats {args.repeats}",
         "results": rows,
     }
 

@@ -50,7 +50,9 @@ def run_and_sample(command: list[str], repo: Path, interval_s: float = 0.1) -> t
     start = time.perf_counter()
     # unbuffered: DVC's "Running stage" lines must arrive while the stage runs, not when the pipe's buffer fills
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    process = subprocess.Popen(
+        command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
     done = threading.Event()
 
     def sample() -> None:
@@ -88,7 +90,9 @@ def run_and_sample(command: list[str], repo: Path, interval_s: float = 0.1) -> t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repo", type=Path, default=Path("."), help="the DVC repository to run in")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="after --: the pipeline command (default dvc repro --force)")
+    parser.add_argument(
+        "command", nargs=argparse.REMAINDER, help="after --: the pipeline command (default dvc repro --force)"
+    )
     args = parser.parse_args()
     command = [part for part in args.command if part != "--"] or ["dvc", "repro", "--force"]
 
@@ -103,7 +107,10 @@ def main() -> None:
         print(f"{stage['stage']:44s} {stage['seconds']:8.1f} {stage['peak_rss_mb']:14.0f}")
     peak = max((s["peak_rss_mb"] for s in stages), default=0.0)
     print(f"{'DAG wall time':44s} {wall:8.1f} {peak:14.0f}")
-    print(f"{'no-op dvc repro':44s} {noop_seconds:8.2f}   ({'no stage ran' if not reran else 'reran: ' + ', '.join(reran)})")
+    print(
+        f"{'no-op dvc repro':44s} {noop_seconds:8.2f}   "
+        f"({'no stage ran' if not reran else 'reran: ' + ', '.join(reran)})"
+    )
     save_bench(
         "pipeline",
         {

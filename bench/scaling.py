@@ -54,7 +54,9 @@ def timed(action) -> tuple[float, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archive", type=Path, required=True, help="ImageFolder tarball (train/<class>/*.jpg)")
-    parser.add_argument("--images", type=int, default=5000, help="N train images (N / 10 per class); the larger size is 2N")
+    parser.add_argument(
+        "--images", type=int, default=5000, help="N train images (N / 10 per class); the larger size is 2N"
+    )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
     sizes = (args.images, 2 * args.images)

@@ -63,7 +63,12 @@ CLIP_L = dict(
     hidden_act="quick_gelu",
 )
 CLIP_BIG_G = dict(
-    hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20, projection_dim=1280, hidden_act="gelu"
+    hidden_size=1280,
+    intermediate_size=5120,
+    num_hidden_layers=32,
+    num_attention_heads=20,
+    projection_dim=1280,
+    hidden_act="gelu",
 )
 
 
@@ -80,7 +85,12 @@ def build_full_size_sdxl(folder: Path) -> tuple[Path, Path]:
     torch.manual_seed(0)
     tokenizer = _byte_level_tokenizer(folder)
     common = dict(
-        bos_token_id=0, eos_token_id=1, pad_token_id=1, vocab_size=49408, max_position_embeddings=77, layer_norm_eps=1e-5
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+        vocab_size=49408,
+        max_position_embeddings=77,
+        layer_norm_eps=1e-5,
     )
     with torch.device("cuda"):  # initialise on the GPU: minutes faster than 3.5B parameters on the CPU
         unet, vae = UNet2DConditionModel(**UNET), AutoencoderKL(**VAE)
@@ -122,7 +132,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         start = time.perf_counter()
         model, controlnet = build_full_size_sdxl(Path(scratch))
-        print(f"built and saved the random full-size SDXL + ControlNet in {time.perf_counter() - start:.0f}s", flush=True)
+        print(
+            f"built and saved the random full-size SDXL + ControlNet in {time.perf_counter() - start:.0f}s", flush=True
+        )
         for pipeline_kind in args.pipelines:
             for mode in args.modes:
                 for batch_size in args.batch_sizes:
@@ -156,7 +168,8 @@ def main() -> None:
                     assert images.shape == (len(items), 32, 32, 3)
                     rows.append(
                         {
-                            "pipeline": f"sdxl-turbo{'+controlnet' if pipeline_kind == 'controlnet' else ''} (random full-size)",
+                            "pipeline": f"sdxl-turbo{'+controlnet' if pipeline_kind == 'controlnet' else ''} (random "
+                            "full-size)",
                             "mode": mode,
                             "resolution": 512,
                             "steps": 1,
@@ -169,7 +182,8 @@ def main() -> None:
                         }
                     )
                     print(
-                        f"{rows[-1]['pipeline']:42s} {mode:8s} batch {batch_size}: {rows[-1]['images_per_second']:6.2f} images/s "
+                        f"{rows[-1]['pipeline']:42s} {mode:8s} batch {batch_size}: "
+                        f"{rows[-1]['images_per_second']:6.2f} images/s "
                         f"(warm-up {warmup_seconds:.0f}s)",
                         flush=True,
                     )

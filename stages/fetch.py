@@ -29,7 +29,9 @@ def main() -> str:
         dataset = read_archive(source, params.image_size)
         decode_seconds = time.perf_counter() - start
         # The decoded arrays are written once here and once more into the DVC cache.
-        ensure_free_space(args.out.parent, 2 * sum(s.images.nbytes + s.labels.nbytes for s in dataset.splits.values()), "fetch")
+        ensure_free_space(
+            args.out.parent, 2 * sum(s.images.nbytes + s.labels.nbytes for s in dataset.splits.values()), "fetch"
+        )
         with atomic_path(args.out, directory=True) as tmp:
             for split, images in dataset.splits.items():
                 save_image_set(tmp / f"{split}.npz", images)

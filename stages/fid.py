@@ -55,7 +55,9 @@ def main() -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generator", required=True, choices=GENERATORS, help="experiment.generators entry")
     parser.add_argument("--eval-set", type=Path, required=True, help="the generator's evaluation set from synthesize")
-    parser.add_argument("--data", type=Path, required=True, help="fetched dataset folder (its test split is the reference)")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="fetched dataset folder (its test split is the reference)"
+    )
     parser.add_argument("--feature-model", type=Path, required=True, help="classifier trained on the full real data")
     parser.add_argument("--out", type=Path, required=True, help="metrics file (.json)")
     args = parser.parse_args()
@@ -76,8 +78,13 @@ def main() -> str:
         )
         weights, unavailable = inception_or_reason(params)
         if weights is None:
-            suffix, features = "_classifier_features", f"classifier:{args.feature_model.parent.name}-{args.feature_model.name}"
-            real_features, _ = classifier_features(classifier, real.images, spec.image_size, test.num_classes, params.batch_size)
+            suffix, features = (
+                "_classifier_features",
+                f"classifier:{args.feature_model.parent.name}-{args.feature_model.name}",
+            )
+            real_features, _ = classifier_features(
+                classifier, real.images, spec.image_size, test.num_classes, params.batch_size
+            )
         else:
             suffix, features = "", "inception"
             inception = load_fid_inception(weights, params.dims)
@@ -119,7 +126,8 @@ def main() -> str:
         seconds = time.perf_counter() - start
     rank = "full rank" if result["fid_full_rank"] else "rank-deficient: not comparable to published FID"
     return (
-        f"{name}: fid{suffix} {result[f'fid{suffix}']:.3f} ({result['fid_dims']}-d, {result['fid_images']} images per side, "
+        f"{name}: fid{suffix} {result[f'fid{suffix}']:.3f} ({result['fid_dims']}-d, {result['fid_images']} images "
+        f"per side, "
         f"{rank}), kid {result[f'kid_mean{suffix}']:.4f} ({seconds:.1f}s)"
     )
 

@@ -60,7 +60,8 @@ def main() -> str:
         write_text(args.counts.with_suffix(".csv"), "\n".join(rows) + "\n")
         tracker.log_metrics({"train_total": summary["train_total"], "imbalance_ratio": summary["imbalance_ratio"]})
         tracker.log_artifact(args.counts.with_suffix(".json"))
-    return f"train {summary['train_total']} images, imbalance ratio {summary['imbalance_ratio']}: {json.dumps(counts['train'])}"
+    ratio = summary["imbalance_ratio"]
+    return f"train {summary['train_total']} images, imbalance ratio {ratio}: {json.dumps(counts['train'])}"
 
 
 if __name__ == "__main__":

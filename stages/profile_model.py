@@ -24,7 +24,9 @@ def main() -> str:
     parser.add_argument("--classifier", required=True, help="experiment.classifiers entry")
     parser.add_argument("--model", type=Path, required=True, help="a checkpoint folder of this classifier (its spec)")
     parser.add_argument("--out", type=Path, required=True, help="the profile (.json)")
-    parser.add_argument("--traces", type=Path, required=True, help="folder for trace.json (empty when profile.steps is 0)")
+    parser.add_argument(
+        "--traces", type=Path, required=True, help="folder for trace.json (empty when profile.steps is 0)"
+    )
     args = parser.parse_args()
     params = load_section("profile", ProfileParams)
     device = resolve_device(params.device, "profile.device")
@@ -37,7 +39,8 @@ def main() -> str:
         with atomic_path(args.traces, directory=True) as tmp:
             # Never an empty folder: DVC warns about those and does not restore them.
             (tmp / "README.txt").write_text(
-                f"{TRACE_FILE}: torch.profiler chrome trace of profile.steps={params.steps} training steps of {args.classifier} "
+                f"{TRACE_FILE}: torch.profiler chrome trace of profile.steps={params.steps} training steps of "
+                f"{args.classifier} "
                 "(none when 0). Open it in https://ui.perfetto.dev or chrome://tracing.\n",
                 encoding="utf-8",
             )

@@ -66,7 +66,9 @@ def preview_caption(generator: str, path: Path) -> str:
 def main() -> str:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--metrics", type=Path, required=True, help="the pipeline's metrics folder")
-    parser.add_argument("--out", type=Path, required=True, help="report path without suffix (.md, .html, and a figures folder)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="report path without suffix (.md, .html, and a figures folder)"
+    )
     args = parser.parse_args()
     experiment = load_section("experiment", ExperimentParams)
 
@@ -104,7 +106,12 @@ def main() -> str:
     counts_table = markdown_table(
         ["class", "before imbalance", "after imbalance", *(f"+ {g}" for g in synthetic)],
         [
-            [c, str(counts["full"][c]), str(counts["train"][c]), *(str(counts["train"][c] + s[c]) for s in synthetic.values())]
+            [
+                c,
+                str(counts["full"][c]),
+                str(counts["train"][c]),
+                *(str(counts["train"][c] + s[c]) for s in synthetic.values()),
+            ]
             for c in class_names
         ],
     )
@@ -114,7 +121,8 @@ def main() -> str:
     flagged_note = f" {unusable_note(unusable)}" if unusable else ""
     feature_note = (
         "Distances on the real test set, same class distribution, N images per side. Inception rows are FID at the "
-        "dims shown; classifier-feature rows use the full-data classifier's penultimate features and are not comparable "
+        "dims shown; classifier-feature rows use the full-data classifier's penultimate features and are not "
+        "comparable "
         f"to FID. CAS (Ravuri & Vinyals 2019): {cas_classifier} trained on the generator's evaluation images alone, "
         "accuracy on the real test set, beside the same classifier trained on the full real data. "
         "'Real classifier on generated': the full-data classifier's accuracy on the generated images."
@@ -150,7 +158,10 @@ def main() -> str:
             ),
             "confusion.png": ("Normalized test confusion matrices", confusions_figure(results, class_names)),
             "curves.png": ("Training curves", curves_figure(results)),
-            "class_counts.png": ("Class counts before/after imbalance and rebalancing", class_counts_figure(counts, synthetic)),
+            "class_counts.png": (
+                "Class counts before/after imbalance and rebalancing",
+                class_counts_figure(counts, synthetic),
+            ),
             **{
                 f"sweep_{key}.png": (f"Sweep of {key}: test {rows[0]['metric']}", sweep_heatmap_figure(rows))
                 for key, (rows, _) in sweeps.items()
@@ -169,7 +180,9 @@ def main() -> str:
             + sorted((args.metrics / "synthetic" / g).glob("*.png"))
             for g in experiment.generators
         }
-        stale_note = "**Not from this run** ({why}): shown for reference; its numbers may not hold for this code and params."
+        stale_note = (
+            "**Not from this run** ({why}): shown for reference; its numbers may not hold for this code and params."
+        )
         markdown = (
             "\n\n".join(
                 [
@@ -216,7 +229,11 @@ def main() -> str:
                 markdown_to_html_table(table)
                 + origin
                 + f"<p>Minority classes: {html.escape(', '.join(minority))}. {html.escape(synthetic_filter)}</p>"
-                + (f'<p class="warning">{html.escape(unusable_note(unusable).replace("**", ""))}</p>' if unusable else ""),
+                + (
+                    f'<p class="warning">{html.escape(unusable_note(unusable).replace("**", ""))}</p>'
+                    if unusable
+                    else ""
+                ),
             ),
             ("Verdicts", markdown_to_html_table(verdicts_table) + origin + f"<p>{html.escape(VERDICT_NOTE)}</p>"),
             ("Per-class test recall", markdown_to_html_table(recall_table) + origin),
@@ -253,9 +270,14 @@ def main() -> str:
                 (f"Generator {g}", "".join(embedded_image(p, preview_caption(g, p)) for p in paths))
                 for g, paths in previews.items()
             ),
-            ("Provenance", f"<p>git commit <code>{html.escape(commit)}</code></p><pre>{html.escape(params_text)}</pre>"),
+            (
+                "Provenance",
+                f"<p>git commit <code>{html.escape(commit)}</code></p><pre>{html.escape(params_text)}</pre>",
+            ),
         ]
-        write_text(args.out.with_suffix(".html"), html_page(f"synthaug report ({experiment.profile} profile)", sections))
+        write_text(
+            args.out.with_suffix(".html"), html_page(f"synthaug report ({experiment.profile} profile)", sections)
+        )
         for path in (args.out.with_suffix(".md"), args.out.with_suffix(".html")):
             tracker.log_artifact(path)
         best = max(rows, key=lambda row: row["macro_f1"][0])

@@ -38,7 +38,9 @@ def main() -> str:
     parser.add_argument("--splits", type=Path, required=True, help="split indices from the imbalance stage")
     parser.add_argument("--out", type=Path, required=True, help="output folder (shards, metadata.csv)")
     parser.add_argument("--eval-out", type=Path, required=True, help="FID/KID set: the test set's class distribution")
-    parser.add_argument("--previews", type=Path, required=True, help="preview grids folder; counts go to <previews>.json")
+    parser.add_argument(
+        "--previews", type=Path, required=True, help="preview grids folder; counts go to <previews>.json"
+    )
     args = parser.parse_args()
     params = load_section("synthesize", SynthesizeParams)
 
@@ -50,7 +52,9 @@ def main() -> str:
     eval_counts = evaluation_counts(np.bincount(test_labels, minlength=train.num_classes), params.eval_per_class)
     templates = prompt_templates(args.generator, params)
     items = plan_items(train_idx, train.labels, train.class_names, counts, templates, params.seed)
-    eval_items = plan_items(train_idx, train.labels, train.class_names, eval_counts, templates, derive_seed(params.seed, "eval"))
+    eval_items = plan_items(
+        train_idx, train.labels, train.class_names, eval_counts, templates, derive_seed(params.seed, "eval")
+    )
     # Everything that decides the images: a half-done work folder from other inputs is discarded, not resumed.
     digest = fingerprint(
         {
@@ -69,7 +73,9 @@ def main() -> str:
     name = run_name("synthesize", args.generator)
     # Under torchrun / accelerate launch each rank makes its share of the shards; rank 0 logs and publishes.
     ranks = init_ranks()
-    with main_rank_run(ranks.is_main, name, {"synthesize": params.model_dump()}, {"generator": args.generator}) as tracker:
+    with main_rank_run(
+        ranks.is_main, name, {"synthesize": params.model_dump()}, {"generator": args.generator}
+    ) as tracker:
         generate = make_backend(args.generator, params, args.model, train.images, train.class_names)
         sets = ((args.out, items), (args.eval_out, eval_items))
         # Both sets are published only when both are complete: DVC deletes outputs before a rerun.
@@ -103,7 +109,9 @@ def main() -> str:
                 "device": device,
             },
         )
-        grids = preview_grids(train.subset(train_idx), load_synthetic(args.out, train.class_names), params.preview_per_class)
+        grids = preview_grids(
+            train.subset(train_idx), load_synthetic(args.out, train.class_names), params.preview_per_class
+        )
         with atomic_path(args.previews, directory=True) as folder:
             for class_name, grid in grids.items():
                 save_png(grid, folder / f"{class_name}.png")
@@ -120,7 +128,8 @@ def main() -> str:
             tracker.log_artifact(preview)
     rate = f"{generated / seconds:.2f} images/s" if generated else "all shards were already complete"
     return (
-        f"{name}: {int(counts.sum())} synthetic + {int(eval_counts.sum())} evaluation images ({generated} generated now, {rate})"
+        f"{name}: {int(counts.sum())} synthetic + {int(eval_counts.sum())} evaluation images "
+        f"({generated} generated now, {rate})"
     )
 
 

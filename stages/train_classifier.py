@@ -40,7 +40,9 @@ def train_seed(args: argparse.Namespace, params: TrainParams, seed: int, test: I
             synthetic_report = {"synthetic_images": len(synthetic)}
         else:
             judge = None if args.filter_model is None else seed_file(args.filter_model, seed)
-            synthetic, synthetic_report = filter_synthetic(synthetic, judge, params.synthetic_filter, params.eval_batch_size)
+            synthetic, synthetic_report = filter_synthetic(
+                synthetic, judge, params.synthetic_filter, params.eval_batch_size
+            )
         train_set = concat_image_sets(train_set, synthetic)
     setup = prepare_training(args.classifier, args.variant, params, train_set)
     entry = f"{args.classifier}-{args.variant}"
@@ -85,7 +87,9 @@ def train_seed(args: argparse.Namespace, params: TrainParams, seed: int, test: I
                 "best_val_macro_f1": result.best_val_macro_f1,
                 "train_images": len(train_set),
                 "parameters": count_parameters(setup.model),
-                "seconds": round(seconds, 2),  # this run's training loop (epochs finished before a resume are not counted)
+                "seconds": round(
+                    seconds, 2
+                ),  # this run's training loop (epochs finished before a resume are not counted)
                 "device": setup.device.type,
                 **synthetic_report,
             },
@@ -121,17 +125,25 @@ def train_seed(args: argparse.Namespace, params: TrainParams, seed: int, test: I
 def main() -> str:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--classifier", required=True, help="experiment.classifiers entry: vit, cnn or timm")
-    parser.add_argument("--variant", required=True, help="baseline, oversampled, full, a loss variant or synthetic_<generator>")
+    parser.add_argument(
+        "--variant", required=True, help="baseline, oversampled, full, a loss variant or synthetic_<generator>"
+    )
     parser.add_argument("--data", type=Path, required=True, help="fetched dataset folder")
     parser.add_argument("--splits", type=Path, required=True, help="split indices from the imbalance stage")
-    parser.add_argument("--out", type=Path, required=True, help="checkpoint folder: seed<k>/ (model.safetensors, spec.json)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="checkpoint folder: seed<k>/ (model.safetensors, spec.json)"
+    )
     parser.add_argument("--history", type=Path, required=True, help="training summaries: seed<k>.json")
     parser.add_argument("--curves", type=Path, required=True, help="per-epoch curves: seed<k>.csv")
     parser.add_argument("--eval", type=Path, required=True, help="test-split classification reports: seed<k>.json")
     parser.add_argument("--predictions", type=Path, required=True, help="test predictions: seed<k>.csv")
-    parser.add_argument("--confusion", type=Path, required=True, help="confusion matrices: seed<k>.json and seed<k>.png")
+    parser.add_argument(
+        "--confusion", type=Path, required=True, help="confusion matrices: seed<k>.json and seed<k>.png"
+    )
     parser.add_argument("--synthetic", type=Path, help="synthesize output to add to the real images")
-    parser.add_argument("--filter-model", type=Path, help="the judge entry's checkpoint folder, for train.synthetic_filter")
+    parser.add_argument(
+        "--filter-model", type=Path, help="the judge entry's checkpoint folder, for train.synthetic_filter"
+    )
     args = parser.parse_args()
     params = load_section("train", TrainParams)
     seeds = load_section("experiment", ExperimentParams).seeds

@@ -87,7 +87,9 @@ def main() -> str:
     preview = preview_sampler(trainer, params, dataset.num_classes)
 
     name = run_name("train_generator", args.generator)
-    with main_rank_run(ranks.is_main, name, {"train_generator": params.model_dump()}, {"generator": args.generator}) as tracker:
+    with main_rank_run(
+        ranks.is_main, name, {"train_generator": params.model_dump()}, {"generator": args.generator}
+    ) as tracker:
 
         def log_samples(step: int) -> None:
             path = work / "samples" / f"step{step:07d}.png"
@@ -142,7 +144,9 @@ def main() -> str:
         tracker.log_metrics({"seconds": seconds, "steps_per_second": steps_run / seconds})
         tracker.log_artifact(args.curves / "loss.png")
     losses = ", ".join(f"{k} {v:.4f}" for k, v in final.items())
-    return f"{name}: {settings.steps} steps on {len(train_set)} images ({steps_run / seconds:.2f} steps/s); final {losses}"
+    return (
+        f"{name}: {settings.steps} steps on {len(train_set)} images ({steps_run / seconds:.2f} steps/s); final {losses}"
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,10 @@ def render(url: str, screenshot: Path, wait_ms: int = 5000) -> str:
     with tempfile.TemporaryDirectory() as profile:
         common = [chromium(), *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={wait_ms}"]
         subprocess.run(
-            [*common, "--window-size=1280,1600", f"--screenshot={screenshot}", url], capture_output=True, timeout=120, check=True
+            [*common, "--window-size=1280,1600", f"--screenshot={screenshot}", url],
+            capture_output=True,
+            timeout=120,
+            check=True,
         )
         dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True)
     return dom.stdout

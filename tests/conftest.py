@@ -9,11 +9,29 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from synthaug.params import TrainParams, load_params, parse_section
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Kills only a hung subprocess: about five times the longest expected run (the e2e module's `dvc repro`, about
+# 380 s on a 2-core machine), so a slower or busier machine still passes and a hang still ends the suite.
+HANG_GUARD_S = 1800
+
+
+def threads_per_worker() -> int:
+    """The cores shared out among pytest-xdist workers: two workers on two cores run one torch thread each,
+    instead of each starting one thread per core and four busy threads fighting over two cores."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    threads = threads_per_worker()
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # for every subprocess this worker starts
+    torch.set_num_threads(threads)
 
 
 def stage_env(project: Path) -> dict[str, str]:

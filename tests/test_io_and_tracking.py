@@ -74,7 +74,9 @@ def test_stage_run_logs_params_metrics_tags_and_artifacts(monkeypatch, tmp_path)
     monkeypatch.setenv("DVC_EXP_NAME", "exp-test")
     artifact = tmp_path / "m.json"
     artifact.write_text("{}")
-    with tracking.stage_run("train_classifier/vit-baseline/seed0", {"train": {"batch_size": 8}}, {"variant": "baseline"}) as run:
+    with tracking.stage_run(
+        "train_classifier/vit-baseline/seed0", {"train": {"batch_size": 8}}, {"variant": "baseline"}
+    ) as run:
         run.log_metrics({"test_accuracy": 0.5})
         run.log_metrics({"val_macro_f1": 0.25}, step=2)
         run.log_artifact(artifact)
@@ -120,7 +122,8 @@ def test_strict_tracking_fails_the_stage_clearly(monkeypatch, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(
-        tracking.TrackingError, match=r"MLflow unavailable at sqlite:///.*not-a-folder/mlflow.db .* tracking.strict is true"
+        tracking.TrackingError,
+        match=r"MLflow unavailable at sqlite:///.*not-a-folder/mlflow.db .* tracking.strict is true",
     ):
         with tracking.stage_run("fetch", {"fetch": {}}):
             pass
@@ -133,7 +136,9 @@ def test_strict_tracking_also_covers_failures_after_start(caplog):
 
     tracking.RunLogger(BrokenStore(), strict=False).log_metrics({"x": 1.0})
     assert "MLflow log_metrics failed (OSError: database is locked)" in caplog.text
-    with pytest.raises(tracking.TrackingError, match="MLflow log_metrics failed .*database is locked.* tracking.strict"):
+    with pytest.raises(
+        tracking.TrackingError, match="MLflow log_metrics failed .*database is locked.* tracking.strict"
+    ):
         tracking.RunLogger(BrokenStore(), strict=True).log_metrics({"x": 1.0})
 
 
@@ -146,5 +151,7 @@ def test_free_space_is_checked_before_writing(monkeypatch, tmp_path):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 0, 50 * 2**20))
     ensure_free_space(tmp_path / "not" / "yet", 40 * 2**20, "fetch")  # 44 MiB with the margin: fits in 50
-    with pytest.raises(DiskSpaceError, match=rf"synthesize@ddpm needs about 110.0 MiB free in {tmp_path}, only 50.0 MiB are"):
+    with pytest.raises(
+        DiskSpaceError, match=rf"synthesize@ddpm needs about 110.0 MiB free in {tmp_path}, only 50.0 MiB are"
+    ):
         ensure_free_space(tmp_path / "data" / "synthetic", 100 * 2**20, "synthesize@ddpm")

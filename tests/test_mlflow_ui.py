@@ -84,7 +84,9 @@ def mlflow_server(tmp_path_factory):
 
 
 def test_rest_api_shows_runs_metrics_and_artifacts(mlflow_server):
-    experiment = api(mlflow_server, f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={tracking.EXPERIMENT_NAME}")
+    experiment = api(
+        mlflow_server, f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={tracking.EXPERIMENT_NAME}"
+    )
     experiment_id = experiment["experiment"]["experiment_id"]
     runs = api(mlflow_server, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id]})["runs"]
     by_name = {run["info"]["run_name"]: run for run in runs}

@@ -44,7 +44,13 @@ def test_full_profile_is_the_seed_experiment():
     assert sections["experiment"].profile == "full"
     assert (train.image_size, train.vit.patch_size, train.vit.hidden_size) == (224, 16, 128)
     assert (train.vit.num_hidden_layers, train.vit.num_attention_heads, train.vit.intermediate_size) == (4, 2, 256)
-    assert (train.epochs, train.lr, train.weight_decay, train.schedule, train.batch_size) == (10, 1e-5, 1e-4, "linear", 32)
+    assert (train.epochs, train.lr, train.weight_decay, train.schedule, train.batch_size) == (
+        10,
+        1e-5,
+        1e-4,
+        "linear",
+        32,
+    )
     assert sections["imbalance"].subset_per_class is None
 
 
@@ -72,8 +78,20 @@ def test_nested_unknown_key(project_params):
     [
         ("train", TrainParams, "epochs", 0, r"train\.epochs: Input should be greater than or equal to 1 \(got 0\)"),
         ("train", TrainParams, "epochs", "3", r"train\.epochs: Input should be a valid integer"),
-        ("train", TrainParams, "schedule", "step", r"train\.schedule: Input should be 'linear', 'cosine' or 'constant'"),
-        ("imbalance", ImbalanceParams, "min_fraction", 1.5, r"imbalance\.min_fraction: Input should be less than or equal to 1"),
+        (
+            "train",
+            TrainParams,
+            "schedule",
+            "step",
+            r"train\.schedule: Input should be 'linear', 'cosine' or 'constant'",
+        ),
+        (
+            "imbalance",
+            ImbalanceParams,
+            "min_fraction",
+            1.5,
+            r"imbalance\.min_fraction: Input should be less than or equal to 1",
+        ),
         ("fetch", FetchParams, "image_size", -2, r"fetch\.image_size: Input should be greater than or equal to 1"),
     ],
 )
@@ -182,7 +200,11 @@ def test_default_generator_is_real_sdxl_turbo_with_canny_controlnet(project_para
 def test_demo_trains_the_gan_and_full_profile_trains_both_and_adds_sdxl(project_params):
     demo = validate_all(project_params)["experiment"]
     assert demo.generators == ["gan"] and demo.seeds == [0, 1, 2]
-    assert validate_all(compose_params(ROOT / "conf", ["profile=full"]))["experiment"].generators == ["sdxl_turbo", "ddpm", "gan"]
+    assert validate_all(compose_params(ROOT / "conf", ["profile=full"]))["experiment"].generators == [
+        "sdxl_turbo",
+        "ddpm",
+        "gan",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -191,7 +213,10 @@ def test_demo_trains_the_gan_and_full_profile_trains_both_and_adds_sdxl(project_
         ({"generators": []}, r"experiment.generators: List should have at least 1 item"),
         ({"generators": ["gan", "gan"]}, r"experiment.generators: duplicate entries"),
         ({"generators": ["vae"]}, r"experiment.generators.0: Input should be 'sdxl_turbo', 'ddpm' or 'gan'"),
-        ({"variants": ["baseline"]}, r"experiment.variants: must include 'full' when experiment.generators is not empty"),
+        (
+            {"variants": ["baseline"]},
+            r"experiment.variants: must include 'full' when experiment.generators is not empty",
+        ),
     ],
 )
 def test_experiment_generator_rules(project_params, change, message):
@@ -207,5 +232,7 @@ def test_generator_sections_reject_bad_values(project_params):
     ):
         parse_section("train_generator", raw, TrainGeneratorParams)
     fid = dict(project_params["fid"], feature_extractor="clip")
-    with pytest.raises(ParamsError, match=r"fid.feature_extractor: Input should be 'auto', 'inception' or 'classifier'"):
+    with pytest.raises(
+        ParamsError, match=r"fid.feature_extractor: Input should be 'auto', 'inception' or 'classifier'"
+    ):
         parse_section("fid", fid, FidParams)

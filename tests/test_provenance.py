@@ -56,7 +56,10 @@ def test_no_git_means_no_digest(tmp_path):
 def test_params_differences_flatten_and_ignore():
     made = flat_params({"train": {"lr": 0.1, "augment_p": 0.5}, "seeds": [0]})
     assert (
-        params_differences(made, flat_params({"train": {"lr": 0.1, "augment_p": 0.9}, "seeds": [0]}), ("train.augment_p",)) == []
+        params_differences(
+            made, flat_params({"train": {"lr": 0.1, "augment_p": 0.9}, "seeds": [0]}), ("train.augment_p",)
+        )
+        == []
     )
     assert params_differences(made, flat_params({"train": {"lr": 0.2, "augment_p": 0.5}, "seeds": [0, 1]})) == [
         "seeds",
@@ -66,7 +69,11 @@ def test_params_differences_flatten_and_ignore():
 
 def exp_show(rev_a: str, rev_b: str, lr_b: float = 0.1) -> list[dict]:
     def revision(name, rev, p, lr):
-        return {"name": name, "rev": rev, "data": {"params": {"params.yaml": {"data": {"train": {"augment_p": p, "lr": lr}}}}}}
+        return {
+            "name": name,
+            "rev": rev,
+            "data": {"params": {"params.yaml": {"data": {"train": {"augment_p": p, "lr": lr}}}}},
+        }
 
     return [
         {"rev": "workspace", "data": {}},
@@ -74,7 +81,10 @@ def exp_show(rev_a: str, rev_b: str, lr_b: float = 0.1) -> list[dict]:
             "rev": rev_a,
             "name": "main",
             "data": revision("main", rev_a, 0.5, 0.1)["data"],
-            "experiments": [{"revs": [revision("exp-a", rev_a, 0.0, 0.1)]}, {"revs": [revision("exp-b", rev_b, 1.0, lr_b)]}],
+            "experiments": [
+                {"revs": [revision("exp-a", rev_a, 0.0, 0.1)]},
+                {"revs": [revision("exp-b", rev_b, 1.0, lr_b)]},
+            ],
         },
     ]
 
@@ -87,11 +97,18 @@ def test_a_sweep_is_current_only_with_this_code_and_these_params(repo):
     assert provenance["params"] == {"train.lr": 0.1} and provenance["params_vary"] == []
     current = {"train.augment_p": 0.7, "train.lr": 0.1}
     assert sweep_staleness(provenance, code_digest(repo), current) is None
-    assert sweep_staleness(provenance, code_digest(repo), {**current, "train.lr": 0.3}) == "made with other params: train.lr"
+    assert (
+        sweep_staleness(provenance, code_digest(repo), {**current, "train.lr": 0.3})
+        == "made with other params: train.lr"
+    )
     assert sweep_staleness(None, code_digest(repo), current).startswith("no provenance recorded")
     assert sweep_staleness(provenance, None, current).startswith("this run's code cannot be identified")
     (repo / "src/lib.py").write_text("A = 3\n")
-    assert sweep_staleness(provenance, code_digest(repo), current) == f"made with other code (experiments at {first[:7]})"
-    mixed = sweep_provenance(exp_show(first, first, lr_b=0.2), "train.augment_p", None, repo, {"main", "exp-a", "exp-b"})
+    assert (
+        sweep_staleness(provenance, code_digest(repo), current) == f"made with other code (experiments at {first[:7]})"
+    )
+    mixed = sweep_provenance(
+        exp_show(first, first, lr_b=0.2), "train.augment_p", None, repo, {"main", "exp-a", "exp-b"}
+    )
     assert mixed["params_vary"] == ["train.lr"] and "train.lr" not in mixed["params"]
     assert sweep_staleness(mixed, code_digest(repo, first), current) == "its experiments differ in train.lr"

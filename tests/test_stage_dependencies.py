@@ -90,7 +90,9 @@ def missing_dependencies(root: Path) -> dict[str, list[str]]:
     missing = {}
     for name, (script, deps) in stage_dependencies(root / "dvc.yaml").items():
         needed = {script} | {
-            path.relative_to(root).as_posix() for path in import_closure(root / script, root / "src") if not decides_nothing(path)
+            path.relative_to(root).as_posix()
+            for path in import_closure(root / script, root / "src")
+            if not decides_nothing(path)
         }
         absent = sorted(path for path in needed if not covered(path, deps))
         if absent:
@@ -150,7 +152,11 @@ def test_a_missing_module_is_reported(tmp_path, deps, expected):
     (tmp_path / "stages" / "fid.py").write_text("import synthaug.metrics.fid\n")
     (tmp_path / "dvc.yaml").write_text(
         yaml.safe_dump(
-            {"stages": {"fid": {"foreach": ["a"], "do": {"cmd": "python stages/fid.py --generator ${item}", "deps": deps}}}}
+            {
+                "stages": {
+                    "fid": {"foreach": ["a"], "do": {"cmd": "python stages/fid.py --generator ${item}", "deps": deps}}
+                }
+            }
         )
     )
     assert missing_dependencies(tmp_path) == ({"fid": expected} if expected else {})

@@ -17,7 +17,8 @@ def run_stage(name: str, main: Callable[[], str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # SIGTERM (queue cancel, job schedulers) unwinds like Ctrl-C, so temporary outputs are removed.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    # A stage started in the background (nohup, `&`, some job runners) inherits SIGINT ignored: Ctrl-C must still unwind.
+    # A stage started in the background (nohup, `&`, some job runners) inherits SIGINT ignored: Ctrl-C must still
+    # unwind.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     start = time.perf_counter()
     try:

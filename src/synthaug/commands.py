@@ -27,11 +27,14 @@ def sweep_main(argv: list[str]) -> str:
 
     parser = argparse.ArgumentParser(
         prog="synthaug sweep",
-        description="Collect a `dvc exp run --queue -S` sweep into metrics/sweeps/<key>.csv (the report draws it as a heatmap).",
+        description="Collect a `dvc exp run --queue -S` sweep into metrics/sweeps/<key>.csv "
+        "(the report draws it as a heatmap).",
     )
     parser.add_argument("param", help="the swept params.yaml key, e.g. train.augment_p")
     parser.add_argument(
-        "--metric", default="macro_f1", help="test metric (metrics/eval/<entry>/seed<k>.json key) to collect (default macro_f1)"
+        "--metric",
+        default="macro_f1",
+        help="test metric (metrics/eval/<entry>/seed<k>.json key) to collect (default macro_f1)",
     )
     parser.add_argument(
         "--where",

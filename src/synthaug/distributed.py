@@ -1,4 +1,5 @@
-"""Several training or generation processes on one or more machines (`torchrun`, `accelerate launch`): ranks, DDP, reductions.
+"""Several training or generation processes on one or more machines (`torchrun`, `accelerate launch`):
+ranks, DDP, reductions.
 
 A stage run by a launcher reads its rank from the environment (RANK, WORLD_SIZE, MASTER_ADDR, ...);
 run plainly, it is rank 0 of 1 and nothing here does any communication.

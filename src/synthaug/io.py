@@ -87,7 +87,8 @@ def ensure_free_space(path: str | Path, needed_bytes: int, what: str, margin: fl
     needed = int(needed_bytes * margin)
     if free < needed:
         raise DiskSpaceError(
-            f"{what} needs about {needed / 2**20:.1f} MiB free in {probe}, only {free / 2**20:.1f} MiB are: free some space "
+            f"{what} needs about {needed / 2**20:.1f} MiB free in {probe}, only {free / 2**20:.1f} MiB are: free "
+            f"some space "
             "(dvc gc removes unused cache entries) or move the DVC cache (dvc cache dir)"
         )
 

@@ -67,5 +67,6 @@ def params_differences(made_with: dict[str, Any], current: dict[str, Any], ignor
     return sorted(
         key
         for key in keys
-        if key not in ignore and json.dumps(made_with.get(key), sort_keys=True) != json.dumps(current.get(key), sort_keys=True)
+        if key not in ignore
+        and json.dumps(made_with.get(key), sort_keys=True) != json.dumps(current.get(key), sort_keys=True)
     )

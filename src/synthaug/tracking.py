@@ -41,7 +41,9 @@ def repo_root() -> Path:
     if os.environ.get("DVC_ROOT"):
         return Path(os.environ["DVC_ROOT"]).resolve()
     try:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True).stdout.strip()
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         return Path(top).resolve()
     except (OSError, subprocess.CalledProcessError):
         return Path.cwd().resolve()
@@ -83,7 +85,9 @@ class RunLogger:
             getattr(self._mlflow, method)(*args, **kwargs)
         except Exception as exc:  # the store is a side channel: never fail the stage over it, unless asked to
             if self._strict:
-                raise TrackingError(f"MLflow {method} failed ({type(exc).__name__}: {exc}) and tracking.strict is true") from None
+                raise TrackingError(
+                    f"MLflow {method} failed ({type(exc).__name__}: {exc}) and tracking.strict is true"
+                ) from None
             log.warning("MLflow %s failed (%s: %s); tracking disabled for this stage", method, type(exc).__name__, exc)
             self._mlflow = None
 
@@ -179,6 +183,9 @@ def _start(root: Path, name: str, strict: bool = False) -> Any | None:
                 f"MLflow unavailable at {tracking_uri(root)} ({type(exc).__name__}: {exc}) and tracking.strict is true"
             ) from None
         log.warning(
-            "MLflow unavailable at %s (%s: %s); the stage runs without tracking", tracking_uri(root), type(exc).__name__, exc
+            "MLflow unavailable at %s (%s: %s); the stage runs without tracking",
+            tracking_uri(root),
+            type(exc).__name__,
+            exc,
         )
         return None

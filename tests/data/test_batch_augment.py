@@ -40,7 +40,9 @@ def as_images(batch: torch.Tensor) -> np.ndarray:
 
 
 def albumentations_each(images: np.ndarray, transforms: list[A.BasicTransform]) -> np.ndarray:
-    return np.stack([A.Compose([t], seed=0)(image=image)["image"] for image, t in zip(images, transforms)]).astype(np.float64)
+    return np.stack([A.Compose([t], seed=0)(image=image)["image"] for image, t in zip(images, transforms)]).astype(
+        np.float64
+    )
 
 
 IMAGES = photo_like(24, seed=0)
@@ -54,7 +56,10 @@ def test_flip_and_brightness_contrast_equal_albumentations(images):
     alpha, beta = values.uniform(0.8, 1.2, len(images)), values.uniform(-0.2, 0.2, len(images))
     reference = albumentations_each(
         images,
-        [A.RandomBrightnessContrast(brightness_limit=(b, b), contrast_limit=(a - 1, a - 1), p=1) for a, b in zip(alpha, beta)],
+        [
+            A.RandomBrightnessContrast(brightness_limit=(b, b), contrast_limit=(a - 1, a - 1), p=1)
+            for a, b in zip(alpha, beta)
+        ],
     )
     ours = B.brightness_contrast(as_batch(images), torch.tensor(alpha).float(), torch.tensor(beta * 255).float())
     np.testing.assert_array_equal(as_images(ours), reference)
@@ -90,7 +95,9 @@ def test_colour_conversions_match_opencv():
 def test_rotation_matches_albumentations(images):
     degrees = values.uniform(-10, 10, len(images))
     degrees[0] = 10.0  # the largest angle reaches furthest into the reflected border
-    reference = albumentations_each(images, [A.Rotate(limit=(d, d), border_mode=cv2.BORDER_REFLECT_101, p=1) for d in degrees])
+    reference = albumentations_each(
+        images, [A.Rotate(limit=(d, d), border_mode=cv2.BORDER_REFLECT_101, p=1) for d in degrees]
+    )
     ours = as_images(B.rotate(as_batch(images), torch.tensor(degrees).float()))
     assert (ours == reference).mean() > 0.999 and np.abs(ours - reference).max() <= 1
 
@@ -101,7 +108,9 @@ def test_blur_matches_albumentations(images):
     reference = albumentations_each(
         images, [A.GaussianBlur(blur_limit=(k, k), sigma_limit=(s, s), p=1) for k, s in zip(size | 1, sigma)]
     )
-    ours = as_images(B.gaussian_blur(as_batch(images), B.gaussian_kernels(torch.tensor(sigma).float(), torch.tensor(size) | 1)))
+    ours = as_images(
+        B.gaussian_blur(as_batch(images), B.gaussian_kernels(torch.tensor(sigma).float(), torch.tensor(size) | 1))
+    )
     assert (ours == reference).mean() > 0.999 and np.abs(ours - reference).max() <= 1
 
 
@@ -111,7 +120,9 @@ def test_noise_and_holes_equal_albumentations():
     ours = B.add_noise(as_batch(IMAGES), torch.from_numpy(noise).permute(0, 3, 1, 2))
     np.testing.assert_array_equal(as_images(ours), reference)
 
-    dropout = A.CoarseDropout(num_holes_range=(1, 2), hole_height_range=(0.1, 0.25), hole_width_range=(0.1, 0.25), fill=0, p=1)
+    dropout = A.CoarseDropout(
+        num_holes_range=(1, 2), hole_height_range=(0.1, 0.25), hole_width_range=(0.1, 0.25), fill=0, p=1
+    )
     holes = B.BatchAugmenter(1.0, 0, ("occlusion",))._sample_holes(len(IMAGES), 32, 32)
     reference = []
     for image, image_holes in zip(IMAGES, holes.numpy()):
@@ -131,7 +142,8 @@ def image_statistics(before: np.ndarray, after: np.ndarray) -> dict[str, np.ndar
 
 
 @pytest.mark.parametrize(
-    "stages", [("geometry",), ("color",), ("blur_noise",), ("occlusion",), ("geometry", "color", "blur_noise", "occlusion")]
+    "stages",
+    [("geometry",), ("color",), ("blur_noise",), ("occlusion",), ("geometry", "color", "blur_noise", "occlusion")],
 )
 def test_each_stage_draws_the_albumentations_distribution(stages):
     """Two-sample Kolmogorov-Smirnov on per-image statistics: 600 images through each engine."""
@@ -156,7 +168,9 @@ def test_a_wrong_parameter_range_is_detected():
     wider = B.rotate(as_batch(images), torch.empty(600).uniform_(-20, 20, generator=torch.Generator().manual_seed(0)))
     change = lambda out: np.abs(out.astype(np.float64) - images).mean(axis=(1, 2, 3))  # noqa: E731
     assert ks_2samp(change(reference), change(as_images(augmenter(as_batch(images))))).pvalue > 0.001
-    rotated_only = augment_batch(images, A.Compose([A.Rotate(limit=10, border_mode=cv2.BORDER_REFLECT_101, p=1)], seed=0))
+    rotated_only = augment_batch(
+        images, A.Compose([A.Rotate(limit=10, border_mode=cv2.BORDER_REFLECT_101, p=1)], seed=0)
+    )
     assert ks_2samp(change(rotated_only), change(as_images(wider))).pvalue < 1e-6
 
 

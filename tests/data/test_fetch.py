@@ -93,7 +93,9 @@ def make_cifar_python(path: Path, per_batch: int = 4) -> tuple[np.ndarray, list[
     rng = np.random.default_rng(1)
     all_data, all_labels = [], []
     with tarfile.open(path, "w:gz") as tar:
-        _add_bytes(tar, "cifar-10-batches-py/batches.meta", pickle.dumps({b"label_names": [b"plane", b"car"]}, protocol=2))
+        _add_bytes(
+            tar, "cifar-10-batches-py/batches.meta", pickle.dumps({b"label_names": [b"plane", b"car"]}, protocol=2)
+        )
         for name in ("data_batch_1", "data_batch_2", "test_batch"):
             data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
             labels = [i % 2 for i in range(per_batch)]

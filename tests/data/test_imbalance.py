@@ -64,7 +64,9 @@ def test_empty_class_is_named():
     labels = labels_of(per_class=12)
     with pytest.raises(ImbalanceError, match=r"class 'a' would be empty after imbalancing"):
         make_splits(labels, CLASSES, np.array([0.01, 1, 1, 1, 1]), val_per_class=2, subset_per_class=None, seed=0)
-    with pytest.raises(ImbalanceError, match=r"class 'a' has 12 train images, not enough for imbalance\.val_per_class=20"):
+    with pytest.raises(
+        ImbalanceError, match=r"class 'a' has 12 train images, not enough for imbalance\.val_per_class=20"
+    ):
         make_splits(labels, CLASSES, np.ones(5), val_per_class=20, subset_per_class=None, seed=0)
 
 

@@ -21,11 +21,20 @@ import yaml
 from synthaug.params import compose_params, validate_all
 from synthaug.synth.tiny import build_tiny_sdxl
 
-from ..conftest import ROOT, make_image_folder, tar_folder
+from ..conftest import HANG_GUARD_S, ROOT, make_image_folder, tar_folder
 
 pytestmark = pytest.mark.e2e
 
-PROJECT_FILES = ["dvc.yaml", "conf", "stages", "src", "metrics/sweeps/README.md", ".dvc/config", ".dvcignore", ".gitignore"]
+PROJECT_FILES = [
+    "dvc.yaml",
+    "conf",
+    "stages",
+    "src",
+    "metrics/sweeps/README.md",
+    ".dvc/config",
+    ".dvcignore",
+    ".gitignore",
+]
 GENERATORS = ["sdxl_turbo", "ddpm", "gan"]
 SEEDS = [0, 1]  # two seeds: every train entry trains both in one process, and the report shows intervals
 ENTRIES = [
@@ -61,7 +70,8 @@ train_generator:
   checkpoint_every: 3
   sample_every: 3
   samples_per_class: 2
-  ddpm: {{steps: 6, batch_size: 4, block_out_channels: [8, 16], layers_per_block: 1, attention: false, preview_steps: 2}}
+  ddpm: {{steps: 6, batch_size: 4, block_out_channels: [8, 16], layers_per_block: 1, attention: false,
+         preview_steps: 2}}
   gan: {{steps: 6, batch_size: 4, latent_dim: 8, base_channels: 8}}
 synthesize:
   shard_size: 4
@@ -80,7 +90,7 @@ fid:
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -98,7 +108,9 @@ def pipeline_repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         else:
             shutil.copy2(source, target)
     model, controlnet = build_tiny_sdxl(base / "tiny-sdxl")
-    (repo / "conf/profile/tiny.yaml").write_text(TINY_PROFILE.format(archive=archive, model=model, controlnet=controlnet))
+    (repo / "conf/profile/tiny.yaml").write_text(
+        TINY_PROFILE.format(archive=archive, model=model, controlnet=controlnet)
+    )
     config = (repo / "conf/config.yaml").read_text().replace("- profile: demo", "- profile: tiny")
     (repo / "conf/config.yaml").write_text(config)
     (repo / "params.yaml").write_text(yaml.safe_dump(compose_params(repo / "conf"), sort_keys=False))
@@ -107,7 +119,7 @@ def pipeline_repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "PYTHONPATH": str(repo / "src"),  # the copy's library, not the checkout's
         "TORCH_HOME": str(base / "torch"),
-        "OMP_NUM_THREADS": "1",  # tiny models: a second thread only competes with the other pytest worker
+        "OMP_NUM_THREADS": "1",  # tiny models, and stages run beside the other pytest worker
         "DVC_NO_ANALYTICS": "1",
         "GIT_AUTHOR_NAME": "t",
         "GIT_AUTHOR_EMAIL": "t@t",
@@ -287,7 +299,8 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
     verdicts = markdown.split("## Verdicts")[1].split("##")[0]
     gain_text = re.escape(f"{gain:+.4f}")
     assert re.search(
-        rf"\| vit \| {re.escape(variant_label('synthetic_gan', flagged))} \| — \| — \| {gain_text} \[[-+0-9.]+, [-+0-9.]+\] "
+        rf"\| vit \| {re.escape(variant_label('synthetic_gan', flagged))} \| — \| — \| {gain_text} \[[-+0-9.]+, "
+        rf"[-+0-9.]+\] "
         r"\| (beats baseline|loses to baseline|within noise \(2 seeds\)) \| \d+ \+ \d+ = \d+ s \(cpu\) \|",
         verdicts,
     )
@@ -305,9 +318,12 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
         scores = json.loads((repo / f"metrics/fid/{generator}.json").read_text())
         fid = scores["fid_classifier_features"]
         cas = mean_over_seeds(repo, f"vit-synthetic_only_{generator}", "accuracy")
-        assert f"| {generator} | classifier:vit-full-seed0 32-d (not FID) | 12 | {fid:.3f} (rank-deficient) |" in markdown
+        assert (
+            f"| {generator} | classifier:vit-full-seed0 32-d (not FID) | 12 | {fid:.3f} (rank-deficient) |" in markdown
+        )
         assert re.search(
-            rf"\| {cas:.4f} ± [0-9.]+ \[[-0-9.]+, [-0-9.]+\] \(12 images\) \| {full_accuracy:.4f} ± [^|]+ \(48 images\) \|",
+            rf"\| {cas:.4f} ± [0-9.]+ \[[-0-9.]+, [-0-9.]+\] \(12 images\) \| {full_accuracy:.4f} ± [^|]+ \(48 "
+            rf"images\) \|",
             markdown,
         )
     assert "| dog |" in markdown.split("### Per class")[1]
@@ -389,7 +405,8 @@ def test_runs_are_in_the_mlflow_store(pipeline_repo):
         names = sorted({row[0] for row in db.execute("select name from runs where status = 'FINISHED'")})
         metrics = dict(
             db.execute(
-                "select r.name, m.value from metrics m join runs r on r.run_uuid = m.run_uuid where m.key = 'test_macro_f1'"
+                "select r.name, m.value from metrics m join runs r on r.run_uuid = m.run_uuid where m.key = "
+                "'test_macro_f1'"
             ).fetchall()
         )
     assert names == sorted(
@@ -436,7 +453,9 @@ def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeli
     deadline, status = time.time() + 480, ""
     while time.time() < deadline:
         status = run(["dvc", "queue", "status"], repo, env).stdout
-        states = {name: line.split()[-1] for line in status.splitlines() for name in names if f" {name} " in f" {line} "}
+        states = {
+            name: line.split()[-1] for line in status.splitlines() for name in names if f" {name} " in f" {line} "
+        }
         assert "Failed" not in states.values(), status + run(["dvc", "queue", "logs", names[0]], repo, env).stdout
         if states == {name: "Success" for name in names}:
             break
@@ -482,8 +501,12 @@ def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeli
     (repo / "metrics/sweeps/train.augment_p.csv").unlink()
 
     # choice lists combine into a grid: 2 x 2 experiments queued (and removed again, not run)
-    result = run(["dvc", "exp", "run", "--queue", "-S", "fid.kid_subsets=3,4", "-S", "fid.precision_recall_k=1,2"], repo, env)
-    combinations = re.findall(r"\['fid.kid_subsets=(\d)', 'fid.precision_recall_k=(\d)'\]", result.stdout + result.stderr)
+    result = run(
+        ["dvc", "exp", "run", "--queue", "-S", "fid.kid_subsets=3,4", "-S", "fid.precision_recall_k=1,2"], repo, env
+    )
+    combinations = re.findall(
+        r"\['fid.kid_subsets=(\d)', 'fid.precision_recall_k=(\d)'\]", result.stdout + result.stderr
+    )
     assert sorted(combinations) == [("3", "1"), ("3", "2"), ("4", "1"), ("4", "2")]
     run(["dvc", "queue", "remove", "--queued"], repo, env)
 
@@ -511,7 +534,10 @@ def test_exp_run_reruns_only_what_the_changed_param_reaches(pipeline_repo):
     assert read_metrics(repo, ENTRIES[0]) == baseline_before
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo, env).stdout)
     changed = diff["metrics/fid/gan.json"]["fid_classifier_features"]
-    assert (changed["old"], changed["new"]) == (fid_before["fid_classifier_features"], fid_after["fid_classifier_features"])
+    assert (changed["old"], changed["new"]) == (
+        fid_before["fid_classifier_features"],
+        fid_after["fid_classifier_features"],
+    )
     assert "metrics/eval/vit-baseline/seed0.json" not in diff
     shown = run(["dvc", "exp", "show", "--csv"], repo, env).stdout
     assert {row["train_generator.gan.steps"] for row in csv.DictReader(io.StringIO(shown))} >= {"4", "6"}

@@ -63,7 +63,12 @@ def test_pytorch_fid_distance_agrees_with_a_scipy_reference():
         x, y = rng.normal(size=(6, 6)), rng.normal(size=(6, 6))
         s1, s2 = x @ x.T + 0.1 * np.eye(6), y @ y.T + 0.1 * np.eye(6)
         root = scipy.linalg.sqrtm(s1).real
-        reference = np.sum((m1 - m2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(scipy.linalg.sqrtm(root @ s2 @ root).real)
+        reference = (
+            np.sum((m1 - m2) ** 2)
+            + np.trace(s1)
+            + np.trace(s2)
+            - 2 * np.trace(scipy.linalg.sqrtm(root @ s2 @ root).real)
+        )
         assert calculate_frechet_distance(m1, s1, m2, s2) == pytest.approx(reference, rel=1e-6)
 
 
@@ -85,7 +90,9 @@ def test_kid_is_the_unbiased_polynomial_mmd_over_subsets():
     mean, std = kernel_inception_distance(x, y, subsets=4, subset_size=100, seed=1)
     # subsets are capped at half the smaller set (6 here), drawn with the same seeded generator
     draw = np.random.default_rng(1)
-    expected = [brute_force_mmd(x[draw.choice(12, 6, replace=False)], y[draw.choice(12, 6, replace=False)]) for _ in range(4)]
+    expected = [
+        brute_force_mmd(x[draw.choice(12, 6, replace=False)], y[draw.choice(12, 6, replace=False)]) for _ in range(4)
+    ]
     assert mean == pytest.approx(np.mean(expected), rel=1e-9) and std == pytest.approx(np.std(expected), rel=1e-9)
     assert std > 0
 
@@ -220,7 +227,9 @@ def weights_server(random_inception_weights):
     server.close()
 
 
-def test_missing_weights_are_fetched_into_the_hub_cache_once(weights_server, random_inception_weights, tmp_path, monkeypatch):
+def test_missing_weights_are_fetched_into_the_hub_cache_once(
+    weights_server, random_inception_weights, tmp_path, monkeypatch
+):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     path = inception_weights_path(None, weights_server.url)
     assert path == tmp_path / "torch" / "hub" / "checkpoints" / INCEPTION_FILE == hub_weights_path()

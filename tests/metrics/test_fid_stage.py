@@ -19,7 +19,7 @@ from synthaug.io import write_json
 from synthaug.models.classifiers import ClassifierSpec, build_classifier
 from synthaug.train.checkpoint import save_classifier
 
-from ..conftest import ROOT
+from ..conftest import HANG_GUARD_S, ROOT
 from ..planted import plant_in_torch_home
 
 CLASSES = ("cat", "dog")
@@ -88,7 +88,7 @@ def run_fid(root: Path, torch_home: Path) -> tuple[subprocess.CompletedProcess, 
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=HANG_GUARD_S,
     )
     assert result.returncode == 0, result.stderr
     return result, json.loads((root / "metrics/fid/gan.json").read_text())
@@ -109,7 +109,12 @@ def test_small_sets_finish_and_say_their_n_and_rank(tmp_path, torch_home):
 def test_stage_fid_equals_the_pytorch_fid_cli(tmp_path, torch_home):
     real, fake = make_project(tmp_path, per_class=50, feature_extractor="auto", dims=64)
     _, scores = run_fid(tmp_path, torch_home)
-    assert (scores["features"], scores["fid_dims"], scores["fid_images"], scores["fid_full_rank"]) == ("inception", 64, 100, True)
+    assert (scores["features"], scores["fid_dims"], scores["fid_images"], scores["fid_full_rank"]) == (
+        "inception",
+        64,
+        100,
+        True,
+    )
     for name, images in (("real", real), ("fake", fake)):
         folder = tmp_path / "png" / name
         folder.mkdir(parents=True)
@@ -134,7 +139,7 @@ def test_stage_fid_equals_the_pytorch_fid_cli(tmp_path, torch_home):
         env={**os.environ, "TORCH_HOME": str(torch_home)},
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=HANG_GUARD_S,
     )
     assert cli.returncode == 0, cli.stderr
     cli_fid = float(re.search(r"FID:\s+(\S+)", cli.stdout).group(1))
@@ -142,7 +147,9 @@ def test_stage_fid_equals_the_pytorch_fid_cli(tmp_path, torch_home):
 
 
 def test_auto_falls_back_to_classifier_features_and_says_why(tmp_path):
-    make_project(tmp_path, per_class=10, feature_extractor="auto", dims=2048, inception_url="http://127.0.0.1:9/none.pth")
+    make_project(
+        tmp_path, per_class=10, feature_extractor="auto", dims=2048, inception_url="http://127.0.0.1:9/none.pth"
+    )
     _, scores = run_fid(tmp_path, tmp_path / "empty-torch-home")
     assert scores["features"] == "classifier:cnn-full-seed0" and "fid" not in scores
     assert scores["inception_unavailable"].startswith("fid.inception_url: cannot fetch http://127.0.0.1:9/none.pth")

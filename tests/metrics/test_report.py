@@ -93,7 +93,9 @@ def test_recall_figure_has_one_bar_per_generator_on_the_real_counts():
 
 def test_figures_render_and_html_is_self_contained(tmp_path):
     figures = {
-        "recall.png": recall_vs_count_figure(RESULTS, TRAIN_COUNTS, {"sdxl_turbo": {"a": 70, "b": 40, "c": 60, "d": 0}}),
+        "recall.png": recall_vs_count_figure(
+            RESULTS, TRAIN_COUNTS, {"sdxl_turbo": {"a": 70, "b": 40, "c": 60, "d": 0}}
+        ),
         "confusion.png": confusions_figure(RESULTS, CLASSES),
         "curves.png": curves_figure(RESULTS),
         "counts.png": class_counts_figure({"full": TRAIN_COUNTS, "train": TRAIN_COUNTS}, {}),
@@ -124,14 +126,24 @@ def fid_result(features: str, fid: float, dims: int, images: int, unavailable: s
         "real_image_encodings": {"JPEG": 60000},
         "real_classifier_accuracy_on_generated": 0.75,
         "per_class": {
-            c: {f"kid_mean{sfx}": 0.02, f"kid_std{sfx}": 0.001, "images": 10, "real_classifier_recall_on_generated": 0.5}
+            c: {
+                f"kid_mean{sfx}": 0.02,
+                f"kid_std{sfx}": 0.001,
+                "images": 10,
+                "real_classifier_recall_on_generated": 0.5,
+            }
             for c in CLASSES
         },
     }
 
 
 def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy():
-    from synthaug.metrics.report import cas_by_generator, generator_markdown, generator_notes, per_class_generator_markdown
+    from synthaug.metrics.report import (
+        cas_by_generator,
+        generator_markdown,
+        generator_notes,
+        per_class_generator_markdown,
+    )
 
     scores = {
         "ddpm": fid_result("inception", 12.5, 2048, 1000),
@@ -158,7 +170,9 @@ def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy():
     assert notes[1].startswith("**Rank-deficient FID** for ddpm: 1000 images per side on 2048-d features")
     assert notes[2].startswith("The real images were decoded from a lossy format (60000 JPEG)")
     per_class = per_class_generator_markdown(scores, CLASSES, cas)
-    assert "| a | 0.0200 | 10 | 0.1000 | 0.5000 | 0.0200 | 10 | n/a | 0.5000 |" in per_class  # CAS recall: mean of seeds
+    assert (
+        "| a | 0.0200 | 10 | 0.1000 | 0.5000 | 0.0200 | 10 | n/a | 0.5000 |" in per_class
+    )  # CAS recall: mean of seeds
 
 
 def test_filter_note_names_the_judge_and_what_it_kept():
@@ -181,7 +195,9 @@ def test_a_generator_most_of_whose_added_images_are_labelled_at_chance_is_flagge
     def scores_with(recalls: dict[str, float]) -> dict:
         result = fid_result("inception", 12.5, 64, 400)
         for c in CLASSES:
-            result["per_class"][c] = dict(result["per_class"][c], images=100, real_classifier_recall_on_generated=recalls[c])
+            result["per_class"][c] = dict(
+                result["per_class"][c], images=100, real_classifier_recall_on_generated=recalls[c]
+            )
         return result
 
     # Chance is 1/4; 33 of 100 is above it (p = 0.04), 30 of 100 is not (p = 0.15).
@@ -196,7 +212,9 @@ def test_a_generator_most_of_whose_added_images_are_labelled_at_chance_is_flagge
         {"ddpm": added, "gan": added},
     )
     assert list(unusable) == ["ddpm"]
-    assert unusable["ddpm"].startswith("60% of the 100 images it adds to training are of classes whose generated images")
+    assert unusable["ddpm"].startswith(
+        "60% of the 100 images it adds to training are of classes whose generated images"
+    )
     assert "no better than chance (a; one-sided" in unusable["ddpm"]
     flagged = unusable_variants(unusable)
     assert flagged == {"synthetic_ddpm", "synthetic_only_ddpm"}

@@ -63,20 +63,27 @@ def test_points_skip_the_workspace_failed_runs_and_other_files():
 
 def test_rows_average_seeds_and_runs_per_value_and_variant():
     rows = sweep_rows(
-        sweep_points(exp_show_json(), "train.augment_p", where={"experiment.profile": "demo"}), "train.augment_p", "macro_f1"
+        sweep_points(exp_show_json(), "train.augment_p", where={"experiment.profile": "demo"}),
+        "train.augment_p",
+        "macro_f1",
     )
     table = {(r["value"], r["variant"]): r for r in rows}
     assert [r["value"] for r in rows] == sorted(r["value"] for r in rows)
     assert table[(0.0, "baseline")]["mean"] == pytest.approx(0.22) and table[(0.0, "baseline")]["runs"] == 2
     assert table[(0.0, "baseline")]["std"] == pytest.approx(0.028284, abs=1e-6)
-    assert table[(1.0, "baseline")]["mean"] == pytest.approx(0.12) and table[(1.0, "baseline")]["experiments"] == "p1 p1-again"
+    assert (
+        table[(1.0, "baseline")]["mean"] == pytest.approx(0.12)
+        and table[(1.0, "baseline")]["experiments"] == "p1 p1-again"
+    )
     assert table[(0.5, "synthetic_gan")]["mean"] == pytest.approx(0.40)
     assert (1.0, "synthetic_gan") not in table
 
 
 def test_csv_round_trip_matrix_and_report_rendering(tmp_path):
     rows = sweep_rows(
-        sweep_points(exp_show_json(), "train.augment_p", where={"experiment.profile": "demo"}), "train.augment_p", "macro_f1"
+        sweep_points(exp_show_json(), "train.augment_p", where={"experiment.profile": "demo"}),
+        "train.augment_p",
+        "macro_f1",
     )
     path = tmp_path / "train.augment_p.csv"
     path.write_text(rows_to_csv(rows))

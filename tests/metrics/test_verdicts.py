@@ -59,8 +59,8 @@ def test_pairing_sees_a_small_consistent_gain_that_seed_spread_hides():
     assert "baseline" not in rows["baseline"]["comparisons"]
     table = verdicts_markdown(list(rows.values()))
     assert (
-        "| vit | synthetic_gan | +0.0100 [+0.0100, +0.0100] | beats oversampling | +0.2100 [+0.2100, +0.2100] | beats baseline |"
-        in table
+        "| vit | synthetic_gan | +0.0100 [+0.0100, +0.0100] | beats oversampling | +0.2100 [+0.2100, +0.2100] | "
+        "beats baseline |" in table
     )
     assert "| vit | oversampled | — | — | +0.2000 [+0.2000, +0.2000] | beats baseline |" in table
 

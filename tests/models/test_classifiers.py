@@ -11,7 +11,9 @@ from synthaug.models.classifiers import (
 from synthaug.train.checkpoint import load_classifier, save_classifier
 from synthaug.train.classifier import spec_from_params
 
-SEED_VIT = dict(patch_size=16, hidden_size=128, num_hidden_layers=4, num_attention_heads=2, intermediate_size=256, dropout=0.0)
+SEED_VIT = dict(
+    patch_size=16, hidden_size=128, num_hidden_layers=4, num_attention_heads=2, intermediate_size=256, dropout=0.0
+)
 
 
 def test_seed_vit_architecture():

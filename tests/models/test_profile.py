@@ -65,7 +65,9 @@ def test_linear_probe_profile_counts_only_the_head_as_trainable():
 
 def test_chrome_trace_holds_each_training_step(tmp_path):
     spec = ClassifierSpec("cnn", 3, 8, dict(channels=[4], dropout=0.0))
-    path = trace_training_steps(build_classifier(spec), spec, CPU, batch_size=4, steps=3, out=tmp_path / "t" / "trace.json")
+    path = trace_training_steps(
+        build_classifier(spec), spec, CPU, batch_size=4, steps=3, out=tmp_path / "t" / "trace.json"
+    )
     events = json.loads(path.read_text())["traceEvents"]
     names = {event.get("name") for event in events}
     assert {"train_step_0", "train_step_1", "train_step_2"} <= names and "train_step_3" not in names
@@ -100,7 +102,9 @@ def test_pretrained_timm_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     spec = ClassifierSpec("timm", 3, 8, dict(name="resnet18", pretrained=True, linear_probe=True))
-    with pytest.raises(ModelLoadError, match=r"train.timm: cannot load pretrained weights for 'resnet18'.*pretrained=false"):
+    with pytest.raises(
+        ModelLoadError, match=r"train.timm: cannot load pretrained weights for 'resnet18'.*pretrained=false"
+    ):
         build_classifier(spec)
 
 
@@ -146,13 +150,16 @@ def test_profile_stage_writes_the_figures_and_a_trace_artifact(tmp_path):
     assert figures["parameters"] == count_parameters(model) and figures["batch_size"] == 4
     assert figures["macs_per_image"] == 3 * 9 * 4 * 8 * 8 + 4 * 9 * 8 * 4 * 4 + 8 * 3
     assert sorted(p.name for p in (tmp_path / "metrics/profile/cnn").iterdir()) == ["README.txt", "trace.json"]
-    names = {e.get("name") for e in json.loads((tmp_path / "metrics/profile/cnn/trace.json").read_text())["traceEvents"]}
+    names = {
+        e.get("name") for e in json.loads((tmp_path / "metrics/profile/cnn/trace.json").read_text())["traceEvents"]
+    }
     assert {"train_step_0", "train_step_1"} <= names
     assert f"{figures['parameters']:,} parameters" in result.stdout and "trace of 2 steps" in result.stdout
     with sqlite3.connect(tmp_path / "mlflow.db") as db:
         logged = dict(
             db.execute(
-                "select m.key, m.value from metrics m join runs r on r.run_uuid = m.run_uuid where r.name = 'profile/cnn'"
+                "select m.key, m.value from metrics m join runs r on r.run_uuid = m.run_uuid where r.name = "
+                "'profile/cnn'"
             ).fetchall()
         )
     assert logged["macs_per_image"] == figures["macs_per_image"]

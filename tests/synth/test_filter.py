@@ -41,7 +41,9 @@ def test_disabled_filter_keeps_everything_and_enabled_needs_a_checkpoint():
     )
     assert len(kept) == 2 and report == {"synthetic_images": 2}
     with pytest.raises(FileNotFoundError, match="needs a real-data classifier checkpoint"):
-        filter_synthetic(synthetic, None, SyntheticFilterParams(enabled=True, min_confidence=0.5, judge="oversampled"), 8)
+        filter_synthetic(
+            synthetic, None, SyntheticFilterParams(enabled=True, min_confidence=0.5, judge="oversampled"), 8
+        )
 
 
 def colour_set(counts: list[int], seed: int) -> ImageSet:
@@ -63,7 +65,9 @@ def trained_judge(folder, variant: str, train_set: ImageSet, params) -> None:
         train_set = train_set.subset(oversample(np.arange(len(train_set)), train_set.labels, seed=0))
     seed_everything(0)
     setup = prepare_training("cnn", variant, params, train_set)
-    result = train_classifier(setup.model, train_set, colour_set([10, 10, 10], seed=1), params, seed=0, loss_spec=setup.loss_spec)
+    result = train_classifier(
+        setup.model, train_set, colour_set([10, 10, 10], seed=1), params, seed=0, loss_spec=setup.loss_spec
+    )
     save_classifier(folder, setup.spec, result.best_state)
 
 
@@ -87,10 +91,13 @@ def test_full_is_refused_as_judge_and_the_judge_must_be_trained(project_params):
     from synthaug.params import ParamsError, TrainParams, parse_section, validate_all
 
     raw = dict(project_params["train"], synthetic_filter={"enabled": True, "min_confidence": 0.5, "judge": "full"})
-    with pytest.raises(ParamsError, match=r"train\.synthetic_filter\.judge: 'full' trained on the images the imbalance removed"):
+    with pytest.raises(
+        ParamsError, match=r"train\.synthetic_filter\.judge: 'full' trained on the images the imbalance removed"
+    ):
         parse_section("train", raw, TrainParams)
     data = dict(
-        project_params, train=dict(raw, synthetic_filter={"enabled": True, "min_confidence": 0.5, "judge": "logit_adjusted"})
+        project_params,
+        train=dict(raw, synthetic_filter={"enabled": True, "min_confidence": 0.5, "judge": "logit_adjusted"}),
     )
     with pytest.raises(ParamsError, match=r"judge: 'logit_adjusted' is not in experiment.variants"):
         validate_all(data)

@@ -15,7 +15,7 @@ from safetensors.numpy import load_file
 
 from synthaug.data.storage import ImageSet, save_image_set, save_index_arrays
 
-from ..conftest import ROOT, stage_env
+from ..conftest import HANG_GUARD_S, ROOT, stage_env
 
 STAGE = str(ROOT / "stages" / "train_generator.py")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
@@ -49,7 +49,7 @@ def project(tmp_path) -> Path:
     return tmp_path
 
 
-def launch(project: Path, command: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+def launch(project: Path, command: list[str], timeout: int = HANG_GUARD_S) -> subprocess.CompletedProcess:
     env = stage_env(project)
     result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -125,7 +125,8 @@ REPLICA_SCRIPT = textwrap.dedent("""
     before = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
     settings = LoopSettings(steps=4, batch_size=5, seed=0, balanced_sampling=True, horizontal_flip=True,
                             log_every=2, checkpoint_every=100, sample_every=100)
-    result = train_generator_loop(trainer, data, settings, __import__("pathlib").Path(f"work{ranks.rank}"), "f", ranks=ranks)
+    work = __import__("pathlib").Path(f"work{ranks.rank}")
+    result = train_generator_loop(trainer, data, settings, work, "f", ranks=ranks)
     assert all(np.isfinite(v) for row in result.history for v in row.values()), result.history
     changed = max(float((v.float() - before[k].float()).abs().max()) for k, v in trainer.generator.state_dict().items())
     assert changed > 1e-4, changed

@@ -154,7 +154,9 @@ def test_interrupted_training_resumes_to_the_same_weights(generator, generator_p
 
 def test_checkpoint_of_other_inputs_is_not_resumed(generator_params, tiny_images, tmp_path):
     loop = settings(generator_params, "gan")
-    train_generator_loop(build_trainer("gan", generator_params, 8, 3, torch.device("cpu")), tiny_images, loop, tmp_path, "old")
+    train_generator_loop(
+        build_trainer("gan", generator_params, 8, 3, torch.device("cpu")), tiny_images, loop, tmp_path, "old"
+    )
     result = train_generator_loop(
         build_trainer("gan", generator_params, 8, 3, torch.device("cpu")), tiny_images, loop, tmp_path, "new"
     )
@@ -169,18 +171,25 @@ def test_non_finite_loss_stops_with_step_and_keeps_checkpoint(generator_params, 
         return {"loss": float("nan")} if step == 4 else original(images, labels, rng, step)
 
     trainer.train_step = poisoned
-    with pytest.raises(FloatingPointError, match=r"non-finite loss \{'loss': nan\} at step 5; the checkpoint of step 3"):
+    with pytest.raises(
+        FloatingPointError, match=r"non-finite loss \{'loss': nan\} at step 5; the checkpoint of step 3"
+    ):
         train_generator_loop(trainer, tiny_images, settings(generator_params, "ddpm"), tmp_path, "x")
     assert load_state(tmp_path / CHECKPOINT_FILE)["step"] == 3
 
 
 @pytest.mark.parametrize("generator", ["ddpm", "gan"])
-def test_exported_generator_fills_the_minority_classes(generator, generator_params, tiny_images, project_params, tmp_path):
+def test_exported_generator_fills_the_minority_classes(
+    generator, generator_params, tiny_images, project_params, tmp_path
+):
     trainer = build_trainer(generator, generator_params, 8, 3, torch.device("cpu"))
     train_generator_loop(trainer, tiny_images, settings(generator_params, generator), tmp_path / "work", "x")
     folder = tmp_path / generator
     trainer.export(folder)
-    write_json(folder / GENERATOR_FILE, {"generator": generator, "trained": True, "class_names": list(CLASSES), "image_size": 8})
+    write_json(
+        folder / GENERATOR_FILE,
+        {"generator": generator, "trained": True, "class_names": list(CLASSES), "image_size": 8},
+    )
     raw = dict(project_params["synthesize"])
     raw["ddpm"] = dict(raw["ddpm"], steps=2, guidance_scale=2.0, batch_size=3)
     raw["gan"] = dict(raw["gan"], batch_size=3)
@@ -213,8 +222,12 @@ def test_gan_options_build_and_step(generator_params, tiny_images):
                 params = generator_params.model_copy(update=dict(gan=gan))
                 trainer = build_trainer("gan", params, 8, 3, torch.device("cpu"))
                 images = torch.from_numpy(tiny_images.images[:4]).permute(0, 3, 1, 2).float() / 127.5 - 1
-                losses = trainer.train_step(images, torch.from_numpy(tiny_images.labels[:4]), torch.Generator().manual_seed(0), 0)
-                assert set(losses) == {"loss_d", "loss_g", "d_real", "d_fake"} and all(np.isfinite(list(losses.values())))
+                losses = trainer.train_step(
+                    images, torch.from_numpy(tiny_images.labels[:4]), torch.Generator().manual_seed(0), 0
+                )
+                assert set(losses) == {"loss_d", "loss_g", "d_real", "d_fake"} and all(
+                    np.isfinite(list(losses.values()))
+                )
                 has_spectral = any("parametrizations" in name for name, _ in trainer.discriminator.named_parameters())
                 assert has_spectral == spectral
 

@@ -46,7 +46,9 @@ def toy_params() -> TrainGeneratorParams:
     from synthaug.params import load_params
     from tests.conftest import ROOT
 
-    raw = dict(load_params(ROOT / "params.yaml")["train_generator"], log_every=50, checkpoint_every=10**6, sample_every=10**6)
+    raw = dict(
+        load_params(ROOT / "params.yaml")["train_generator"], log_every=50, checkpoint_every=10**6, sample_every=10**6
+    )
     raw["ddpm"] = dict(
         raw["ddpm"],
         steps=200,
@@ -87,7 +89,9 @@ def ddpm_sampler(trainer, prediction_type: str | None = None):
 
     config = dict(trainer.scheduler.config, **({"prediction_type": prediction_type} if prediction_type else {}))
     params = DdpmSampleParams(sampler="ddim", steps=10, guidance_scale=1.0, batch_size=90, device="cpu")
-    return DdpmSampler(trainer.ema.model, DDPMScheduler.from_config(config).config, len(COLOURS), params, torch.device("cpu"))
+    return DdpmSampler(
+        trainer.ema.model, DDPMScheduler.from_config(config).config, len(COLOURS), params, torch.device("cpu")
+    )
 
 
 def gan_sampler(trainer):

@@ -49,7 +49,10 @@ def test_generates_dataset_sized_uint8_deterministically(tiny_synth_params, mode
 def test_pipeline_class_follows_params(tiny_synth_params):
     cpu = torch.device("cpu")
     assert type(load_pipeline(tiny_synth_params.sdxl_turbo, cpu)).__name__ == "StableDiffusionXLControlNetPipeline"
-    assert type(load_pipeline(with_backend(tiny_synth_params, controlnet=None), cpu)).__name__ == "StableDiffusionXLPipeline"
+    assert (
+        type(load_pipeline(with_backend(tiny_synth_params, controlnet=None), cpu)).__name__
+        == "StableDiffusionXLPipeline"
+    )
     img2img = load_pipeline(with_backend(tiny_synth_params, img2img_strength=0.5), cpu)
     assert type(img2img).__name__ == "StableDiffusionXLControlNetImg2ImgPipeline"
 
@@ -63,11 +66,14 @@ def test_offline_error_names_model_and_fix(tiny_synth_params, monkeypatch):
     params = with_backend(tiny_synth_params, model="stabilityai/sdxl-turbo")
     with pytest.raises(
         ModelLoadError,
-        match=r"cannot load synthesize\.sdxl_turbo\.model='stabilityai/sdxl-turbo'.*set synthesize\.sdxl_turbo\.model=DIR",
+        match=r"cannot load synthesize\.sdxl_turbo\.model='stabilityai/sdxl-turbo'"
+        r".*set synthesize\.sdxl_turbo\.model=DIR",
     ):
         load_pipeline(params, torch.device("cpu"))
     params = with_backend(tiny_synth_params, controlnet="diffusers/controlnet-canny-sdxl-1.0-small")
-    with pytest.raises(ModelLoadError, match=r"synthesize\.sdxl_turbo\.controlnet='diffusers/controlnet-canny-sdxl-1\.0-small'"):
+    with pytest.raises(
+        ModelLoadError, match=r"synthesize\.sdxl_turbo\.controlnet='diffusers/controlnet-canny-sdxl-1\.0-small'"
+    ):
         load_pipeline(params, torch.device("cpu"))
 
 
@@ -81,7 +87,9 @@ def test_canny_edges_are_upscaled_binary_maps():
 
 def test_attention_slicing_keeps_the_images_and_tiling_is_enabled(tiny_synth_params):
     plain = SdxlTurboGenerator(tiny_synth_params.sdxl_turbo, real_images(), 32, torch.device("cpu"))
-    sliced = SdxlTurboGenerator(with_backend(tiny_synth_params, attention_slicing=True), real_images(), 32, torch.device("cpu"))
+    sliced = SdxlTurboGenerator(
+        with_backend(tiny_synth_params, attention_slicing=True), real_images(), 32, torch.device("cpu")
+    )
     np.testing.assert_allclose(sliced(items(2)).astype(int), plain(items(2)).astype(int), atol=2)
     # Tiling decodes overlapping tiles and blends them, so pixels may move; it must still be on and well-formed.
     tiled = SdxlTurboGenerator(with_backend(tiny_synth_params, vae_tiling=True), real_images(), 32, torch.device("cpu"))

@@ -19,7 +19,7 @@ from synthaug.params import TrainGeneratorParams, parse_section
 from synthaug.synth.backends import GENERATOR_FILE
 from synthaug.synth.training import build_trainer
 
-from ..conftest import ROOT, stage_env
+from ..conftest import HANG_GUARD_S, ROOT, stage_env
 
 CLASSES = ("cat", "dog", "frog")
 
@@ -38,10 +38,13 @@ def project(tmp_path) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw = dict(params["train_generator"])
     raw["gan"] = dict(raw["gan"], latent_dim=8, base_channels=8)
-    trainer = build_trainer("gan", parse_section("train_generator", raw, TrainGeneratorParams), 8, 3, torch.device("cpu"))
+    trainer = build_trainer(
+        "gan", parse_section("train_generator", raw, TrainGeneratorParams), 8, 3, torch.device("cpu")
+    )
     trainer.export(tmp_path / "gan")  # untrained weights: the sharding, not the images, is under test
     write_json(
-        tmp_path / "gan" / GENERATOR_FILE, {"generator": "gan", "trained": True, "class_names": list(CLASSES), "image_size": 8}
+        tmp_path / "gan" / GENERATOR_FILE,
+        {"generator": "gan", "trained": True, "class_names": list(CLASSES), "image_size": 8},
     )
     params["synthesize"].update(shard_size=2, eval_per_class=3, preview_per_class=2)
     params["synthesize"]["gan"] = {"batch_size": 2, "device": "cpu"}
@@ -68,7 +71,12 @@ def synthesize(project: Path, out: str, launcher: list[str]) -> subprocess.Compl
         f"{out}/previews",
     ]
     result = subprocess.run(
-        [*launcher, str(ROOT / "stages/synthesize.py"), *args], cwd=project, env=env, capture_output=True, text=True, timeout=300
+        [*launcher, str(ROOT / "stages/synthesize.py"), *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD_S,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -76,7 +84,9 @@ def synthesize(project: Path, out: str, launcher: list[str]) -> subprocess.Compl
 
 def test_two_gloo_processes_write_the_shards_one_process_writes(project):
     synthesize(project, "one", [sys.executable])
-    two = synthesize(project, "two", [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"])
+    two = synthesize(
+        project, "two", [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    )
     output = two.stdout + two.stderr
     assert "rank 1 of 2 done" in output
     # 9 + 6 to reach 12 per class, plus 3 per class for FID: all generated, none twice
@@ -85,13 +95,17 @@ def test_two_gloo_processes_write_the_shards_one_process_writes(project):
         one, two_ = (sorted(p.name for p in (project / out / folder).iterdir()) for out in ("one", "two"))
         assert one == two_ and len([n for n in one if n.startswith("shard-")]) == {"synthetic": 8, "eval": 5}[folder]
         for name in one:
-            assert (project / "one" / folder / name).read_bytes() == (project / "two" / folder / name).read_bytes(), name
+            assert (project / "one" / folder / name).read_bytes() == (project / "two" / folder / name).read_bytes(), (
+                name
+            )
     counted = [json.loads((project / out / "previews.json").read_text()) for out in ("one", "two")]
     for record in counted:  # what the run spent is measured, not reproduced
         assert record.pop("seconds") >= 0 and record.pop("eval_seconds") >= 0 and record.pop("device") == "cpu"
     assert counted[0] == counted[1] and counted[0]["generated_this_run"] == 24
     assert not any(p.name.startswith(".") for p in (project / "two").iterdir())  # no work folder left
     with sqlite3.connect(project / "mlflow.db") as db:
-        runs = db.execute("select count(*) from runs where name = 'synthesize/gan' and status = 'FINISHED'").fetchone()[0]
+        runs = db.execute("select count(*) from runs where name = 'synthesize/gan' and status = 'FINISHED'").fetchone()[
+            0
+        ]
         generated = [row[0] for row in db.execute("select value from metrics where key = 'generated_this_run'")]
     assert runs == 2 and generated == [24.0, 24.0]  # one run per invocation; rank 1 logs nothing

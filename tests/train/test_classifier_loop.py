@@ -44,7 +44,9 @@ def test_same_seed_same_history_and_weights(tiny_train_params):
     for _ in range(2):
         seed_everything(5)
         model = build_classifier(spec_from_params("vit", tiny_train_params, data.num_classes))
-        runs.append(train_classifier(model, data, data, tiny_train_params.model_copy(update={"augment_p": 0.5}), seed=5))
+        runs.append(
+            train_classifier(model, data, data, tiny_train_params.model_copy(update={"augment_p": 0.5}), seed=5)
+        )
     assert [r.to_dict() for r in runs[0].history] == [r.to_dict() for r in runs[1].history]
     for name, tensor in runs[0].best_state.items():
         torch.testing.assert_close(tensor, runs[1].best_state[name], rtol=0, atol=0)
@@ -55,7 +57,9 @@ def test_best_epoch_weights_are_kept(tiny_train_params):
     seed_everything(0)
     model = build_classifier(spec_from_params("cnn", tiny_train_params, data.num_classes))
     seen = []
-    result = train_classifier(model, data, data, tiny_train_params.model_copy(update={"epochs": 4}), seed=0, on_epoch=seen.append)
+    result = train_classifier(
+        model, data, data, tiny_train_params.model_copy(update={"epochs": 4}), seed=0, on_epoch=seen.append
+    )
     assert len(seen) == 4 and [r.epoch for r in seen] == [1, 2, 3, 4]
     best = max(seen, key=lambda r: r.val_macro_f1)
     assert result.best_epoch == best.epoch or seen[result.best_epoch - 1].val_macro_f1 == best.val_macro_f1
@@ -130,7 +134,9 @@ def test_interrupted_training_resumes_to_the_same_result(kind, engine, tiny_trai
 def test_checkpoint_from_other_inputs_is_ignored(tiny_train_params, tmp_path):
     data = three_batches(tiny_train_params)
     model = build_classifier(spec_from_params("cnn", tiny_train_params, data.num_classes))
-    train_classifier(model, data, data, tiny_train_params, seed=0, checkpoint=tmp_path / "last.safetensors", fingerprint="old")
+    train_classifier(
+        model, data, data, tiny_train_params, seed=0, checkpoint=tmp_path / "last.safetensors", fingerprint="old"
+    )
     seen = []
     model = build_classifier(spec_from_params("cnn", tiny_train_params, data.num_classes))
     train_classifier(

@@ -16,7 +16,7 @@ from safetensors.numpy import load_file
 from synthaug.data.storage import ImageSet, save_image_set, save_index_arrays
 from synthaug.distributed import Ranks, rank_share, sum_over_ranks
 
-from ..conftest import ROOT, stage_env
+from ..conftest import HANG_GUARD_S, ROOT, stage_env
 
 STAGE = str(ROOT / "stages" / "train_classifier.py")
 
@@ -36,14 +36,19 @@ def project(tmp_path) -> Path:
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 16)
     # class-coloured noise: learnable in a few steps, so the two runs must agree on something non-trivial
-    images = rng.integers(0, 60, (48, 8, 8, 3)) + 60 * labels[:, None, None, None] * np.eye(3)[labels % 3][:, None, None, :]
-    save_image_set(tmp_path / "data/train.npz", ImageSet(images.astype(np.uint8), labels.astype(np.int64), ("a", "b", "c")))
+    images = (
+        rng.integers(0, 60, (48, 8, 8, 3)) + 60 * labels[:, None, None, None] * np.eye(3)[labels % 3][:, None, None, :]
+    )
+    save_image_set(
+        tmp_path / "data/train.npz", ImageSet(images.astype(np.uint8), labels.astype(np.int64), ("a", "b", "c"))
+    )
     val = np.concatenate([np.flatnonzero(labels == c)[:4] for c in range(3)])
     train = np.setdiff1d(np.arange(48), val)
     save_index_arrays(tmp_path / "splits.npz", {"train": train, "val": val, "full": train})
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     save_image_set(
-        tmp_path / "data/test.npz", ImageSet(images[val].astype(np.uint8), labels[val].astype(np.int64), ("a", "b", "c"))
+        tmp_path / "data/test.npz",
+        ImageSet(images[val].astype(np.uint8), labels[val].astype(np.int64), ("a", "b", "c")),
     )
     params["experiment"]["seeds"] = [0]
     params["train"].update(
@@ -53,7 +58,13 @@ def project(tmp_path) -> Path:
         image_size=8,
         eval_batch_size=5,
         augment_p=0.5,
-        vit={**params["train"]["vit"], "patch_size": 4, "hidden_size": 32, "num_hidden_layers": 2, "intermediate_size": 64},
+        vit={
+            **params["train"]["vit"],
+            "patch_size": 4,
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "intermediate_size": 64,
+        },
     )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
@@ -78,14 +89,18 @@ def train(
             for part in (f"--{kind}", f"{out}/{kind}")
         ),
     ]
-    result = subprocess.run([*launcher, STAGE, *args], cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [*launcher, STAGE, *args], cwd=project, env=env, capture_output=True, text=True, timeout=HANG_GUARD_S
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
 
 def test_two_gloo_processes_train_what_one_process_trains(project):
     train(project, "one", [sys.executable])
-    two = train(project, "two", [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"])
+    two = train(
+        project, "two", [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    )
     assert "rank 1 of 2 done" in two.stdout + two.stderr
     single, ddp = (load_file(project / f"{out}/out/seed0/model.safetensors") for out in ("one", "two"))
     assert single.keys() == ddp.keys()

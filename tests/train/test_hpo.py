@@ -53,12 +53,16 @@ def make_project(root: Path, **hpo_overrides) -> dict[str, str]:
     images = np.clip(rng.normal(60, 20, (60, 8, 8, 3)), 0, 255)
     images[np.arange(60), :, :, labels] += 120  # each class has its own dominant colour
     save_image_set(root / "data/cifar10/train.npz", ImageSet(images.astype(np.uint8), labels, ("a", "b", "c")))
-    save_index_arrays(root / "data/splits.npz", {"train": np.arange(0, 45), "val": np.arange(45, 60), "full": np.arange(45)})
+    save_index_arrays(
+        root / "data/splits.npz", {"train": np.arange(0, 45), "val": np.arange(45, 60), "full": np.arange(45)}
+    )
     return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db"}
 
 
 def run_hpo(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "synthaug.commands", "hpo"], cwd=root, env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "synthaug.commands", "hpo"], cwd=root, env=env, capture_output=True, text=True
+    )
 
 
 def test_hpo_searches_logs_nested_trials_writes_best_and_resumes(tmp_path):
@@ -88,7 +92,8 @@ def test_hpo_searches_logs_nested_trials_writes_best_and_resumes(tmp_path):
         runs = dict(db.execute("select name, run_uuid from runs").fetchall())
         parents = dict(
             db.execute(
-                "select r.name, t.value from runs r join tags t on t.run_uuid = r.run_uuid where t.key = 'mlflow.parentRunId'"
+                "select r.name, t.value from runs r join tags t on t.run_uuid = r.run_uuid where t.key = "
+                "'mlflow.parentRunId'"
             ).fetchall()
         )
         epochs_logged = db.execute("select count(*) from metrics where key = 'val_macro_f1'").fetchone()[0]
@@ -177,11 +182,17 @@ def test_trials_train_on_train_device_with_the_variants_loss(tmp_path, monkeypat
 
     def fake_train(model, train_set, val_set, params, seed, on_epoch=None, loss_spec=None, **kwargs):
         seen.append((classifier.model_device(model), loss_spec))
-        on_epoch(EpochRecord(epoch=1, lr=params.lr, train_loss=1.0, train_accuracy=0.5, val_accuracy=0.5, val_macro_f1=0.5))
+        on_epoch(
+            EpochRecord(epoch=1, lr=params.lr, train_loss=1.0, train_accuracy=0.5, val_accuracy=0.5, val_macro_f1=0.5)
+        )
         return classifier.TrainResult(
             best_state={},
             best_epoch=1,
-            history=[EpochRecord(epoch=1, lr=params.lr, train_loss=1.0, train_accuracy=0.5, val_accuracy=0.5, val_macro_f1=0.5)],
+            history=[
+                EpochRecord(
+                    epoch=1, lr=params.lr, train_loss=1.0, train_accuracy=0.5, val_accuracy=0.5, val_macro_f1=0.5
+                )
+            ],
         )
 
     monkeypatch.setattr(hpo, "train_classifier", fake_train)

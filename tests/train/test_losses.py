@@ -28,7 +28,9 @@ def test_balanced_weights_are_n_over_k_times_count():
 
 
 def test_log_prior_offset():
-    np.testing.assert_allclose(log_prior_offset(LABELS, 2, tau=2.0).numpy(), [2 * math.log(0.75), 2 * math.log(0.25)], rtol=1e-6)
+    np.testing.assert_allclose(
+        log_prior_offset(LABELS, 2, tau=2.0).numpy(), [2 * math.log(0.75), 2 * math.log(0.25)], rtol=1e-6
+    )
 
 
 def test_weighted_loss_is_the_weighted_mean_of_per_sample_losses():
@@ -57,7 +59,11 @@ def test_plain_spec_is_cross_entropy_with_smoothing():
 
 
 def test_variants_pick_their_loss_and_the_imbalanced_set(project_params):
-    raw = dict(project_params["train"], label_smoothing=0.0, loss_baselines={"logit_adjustment_tau": 1.5, "label_smoothing": 0.2})
+    raw = dict(
+        project_params["train"],
+        label_smoothing=0.0,
+        loss_baselines={"logit_adjustment_tau": 1.5, "label_smoothing": 0.2},
+    )
     params = parse_section("train", raw, TrainParams)
     assert loss_for_variant("baseline", LABELS, 2, params) == LossSpec(0.0)
     assert loss_for_variant("label_smoothed", LABELS, 2, params) == LossSpec(0.2)
@@ -69,7 +75,8 @@ def test_variants_pick_their_loss_and_the_imbalanced_set(project_params):
     for variant in ("class_weighted", "logit_adjusted", "label_smoothed"):
         assert variant_indices(variant, splits, np.zeros(6, dtype=int), 0).tolist() == [3, 1]
     experiment = dict(
-        project_params["experiment"], variants=["baseline", "full", "class_weighted", "logit_adjusted", "label_smoothed"]
+        project_params["experiment"],
+        variants=["baseline", "full", "class_weighted", "logit_adjusted", "label_smoothed"],
     )
     assert parse_section("experiment", experiment, ExperimentParams).variants[-1] == "label_smoothed"
 
@@ -80,7 +87,9 @@ def test_rebalancing_losses_predict_the_rare_class_more_often(variant, project_p
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 1, 900), rng.normal(1.5, 1, 100)]).astype(np.float32)[:, None]
     y = np.repeat([0, 1], [900, 100])
-    test_x = torch.from_numpy(np.concatenate([rng.normal(0, 1, 500), rng.normal(1.5, 1, 500)]).astype(np.float32)[:, None])
+    test_x = torch.from_numpy(
+        np.concatenate([rng.normal(0, 1, 500), rng.normal(1.5, 1, 500)]).astype(np.float32)[:, None]
+    )
     params = parse_section("train", project_params["train"], TrainParams)
 
     def rare_recall(spec: LossSpec) -> float:

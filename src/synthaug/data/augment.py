@@ -36,7 +36,9 @@ def seed_augmentations(p: float, seed: int, stages: tuple[str, ...] | list[str] 
         # Cutout-style occlusion: one or two holes of 10-25 % of the side, filled with black.
         (
             "occlusion",
-            A.CoarseDropout(num_holes_range=(1, 2), hole_height_range=(0.1, 0.25), hole_width_range=(0.1, 0.25), fill=0, p=p),
+            A.CoarseDropout(
+                num_holes_range=(1, 2), hole_height_range=(0.1, 0.25), hole_width_range=(0.1, 0.25), fill=0, p=p
+            ),
         ),
     ]
     return A.Compose([transform for stage, transform in staged if stage in stages], seed=seed)
@@ -45,7 +47,9 @@ def seed_augmentations(p: float, seed: int, stages: tuple[str, ...] | list[str] 
 Augmentation = A.Compose | BatchAugmenter | None
 
 
-def make_augmentation(engine: str, p: float, seed: int, stages: tuple[str, ...] | list[str] = SEED_STAGES) -> Augmentation:
+def make_augmentation(
+    engine: str, p: float, seed: int, stages: tuple[str, ...] | list[str] = SEED_STAGES
+) -> Augmentation:
     """The seed augmentations through `engine` ("torch": batched, "albumentations": per image); None at p = 0."""
     if p <= 0:
         return None
@@ -96,7 +100,7 @@ def resize_pixels(pixels: torch.Tensor, image_size: int) -> torch.Tensor:
 
 
 def normalize_pixels(pixels: torch.Tensor, image_size: int) -> torch.Tensor:
-    """Whole-valued float pixels 0..255 (N, 3, H, W) -> the model's input (N, 3, S, S) in [-1, 1], on the same device."""
+    """Whole-valued float pixels 0..255 (N, 3, H, W) -> the model's input (N, 3, S, S) in [-1, 1], same device."""
     if pixels.shape[-1] != image_size or pixels.shape[-2] != image_size:
         pixels = resize_pixels(pixels, image_size)
     return pixels.div(255.0).sub_(MEAN).div_(STD)

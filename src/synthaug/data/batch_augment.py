@@ -99,7 +99,9 @@ def hsv_uint8_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
     return (1 - saturation * ramp).mul_(value).mul_(255).floor_()
 
 
-def shift_hsv(images: torch.Tensor, hue_shift: torch.Tensor, sat_shift: torch.Tensor, val_shift: torch.Tensor) -> torch.Tensor:
+def shift_hsv(
+    images: torch.Tensor, hue_shift: torch.Tensor, sat_shift: torch.Tensor, val_shift: torch.Tensor
+) -> torch.Tensor:
     """HueSaturationValue: hue rotated modulo 180, saturation and value shifted by whole steps (albucore
     truncates the shift), grey pixels kept grey."""
     hue, saturation, value = rgb_to_hsv_uint8(images).unbind(1)
@@ -172,7 +174,7 @@ def gaussian_blur(images: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
 
 
 def add_noise(images: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """GaussNoise: per-pixel, per-channel noise, truncated to whole values (as albucore's uint8 add does), added and clipped."""
+    """GaussNoise: per-pixel and channel noise, truncated to whole values (as albucore's uint8 add does); clipped."""
     return (images + noise.trunc()).clamp_(0, 255)
 
 
@@ -253,7 +255,9 @@ class BatchAugmenter:
             chosen = self._chosen(count)
             std = _uniform(generator, count, *NOISE_STD_RANGE) * 255
             if len(chosen):  # noise drawn for the chosen images only: the largest draw of all
-                noise = torch.randn((len(chosen), *images.shape[1:]), generator=generator) * std[chosen].view(-1, 1, 1, 1)
+                noise = torch.randn((len(chosen), *images.shape[1:]), generator=generator) * std[chosen].view(
+                    -1, 1, 1, 1
+                )
                 apply_drawn(chosen, add_noise, noise)
         if "occlusion" in self.stages:
             chosen = self._chosen(count)
@@ -270,5 +274,11 @@ class BatchAugmenter:
         used = torch.arange(most).view(1, most) < hole_count
         # an unused hole is an empty box
         return torch.stack(
-            [x_min, y_min, torch.where(used, x_min + hole_widths, x_min), torch.where(used, y_min + hole_heights, y_min)], -1
+            [
+                x_min,
+                y_min,
+                torch.where(used, x_min + hole_widths, x_min),
+                torch.where(used, y_min + hole_heights, y_min),
+            ],
+            -1,
         )

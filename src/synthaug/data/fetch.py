@@ -166,7 +166,9 @@ def read_image_folder(
         if located is None:
             continue
         split, class_name = located
-        found[split].append((class_name, name, decode_image(encoded, image_size, f"{source}:{name}", conversions, encodings)))
+        found[split].append(
+            (class_name, name, decode_image(encoded, image_size, f"{source}:{name}", conversions, encodings))
+        )
     train_classes = sorted({c for c, _, _ in found["train"]})
     if not train_classes:
         raise DataError(f"{source}: no images under train/<class>/ (expected ImageFolder layout)")

@@ -73,7 +73,8 @@ def make_splits(
         members = rng.permutation(np.flatnonzero(labels == cls))
         if len(members) <= val_per_class:
             raise ImbalanceError(
-                f"class '{name}' has {len(members)} train images, not enough for imbalance.val_per_class={val_per_class}"
+                f"class '{name}' has {len(members)} train images, not enough for "
+                f"imbalance.val_per_class={val_per_class}"
             )
         val.append(members[:val_per_class])
         pool = members[val_per_class:]

@@ -94,7 +94,9 @@ def kernel_inception_distance(
     rng = np.random.default_rng(seed)
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     values = [
-        polynomial_mmd(real[rng.choice(len(real), size, replace=False)], fake[rng.choice(len(fake), size, replace=False)])
+        polynomial_mmd(
+            real[rng.choice(len(real), size, replace=False)], fake[rng.choice(len(fake), size, replace=False)]
+        )
         for _ in range(subsets)
     ]
     return float(np.mean(values)), float(np.std(values))
@@ -114,7 +116,9 @@ def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _coverage(points: np.ndarray, centres: np.ndarray, radii: np.ndarray, chunk: int = 1024) -> float:
-    inside = [(_distances(points[s : s + chunk], centres) <= radii[None, :]).any(axis=1) for s in range(0, len(points), chunk)]
+    inside = [
+        (_distances(points[s : s + chunk], centres) <= radii[None, :]).any(axis=1) for s in range(0, len(points), chunk)
+    ]
     return float(np.concatenate(inside).mean())
 
 
@@ -201,7 +205,9 @@ def inception_features(model: nn.Module, images: np.ndarray, batch_size: int, de
     299 and scales to [-1, 1]; the 64/192/768-d blocks are spatial maps, averaged to one vector per image."""
     model = model.to(device)
     outputs = []
-    for start in tqdm(range(0, len(images), batch_size), desc="inception features", unit="batch", leave=False, disable=None):
+    for start in tqdm(
+        range(0, len(images), batch_size), desc="inception features", unit="batch", leave=False, disable=None
+    ):
         batch = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2).float().div_(255.0)
         block = model(batch.to(device))[0]
         if block.shape[2:] != (1, 1):

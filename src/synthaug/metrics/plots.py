@@ -28,7 +28,9 @@ def confusion_figure(normalized: np.ndarray, class_names: tuple[str, ...], title
     for i in ticks:
         for j in ticks:
             value = normalized[i, j]
-            axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value > 0.5 else "black")
+            axes.text(
+                j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value > 0.5 else "black"
+            )
     figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
     return figure

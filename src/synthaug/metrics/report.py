@@ -152,7 +152,9 @@ def variant_compute(
             training, synthesis = trainings.get(generator, {}), syntheses.get(generator, {})
             if "seconds" not in synthesis:
                 continue
-            generator_seconds = float(training.get("seconds", 0.0)) + float(synthesis["seconds"])  # pretrained: no training
+            generator_seconds = float(training.get("seconds", 0.0)) + float(
+                synthesis["seconds"]
+            )  # pretrained: no training
             devices |= {d for d in (training.get("device"), synthesis.get("device")) if d}
         costs[(classifier, variant)] = Compute(
             float(np.mean([m.summary["seconds"] for m in members])), generator_seconds, tuple(sorted(devices))
@@ -185,7 +187,10 @@ def verdicts_markdown(
     for reference in VERDICT_REFERENCES:
         header += [f"Δ {metric_label} vs {reference} (95 % CI, paired by seed)", f"vs {reference}"]
     if costs is not None:
-        header += ["compute: classifier + generator and synthesis", f"extra compute per {metric_label} point (0.01) vs baseline"]
+        header += [
+            "compute: classifier + generator and synthesis",
+            f"extra compute per {metric_label} point (0.01) vs baseline",
+        ]
     body = []
     for row in rows:
         line = [row["classifier"], variant_label(row["variant"], flagged)]
@@ -293,7 +298,9 @@ def generator_markdown(
     body = []
     for generator, result in scores.items():
         sfx = score_suffix(result)
-        features = f"Inception {result['fid_dims']}-d" if not sfx else f"{result['features']} {result['fid_dims']}-d (not FID)"
+        features = (
+            f"Inception {result['fid_dims']}-d" if not sfx else f"{result['features']} {result['fid_dims']}-d (not FID)"
+        )
         fid = _number(result[f"fid{sfx}"], 3) + ("" if result["fid_full_rank"] else " (rank-deficient)")
         members = cas.get(generator, [])
         cas_cell = _accuracy_over_seeds(members)
@@ -324,9 +331,9 @@ def unrecognized_classes(result: dict) -> list[str]:
     return [
         name
         for name, entry in result["per_class"].items()
-        if not above_chance(round(entry["real_classifier_recall_on_generated"] * entry["images"]), entry["images"], chance_level)[
-            0
-        ]
+        if not above_chance(
+            round(entry["real_classifier_recall_on_generated"] * entry["images"]), entry["images"], chance_level
+        )[0]
     ]
 
 
@@ -340,8 +347,10 @@ def unusable_generators(scores: dict[str, dict], synthetic_counts: dict[str, dic
         share = sum(added[c] for c in at_chance) / max(1, sum(added.values()))
         if added and share >= 0.5:
             unusable[generator] = (
-                f"{share:.0%} of the {sum(added.values())} images it adds to training are of classes whose generated images "
-                f"the full-data classifier labels no better than chance ({', '.join(at_chance)}; one-sided binomial test "
+                f"{share:.0%} of the {sum(added.values())} images it adds to training are of classes whose generated "
+                f"images "
+                f"the full-data classifier labels no better than chance ({', '.join(at_chance)}; one-sided binomial "
+                f"test "
                 f"at 5 % per class on {result['per_class'][at_chance[0]]['images']} evaluation images each)"
             )
     return unusable
@@ -367,7 +376,9 @@ def variant_label(variant: str, flagged: set[str]) -> str:
 def generator_notes(scores: dict[str, dict]) -> list[str]:
     """The caveats a reader must see above the generator table, from what the fid stage recorded."""
     notes = []
-    fallback = {g: r["inception_unavailable"] for g, r in scores.items() if score_suffix(r) and r.get("inception_unavailable")}
+    fallback = {
+        g: r["inception_unavailable"] for g, r in scores.items() if score_suffix(r) and r.get("inception_unavailable")
+    }
     if fallback:
         reason = next(iter(fallback.values()))
         notes.append(
@@ -391,9 +402,13 @@ def generator_notes(scores: dict[str, dict]) -> list[str]:
     return notes
 
 
-def per_class_generator_markdown(scores: dict[str, dict], class_names: list[str], cas: dict[str, list[EntryResult]]) -> str:
+def per_class_generator_markdown(
+    scores: dict[str, dict], class_names: list[str], cas: dict[str, list[EntryResult]]
+) -> str:
     """Per class: KID (unbiased at these sizes; no per-class FID), the images compared, and CAS recall."""
-    header = ["class"] + [f"{g} {metric}" for g in scores for metric in ("KID", "images", "CAS recall", "real classifier recall")]
+    header = ["class"] + [
+        f"{g} {metric}" for g in scores for metric in ("KID", "images", "CAS recall", "real classifier recall")
+    ]
     body = []
     for name in class_names:
         row = [name]
@@ -412,7 +427,7 @@ def per_class_generator_markdown(scores: dict[str, dict], class_names: list[str]
 
 
 def filter_note(results: list[EntryResult], configured_judge: str) -> str:
-    """What the synthetic filter did to each synthetic variant (judge and kept fraction per class), or that it was off."""
+    """What the synthetic filter did to each synthetic variant (judge, kept fraction per class), or that it was off."""
     lines = []
     for result in results:
         judge = result.summary.get("synthetic_filter_judge")
@@ -420,7 +435,10 @@ def filter_note(results: list[EntryResult], configured_judge: str) -> str:
             kept = ", ".join(f"{c} {f:.2f}" for c, f in result.summary.get("synthetic_kept_fraction", {}).items())
             lines.append(f"{result.classifier}-{result.variant}: judge {result.classifier}-{judge}, kept {kept}")
     if not lines:
-        return f"Synthetic filter: off (every generated image is used; train.synthetic_filter.judge is {configured_judge})."
+        return (
+            "Synthetic filter: off (every generated image is used; "
+            f"train.synthetic_filter.judge is {configured_judge})."
+        )
     return (
         "Synthetic filter (seed "
         + str(results[0].seed)
@@ -518,7 +536,9 @@ def recall_vs_count_figure(
         counts_axes.bar(position, real, width, color="0.85", label="real (imbalanced)" if index == 0 else None)
         if generator is not None:
             extra = np.array([synthetic_counts[generator].get(c, 0) for c in classes], dtype=float)
-            counts_axes.bar(position, extra, width, bottom=real, color=plt.cm.Pastel1(index), label=f"+ synthetic ({generator})")
+            counts_axes.bar(
+                position, extra, width, bottom=real, color=plt.cm.Pastel1(index), label=f"+ synthetic ({generator})"
+            )
     counts_axes.set_ylabel("training images")
     counts_axes.set_xticks(x, classes, rotation=30, ha="right")
     recall_axes = counts_axes.twinx()
@@ -533,7 +553,9 @@ def recall_vs_count_figure(
     recall_axes.set_ylabel("test recall")
     handles = counts_axes.get_legend_handles_labels()
     more = recall_axes.get_legend_handles_labels()
-    recall_axes.legend(handles[0] + more[0], handles[1] + more[1], fontsize=7, loc="upper left", bbox_to_anchor=(1.08, 1.0))
+    recall_axes.legend(
+        handles[0] + more[0], handles[1] + more[1], fontsize=7, loc="upper left", bbox_to_anchor=(1.08, 1.0)
+    )
     counts_axes.set_title("Per-class test recall against training images per class (fewest first)")
     figure.tight_layout()
     return figure

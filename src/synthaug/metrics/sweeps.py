@@ -39,7 +39,9 @@ def exp_show(repo: Path) -> list[dict[str, Any]]:
     """`dvc exp show --json` of the repository: its HEAD, the workspace and their experiments."""
     result = subprocess.run(["dvc", "exp", "show", "--json"], cwd=repo, capture_output=True, text=True)
     if result.returncode != 0:
-        raise SweepError(f"dvc exp show failed in {repo}: {result.stderr.strip().splitlines()[-1:] or result.returncode}")
+        raise SweepError(
+            f"dvc exp show failed in {repo}: {result.stderr.strip().splitlines()[-1:] or result.returncode}"
+        )
     return json.loads(result.stdout)
 
 
@@ -70,7 +72,9 @@ def _params_of(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _matches(params: dict[str, Any], param: str, where: dict[str, Any] | None) -> bool:
-    return _lookup(params, param) is not None and all(_lookup(params, key) == value for key, value in (where or {}).items())
+    return _lookup(params, param) is not None and all(
+        _lookup(params, key) == value for key, value in (where or {}).items()
+    )
 
 
 def sweep_provenance(
@@ -102,7 +106,9 @@ def provenance_file(table: Path) -> Path:
     return table.with_suffix(".provenance.json")
 
 
-def sweep_staleness(provenance: dict[str, Any] | None, current_code: str | None, current_params: dict[str, Any]) -> str | None:
+def sweep_staleness(
+    provenance: dict[str, Any] | None, current_code: str | None, current_params: dict[str, Any]
+) -> str | None:
     """None when the sweep was made by this code with these params (its swept key aside), else why it was not."""
     from synthaug.provenance import params_differences
 
@@ -140,7 +146,9 @@ def sweep_points(
             score = (content.get("data") or {}).get(metric) if match else None
             if isinstance(score, (int, float)):
                 points.append(
-                    SweepPoint(name, _as_value(raw), match["classifier"], match["variant"], int(match["seed"]), float(score))
+                    SweepPoint(
+                        name, _as_value(raw), match["classifier"], match["variant"], int(match["seed"]), float(score)
+                    )
                 )
     return points
 
@@ -148,7 +156,9 @@ def sweep_points(
 def sweep_rows(points: list[SweepPoint], param: str, metric: str) -> list[dict[str, Any]]:
     """Mean and sample std of the metric per (value, classifier, variant), values in ascending order."""
     if not points:
-        raise SweepError(f"no experiment sets {param} and has evaluate metrics (run the sweep first: see README, Sweeps)")
+        raise SweepError(
+            f"no experiment sets {param} and has evaluate metrics (run the sweep first: see README, Sweeps)"
+        )
     groups: dict[tuple, list[SweepPoint]] = {}
     for point in points:
         groups.setdefault((point.value, point.classifier, point.variant), []).append(point)

@@ -24,7 +24,9 @@ def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, images: np.ndarray, image_size: int, batch_size: int, desc: str = "predict") -> np.ndarray:
+def predict_logits(
+    model: nn.Module, images: np.ndarray, image_size: int, batch_size: int, desc: str = "predict"
+) -> np.ndarray:
     """Logits for uint8 images, batch by batch on the model's device (the set is never converted to float whole)."""
     model.eval()
     device = model_device(model)

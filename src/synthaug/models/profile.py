@@ -119,7 +119,9 @@ def profile_classifier(
     model = model.to(device)
     flops = count_flops(model, spec.image_size, device)
     single = torch.zeros(1, 3, spec.image_size, spec.image_size, device=device)
-    batch = torch.randn(batch_size, 3, spec.image_size, spec.image_size, generator=torch.Generator().manual_seed(0)).to(device)
+    batch = torch.randn(batch_size, 3, spec.image_size, spec.image_size, generator=torch.Generator().manual_seed(0)).to(
+        device
+    )
     latency = statistics.median(time_forward(model, single, warmup, repeats))
     with peak_memory(device) as peak:
         batch_times = time_forward(model, batch, warmup, repeats)

@@ -45,7 +45,9 @@ class TrainedGenerator:
         self, generator: str, folder: Path, params: SynthesizeParams, class_names: tuple[str, ...], output_size: int
     ) -> None:
         if generator not in TRAINED_GENERATORS:
-            raise ValueError(f"{generator!r} is not a generator the pipeline trains (allowed: {', '.join(TRAINED_GENERATORS)})")
+            raise ValueError(
+                f"{generator!r} is not a generator the pipeline trains (allowed: {', '.join(TRAINED_GENERATORS)})"
+            )
         self.generator, self.folder, self.params, self.output_size = generator, folder, params, output_size
         self.info = read_generator_info(folder, class_names)
         self._sampler: Callable[[np.ndarray, list[int]], np.ndarray] | None = None

@@ -102,7 +102,9 @@ class DdpmTrainer:
         self.grad_scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.alphas_cumprod = self.scheduler.alphas_cumprod.to(device)
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor, rng: torch.Generator, step: int) -> dict[str, float]:
+    def train_step(
+        self, images: torch.Tensor, labels: torch.Tensor, rng: torch.Generator, step: int
+    ) -> dict[str, float]:
         """images in [-1, 1], (N, 3, H, W) on the device; all randomness drawn from `rng` (CPU).
 
         With several ranks, `images` is the global batch (the same on every rank, as is `rng`): each rank
@@ -124,7 +126,11 @@ class DdpmTrainer:
         ):
             predicted = model(noisy, timesteps, class_labels=labels).sample
         # v = sqrt(a) * noise - sqrt(1 - a) * x: no division by sqrt(a) when the sampler recovers x at high noise
-        target = noise if self.params.prediction_type == "epsilon" else alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * images
+        target = (
+            noise
+            if self.params.prediction_type == "epsilon"
+            else alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * images
+        )
         loss = F.mse_loss(predicted.float(), target)
         share = len(images)
         losses = global_means({"loss": float(loss.item())}, share, count, self.ranks)  # every rank decides alike
@@ -217,7 +223,9 @@ class DdpmSampler:
         for timestep in scheduler.timesteps:
             model_input = scheduler.scale_model_input(sample, timestep)
             if guided:  # conditional and unconditional in one batch
-                both = self.unet(torch.cat([model_input, model_input]), timestep, class_labels=torch.cat([labels, null])).sample
+                both = self.unet(
+                    torch.cat([model_input, model_input]), timestep, class_labels=torch.cat([labels, null])
+                ).sample
                 conditional, unconditional = both.chunk(2)
                 noise = unconditional + self.params.guidance_scale * (conditional - unconditional)
             else:

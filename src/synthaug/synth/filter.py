@@ -43,7 +43,9 @@ def filter_synthetic(
     report: dict = {}
     if params.enabled:
         if judge_dir is None:
-            raise MissingInput("train.synthetic_filter.enabled needs a real-data classifier checkpoint (--filter-model)")
+            raise MissingInput(
+                "train.synthetic_filter.enabled needs a real-data classifier checkpoint (--filter-model)"
+            )
         if not judge_dir.is_dir():
             raise MissingInput(
                 f"{judge_dir}: the judge of train.synthetic_filter (judge: {params.judge}) is missing; "

@@ -105,7 +105,9 @@ class ConditionalGenerator(nn.Module):
 
 
 class ConditionalDiscriminator(nn.Module):
-    def __init__(self, num_classes: int, base_channels: int, image_size: int, conditioning: str, spectral_norm: bool) -> None:
+    def __init__(
+        self, num_classes: int, base_channels: int, image_size: int, conditioning: str, spectral_norm: bool
+    ) -> None:
         super().__init__()
         levels = _levels(image_size)
         wrap = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda module: module)
@@ -148,8 +150,16 @@ class GanTrainer:
     def __init__(
         self, params: GanTrainParams, image_size: int, num_classes: int, device: torch.device, ranks: Ranks = Ranks()
     ) -> None:
-        self.params, self.num_classes, self.image_size, self.device, self.ranks = params, num_classes, image_size, device, ranks
-        generator = ConditionalGenerator(params.latent_dim, num_classes, params.base_channels, image_size, params.generator_block)
+        self.params, self.num_classes, self.image_size, self.device, self.ranks = (
+            params,
+            num_classes,
+            image_size,
+            device,
+            ranks,
+        )
+        generator = ConditionalGenerator(
+            params.latent_dim, num_classes, params.base_channels, image_size, params.generator_block
+        )
         discriminator = ConditionalDiscriminator(
             num_classes, params.base_channels, image_size, params.discriminator_conditioning, params.spectral_norm
         )
@@ -157,13 +167,17 @@ class GanTrainer:
         self.discriminator = sync_batch_norm_for_ranks(discriminator.to(device), ranks)
         # DDP replicas over the ranks (None on one process); BatchNorm buffers follow rank 0's
         self.replicated = (
-            (wrap_for_ranks(self.generator, ranks), wrap_for_ranks(self.discriminator, ranks)) if ranks.distributed else None
+            (wrap_for_ranks(self.generator, ranks), wrap_for_ranks(self.discriminator, ranks))
+            if ranks.distributed
+            else None
         )
         betas = (params.beta1, params.beta2)
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=params.lr_generator, betas=betas)
         self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=params.lr_discriminator, betas=betas)
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor, rng: torch.Generator, step: int) -> dict[str, float]:
+    def train_step(
+        self, images: torch.Tensor, labels: torch.Tensor, rng: torch.Generator, step: int
+    ) -> dict[str, float]:
         """One D step, then one G step. With several ranks, `images` is the global batch (the same on every
         rank, as is `rng`): each rank draws the global batch's latents and trains on its interleaved share;
         DDP averages the gradients, weighted to the global batch's mean."""
@@ -230,7 +244,10 @@ class GanTrainer:
 
     def export(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.generator.state_dict().items()}, str(folder / WEIGHTS_FILE))
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in self.generator.state_dict().items()},
+            str(folder / WEIGHTS_FILE),
+        )
         config = {
             "latent_dim": self.params.latent_dim,
             "num_classes": self.num_classes,

@@ -53,5 +53,7 @@ def plan_items(
         for index in range(int(counts[cls])):
             item_seed = derive_seed(seed, cls, index)
             template = prompt_templates[item_seed % len(prompt_templates)]
-            items.append(SynthItem(cls, name, index, item_seed, int(sources[index % len(sources)]), template.format(name=name)))
+            items.append(
+                SynthItem(cls, name, index, item_seed, int(sources[index % len(sources)]), template.format(name=name))
+            )
     return items

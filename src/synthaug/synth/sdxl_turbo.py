@@ -107,7 +107,9 @@ def downscale(images: np.ndarray, size: int) -> np.ndarray:
 class SdxlTurboGenerator:
     """Callable backend: planned items -> uint8 images at the dataset's resolution."""
 
-    def __init__(self, params: SdxlTurboParams, real_images: np.ndarray, output_size: int, device: torch.device) -> None:
+    def __init__(
+        self, params: SdxlTurboParams, real_images: np.ndarray, output_size: int, device: torch.device
+    ) -> None:
         self.params = params
         self.real_images = real_images  # the fetched train split; items point into it by source_index
         self.output_size = output_size

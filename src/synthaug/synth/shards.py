@@ -53,7 +53,11 @@ def generate_shards(
         marker.write_text(digest)
     wait_for_ranks(ranks)
     generated = 0
-    mine = [(number, shard_items) for number, shard_items in chunks(items, shard_size) if number % ranks.world_size == ranks.rank]
+    mine = [
+        (number, shard_items)
+        for number, shard_items in chunks(items, shard_size)
+        if number % ranks.world_size == ranks.rank
+    ]
     bar = tqdm(total=sum(len(shard_items) for _, shard_items in mine), desc="generate", unit="img", disable=None)
     for number, shard_items in mine:
         path = workdir / shard_name(number)
@@ -124,6 +128,8 @@ def preview_grids(real: ImageSet, synthetic: ImageSet, per_class: int) -> dict[s
         fake = synthetic.images[synthetic.labels == cls][: 2 * per_class]
         if len(fake) == 0:
             continue
-        rows = [real.images[real.labels == cls][:per_class]] + [fake[i : i + per_class] for i in range(0, len(fake), per_class)]
+        rows = [real.images[real.labels == cls][:per_class]] + [
+            fake[i : i + per_class] for i in range(0, len(fake), per_class)
+        ]
         grids[class_name] = image_grid(rows)
     return grids

@@ -81,7 +81,9 @@ def build_tiny_sdxl(out: str | Path, seed: int = 0) -> tuple[Path, Path]:
         hidden_act="gelu",
         layer_norm_eps=1e-5,
     )
-    unet = UNet2DConditionModel(**_BLOCKS, sample_size=32, out_channels=4, up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
+    unet = UNet2DConditionModel(
+        **_BLOCKS, sample_size=32, out_channels=4, up_block_types=("CrossAttnUpBlock2D", "UpBlock2D")
+    )
     controlnet = ControlNetModel(**_BLOCKS, conditioning_embedding_out_channels=(16, 32))
     vae = AutoencoderKL(
         block_out_channels=[32, 64],

@@ -37,7 +37,9 @@ class GeneratorTrainer(Protocol):
     name: str
     device: torch.device
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor, rng: torch.Generator, step: int) -> dict[str, float]: ...
+    def train_step(
+        self, images: torch.Tensor, labels: torch.Tensor, rng: torch.Generator, step: int
+    ) -> dict[str, float]: ...
     def state(self) -> dict[str, Any]: ...
     def load_state(self, state: dict[str, Any]) -> None: ...
     def export(self, folder: Path) -> None: ...
@@ -120,7 +122,10 @@ def train_generator_loop(
     last_checkpoint = start_step
     sampler = BatchSampler(data.labels, data.num_classes, settings.balanced_sampling)
     bar = tqdm(
-        range(start_step, settings.steps), desc=f"train {trainer.name}", unit="step", disable=None if ranks.is_main else True
+        range(start_step, settings.steps),
+        desc=f"train {trainer.name}",
+        unit="step",
+        disable=None if ranks.is_main else True,
     )
     for step in bar:
         indices = sampler(settings.batch_size, rng)
@@ -130,7 +135,11 @@ def train_generator_loop(
         losses = trainer.train_step(images, labels, rng, step)
         bad = {k: v for k, v in losses.items() if not np.isfinite(v)}
         if bad:
-            kept = f"the checkpoint of step {last_checkpoint} is kept in {workdir}" if last_checkpoint else "no checkpoint yet"
+            kept = (
+                f"the checkpoint of step {last_checkpoint} is kept in {workdir}"
+                if last_checkpoint
+                else "no checkpoint yet"
+            )
             raise NonFiniteLoss(f"{trainer.name}: non-finite loss {bad} at step {step + 1}; {kept}")
         for key, value in losses.items():
             window.setdefault(key, []).append(value)
@@ -161,7 +170,12 @@ def train_generator_loop(
 
 
 def build_trainer(
-    generator: str, params: TrainGeneratorParams, image_size: int, num_classes: int, device: torch.device, ranks: Ranks = Ranks()
+    generator: str,
+    params: TrainGeneratorParams,
+    image_size: int,
+    num_classes: int,
+    device: torch.device,
+    ranks: Ranks = Ranks(),
 ) -> GeneratorTrainer:
     if generator == "ddpm":
         from synthaug.synth.ddpm import DdpmTrainer
@@ -181,12 +195,16 @@ def preview_sampler(
     batch = num_classes * params.samples_per_class
     if trainer.name == "ddpm":
         return trainer.sampler(
-            DdpmSampleParams(sampler="ddim", steps=params.ddpm.preview_steps, guidance_scale=1.0, batch_size=batch, device="cpu")
+            DdpmSampleParams(
+                sampler="ddim", steps=params.ddpm.preview_steps, guidance_scale=1.0, batch_size=batch, device="cpu"
+            )
         )
     return trainer.sampler(GanSampleParams(batch_size=batch, device="cpu"))
 
 
-def class_grid(sample: Callable[[np.ndarray, list[int]], np.ndarray], num_classes: int, per_class: int, seed: int) -> np.ndarray:
+def class_grid(
+    sample: Callable[[np.ndarray, list[int]], np.ndarray], num_classes: int, per_class: int, seed: int
+) -> np.ndarray:
     """One row per class, the same seeds every time, so successive grids show training progress."""
     from synthaug.metrics.plots import image_grid
     from synthaug.seeding import derive_seed

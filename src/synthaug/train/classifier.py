@@ -92,7 +92,9 @@ def prepare_training(classifier: str, variant: str, params: TrainParams, train_s
     spec = spec_from_params(classifier, params, train_set.num_classes)
     device = resolve_device(params.device, "train.device")
     model = build_classifier(spec).to(device)
-    return TrainingSetup(model, spec, loss_for_variant(variant, train_set.labels, train_set.num_classes, params), device)
+    return TrainingSetup(
+        model, spec, loss_for_variant(variant, train_set.labels, train_set.num_classes, params), device
+    )
 
 
 def make_optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimizer:
@@ -108,7 +110,9 @@ def make_scheduler(
             optimizer, start_factor=1.0, end_factor=params.lr_end_factor, total_iters=total_steps
         )
     if params.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=params.lr * params.lr_end_factor)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=total_steps, eta_min=params.lr * params.lr_end_factor
+        )
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
@@ -204,7 +208,9 @@ def train_classifier(
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
         loss_sum, correct = sum_over_ranks(np.array([loss_sum, correct]), ranks)
         val_images, val_labels = rank_share(val_set.images, ranks), rank_share(val_set.labels, ranks)
-        val_predicted = predict_logits(core, val_images, params.image_size, params.eval_batch_size, "validate").argmax(1)
+        val_predicted = predict_logits(core, val_images, params.image_size, params.eval_batch_size, "validate").argmax(
+            1
+        )
         confusion = sum_over_ranks(confusion_matrix(val_labels, val_predicted, val_set.num_classes), ranks)
         record = EpochRecord(
             epoch=epoch,

@@ -69,7 +69,9 @@ def open_study(params: HpoParams, storage: Path) -> optuna.Study:
         direction="maximize",
         load_if_exists=True,
     )
-    sampler = optuna.samplers.TPESampler(seed=derive_seed(params.sampler_seed, f"trials-{len(existing.trials)}") % 2**32)
+    sampler = optuna.samplers.TPESampler(
+        seed=derive_seed(params.sampler_seed, f"trials-{len(existing.trials)}") % 2**32
+    )
     pruner = optuna.pruners.MedianPruner(
         n_startup_trials=params.pruner.startup_trials, n_warmup_steps=params.pruner.warmup_epochs
     )
@@ -101,7 +103,9 @@ def run_search(
         seed_everything(params.seed)
         setup = prepare_training(params.classifier, params.variant, train, train_set)
         pruned = None
-        with child_run(tracker, f"trial {trial.number}", {"train": chosen}, {"optuna_trial": str(trial.number)}) as child:
+        with child_run(
+            tracker, f"trial {trial.number}", {"train": chosen}, {"optuna_trial": str(trial.number)}
+        ) as child:
             report = pruning_callback(trial, params.pruner.warmup_epochs)
 
             def on_epoch(record: EpochRecord) -> None:
@@ -110,7 +114,13 @@ def run_search(
 
             try:
                 result = train_classifier(
-                    setup.model, train_set, val_set, train, seed=params.seed, on_epoch=on_epoch, loss_spec=setup.loss_spec
+                    setup.model,
+                    train_set,
+                    val_set,
+                    train,
+                    seed=params.seed,
+                    on_epoch=on_epoch,
+                    loss_spec=setup.loss_spec,
                 )
             except optuna.TrialPruned as exc:
                 child.set_tags({"optuna_state": "PRUNED"})
@@ -151,7 +161,8 @@ def write_results(study: optuna.Study, out: Path) -> Path:
     with atomic_path(out, directory=True) as tmp:
         (tmp / "best_params.yaml").write_text(
             yaml.safe_dump(
-                {"train": dict(sorted(best.params.items())), "val_macro_f1": best.value, "trial": best.number}, sort_keys=False
+                {"train": dict(sorted(best.params.items())), "val_macro_f1": best.value, "trial": best.number},
+                sort_keys=False,
             ),
             encoding="utf-8",
         )

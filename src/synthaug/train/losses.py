@@ -17,7 +17,14 @@ import torch.nn.functional as F
 
 from synthaug.params import LOSS_VARIANTS, TrainParams
 
-__all__ = ["LOSS_VARIANTS", "LossSpec", "balanced_class_weights", "classification_loss", "log_prior_offset", "loss_for_variant"]
+__all__ = [
+    "LOSS_VARIANTS",
+    "LossSpec",
+    "balanced_class_weights",
+    "classification_loss",
+    "log_prior_offset",
+    "loss_for_variant",
+]
 
 
 @dataclass(frozen=True)
