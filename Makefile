@@ -25,12 +25,12 @@ else
 endif
 	dvc metrics show
 
-# The seed-scale experiment (hours on a CPU): ViT 224/16, 10 epochs, all of imbalanced CIFAR-10.
+# The reference-scale experiment (hours on a CPU): ViT 224/16, 10 epochs, all of imbalanced CIFAR-10.
 full: install
 ifdef ARCHIVE
-	dvc exp run -S profile=full -S 'fetch.archive=$(abspath $(ARCHIVE))'
+	dvc exp run -S preset=full -S 'fetch.archive=$(abspath $(ARCHIVE))'
 else
-	dvc exp run -S profile=full
+	dvc exp run -S preset=full
 endif
 
 # Lint and format check first (ruff, configured in pyproject.toml), then the tests. pytest exits 5 when it
@@ -53,7 +53,6 @@ endif
 	$(BIN)/python bench/scaling.py --archive $(ARCHIVE)
 	$(BIN)/python bench/models.py --cases vit224 vit32 cnn ddpm_train gan_train gan_sample --repeats 3
 	$(BIN)/python bench/synthesize.py
-	dvc metrics show metrics/bench.json
 
 mlflow-ui: install
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

@@ -1,7 +1,7 @@
-"""Training input pipeline: the pipeline's batches against a seed-style DataLoader, side by side.
+"""Training input pipeline: the pipeline's batches against a reference-style DataLoader, side by side.
 
 Reference (how the seeds fed their models): a torch Dataset that decodes each JPEG with PIL per
-sample, converts it to numpy, applies the seed's albumentations and makes a tensor, batched by a
+sample, converts it to numpy, applies the reference study's albumentations and makes a tensor, batched by a
 DataLoader with 2 workers. Pipeline: the decoded uint8 arrays `fetch` stores, batched and augmented
 in the training process by `train_classifier`'s own `training_inputs`, with each augmentation engine
 (`train.augment_engine`: torch, batched; albumentations, per image). All use the same augmentations
@@ -27,14 +27,14 @@ import yaml
 from PIL import Image
 
 from record import machine_info, save_bench
-from synthaug.data.augment import make_augmentation, seed_augmentations, to_model_input
+from synthaug.data.augment import make_augmentation, reference_augmentations, to_model_input
 from synthaug.data.storage import ImageSet
 from synthaug.params import TrainParams, load_section, parse_section
 from synthaug.train.classifier import prepare_training, training_inputs
 
 
 class EncodedImages(torch.utils.data.Dataset):
-    """The seed-style dataset: JPEG bytes in, PIL decode + albumentations + tensor per sample."""
+    """The reference-style dataset: JPEG bytes in, PIL decode + albumentations + tensor per sample."""
 
     def __init__(self, encoded: list[bytes], augment_p: float, image_size: int) -> None:
         self.encoded, self.augment_p, self.image_size = encoded, augment_p, image_size
@@ -45,7 +45,7 @@ class EncodedImages(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         if self.augment is None:  # one per worker, seeded by the worker
-            self.augment = seed_augmentations(self.augment_p, torch.initial_seed() % 2**31)
+            self.augment = reference_augmentations(self.augment_p, torch.initial_seed() % 2**31)
         pixels = np.array(Image.open(io.BytesIO(self.encoded[index])).convert("RGB"))
         return to_model_input(self.augment(image=pixels)["image"][None], self.image_size)[0]
 
@@ -73,7 +73,7 @@ def images_per_second(make_batches, count: int) -> float:
 
 
 def model_train_params(image_size: int) -> TrainParams:
-    """The seed's ViT (conf/config.yaml, patch 16 at 224 px) at its size, else the demo's (params.yaml)."""
+    """The reference study's ViT (conf/config.yaml, patch 16 at 224 px) at its size, else the demo's (params.yaml)."""
     full = yaml.safe_load(Path("conf/config.yaml").read_text(encoding="utf-8"))["train"]
     if image_size == full["image_size"]:
         return parse_section("train", full, TrainParams)
@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--archive", type=Path, required=True, help="ImageFolder tarball (train/<class>/*.jpg)")
     parser.add_argument("--images", type=int, default=4096)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--image-size", type=int, default=32, help="model input size (224 for the full profile)")
+    parser.add_argument("--image-size", type=int, default=32, help="model input size (224 for the full preset)")
     parser.add_argument("--augment-p", type=float, default=0.5)
     parser.add_argument("--rounds", type=int, default=5, help="passes over the images per pipeline; the median is kept")
     args = parser.parse_args()
@@ -139,7 +139,7 @@ def main() -> None:
         return lambda: (training_inputs(decoded[batch], augment, args.image_size, cpu) for batch in batches)
 
     pipelines = {
-        "seed-style: PIL decode + albumentations per sample, DataLoader 2 workers": reference_batches,
+        "reference-style: PIL decode + albumentations per sample, DataLoader 2 workers": reference_batches,
         "synthaug, augment_engine albumentations: stored uint8 arrays, albumentations per image": engine_batches(
             "albumentations"
         ),
@@ -164,8 +164,8 @@ def main() -> None:
     for row in rows:
         print(f"{row['images_per_second']:9.1f} images/s  {row['pipeline']}")
     ratios = {
-        "torch engine / seed-style": round(batched / reference, 3),
-        "albumentations engine / seed-style": round(per_image / reference, 3),
+        "torch engine / reference-style": round(batched / reference, 3),
+        "albumentations engine / reference-style": round(per_image / reference, 3),
         "torch engine / model training": round(batched / model, 3),
     }
     for name, ratio in ratios.items():

@@ -1,7 +1,7 @@
 """Training and sampling throughput of the pipeline's models on this machine, eager vs optimized.
 
-Cases (full-profile sizes from conf/config.yaml unless noted): the seed ViT at 224/16 and at 32/4 and
-the seed CNN (train images/s), DDPM and GAN (train steps/s and images/s, sampling images/s), and
+Cases (full-profile sizes from conf/config.yaml unless noted): the reference ViT at 224/16 and at 32/4 and
+the reference CNN (train images/s), DDPM and GAN (train steps/s and images/s, sampling images/s), and
 pytorch-fid's InceptionV3 feature extraction (random weights: the cost is the architecture's).
 On CUDA each case runs eager fp32 and bf16 autocast + channels_last + torch.compile, side by side, and
 the table gives the ratio. On a CPU only eager fp32 runs (compiling there costs more than it saves
@@ -37,7 +37,7 @@ CASES = ("vit224", "vit32", "cnn", "ddpm_train", "gan_train", "ddpm_sample", "ga
 
 
 def base_config() -> dict:
-    """conf/config.yaml without a profile: the seed-scale (full) values."""
+    """conf/config.yaml without a profile: the reference-scale (full) values."""
     return yaml.safe_load(Path("conf/config.yaml").read_text(encoding="utf-8"))
 
 

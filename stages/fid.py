@@ -19,7 +19,7 @@ from synthaug.cli import run_stage
 from synthaug.data.storage import load_image_set
 from synthaug.devices import resolve_device
 from synthaug.errors import FeatureWeightsMissing
-from synthaug.io import file_sha256, read_json, write_json
+from synthaug.io import file_sha256, read_json, write_metrics
 from synthaug.metrics.classification import classification_report
 from synthaug.metrics.fid import (
     classifier_features,
@@ -30,10 +30,10 @@ from synthaug.metrics.fid import (
     load_fid_inception,
     matched_real_indices,
 )
+from synthaug.models.checkpoint import load_classifier
 from synthaug.params import GENERATORS, FidParams, load_section
 from synthaug.synth.shards import load_synthetic
 from synthaug.tracking import run_name, stage_run
-from synthaug.train.checkpoint import load_classifier
 
 log = logging.getLogger("synthaug.fid")
 
@@ -59,7 +59,8 @@ def main() -> str:
         "--data", type=Path, required=True, help="fetched dataset folder (its test split is the reference)"
     )
     parser.add_argument("--feature-model", type=Path, required=True, help="classifier trained on the full real data")
-    parser.add_argument("--out", type=Path, required=True, help="metrics file (.json)")
+    parser.add_argument("--out", type=Path, required=True, help="FID and KID (.json, DVC metrics)")
+    parser.add_argument("--detail", type=Path, required=True, help="their qualifiers, per-class figures (.json)")
     args = parser.parse_args()
     params = load_section("fid", FidParams)
 
@@ -120,9 +121,10 @@ def main() -> str:
         }
         for class_name, entry in result["per_class"].items():
             entry["real_classifier_recall_on_generated"] = recognized["per_class"][class_name]["recall"]
-        write_json(args.out, result)
+        headline = (f"fid{suffix}", f"kid_mean{suffix}")  # what dvc metrics show prints
+        write_metrics(args.out, args.detail, result, keys=headline)
         tracker.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float)) and np.isfinite(v)})
-        tracker.log_artifact(args.out)
+        tracker.log_artifact(args.detail)
         seconds = time.perf_counter() - start
     rank = "full rank" if result["fid_full_rank"] else "rank-deficient: not comparable to published FID"
     return (

@@ -20,14 +20,14 @@ def main() -> str:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, required=True, help="fetched dataset folder")
     parser.add_argument("--out", type=Path, required=True, help="split indices (.npz: train, val, full)")
-    parser.add_argument("--counts", type=Path, required=True, help="class counts metrics (.json) and plot (.csv)")
+    parser.add_argument("--counts", type=Path, required=True, help="class counts (.json) and their plot (.csv)")
     args = parser.parse_args()
     params = load_section("imbalance", ImbalanceParams)
 
     with stage_run(run_name("imbalance"), {"imbalance": params.model_dump()}) as tracker:
         train = load_image_set(args.data / "train.npz")
         fractions = keep_fractions(
-            params.profile,
+            params.shape,
             train.num_classes,
             min_fraction=params.min_fraction,
             imbalance_factor=params.imbalance_factor,

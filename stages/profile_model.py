@@ -1,5 +1,5 @@
-"""DVC stage `profile`: one classifier's cost (parameters, FLOPs, latency, throughput, peak memory), and a
-torch.profiler chrome trace of `profile.steps` training steps. Not profile.py: that would shadow the stdlib module."""
+"""DVC stage `profile_model`: one classifier's cost (parameters, FLOPs, latency, throughput, peak memory), and a
+torch.profiler chrome trace of `profile_model.steps` training steps."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import torch
 from synthaug.cli import run_stage
 from synthaug.devices import resolve_device
 from synthaug.io import atomic_path, write_json
+from synthaug.models.checkpoint import load_classifier
 from synthaug.models.profile import profile_classifier, trace_training_steps
-from synthaug.params import ProfileParams, load_section
+from synthaug.params import ProfileModelParams, load_section
 from synthaug.tracking import run_name, stage_run
-from synthaug.train.checkpoint import load_classifier
 
 TRACE_FILE = "trace.json"
 
@@ -25,21 +25,21 @@ def main() -> str:
     parser.add_argument("--model", type=Path, required=True, help="a checkpoint folder of this classifier (its spec)")
     parser.add_argument("--out", type=Path, required=True, help="the profile (.json)")
     parser.add_argument(
-        "--traces", type=Path, required=True, help="folder for trace.json (empty when profile.steps is 0)"
+        "--traces", type=Path, required=True, help="folder for trace.json (empty when profile_model.steps is 0)"
     )
     args = parser.parse_args()
-    params = load_section("profile", ProfileParams)
-    device = resolve_device(params.device, "profile.device")
+    params = load_section("profile_model", ProfileModelParams)
+    device = resolve_device(params.device, "profile_model.device")
     torch.manual_seed(0)
 
     model, spec = load_classifier(args.model)
-    name = run_name("profile", args.classifier)
-    with stage_run(name, {"profile": params.model_dump()}, {"classifier": args.classifier}) as tracker:
+    name = run_name("profile_model", args.classifier)
+    with stage_run(name, {"profile_model": params.model_dump()}, {"classifier": args.classifier}) as tracker:
         profile = profile_classifier(model, spec, device, params.batch_size, params.warmup, params.repeats)
         with atomic_path(args.traces, directory=True) as tmp:
             # Never an empty folder: DVC warns about those and does not restore them.
             (tmp / "README.txt").write_text(
-                f"{TRACE_FILE}: torch.profiler chrome trace of profile.steps={params.steps} training steps of "
+                f"{TRACE_FILE}: torch.profiler chrome trace of profile_model.steps={params.steps} training steps of "
                 f"{args.classifier} "
                 "(none when 0). Open it in https://ui.perfetto.dev or chrome://tracing.\n",
                 encoding="utf-8",
@@ -59,4 +59,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("profile", main)
+    run_stage("profile_model", main)

@@ -8,6 +8,7 @@ import html
 from pathlib import Path
 
 from synthaug.cli import run_stage
+from synthaug.data.imbalance import minority_classes
 from synthaug.io import atomic_path, read_json, rows_csv, write_text
 from synthaug.metrics.plots import save_figure
 from synthaug.metrics.report import (
@@ -25,10 +26,10 @@ from synthaug.metrics.report import (
     load_entry_result,
     markdown_table,
     markdown_to_html_table,
-    minority_classes,
     model_profile_markdown,
     per_class_generator_markdown,
     per_class_recall_markdown,
+    read_stage_metrics,
     recall_vs_count_figure,
     sweep_heatmap_figure,
     sweep_markdown,
@@ -91,7 +92,7 @@ def main() -> str:
     real_full = [r for r in results if r.classifier == cas_classifier and r.variant == "full"]
     counts = read_json(args.metrics / "class_counts.json")["counts"]
     minority = minority_classes(counts["train"])
-    scores = {g: read_json(args.metrics / "fid" / f"{g}.json") for g in experiment.generators}
+    scores = {g: read_stage_metrics(args.metrics, f"fid/{g}.json") for g in experiment.generators}
     syntheses = {g: read_json(args.metrics / "synthetic" / f"{g}.json") for g in experiment.generators}
     synthetic = {g: meta["synthetic_per_class"] for g, meta in syntheses.items()}
     unusable = unusable_generators(scores, synthetic)
@@ -130,7 +131,7 @@ def main() -> str:
     params = load_params()
     judge = params["train"]["synthetic_filter"]["judge"]
     synthetic_filter = filter_note([r for r in results if r.variant.startswith("synthetic_")] or results, judge)
-    # Cost per classifier (stage profile), gathered into one CSV.
+    # Cost per classifier (stage profile_model), gathered into one CSV.
     profiles = [read_json(args.metrics / "profile" / f"{c}.json") for c in experiment.classifiers]
     write_text(args.metrics / "model_profile.csv", rows_csv(profiles))
     profile_table = model_profile_markdown(profiles)
@@ -186,7 +187,7 @@ def main() -> str:
         markdown = (
             "\n\n".join(
                 [
-                    f"# synthaug report ({experiment.profile} profile)",
+                    f"# synthaug report ({experiment.preset} preset)",
                     f"## Comparison on the test split\n\n{table}\n\n_{this_run}_\n\n"
                     f"Minority classes: the {len(minority)} with the "
                     f"fewest imbalanced training images. {synthetic_filter}{flagged_note}",
@@ -275,9 +276,7 @@ def main() -> str:
                 f"<p>git commit <code>{html.escape(commit)}</code></p><pre>{html.escape(params_text)}</pre>",
             ),
         ]
-        write_text(
-            args.out.with_suffix(".html"), html_page(f"synthaug report ({experiment.profile} profile)", sections)
-        )
+        write_text(args.out.with_suffix(".html"), html_page(f"synthaug report ({experiment.preset} preset)", sections))
         for path in (args.out.with_suffix(".md"), args.out.with_suffix(".html")):
             tracker.log_artifact(path)
         best = max(rows, key=lambda row: row["macro_f1"][0])

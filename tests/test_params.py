@@ -26,7 +26,7 @@ from .conftest import ROOT
 CLASSIFIERS = tuple(BUILDERS)
 
 
-def test_params_yaml_is_the_composed_demo_profile(project_params):
+def test_params_yaml_is_the_composed_demo_preset(project_params):
     # params.yaml is what `dvc exp run` writes from conf/; a hand edit that drifts is caught here.
     assert compose_params(ROOT / "conf") == project_params
 
@@ -34,14 +34,14 @@ def test_params_yaml_is_the_composed_demo_profile(project_params):
 def test_every_section_validates(project_params):
     sections = validate_all(project_params)
     assert set(sections) == set(SECTIONS)
-    assert sections["experiment"].profile == "demo"
+    assert sections["experiment"].preset == "demo"
     assert sections["train"].vit.patch_size == 8 and sections["train"].image_size == 32
 
 
-def test_full_profile_is_the_seed_experiment():
-    sections = validate_all(compose_params(ROOT / "conf", ["profile=full"]))
+def test_full_preset_is_the_reference_study():
+    sections = validate_all(compose_params(ROOT / "conf", ["preset=full"]))
     train = sections["train"]
-    assert sections["experiment"].profile == "full"
+    assert sections["experiment"].preset == "full"
     assert (train.image_size, train.vit.patch_size, train.vit.hidden_size) == (224, 16, 128)
     assert (train.vit.num_hidden_layers, train.vit.num_attention_heads, train.vit.intermediate_size) == (4, 2, 256)
     assert (train.epochs, train.lr, train.weight_decay, train.schedule, train.batch_size) == (
@@ -146,6 +146,8 @@ def test_dvc_yaml_params_exist(project_params):
                 assert part in node, f"stage {name} declares param {key} missing from params.yaml"
                 node = node[part]
         for axis, ref in stage.get("matrix", {}).items():
+            if isinstance(ref, list):  # a literal axis (train_synthetic's mix)
+                continue
             section, _, key = ref.strip("${}").partition(".")
             assert key in project_params[section], f"stage {name} matrix axis {axis} uses missing {ref}"
 
@@ -158,15 +160,6 @@ def test_dvc_yaml_params_exist(project_params):
         # a train entry trains every seed in one process
         ("train_classifier", TrainParams, "train.${item.classifier}", CLASSIFIERS, (), ("experiment.seeds",)),
         ("train_synthetic", TrainParams, "train.${item.classifier}", CLASSIFIERS, (), ("experiment.seeds",)),
-        # CAS trains on generated images alone: no filter, plain cross-entropy
-        (
-            "train_synthetic_only",
-            TrainParams,
-            "train.${item.classifier}",
-            CLASSIFIERS,
-            ("synthetic_filter", "loss_baselines"),
-            ("experiment.seeds",),
-        ),
     ],
 )
 def test_each_entry_depends_on_the_common_keys_and_its_own_subsection(stage, section, own, entries, unused, also):
@@ -188,7 +181,7 @@ def test_tiny_sdxl_override_selects_the_generator_and_local_models():
         "models/tiny-sdxl/controlnet",
         "cpu",
     )
-    assert sections["train"].image_size == 32  # still the demo profile
+    assert sections["train"].image_size == 32  # still the demo preset
 
 
 def test_default_generator_is_real_sdxl_turbo_with_canny_controlnet(project_params):
@@ -197,10 +190,10 @@ def test_default_generator_is_real_sdxl_turbo_with_canny_controlnet(project_para
     assert (backend.steps, backend.guidance_scale) == (1, 0.0)
 
 
-def test_demo_trains_the_gan_and_full_profile_trains_both_and_adds_sdxl(project_params):
+def test_demo_trains_the_gan_and_full_preset_trains_both_and_adds_sdxl(project_params):
     demo = validate_all(project_params)["experiment"]
     assert demo.generators == ["gan"] and demo.seeds == [0, 1, 2]
-    assert validate_all(compose_params(ROOT / "conf", ["profile=full"]))["experiment"].generators == [
+    assert validate_all(compose_params(ROOT / "conf", ["preset=full"]))["experiment"].generators == [
         "sdxl_turbo",
         "ddpm",
         "gan",

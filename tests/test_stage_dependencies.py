@@ -107,6 +107,61 @@ def test_every_stage_lists_its_import_closure():
     )
 
 
+def test_every_stage_runs_the_script_named_as_the_stage():
+    # One hop from a stage name in dvc.yaml to its code: stage <name> runs stages/<name>.py.
+    scripts = {name: script for name, (script, _) in stage_dependencies(ROOT / "dvc.yaml").items()}
+    assert {name: f"stages/{name}.py" for name in scripts} == scripts
+    assert sorted(p.stem for p in (ROOT / "stages").glob("*.py")) == sorted(scripts)  # and no script without a stage
+
+
+# Lower layers never import upper ones: a module may import its own layer and those listed before it.
+LAYERS = (
+    ("errors",),
+    ("io", "seeding", "provenance", "devices", "params", "distributed", "resume"),
+    ("tracking",),
+    ("data",),
+    ("models",),
+    ("metrics",),
+    ("synth",),
+    ("train",),
+    ("cli", "commands"),
+)
+
+
+def layer_of(module: str) -> int:
+    top = module.split(".")[1]
+    for index, names in enumerate(LAYERS):
+        if top in names:
+            return index
+    raise AssertionError(f"synthaug.{top} is in no layer of LAYERS: place it")
+
+
+def layer_violations(src: Path) -> list[str]:
+    found = set()
+    for path in sorted((src / "synthaug").rglob("*.py")):
+        module = ".".join(path.relative_to(src).with_suffix("").parts)
+        if module == "synthaug.__init__":
+            continue
+        own = layer_of(module)
+        for imported in imported_modules(path):
+            if imported.count(".") >= 1 and layer_of(imported) > own:
+                found.add(f"{module} imports synthaug.{imported.split('.')[1]}")
+    return sorted(found)
+
+
+def test_no_lower_layer_imports_an_upper_one():
+    assert layer_violations(SRC) == []
+
+
+def test_layer_check_catches_an_upward_import(tmp_path):
+    package = tmp_path / "synthaug"
+    (package / "metrics").mkdir(parents=True)
+    (package / "metrics" / "fid.py").write_text("def f():\n    from synthaug.train.classifier import predict\n")
+    (package / "train").mkdir()
+    (package / "train" / "classifier.py").write_text("from synthaug.metrics.fid import f\n")
+    assert layer_violations(tmp_path) == ["synthaug.metrics.fid imports synthaug.train"]
+
+
 def test_closure_follows_lazy_imports_and_parents(tmp_path):
     package = tmp_path / "src" / "synthaug"
     (package / "metrics").mkdir(parents=True)

@@ -41,7 +41,7 @@ def sweep_main(argv: list[str]) -> str:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="keep only experiments with this params value (YAML), e.g. experiment.profile=demo",
+        help="keep only experiments with this params value (YAML), e.g. experiment.preset=demo",
     )
     parser.add_argument("--out", type=Path, default=Path("metrics/sweeps"), help="folder for the table")
     parser.add_argument("--repo", type=Path, default=Path("."), help="DVC repository")

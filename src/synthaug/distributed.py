@@ -8,6 +8,8 @@ run plainly, it is rank 0 of 1 and nothing here does any communication.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +42,21 @@ def init_ranks() -> Ranks:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return Ranks(dist.get_rank(), dist.get_world_size())
+
+
+@contextmanager
+def process_group() -> Iterator[Ranks]:
+    """The launcher's process group for the block (init_ranks), left however the block ends."""
+    ranks = init_ranks()
+    try:
+        yield ranks
+    finally:
+        close_ranks(ranks)
+
+
+def rank_done(name: str, ranks: Ranks) -> str:
+    """The summary line of a rank other than 0, which writes nothing."""
+    return f"{name}: rank {ranks.rank} of {ranks.world_size} done"
 
 
 def wait_for_ranks(ranks: Ranks) -> None:

@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,20 @@ def write_text(path: str | Path, text: str) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_metrics(headline: str | Path, detail: str | Path, record: dict[str, Any], keys: Iterable[str]) -> None:
+    """Split a record: its headline `keys` go to `headline` (a DVC metrics file, so `dvc metrics show` and
+    `dvc metrics diff` fit a terminal), the rest (per-class tables, counts, qualifiers) to `detail` (a plain
+    output the report reads). read_metrics joins them again."""
+    keys = [key for key in keys if key in record]
+    write_json(detail, {key: value for key, value in record.items() if key not in keys})
+    write_json(headline, {key: record[key] for key in keys})
+
+
+def read_metrics(headline: str | Path, detail: str | Path) -> dict[str, Any]:
+    """The record write_metrics split."""
+    return {**read_json(headline), **read_json(detail)}
 
 
 def fingerprint(payload: Any) -> str:

@@ -37,9 +37,9 @@ LOSS_VARIANTS = ("class_weighted", "logit_adjusted", "label_smoothed")
 GENERATORS = ("sdxl_turbo", "ddpm", "gan")
 TRAINED_GENERATORS = ("ddpm", "gan")  # trained by the pipeline; sdxl_turbo is loaded pretrained
 Device = Literal["auto", "cpu", "cuda"]
-# The seed augmentations in groups (synthaug.data.augment); the seed trained without occlusion.
+# The reference augmentations in groups (synthaug.data.augment); the reference study trained without occlusion.
 AUGMENTATION_STAGES = ("geometry", "color", "blur_noise", "occlusion")
-# torch: batched on the training device (synthaug.data.batch_augment); albumentations: the seed's, per image.
+# torch: batched on the training device (synthaug.data.batch_augment); albumentations: the reference study's, per image.
 AUGMENTATION_ENGINES = ("torch", "albumentations")
 PositiveFloat = Annotated[float, Strict(False), Field(gt=0.0)]
 
@@ -56,7 +56,7 @@ class FetchParams(Section):
 
 class ImbalanceParams(Section):
     seed: int
-    profile: Literal["linear", "exponential", "explicit"]
+    shape: Literal["linear", "exponential", "explicit"]
     min_fraction: Fraction  # linear: class 0 keeps this, the last class keeps 1.0
     imbalance_factor: Annotated[float, Strict(False), Field(ge=1.0)]  # exponential: n_max / n_min
     fractions: list[Fraction] | None  # explicit: one keep fraction per class
@@ -295,8 +295,8 @@ class HpoParams(Section):
         return self
 
 
-class ProfileParams(Section):
-    """Cost of each classifier in experiment.classifiers (stage `profile`), on `device`."""
+class ProfileModelParams(Section):
+    """Cost of each classifier in experiment.classifiers (stage `profile_model`), on `device`."""
 
     batch_size: PositiveInt  # images per pass for throughput, peak memory and the trace
     warmup: Annotated[int, Field(ge=0)]  # untimed passes first
@@ -314,7 +314,7 @@ class TrackingParams(Section):
 class ExperimentParams(Section):
     """The matrix dvc.yaml expands: which classifiers, data variants and seeds to train."""
 
-    profile: str  # label written by the Hydra profile (conf/profile/*.yaml), shown in dvc exp show
+    preset: str  # the Hydra preset's name (conf/preset/*.yaml), shown by dvc exp show
     classifiers: Annotated[list[Literal["vit", "cnn", "timm"]], Field(min_length=1)]
     variants: Annotated[
         list[Literal["baseline", "oversampled", "full", "class_weighted", "logit_adjusted", "label_smoothed"]],
@@ -343,7 +343,7 @@ SECTIONS: dict[str, type[Section]] = {
     "synthesize": SynthesizeParams,
     "train": TrainParams,
     "fid": FidParams,
-    "profile": ProfileParams,
+    "profile_model": ProfileModelParams,
     "hpo": HpoParams,
     "experiment": ExperimentParams,
     "tracking": TrackingParams,

@@ -15,8 +15,8 @@ from synthaug.data.augment import (
     augment_batch,
     augmentation_state,
     make_augmentation,
+    reference_augmentations,
     restore_augmentation_state,
-    seed_augmentations,
     to_pixels,
 )
 
@@ -148,7 +148,7 @@ def image_statistics(before: np.ndarray, after: np.ndarray) -> dict[str, np.ndar
 def test_each_stage_draws_the_albumentations_distribution(stages):
     """Two-sample Kolmogorov-Smirnov on per-image statistics: 600 images through each engine."""
     images = photo_like(600, seed=3)
-    reference = augment_batch(images, seed_augmentations(0.7, 11, stages))
+    reference = augment_batch(images, reference_augmentations(0.7, 11, stages))
     ours = as_images(B.BatchAugmenter(0.7, 12, stages)(as_batch(images)))
     for name, expected in image_statistics(images, reference).items():
         observed = image_statistics(images, ours)[name]
@@ -163,7 +163,7 @@ def test_each_stage_draws_the_albumentations_distribution(stages):
 def test_a_wrong_parameter_range_is_detected():
     """The distribution test above can fail: a rotation limit of 20 degrees instead of 10 is caught."""
     images = photo_like(600, seed=3)
-    reference = augment_batch(images, seed_augmentations(1.0, 11, ("geometry",)))
+    reference = augment_batch(images, reference_augmentations(1.0, 11, ("geometry",)))
     augmenter = B.BatchAugmenter(1.0, 12, ("geometry",))
     wider = B.rotate(as_batch(images), torch.empty(600).uniform_(-20, 20, generator=torch.Generator().manual_seed(0)))
     change = lambda out: np.abs(out.astype(np.float64) - images).mean(axis=(1, 2, 3))  # noqa: E731

@@ -20,17 +20,17 @@ def labels_of(per_class: int = 100, num_classes: int = 5) -> np.ndarray:
     return np.repeat(np.arange(num_classes), per_class)
 
 
-def test_linear_profile_is_the_seeds():
+def test_linear_shape_is_the_reference_studys():
     np.testing.assert_allclose(linear_fractions(10, 0.1), np.arange(1, 11) / 10)
 
 
-def test_exponential_profile_is_cifar10_lt():
+def test_exponential_shape_is_cifar10_lt():
     fractions = exponential_fractions(10, 100.0)
     assert fractions[0] == 1.0 and fractions[-1] == pytest.approx(0.01)
     assert fractions[5] == pytest.approx(100 ** (-5 / 9))
 
 
-def test_explicit_profile_needs_one_fraction_per_class():
+def test_explicit_shape_needs_one_fraction_per_class():
     np.testing.assert_allclose(
         keep_fractions("explicit", 2, min_fraction=0.1, imbalance_factor=1, fractions=[0.5, 1.0]), [0.5, 1.0]
     )

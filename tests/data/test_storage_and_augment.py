@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from synthaug.data.augment import augment_batch, seed_augmentations, to_model_input
+from synthaug.data.augment import augment_batch, reference_augmentations, to_model_input
 from synthaug.data.storage import (
     ImageSet,
     load_image_set,
@@ -52,9 +52,9 @@ def test_index_arrays_roundtrip(tmp_path):
 
 def test_augmentations_are_seeded_and_keep_shape():
     images = random_set(n=16, size=32).images
-    first = augment_batch(images, seed_augmentations(0.5, seed=1))
-    again = augment_batch(images, seed_augmentations(0.5, seed=1))
-    other = augment_batch(images, seed_augmentations(0.5, seed=2))
+    first = augment_batch(images, reference_augmentations(0.5, seed=1))
+    again = augment_batch(images, reference_augmentations(0.5, seed=1))
+    other = augment_batch(images, reference_augmentations(0.5, seed=2))
     assert first.shape == images.shape and first.dtype == np.uint8
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
@@ -63,7 +63,7 @@ def test_augmentations_are_seeded_and_keep_shape():
 
 def test_probability_zero_is_identity():
     images = random_set(n=4, size=16).images
-    np.testing.assert_array_equal(augment_batch(images, seed_augmentations(0.0, seed=0)), images)
+    np.testing.assert_array_equal(augment_batch(images, reference_augmentations(0.0, seed=0)), images)
 
 
 def test_model_input_range_and_resize():
@@ -76,7 +76,7 @@ def test_model_input_range_and_resize():
 
 def test_augmentation_stages_keep_the_seed_order_and_add_occlusion():
     names = lambda compose: [type(t).__name__ for t in compose.transforms]  # noqa: E731
-    assert names(seed_augmentations(0.5, seed=0)) == [
+    assert names(reference_augmentations(0.5, seed=0)) == [
         "HorizontalFlip",
         "RandomBrightnessContrast",
         "HueSaturationValue",
@@ -84,15 +84,16 @@ def test_augmentation_stages_keep_the_seed_order_and_add_occlusion():
         "GaussianBlur",
         "GaussNoise",
     ]
-    assert names(seed_augmentations(0.5, 0, ["occlusion", "geometry"])) == ["HorizontalFlip", "Rotate", "CoarseDropout"]
-    assert all(t.p == 0.25 for t in seed_augmentations(0.25, 0, AUGMENTATION_STAGES).transforms)
+    chosen = reference_augmentations(0.5, 0, ["occlusion", "geometry"])
+    assert names(chosen) == ["HorizontalFlip", "Rotate", "CoarseDropout"]
+    assert all(t.p == 0.25 for t in reference_augmentations(0.25, 0, AUGMENTATION_STAGES).transforms)
     with pytest.raises(ValueError, match=r"unknown augmentation stage\(s\) \['blur'\]"):
-        seed_augmentations(0.5, 0, ["geometry", "blur"])
+        reference_augmentations(0.5, 0, ["geometry", "blur"])
 
 
 def test_occlusion_blacks_out_holes_of_a_quarter_side_at_most():
     images = np.full((8, 32, 32, 3), 200, np.uint8)
-    occluded = augment_batch(images, seed_augmentations(1.0, 0, ["occlusion"]))
+    occluded = augment_batch(images, reference_augmentations(1.0, 0, ["occlusion"]))
     black = (occluded == 0).all(axis=-1)
     assert black.any(axis=(1, 2)).all()  # p = 1: every image gets a hole
     # one or two holes of at most 25 % of the side each: never more than 2 * 8 * 8 pixels

@@ -1,4 +1,4 @@
-"""The real DAG: `dvc repro` on a copy of the project with a tiny ImageFolder and a tiny profile."""
+"""The real DAG: `dvc repro` on a copy of the project with a tiny ImageFolder and a tiny preset."""
 
 from __future__ import annotations
 
@@ -44,9 +44,9 @@ ENTRIES = [
     *(f"vit-synthetic_only_{g}" for g in GENERATORS),
 ]
 
-TINY_PROFILE = """# @package _global_
+TINY_PRESET = """# @package _global_
 experiment:
-  profile: tiny
+  preset: tiny
   variants: [baseline, full]
   generators: [sdxl_turbo, ddpm, gan]
   seeds: [0, 1]
@@ -108,10 +108,8 @@ def pipeline_repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         else:
             shutil.copy2(source, target)
     model, controlnet = build_tiny_sdxl(base / "tiny-sdxl")
-    (repo / "conf/profile/tiny.yaml").write_text(
-        TINY_PROFILE.format(archive=archive, model=model, controlnet=controlnet)
-    )
-    config = (repo / "conf/config.yaml").read_text().replace("- profile: demo", "- profile: tiny")
+    (repo / "conf/preset/tiny.yaml").write_text(TINY_PRESET.format(archive=archive, model=model, controlnet=controlnet))
+    config = (repo / "conf/config.yaml").read_text().replace("- preset: demo", "- preset: tiny")
     (repo / "conf/config.yaml").write_text(config)
     (repo / "params.yaml").write_text(yaml.safe_dump(compose_params(repo / "conf"), sort_keys=False))
     env = {
@@ -143,8 +141,15 @@ def stop_queue_workers(repo: Path) -> None:
             continue  # gone already, or not ours to read
 
 
+def joined(repo: Path, relative: str) -> dict:
+    """A metrics file and its detail (metrics/detail/<same path>), as one record."""
+    return json.loads((repo / "metrics" / relative).read_text()) | json.loads(
+        (repo / "metrics/detail" / relative).read_text()
+    )
+
+
 def read_metrics(repo: Path, entry: str, seed: int = 0) -> dict:
-    return json.loads((repo / f"metrics/eval/{entry}/seed{seed}.json").read_text())
+    return joined(repo, f"eval/{entry}/seed{seed}.json")
 
 
 def mean_over_seeds(repo: Path, entry: str, metric: str) -> float:
@@ -154,7 +159,7 @@ def mean_over_seeds(repo: Path, entry: str, metric: str) -> float:
 def test_tiny_params_are_valid(pipeline_repo):
     repo, _ = pipeline_repo
     sections = validate_all(yaml.safe_load((repo / "params.yaml").read_text()))
-    assert sections["experiment"].profile == "tiny"
+    assert sections["experiment"].preset == "tiny"
 
 
 def test_repro_writes_every_output(pipeline_repo):
@@ -178,7 +183,7 @@ def test_repro_writes_every_output(pipeline_repo):
             assert (repo / f"models/classifiers/{entry}/seed{seed}/model.safetensors").is_file()
             history = (repo / f"metrics/curves/{entry}/seed{seed}.csv").read_text().splitlines()
             assert len(history) == 3  # header + 2 epochs
-            summary = json.loads((repo / f"metrics/train/{entry}/seed{seed}.json").read_text())
+            summary = joined(repo, f"train/{entry}/seed{seed}.json")
             assert summary["device"] == "cpu" and summary["seconds"] > 0
         # the seeds differ in what they vary (initialization, batch order, augmentation)
         weights = [(repo / f"models/classifiers/{entry}/seed{seed}/model.safetensors").read_bytes() for seed in SEEDS]
@@ -200,7 +205,7 @@ def test_synthetic_images_rebalance_the_minority_classes(pipeline_repo):
     assert rows[0] == "shard,class_index,class_name,index,seed,source_index,prompt,generator"
     assert len(rows) == 18 and rows[1].startswith("shard-00000.npz,0,cat,0,") and rows[1].endswith(",sdxl_turbo")
     assert sorted(p.name for p in (repo / "metrics/synthetic/sdxl_turbo").iterdir()) == ["cat.png", "dog.png"]
-    trained = json.loads((repo / "metrics/train/vit-synthetic_sdxl_turbo/seed0.json").read_text())
+    trained = joined(repo, "train/vit-synthetic_sdxl_turbo/seed0.json")
     kept = trained["synthetic_images"]
     assert set(trained["synthetic_kept_fraction"]) == {"cat", "dog"}
     assert 0 <= kept <= 17 and trained["train_images"] == 31 + kept  # the real imbalanced set plus what was kept
@@ -238,7 +243,7 @@ def test_generators_are_trained_and_sampled(pipeline_repo):
 def test_fid_uses_classifier_features_offline(pipeline_repo):
     repo, _ = pipeline_repo
     for generator in GENERATORS:
-        scores = json.loads((repo / f"metrics/fid/{generator}.json").read_text())
+        scores = joined(repo, f"fid/{generator}.json")
         assert scores["features"] == "classifier:vit-full-seed0" and "fid" not in scores
         assert scores["inception_unavailable"].startswith("fid.inception_url: not set")
         assert scores["images"] == scores["real_images"] == 12 and scores["fid_classifier_features"] >= 0.0
@@ -258,7 +263,7 @@ def test_fid_uses_classifier_features_offline(pipeline_repo):
 def test_cas_classifier_trains_on_generated_images_alone(pipeline_repo):
     repo, _ = pipeline_repo
     for generator in GENERATORS:
-        trained = json.loads((repo / f"metrics/train/vit-synthetic_only_{generator}/seed0.json").read_text())
+        trained = joined(repo, f"train/vit-synthetic_only_{generator}/seed0.json")
         assert trained["train_images"] == trained["synthetic_images"] == 12  # the evaluation set, 4 per class, no real
         assert "synthetic_kept_fraction" not in trained  # CAS measures the generator unfiltered
         assert read_metrics(repo, f"vit-synthetic_only_{generator}")["num_samples"] == 18  # the real test set
@@ -277,7 +282,7 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
     from synthaug.metrics.report import unusable_generators, unusable_variants, variant_label
 
     unusable = unusable_generators(
-        {g: json.loads((repo / f"metrics/fid/{g}.json").read_text()) for g in GENERATORS},
+        {g: joined(repo, f"fid/{g}.json") for g in GENERATORS},
         {g: json.loads((repo / f"metrics/synthetic/{g}.json").read_text())["synthetic_per_class"] for g in GENERATORS},
     )
     flagged = unusable_variants(unusable)
@@ -374,9 +379,9 @@ def test_editing_a_covered_module_makes_its_stages_changed(pipeline_repo):
         "train_generator@gan",
         "synthesize@ddpm",
         "fid@gan",
-        "train_synthetic_only@vit-gan",
+        "train_synthetic@vit-synthetic_only-gan",
     } <= changed
-    assert not changed & {"fetch", "imbalance", "report", "profile@vit"}  # none of them imports it
+    assert not changed & {"fetch", "imbalance", "report", "profile_model@vit"}  # none of them imports it
     assert json.loads(run(["dvc", "status", "--json"], repo, env).stdout) == {}
 
 
@@ -414,14 +419,18 @@ def test_runs_are_in_the_mlflow_store(pipeline_repo):
             "fetch",
             "imbalance",
             "report",
-            "profile/vit",
+            "profile_model/vit",
             *(
                 f"{stage}/{g}"
                 for stage in ("train_generator", "synthesize", "fid")
                 for g in GENERATORS
                 if (stage, g) != ("train_generator", "sdxl_turbo")
             ),  # pretrained: nothing to train or log
-            *(f"train_classifier/{entry}/seed{seed}" for entry in ENTRIES for seed in SEEDS),
+            *(
+                f"{'train_synthetic' if 'synthetic' in entry else 'train_classifier'}/{entry}/seed{seed}"
+                for entry in ENTRIES
+                for seed in SEEDS
+            ),
         ]
     )
     for seed in SEEDS:
@@ -438,9 +447,9 @@ def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeli
     repo, env = pipeline_repo
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "--allow-empty", "-qm", "results before the queue"], repo, env)
-    result = run(["dvc", "exp", "run", "--queue", "-S", "profile.batch_size=range(16,25,8)"], repo, env)
+    result = run(["dvc", "exp", "run", "--queue", "-S", "profile_model.batch_size=range(16,25,8)"], repo, env)
     queued = result.stdout + result.stderr
-    assert re.findall(r"\['profile.batch_size=(\d+)'\]", queued) == ["16", "24"]
+    assert re.findall(r"\['profile_model.batch_size=(\d+)'\]", queued) == ["16", "24"]
     names = re.findall(r"Queued experiment '([^']+)'", queued)
     assert len(names) == 2
     request.addfinalizer(lambda: stop_queue_workers(repo))
@@ -464,39 +473,40 @@ def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeli
         pytest.fail(f"queue did not finish in time:\n{status}")
     run(["dvc", "queue", "stop"], repo, env)
     logs = "".join(run(["dvc", "queue", "logs", name], repo, env).stdout for name in names)
-    assert logs.count("Running stage 'profile@vit'") == 2
+    assert logs.count("Running stage 'profile_model@vit'") == 2
     assert "database is locked" not in logs and "MLflow" not in logs  # no store warning in either experiment
     with sqlite3.connect(repo / "mlflow.db") as db:
         per_experiment = dict(
             db.execute(
                 "select t.value, count(*) from runs r join tags t on t.run_uuid = r.run_uuid "
-                "where t.key = 'dvc_exp_name' and r.status = 'FINISHED' and r.name like 'profile/%' group by t.value"
+                "where t.key = 'dvc_exp_name' and r.status = 'FINISHED' and r.name like 'profile_model/%' "
+                "group by t.value"
             ).fetchall()
         )
     assert {name: per_experiment.get(name) for name in names} == {name: 1 for name in names}
     shown = run(["dvc", "exp", "show", "--csv"], repo, env).stdout
     assert all(name in shown for name in names)
 
-    collected = run(["synthaug", "sweep", "profile.batch_size"], repo, env)
-    provenance = json.loads((repo / "metrics/sweeps/profile.batch_size.provenance.json").read_text())
+    collected = run(["synthaug", "sweep", "profile_model.batch_size"], repo, env)
+    provenance = json.loads((repo / "metrics/sweeps/profile_model.batch_size.provenance.json").read_text())
     assert set(provenance["experiments"]) >= set(names) and len(provenance["code"]) == 1
-    assert "profile.batch_size" not in provenance["params"] and provenance["params_vary"] == []
+    assert "profile_model.batch_size" not in provenance["params"] and provenance["params_vary"] == []
     # a table whose provenance is unknown (as the committed ones of earlier code) is marked, not shown as this run's
-    shutil.copy(repo / "metrics/sweeps/profile.batch_size.csv", repo / "metrics/sweeps/train.augment_p.csv")
-    rows = list(csv.DictReader((repo / "metrics/sweeps/profile.batch_size.csv").read_text().splitlines()))
+    shutil.copy(repo / "metrics/sweeps/profile_model.batch_size.csv", repo / "metrics/sweeps/train.augment_p.csv")
+    rows = list(csv.DictReader((repo / "metrics/sweeps/profile_model.batch_size.csv").read_text().splitlines()))
     values = sorted({float(row["value"]) for row in rows})
     assert values == [16.0, 24.0, 64.0]  # the two experiments and the committed baseline
-    for row in rows:  # profile.batch_size reaches no classifier: every value has the committed scores
+    for row in rows:  # profile_model.batch_size reaches no classifier: every value has the committed scores
         assert float(row["mean"]) == pytest.approx(
             mean_over_seeds(repo, f"vit-{row['variant']}", "macro_f1"), abs=1e-6
         )  # CSV: 6 places
-    assert "| profile.batch_size → | 16 | 24 | 64 |" in collected.stdout
+    assert "| profile_model.batch_size → | 16 | 24 | 64 |" in collected.stdout
     reran = run(["dvc", "repro"], repo, env)
     assert re.findall(r"Running stage '([^']+)'", reran.stdout) == ["report"]
-    assert (repo / "metrics/report/sweep_profile.batch_size.png").is_file()
+    assert (repo / "metrics/report/sweep_profile_model.batch_size.png").is_file()
     assert not (repo / "metrics/report/sweep_train.augment_p.png").exists()
     markdown = (repo / "metrics/report.md").read_text()
-    assert "## Sweep profile.batch_size\n" in markdown and "from experiments at this run's code" in markdown
+    assert "## Sweep profile_model.batch_size\n" in markdown and "from experiments at this run's code" in markdown
     assert "## Sweep train.augment_p (not from this run)\n\n**Not from this run** (no provenance recorded" in markdown
     (repo / "metrics/sweeps/train.augment_p.csv").unlink()
 
@@ -522,8 +532,8 @@ def test_exp_run_reruns_only_what_the_changed_param_reaches(pipeline_repo):
     assert ran == {
         "train_generator@gan",
         "synthesize@gan",
-        "train_synthetic@vit-gan",
-        "train_synthetic_only@vit-gan",
+        "train_synthetic@vit-synthetic-gan",
+        "train_synthetic@vit-synthetic_only-gan",
         "fid@gan",
         "report",
     }
@@ -539,6 +549,24 @@ def test_exp_run_reruns_only_what_the_changed_param_reaches(pipeline_repo):
         fid_after["fid_classifier_features"],
     )
     assert "metrics/eval/vit-baseline/seed0.json" not in diff
+
+
+def test_dvc_metrics_show_fits_a_terminal(pipeline_repo):
+    """Metrics files hold the headline figures only; per-class tables are in metrics/detail/, not in this table."""
+    repo, env = pipeline_repo
+    shown = run(["dvc", "metrics", "show"], repo, env).stdout.splitlines()
+    header = shown[0].split()
+    assert header == [
+        "Path",
+        "accuracy",
+        "fid_classifier_features",
+        "kid_mean_classifier_features",
+        "macro_f1",
+        "minority_recall",
+        "seconds",
+    ]
+    assert max(len(line) for line in shown) <= 160
+    assert len(shown) == 1 + 2 * len(ENTRIES) * len(SEEDS) + len(GENERATORS)  # eval and train per seed, fid
     shown = run(["dvc", "exp", "show", "--csv"], repo, env).stdout
     assert {row["train_generator.gan.steps"] for row in csv.DictReader(io.StringIO(shown))} >= {"4", "6"}
 

@@ -16,8 +16,8 @@ from PIL import Image
 
 from synthaug.data.storage import ImageSet, save_image_set
 from synthaug.io import write_json
+from synthaug.models.checkpoint import save_classifier
 from synthaug.models.classifiers import ClassifierSpec, build_classifier
-from synthaug.train.checkpoint import save_classifier
 
 from ..conftest import HANG_GUARD_S, ROOT
 from ..planted import plant_in_torch_home
@@ -83,6 +83,8 @@ def run_fid(root: Path, torch_home: Path) -> tuple[subprocess.CompletedProcess, 
             "models/classifiers/cnn-full/seed0",
             "--out",
             "metrics/fid/gan.json",
+            "--detail",
+            "metrics/detail/fid/gan.json",
         ],
         cwd=root,
         env=env,
@@ -91,7 +93,10 @@ def run_fid(root: Path, torch_home: Path) -> tuple[subprocess.CompletedProcess, 
         timeout=HANG_GUARD_S,
     )
     assert result.returncode == 0, result.stderr
-    return result, json.loads((root / "metrics/fid/gan.json").read_text())
+    headline = json.loads((root / "metrics/fid/gan.json").read_text())
+    detail = json.loads((root / "metrics/detail/fid/gan.json").read_text())
+    assert set(headline) in ({"fid", "kid_mean"}, {"fid_classifier_features", "kid_mean_classifier_features"})
+    return result, headline | detail
 
 
 def test_small_sets_finish_and_say_their_n_and_rank(tmp_path, torch_home):

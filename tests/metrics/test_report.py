@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from synthaug.data.imbalance import minority_classes
 from synthaug.metrics.plots import save_figure
 from synthaug.metrics.report import (
     EntryResult,
@@ -17,7 +18,6 @@ from synthaug.metrics.report import (
     embedded_image,
     html_page,
     markdown_to_html_table,
-    minority_classes,
     recall_vs_count_figure,
     unrecognized_classes,
 )

@@ -17,13 +17,13 @@ from synthaug.metrics.sweeps import (
 )
 
 
-def revision(name: str, p_aug: float, scores: dict[str, float], profile: str = "demo") -> dict:
+def revision(name: str, p_aug: float, scores: dict[str, float], preset: str = "demo") -> dict:
     return {
         "rev": f"{abs(hash(name)):040x}"[:40],
         "name": name,
         "error": None,
         "data": {
-            "params": {"params.yaml": {"data": {"train": {"augment_p": p_aug}, "experiment": {"profile": profile}}}},
+            "params": {"params.yaml": {"data": {"train": {"augment_p": p_aug}, "experiment": {"preset": preset}}}},
             "metrics": {
                 **{
                     f"metrics/eval/{entry}.json": {"data": {"macro_f1": score, "accuracy": 1.0}}
@@ -42,7 +42,7 @@ def exp_show_json() -> list[dict]:
         revision("p0", 0.0, {"vit-baseline/seed0": 0.20, "vit-baseline/seed1": 0.24, "vit-synthetic_gan/seed0": 0.50}),
         revision("p1", 1.0, {"vit-baseline/seed0": 0.10}),
         revision("p1-again", 1.0, {"vit-baseline/seed0": 0.14}),
-        revision("other-profile", 1.0, {"vit-baseline/seed0": 0.90}, profile="full"),
+        revision("other-preset", 1.0, {"vit-baseline/seed0": 0.90}, preset="full"),
         {**revision("failed", 0.25, {"vit-baseline/seed0": 0.5}), "error": {"msg": "failed"}},
     ]
     head["experiments"] = [{"revs": [e], "name": e["name"]} for e in experiments]
@@ -51,19 +51,19 @@ def exp_show_json() -> list[dict]:
 
 def test_points_skip_the_workspace_failed_runs_and_other_files():
     points = sweep_points(exp_show_json(), "train.augment_p")
-    assert {p.experiment for p in points} == {"main", "p0", "p1", "p1-again", "other-profile"}
+    assert {p.experiment for p in points} == {"main", "p0", "p1", "p1-again", "other-preset"}
     assert {(p.classifier, p.variant, p.seed) for p in points if p.experiment == "p0"} == {
         ("vit", "baseline", 0),
         ("vit", "baseline", 1),
         ("vit", "synthetic_gan", 0),
     }
-    filtered = sweep_points(exp_show_json(), "train.augment_p", where={"experiment.profile": "demo"})
-    assert "other-profile" not in {p.experiment for p in filtered}
+    filtered = sweep_points(exp_show_json(), "train.augment_p", where={"experiment.preset": "demo"})
+    assert "other-preset" not in {p.experiment for p in filtered}
 
 
 def test_rows_average_seeds_and_runs_per_value_and_variant():
     rows = sweep_rows(
-        sweep_points(exp_show_json(), "train.augment_p", where={"experiment.profile": "demo"}),
+        sweep_points(exp_show_json(), "train.augment_p", where={"experiment.preset": "demo"}),
         "train.augment_p",
         "macro_f1",
     )
@@ -81,7 +81,7 @@ def test_rows_average_seeds_and_runs_per_value_and_variant():
 
 def test_csv_round_trip_matrix_and_report_rendering(tmp_path):
     rows = sweep_rows(
-        sweep_points(exp_show_json(), "train.augment_p", where={"experiment.profile": "demo"}),
+        sweep_points(exp_show_json(), "train.augment_p", where={"experiment.preset": "demo"}),
         "train.augment_p",
         "macro_f1",
     )

@@ -3,12 +3,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from synthaug.models.checkpoint import load_classifier, save_classifier
 from synthaug.models.classifiers import (
     ClassifierSpec,
     build_classifier,
     count_parameters,
 )
-from synthaug.train.checkpoint import load_classifier, save_classifier
 from synthaug.train.classifier import spec_from_params
 
 SEED_VIT = dict(

@@ -116,7 +116,7 @@ def test_profile_stage_writes_the_figures_and_a_trace_artifact(tmp_path):
 
     import yaml
 
-    from synthaug.train.checkpoint import save_classifier
+    from synthaug.models.checkpoint import save_classifier
 
     from ..conftest import ROOT
 
@@ -124,7 +124,7 @@ def test_profile_stage_writes_the_figures_and_a_trace_artifact(tmp_path):
     model = build_classifier(spec)
     save_classifier(tmp_path / "models/cnn-baseline/seed0", spec, model.state_dict())
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["profile"].update(batch_size=4, warmup=1, repeats=2, steps=2, device="cpu")
+    params["profile_model"].update(batch_size=4, warmup=1, repeats=2, steps=2, device="cpu")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
     result = subprocess.run(
@@ -159,7 +159,7 @@ def test_profile_stage_writes_the_figures_and_a_trace_artifact(tmp_path):
         logged = dict(
             db.execute(
                 "select m.key, m.value from metrics m join runs r on r.run_uuid = m.run_uuid where r.name = "
-                "'profile/cnn'"
+                "'profile_model/cnn'"
             ).fetchall()
         )
     assert logged["macs_per_image"] == figures["macs_per_image"]

@@ -57,8 +57,8 @@ def colour_set(counts: list[int], seed: int) -> ImageSet:
 
 def trained_judge(folder, variant: str, train_set: ImageSet, params) -> None:
     from synthaug.data.imbalance import oversample
+    from synthaug.models.checkpoint import save_classifier
     from synthaug.seeding import seed_everything
-    from synthaug.train.checkpoint import save_classifier
     from synthaug.train.classifier import prepare_training, train_classifier
 
     if variant == "oversampled":

@@ -9,6 +9,7 @@ import torch
 from synthaug.data.storage import ImageSet
 from synthaug.io import write_json
 from synthaug.params import SynthesizeParams, TrainGeneratorParams, parse_section
+from synthaug.resume import load_state, save_state
 from synthaug.synth.backends import GENERATOR_FILE, make_backend
 from synthaug.synth.plan import generation_counts, plan_items
 from synthaug.synth.training import (
@@ -20,7 +21,6 @@ from synthaug.synth.training import (
     preview_sampler,
     train_generator_loop,
 )
-from synthaug.train.state import load_state, save_state
 
 CLASSES = ("cat", "dog", "frog")
 

@@ -6,6 +6,7 @@ import torch
 
 from synthaug.data.storage import ImageSet
 from synthaug.models.classifiers import build_classifier
+from synthaug.resume import load_state
 from synthaug.seeding import seed_everything
 from synthaug.train.classifier import (
     history_csv,
@@ -14,7 +15,6 @@ from synthaug.train.classifier import (
     spec_from_params,
     train_classifier,
 )
-from synthaug.train.state import load_state
 
 
 def three_batches(params, num_classes: int = 4, seed: int = 0) -> ImageSet:
@@ -26,7 +26,7 @@ def three_batches(params, num_classes: int = 4, seed: int = 0) -> ImageSet:
 
 @pytest.mark.parametrize("kind", ["vit", "cnn"])
 def test_overfits_three_batches(kind, tiny_train_params):
-    # The seed's sanity check: random images with random labels, memorized to accuracy 1.0.
+    # The reference study's sanity check: random images with random labels, memorized to accuracy 1.0.
     params = tiny_train_params.model_copy(update={"epochs": 60, "schedule": "constant"})
     data = three_batches(params)
     seed_everything(0)

@@ -85,7 +85,16 @@ def train(
         splits,
         *(
             part
-            for kind in ("out", "history", "curves", "eval", "predictions", "confusion")
+            for kind in (
+                "model",
+                "summary",
+                "summary-detail",
+                "curves",
+                "scores",
+                "scores-detail",
+                "predictions",
+                "confusion",
+            )
             for part in (f"--{kind}", f"{out}/{kind}")
         ),
     ]
@@ -102,7 +111,7 @@ def test_two_gloo_processes_train_what_one_process_trains(project):
         project, "two", [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     )
     assert "rank 1 of 2 done" in two.stdout + two.stderr
-    single, ddp = (load_file(project / f"{out}/out/seed0/model.safetensors") for out in ("one", "two"))
+    single, ddp = (load_file(project / f"{out}/model/seed0/model.safetensors") for out in ("one", "two"))
     assert single.keys() == ddp.keys()
     # same batches, same augmentation stream, gradient averaged over the global batch: equal up to float rounding
     for key in single:
@@ -115,9 +124,9 @@ def test_two_gloo_processes_train_what_one_process_trains(project):
         # train loss / accuracy summed over ranks, validation confusion summed over ranks
         assert [epoch, lr, accuracy, val_accuracy, val_f1] == [expected[0], expected[1], *expected[3:]]
         assert loss == pytest.approx(expected[2], abs=1e-4)
-    summary = json.loads((project / "two/history/seed0.json").read_text())
+    summary = json.loads((project / "two/summary-detail/seed0.json").read_text())
     assert summary["train_images"] == 36  # every image counted once, not once per rank
-    assert not (project / "two/.out.partial/seed0").exists()
+    assert not (project / "two/.model.partial/seed0").exists()
     with sqlite3.connect(project / "mlflow.db") as db:
         runs = db.execute("select count(*) from runs where status = 'FINISHED'").fetchone()[0]
     assert runs == 2  # one per invocation: rank 1 logs nothing
@@ -130,8 +139,10 @@ def test_loss_variant_trains_the_imbalanced_set_with_its_own_loss(project):
     save_index_arrays(project / "imbalanced.npz", splits)
     train(project, "plain", [sys.executable], splits="imbalanced.npz")
     train(project, "adjusted", [sys.executable], variant="logit_adjusted", splits="imbalanced.npz")
-    summaries = [json.loads((project / f"{out}/history/seed0.json").read_text()) for out in ("plain", "adjusted")]
+    summaries = [
+        json.loads((project / f"{out}/summary-detail/seed0.json").read_text()) for out in ("plain", "adjusted")
+    ]
     assert [s["train_images"] for s in summaries] == [26, 26]  # the baseline's images
-    plain, adjusted = (load_file(project / f"{out}/out/seed0/model.safetensors") for out in ("plain", "adjusted"))
+    plain, adjusted = (load_file(project / f"{out}/model/seed0/model.safetensors") for out in ("plain", "adjusted"))
     # same seed, same batches: only the loss differs, by more than float rounding
     assert max(np.abs(plain[key] - adjusted[key]).max() for key in plain) > 1e-3

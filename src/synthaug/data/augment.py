@@ -1,4 +1,5 @@
-"""The seed's training augmentations (albumentations per image, or batched in torch) and uint8-to-tensor batching."""
+"""The reference study's training augmentations (albumentations per image, or batched in torch) and
+uint8-to-tensor batching."""
 
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ from synthaug.params import AUGMENTATION_ENGINES
 # Images are scaled to [-1, 1]; the classifiers are trained from scratch, so no ImageNet statistics.
 MEAN = 0.5
 STD = 0.5
-SEED_STAGES = ("geometry", "color", "blur_noise")  # the seed trained without occlusion
+REFERENCE_STAGES = ("geometry", "color", "blur_noise")  # the reference study trained without occlusion
 
 
-def seed_augmentations(p: float, seed: int, stages: tuple[str, ...] | list[str] = SEED_STAGES) -> A.Compose:
+def reference_augmentations(p: float, seed: int, stages: tuple[str, ...] | list[str] = REFERENCE_STAGES) -> A.Compose:
     """HorizontalFlip, RandomBrightnessContrast, HueSaturationValue, Rotate(10), GaussianBlur, GaussNoise,
     then CoarseDropout (occlusion), each with probability `p`, keeping those in `stages`.
 
-    Arguments reproduce the albumentations 1.x defaults the seed ran with, where 2.x changed them. The
-    seed's order is kept whatever the stages, so the seed set gives exactly the seed's transform.
+    Arguments reproduce the albumentations 1.x defaults the reference study ran with, where 2.x changed them. The
+    reference order is kept whatever the stages, so the reference set gives exactly the reference study's transform.
     """
     check_stages(stages)
     staged = [
@@ -48,15 +49,15 @@ Augmentation = A.Compose | BatchAugmenter | None
 
 
 def make_augmentation(
-    engine: str, p: float, seed: int, stages: tuple[str, ...] | list[str] = SEED_STAGES
+    engine: str, p: float, seed: int, stages: tuple[str, ...] | list[str] = REFERENCE_STAGES
 ) -> Augmentation:
-    """The seed augmentations through `engine` ("torch": batched, "albumentations": per image); None at p = 0."""
+    """The reference augmentations through `engine` ("torch": batched, "albumentations": per image); None at p = 0."""
     if p <= 0:
         return None
     if engine == "torch":
         return BatchAugmenter(p, seed, tuple(stages))
     if engine == "albumentations":
-        return seed_augmentations(p, seed, stages)
+        return reference_augmentations(p, seed, stages)
     raise ValueError(f"unknown augmentation engine {engine!r} (allowed: {', '.join(AUGMENTATION_ENGINES)})")
 
 

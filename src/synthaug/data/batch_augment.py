@@ -1,5 +1,5 @@
-"""The seed's augmentations on whole batches in torch, on the batch's device: the same distribution as
-`synthaug.data.augment.seed_augmentations` (albumentations, one image at a time), at batch speed.
+"""The reference study's augmentations on whole batches in torch, on the batch's device: the same distribution as
+`synthaug.data.augment.reference_augmentations` (albumentations, one image at a time), at batch speed.
 
 Each transform is a pure function of the images and its per-image parameters, written to give what the
 albumentations 2.x transform gives for the same parameters, including where it rounds or truncates to
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from synthaug.params import AUGMENTATION_STAGES
 
-# The albumentations ranges the seed ran with (see seed_augmentations).
+# The albumentations ranges the reference study ran with (see reference_augmentations).
 BRIGHTNESS_LIMIT = 0.2
 CONTRAST_LIMIT = 0.2
 HUE_SHIFT_LIMIT = 20.0  # in OpenCV's uint8 hue units (2 degrees)
@@ -194,7 +194,7 @@ def _uniform(generator: torch.Generator, count: int, low: float, high: float) ->
 
 @dataclass
 class BatchAugmenter:
-    """The seed augmentations of `stages`, each applied to an image with probability `p`, in the seed's
+    """The reference augmentations of `stages`, each applied to an image with probability `p`, in the reference study's
     order: flip, brightness/contrast, hue/saturation/value, rotate, blur, noise, occlusion."""
 
     p: float

@@ -14,7 +14,7 @@ from synthaug.seeding import derive_seed
 
 
 def linear_fractions(num_classes: int, min_fraction: float) -> np.ndarray:
-    """The seed's profile: class 0 keeps `min_fraction`, rising linearly to 1.0 for the last class."""
+    """The reference study's shape: class 0 keeps `min_fraction`, rising linearly to 1.0 for the last class."""
     return np.linspace(min_fraction, 1.0, num_classes)
 
 
@@ -26,23 +26,23 @@ def exponential_fractions(num_classes: int, imbalance_factor: float) -> np.ndarr
 
 
 def keep_fractions(
-    profile: str,
+    shape: str,
     num_classes: int,
     *,
     min_fraction: float,
     imbalance_factor: float,
     fractions: list[float] | None,
 ) -> np.ndarray:
-    if profile == "linear":
+    if shape == "linear":
         return linear_fractions(num_classes, min_fraction)
-    if profile == "exponential":
+    if shape == "exponential":
         return exponential_fractions(num_classes, imbalance_factor)
-    if profile == "explicit":
+    if shape == "explicit":
         if fractions is None or len(fractions) != num_classes:
             got = "none" if fractions is None else len(fractions)
             raise ImbalanceError(f"imbalance.fractions: need {num_classes} fractions (one per class), got {got}")
         return np.asarray(fractions, dtype=np.float64)
-    raise ImbalanceError(f"imbalance.profile: unknown profile {profile!r} (allowed: linear, exponential, explicit)")
+    raise ImbalanceError(f"imbalance.shape: unknown shape {shape!r} (allowed: linear, exponential, explicit)")
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,12 @@ def variant_indices(variant: str, splits: dict[str, np.ndarray], labels: np.ndar
         ("baseline", "oversampled", "full", *LOSS_VARIANTS, "synthetic_<generator>", "synthetic_only_<generator>")
     )
     raise ImbalanceError(f"unknown variant {variant!r} (allowed: {allowed})")
+
+
+def minority_classes(train_counts: dict[str, int]) -> list[str]:
+    """The half of the classes (rounded down, at least one) with the fewest imbalanced training images."""
+    ordered = sorted(train_counts, key=lambda name: (train_counts[name], name))
+    return ordered[: max(1, len(ordered) // 2)]
 
 
 def load_variant_sets(data_dir: Path, splits_path: Path, variant: str, seed: int) -> tuple[ImageSet, ImageSet]:

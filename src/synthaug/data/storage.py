@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,10 @@ class ImageSet:
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=self.num_classes)
+
+    def digest(self) -> dict[str, str]:
+        """sha256 of the pixels and of the labels: part of a resume fingerprint (other data, other result)."""
+        return {"images": hashlib.sha256(self.images).hexdigest(), "labels": hashlib.sha256(self.labels).hexdigest()}
 
 
 def save_image_set(path: str | Path, data: ImageSet) -> None:

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from synthaug.errors import MissingInput
+from synthaug.io import read_metrics
 from synthaug.metrics.verdicts import (
     Interval,
     above_chance,
@@ -36,12 +37,6 @@ class EntryResult:
     confusion: np.ndarray  # row-normalized, metrics/confusion/<entry>/seed<k>.json
     history: list[dict]  # metrics/curves/<entry>/seed<k>.csv rows
     summary: dict = field(default_factory=dict)  # metrics/train/<entry>/seed<k>.json (train images, seconds, filter)
-
-
-def minority_classes(train_counts: dict[str, int]) -> list[str]:
-    """The half of the classes (rounded down, at least one) with the fewest imbalanced training images."""
-    ordered = sorted(train_counts, key=lambda name: (train_counts[name], name))
-    return ordered[: max(1, len(ordered) // 2)]
 
 
 def _mean_std(values: list[float]) -> tuple[float, float, float, float]:
@@ -653,29 +648,40 @@ def html_page(title: str, sections: list[tuple[str, str]]) -> str:
 # --- inputs ----------------------------------------------------------------------------------------
 
 
+def read_stage_metrics(metrics_dir: Path, relative: str | Path) -> dict:
+    """A metrics file joined with its per-class detail (metrics/detail/<same path>); a missing one names dvc repro."""
+    headline, detail = metrics_dir / relative, metrics_dir / "detail" / relative
+    for path in (headline, detail):
+        if not path.is_file():
+            raise MissingInput(f"{path}: missing (run `dvc repro`: the stage that writes it has not run)")
+    return read_metrics(headline, detail)
+
+
 def load_entry_result(metrics_dir: Path, classifier: str, variant: str, seed: int) -> EntryResult:
-    """Read one seed of one train_classifier entry's outputs; a missing file names the stage to run."""
+    """Read one seed of one train entry's outputs; a missing file names the stage to run."""
     import csv
     import json
 
     entry, name = f"{classifier}-{variant}", f"seed{seed}"
     paths = {
         "metrics": metrics_dir / "eval" / entry / f"{name}.json",
+        "scores_detail": metrics_dir / "detail" / "eval" / entry / f"{name}.json",
+        "summary_detail": metrics_dir / "detail" / "train" / entry / f"{name}.json",
         "confusion": metrics_dir / "confusion" / entry / f"{name}.json",
         "history": metrics_dir / "curves" / entry / f"{name}.csv",
         "summary": metrics_dir / "train" / entry / f"{name}.json",
     }
     for path in paths.values():
         if not path.is_file():
-            raise MissingInput(f"{path}: missing (run `dvc repro` so every train_classifier entry exists)")
+            raise MissingInput(f"{path}: missing (run `dvc repro` so every train entry exists)")
     with open(paths["history"], newline="", encoding="utf-8") as handle:
         history = list(csv.DictReader(handle))
     return EntryResult(
         classifier=classifier,
         variant=variant,
         seed=seed,
-        metrics=json.loads(paths["metrics"].read_text(encoding="utf-8")),
+        metrics=read_metrics(paths["metrics"], paths["scores_detail"]),
         confusion=np.asarray(json.loads(paths["confusion"].read_text(encoding="utf-8"))["normalized"]),
         history=history,
-        summary=json.loads(paths["summary"].read_text(encoding="utf-8")),
+        summary=read_metrics(paths["summary"], paths["summary_detail"]),
     )

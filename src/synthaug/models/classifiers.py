@@ -53,7 +53,7 @@ class HFViTClassifier(nn.Module):
 
 
 class SmallCNN(nn.Module):
-    """The seed's CNN: conv blocks (32/64/128 by default), LeakyReLU, max-pool, then a linear head."""
+    """The reference study's CNN: conv blocks (32/64/128 by default), LeakyReLU, max-pool, then a linear head."""
 
     def __init__(self, spec: ClassifierSpec) -> None:
         super().__init__()

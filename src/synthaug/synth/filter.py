@@ -9,9 +9,9 @@ import torch
 
 from synthaug.data.storage import ImageSet
 from synthaug.errors import MissingInput
+from synthaug.models.checkpoint import load_classifier
 from synthaug.models.inference import predict_logits
 from synthaug.params import SyntheticFilterParams
-from synthaug.train.checkpoint import load_classifier
 
 
 def agreement_mask(

@@ -1,4 +1,4 @@
-"""Class-conditional DCGAN with the seed's options, for 2^k-pixel images (32 px for CIFAR-10).
+"""Class-conditional DCGAN with the reference study's options, for 2^k-pixel images (32 px for CIFAR-10).
 
 Generator: [z, label embedding] -> 4x4 map -> up blocks (transposed conv, upsample + conv, or CSP-style
 split blocks), BatchNorm + LeakyReLU, tanh output. Discriminator: DCGAN conv stack with LeakyReLU, the label

@@ -26,7 +26,7 @@ from synthaug.params import (
     GanSampleParams,
     TrainGeneratorParams,
 )
-from synthaug.train.state import load_state, save_state
+from synthaug.resume import load_state, save_state
 
 log = logging.getLogger("synthaug.synth")
 

@@ -44,8 +44,8 @@ from synthaug.models.classifiers import (
 )
 from synthaug.models.inference import model_device, predict_logits, to_device
 from synthaug.params import TrainParams
+from synthaug.resume import load_state, save_state
 from synthaug.train.losses import LossSpec, classification_loss, loss_for_variant
-from synthaug.train.state import load_state, save_state
 
 log = logging.getLogger("synthaug.train")
 

@@ -1,0 +1,218 @@
+"""One entry of the experiment matrix, a (classifier, variant) pair: trained and tested once per seed.
+
+Both train stages run this: `train_classifier` for the real-data variants, `train_synthetic` for the variants that
+add a generator's images to the real ones (synthetic_<g>) or train on them alone (synthetic_only_<g>, CAS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from synthaug.data.imbalance import load_variant_sets, minority_classes
+from synthaug.data.storage import ImageSet, concat_image_sets, load_image_set, load_index_arrays
+from synthaug.distributed import Ranks, process_group, rank_done
+from synthaug.io import fingerprint, work_folder, write_metrics, write_text
+from synthaug.models.checkpoint import save_classifier
+from synthaug.models.classifiers import count_parameters
+from synthaug.params import TrainParams
+from synthaug.seeding import seed_everything
+from synthaug.synth.filter import filter_synthetic
+from synthaug.synth.shards import load_synthetic
+from synthaug.tracking import main_rank_run, run_name
+from synthaug.train.classifier import history_csv, prepare_training, train_classifier
+from synthaug.train.evaluation import HEADLINE_SCORES, evaluate_classifier, write_evaluation
+
+
+@dataclass(frozen=True)
+class EntryOutputs:
+    """The entry's output folders (dvc.yaml names them); each holds one file or folder per seed."""
+
+    model: Path  # seed<k>/: model.safetensors, spec.json
+    summary: Path  # seed<k>.json: training seconds (DVC metrics)
+    summary_detail: Path  # seed<k>.json: best epoch, images, device, what the synthetic filter kept
+    curves: Path  # seed<k>.csv: per-epoch validation curve (DVC plots)
+    scores: Path  # seed<k>.json: test accuracy, macro-F1, minority recall (DVC metrics)
+    scores_detail: Path  # seed<k>.json: test precision / recall / F1 per class
+    predictions: Path  # seed<k>.csv: test predictions (DVC's confusion plot)
+    confusion: Path  # seed<k>.json and seed<k>.png: confusion matrices
+
+    def seed_file(self, folder: Path, seed: int, suffix: str = "") -> Path:
+        return folder / f"seed{seed}{suffix}"
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        """The train stages' output flags, one per field."""
+        for field in fields(EntryOutputs):
+            flag = "--" + field.name.replace("_", "-")
+            parser.add_argument(flag, type=Path, required=True, help=f"output folder: {OUTPUT_HELP[field.name]}")
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> EntryOutputs:
+        return cls(**{field.name: getattr(args, field.name) for field in fields(cls)})
+
+
+OUTPUT_HELP = {
+    "model": "seed<k>/ (model.safetensors, spec.json)",
+    "summary": "seed<k>.json, training seconds",
+    "summary_detail": "seed<k>.json, the rest of the training summary",
+    "curves": "seed<k>.csv, per-epoch curves",
+    "scores": "seed<k>.json, test accuracy, macro-F1, minority recall",
+    "scores_detail": "seed<k>.json, test scores per class",
+    "predictions": "seed<k>.csv, test predictions",
+    "confusion": "seed<k>.json and seed<k>.png, confusion matrices",
+}
+
+
+@dataclass(frozen=True)
+class AddedImages:
+    """Generated images an entry trains on: beside the real set (synthetic_<g>) or alone (synthetic_only_<g>)."""
+
+    folder: Path  # a synthesize output
+    alone: bool
+    judge: Path | None = None  # the judge entry's checkpoint folder, for train.synthetic_filter (not when alone)
+
+
+def training_set(
+    data: Path, splits: Path, variant: str, seed: int, added: AddedImages | None, params: TrainParams
+) -> tuple[ImageSet, ImageSet, dict]:
+    """(training set, validation set, what the synthetic filter did) for one seed."""
+    train_set, val_set = load_variant_sets(data, splits, variant, seed)
+    if added is None:
+        return train_set, val_set, {}
+    synthetic = load_synthetic(added.folder, train_set.class_names)
+    if added.alone:  # CAS measures the generator as it is: nothing filtered (the variant has no real image)
+        report = {"synthetic_images": len(synthetic)}
+    else:
+        judge = None if added.judge is None else added.judge / f"seed{seed}"
+        synthetic, report = filter_synthetic(synthetic, judge, params.synthetic_filter, params.eval_batch_size)
+    return concat_image_sets(train_set, synthetic), val_set, report
+
+
+def train_seed(
+    stage: str,
+    classifier: str,
+    variant: str,
+    seed: int,
+    sets: tuple[ImageSet, ImageSet, dict],
+    test: ImageSet,
+    minority: list[str],
+    params: TrainParams,
+    outputs: EntryOutputs,
+    ranks: Ranks,
+) -> str:
+    """Train, save and test one seed of the entry; returns its summary line."""
+    train_set, val_set, synthetic_report = sets
+    setup = prepare_training(classifier, variant, params, train_set)
+    name = run_name(stage, f"{classifier}-{variant}", seed)
+    tags = {"classifier": classifier, "variant": variant, "seed": str(seed)}
+    with main_rank_run(ranks.is_main, name, {"train": params.model_dump()}, tags) as tracker:
+        tracker.log_metrics({"train_images": len(train_set), "parameters": count_parameters(setup.model)})
+        # A killed run resumes from its last finished epoch, if nothing that decides the result changed.
+        digest = fingerprint(
+            {"train": params.model_dump(), "classifier": classifier, "variant": variant, "seed": seed}
+            | train_set.digest()
+        )
+        start = time.perf_counter()
+        result = train_classifier(
+            setup.model,
+            train_set,
+            val_set,
+            params,
+            seed=seed,
+            on_epoch=lambda record: tracker.log_metrics(record.to_dict(), step=record.epoch),
+            checkpoint=work_folder(outputs.model) / f"seed{seed}" / "last.safetensors",
+            fingerprint=digest,
+            ranks=ranks,
+            loss_spec=setup.loss_spec,
+        )
+        seconds = time.perf_counter() - start
+        if not ranks.is_main:
+            return rank_done(name, ranks)
+        save_classifier(outputs.seed_file(outputs.model, seed), setup.spec, result.best_state)
+        write_text(outputs.seed_file(outputs.curves, seed, ".csv"), history_csv(result.history))
+        summary, summary_detail = (
+            outputs.seed_file(folder, seed, ".json") for folder in (outputs.summary, outputs.summary_detail)
+        )
+        write_metrics(
+            summary,
+            summary_detail,
+            {
+                "best_epoch": result.best_epoch,
+                "best_val_macro_f1": result.best_val_macro_f1,
+                "train_images": len(train_set),
+                "parameters": count_parameters(setup.model),
+                # this run's training loop (epochs finished before a resume are not counted)
+                "seconds": round(seconds, 2),
+                "device": setup.device.type,
+                **synthetic_report,
+            },
+            keys=("seconds",),
+        )
+        # The test split, with the best epoch's weights.
+        setup.model.load_state_dict(result.best_state)
+        evaluation = evaluate_classifier(setup.model, setup.spec.image_size, test, params.eval_batch_size, minority)
+        write_evaluation(
+            evaluation,
+            test,
+            name,
+            outputs.seed_file(outputs.predictions, seed, ".csv"),
+            outputs.seed_file(outputs.confusion, seed),
+        )
+        report = evaluation.report
+        write_metrics(
+            outputs.seed_file(outputs.scores, seed, ".json"),
+            outputs.seed_file(outputs.scores_detail, seed, ".json"),
+            report,
+            keys=HEADLINE_SCORES,
+        )
+        tracker.log_metrics(
+            {
+                "best_val_macro_f1": result.best_val_macro_f1,
+                "best_epoch": result.best_epoch,
+                "test_accuracy": report["accuracy"],
+                "test_macro_f1": report["macro_f1"],
+                "test_minority_recall": report["minority_recall"],
+            }
+        )
+        tracker.log_metrics({f"test_recall.{c}": v["recall"] for c, v in report["per_class"].items()})
+        tracker.log_artifact(outputs.seed_file(outputs.confusion, seed, ".png"))
+    return (
+        f"{name}: best val macro-F1 {result.best_val_macro_f1:.4f} at epoch {result.best_epoch} "
+        f"({len(train_set)} images); test accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}"
+    )
+
+
+def train_entry(
+    stage: str,
+    classifier: str,
+    variant: str,
+    data: Path,
+    splits: Path,
+    outputs: EntryOutputs,
+    params: TrainParams,
+    seeds: list[int],
+    added: AddedImages | None = None,
+) -> str:
+    """Train and test the entry once per seed in this process (start-up is paid once, not once per seed).
+
+    Under torchrun / accelerate launch every rank trains its share; rank 0 alone logs and writes.
+    """
+    test = load_image_set(data / "test.npz")
+    imbalanced = load_image_set(data / "train.npz").labels[load_index_arrays(splits)["train"]]
+    counts = np.bincount(imbalanced, minlength=test.num_classes).tolist()
+    minority = minority_classes(dict(zip(test.class_names, counts)))
+    lines = []
+    with process_group() as ranks:
+        for seed in seeds:
+            seed_everything(seed)
+            sets = training_set(data, splits, variant, seed, added, params)
+            lines.append(train_seed(stage, classifier, variant, seed, sets, test, minority, params, outputs, ranks))
+        if ranks.is_main:  # every seed is done: nothing left to resume
+            shutil.rmtree(work_folder(outputs.model), ignore_errors=True)
+    return "; ".join(lines)

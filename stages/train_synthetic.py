@@ -1,0 +1,46 @@
+"""DVC stage `train_synthetic`: a classifier trained on a generator's images, once per experiment.seeds entry.
+
+mix synthetic: the real imbalanced set plus the generator's images (variant synthetic_<g>), filtered by the judge
+entry when train.synthetic_filter.enabled. mix synthetic_only: the generator's evaluation images alone (variant
+synthetic_only_<g>), tested on real images: the classification accuracy score (CAS), nothing filtered.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from synthaug.cli import run_stage
+from synthaug.params import GENERATORS, ExperimentParams, TrainParams, load_section
+from synthaug.train.entry import AddedImages, EntryOutputs, train_entry
+
+MIXES = ("synthetic", "synthetic_only")
+
+
+def main() -> str:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--classifier", required=True, help="experiment.classifiers entry: vit, cnn or timm")
+    parser.add_argument("--mix", required=True, choices=MIXES, help="beside the real images, or alone")
+    parser.add_argument("--generator", required=True, choices=GENERATORS, help="experiment.generators entry")
+    parser.add_argument("--data", type=Path, required=True, help="fetched dataset folder")
+    parser.add_argument("--splits", type=Path, required=True, help="split indices from the imbalance stage")
+    parser.add_argument("--synthetic", type=Path, required=True, help="the generator's training images")
+    parser.add_argument("--synthetic-eval", type=Path, required=True, help="the generator's evaluation images")
+    parser.add_argument("--judge", type=Path, required=True, help="the judge entry's checkpoints (synthetic filter)")
+    EntryOutputs.add_arguments(parser)
+    args = parser.parse_args()
+    params = load_section("train", TrainParams)
+    seeds = load_section("experiment", ExperimentParams).seeds
+    if args.mix == "synthetic":
+        added = AddedImages(args.synthetic, alone=False, judge=args.judge)
+    else:
+        added = AddedImages(args.synthetic_eval, alone=True)
+    variant = f"{args.mix}_{args.generator}"
+    outputs = EntryOutputs.from_arguments(args)
+    return train_entry(
+        "train_synthetic", args.classifier, variant, args.data, args.splits, outputs, params, seeds, added
+    )
+
+
+if __name__ == "__main__":
+    run_stage("train_synthetic", main)
