@@ -54,5 +54,7 @@ endif
 	$(BIN)/python bench/models.py --cases vit224 vit32 cnn ddpm_train gan_train gan_sample --repeats 3
 	$(BIN)/python bench/synthesize.py
 
+# The address opens the experiment on its runs (MLflow 3.17's UI otherwise starts on its GenAI overview).
 mlflow-ui: install
+	@echo "open http://127.0.0.1:5000/$$($(BIN)/python -c 'from synthaug.tracking import UI_PATH; print(UI_PATH)')"
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

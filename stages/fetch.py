@@ -7,11 +7,11 @@ import logging
 import time
 from pathlib import Path
 
-from synthaug.cli import run_stage
 from synthaug.data.fetch import download_cifar10, read_archive
 from synthaug.data.storage import save_image_set
 from synthaug.io import atomic_path, ensure_free_space, write_json
 from synthaug.params import FetchParams, load_section
+from synthaug.runner import run_stage
 from synthaug.tracking import run_name, stage_run
 
 log = logging.getLogger("synthaug.fetch")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug.cli import run_stage
 from synthaug.data.storage import load_image_set
 from synthaug.devices import resolve_device
 from synthaug.errors import FeatureWeightsMissing
@@ -32,6 +31,7 @@ from synthaug.metrics.fid import (
 )
 from synthaug.models.checkpoint import load_classifier
 from synthaug.params import GENERATORS, FidParams, load_section
+from synthaug.runner import run_stage
 from synthaug.synth.shards import load_synthetic
 from synthaug.tracking import run_name, stage_run
 

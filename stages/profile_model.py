@@ -8,12 +8,12 @@ from pathlib import Path
 
 import torch
 
-from synthaug.cli import run_stage
 from synthaug.devices import resolve_device
 from synthaug.io import atomic_path, write_json
 from synthaug.models.checkpoint import load_classifier
 from synthaug.models.profile import profile_classifier, trace_training_steps
 from synthaug.params import ProfileModelParams, load_section
+from synthaug.runner import run_stage
 from synthaug.tracking import run_name, stage_run
 
 TRACE_FILE = "trace.json"

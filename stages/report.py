@@ -7,7 +7,6 @@ import hashlib
 import html
 from pathlib import Path
 
-from synthaug.cli import run_stage
 from synthaug.data.imbalance import minority_classes
 from synthaug.io import atomic_path, read_json, rows_csv, write_text
 from synthaug.metrics.plots import save_figure
@@ -43,6 +42,7 @@ from synthaug.metrics.report import (
 from synthaug.metrics.sweeps import provenance_file, read_sweep_csv, sweep_staleness
 from synthaug.params import PARAMS_FILE, ExperimentParams, load_params, load_section
 from synthaug.provenance import code_digest, flat_params, git_commit
+from synthaug.runner import run_stage
 from synthaug.tracking import run_name, stage_run
 
 VERDICT_NOTE = (

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug.cli import run_stage
 from synthaug.data.storage import load_image_set, load_index_arrays
 from synthaug.devices import resolve_device
 from synthaug.distributed import close_ranks, init_ranks, sum_over_ranks
 from synthaug.io import atomic_path, ensure_free_space, fingerprint, read_json, work_folder, write_json
 from synthaug.metrics.plots import save_png
 from synthaug.params import GENERATORS, SynthesizeParams, load_section
+from synthaug.runner import run_stage
 from synthaug.seeding import derive_seed
 from synthaug.synth.backends import GENERATOR_FILE, make_backend, prompt_templates
 from synthaug.synth.plan import evaluation_counts, generation_counts, plan_items

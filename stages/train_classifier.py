@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from synthaug.cli import run_stage
 from synthaug.params import ExperimentParams, TrainParams, load_section
+from synthaug.runner import run_stage
 from synthaug.train.entry import EntryOutputs, train_entry
 
 

@@ -13,7 +13,6 @@ import shutil
 import time
 from pathlib import Path
 
-from synthaug.cli import run_stage
 from synthaug.data.storage import load_image_set, load_index_arrays
 from synthaug.devices import resolve_device
 from synthaug.distributed import close_ranks, init_ranks
@@ -25,6 +24,7 @@ from synthaug.params import (
     TrainGeneratorParams,
     load_section,
 )
+from synthaug.runner import run_stage
 from synthaug.seeding import seed_everything
 from synthaug.synth.backends import GENERATOR_FILE
 from synthaug.synth.training import (

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from synthaug.cli import run_stage
 from synthaug.params import GENERATORS, ExperimentParams, TrainParams, load_section
+from synthaug.runner import run_stage
 from synthaug.train.entry import AddedImages, EntryOutputs, train_entry
 
 MIXES = ("synthetic", "synthetic_only")

@@ -83,7 +83,10 @@ def test_stage_run_logs_params_metrics_tags_and_artifacts(monkeypatch, tmp_path)
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
     assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
-    (found,) = client.search_runs([experiment.experiment_id])
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on its runs
+    parent, found = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    assert parent.info.run_name == "exp-test" and parent.data.tags["synthaug.role"] == "pipeline"
+    assert found.data.tags["mlflow.parentRunId"] == parent.info.run_id  # nested under its pipeline execution
     assert found.info.run_name == "train_classifier/vit-baseline/seed0" and found.info.status == "FINISHED"
     assert found.data.params == {"train.batch_size": "8"}
     assert found.data.metrics == {"test_accuracy": 0.5, "val_macro_f1": 0.25}
@@ -91,6 +94,55 @@ def test_stage_run_logs_params_metrics_tags_and_artifacts(monkeypatch, tmp_path)
     assert found.data.tags["synthaug.stage"] == "train_classifier"
     assert found.data.tags["synthaug.pipeline"] == "exp-test"  # groups all stages of the experiment
     assert [a.path for a in client.list_artifacts(found.info.run_id)] == ["m.json"]
+
+
+def test_stages_of_one_pipeline_execution_share_one_parent_run(monkeypatch, tmp_path):
+    import mlflow
+
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    # a store made before the experiment said what it holds gets the tag on the next stage run
+    client.create_experiment(tracking.EXPERIMENT_NAME, artifact_location=(tmp_path / "mlartifacts").as_uri())
+    for pipeline, stages in (("exp-a", ("fetch", "imbalance")), ("exp-b", ("fetch",))):
+        monkeypatch.setenv("DVC_EXP_NAME", pipeline)
+        for stage in stages:
+            with tracking.stage_run(stage, {}):
+                pass
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = client.search_runs([experiment.experiment_id])
+    parents = {r.info.run_name: r.info.run_id for r in runs if r.data.tags.get("synthaug.role") == "pipeline"}
+    assert sorted(parents) == ["exp-a", "exp-b"]
+    children = sorted(
+        (r.data.tags["synthaug.pipeline"], r.info.run_name, r.data.tags["mlflow.parentRunId"])
+        for r in runs
+        if "synthaug.role" not in r.data.tags
+    )
+    assert children == [
+        ("exp-a", "fetch", parents["exp-a"]),
+        ("exp-a", "imbalance", parents["exp-a"]),
+        ("exp-b", "fetch", parents["exp-b"]),
+    ]
+
+
+def test_a_parent_made_twice_by_a_race_is_reduced_to_the_first(monkeypatch, tmp_path):
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment_id = client.create_experiment("race")
+    early = client.create_run(experiment_id, run_name="p", tags={"synthaug.pipeline": "p", "synthaug.role": "pipeline"})
+    searches = []
+    real_search = client.search_runs
+
+    def late_search(*args, **kwargs):  # the first search misses the other stage's parent, as in a race
+        searches.append(args)
+        return [] if len(searches) == 1 else real_search(*args, **kwargs)
+
+    monkeypatch.setattr(client, "search_runs", late_search)
+    assert tracking.pipeline_run(client, experiment_id, "p") == early.info.run_id
+    alive = real_search([experiment_id], "tags.`synthaug.role` = 'pipeline'")
+    assert [r.info.run_id for r in alive] == [early.info.run_id]  # the second parent was deleted
 
 
 def test_pipeline_id_without_dvc_changes_with_params(monkeypatch, tmp_path):

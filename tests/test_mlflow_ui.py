@@ -90,7 +90,11 @@ def test_rest_api_shows_runs_metrics_and_artifacts(mlflow_server):
     experiment_id = experiment["experiment"]["experiment_id"]
     runs = api(mlflow_server, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id]})["runs"]
     by_name = {run["info"]["run_name"]: run for run in runs}
-    assert set(by_name) == {"train_classifier/vit-baseline/seed0", "train_classifier/vit-oversampled/seed0"}
+    pipeline = tracking.pipeline_id()
+    assert set(by_name) == {pipeline, "train_classifier/vit-baseline/seed0", "train_classifier/vit-oversampled/seed0"}
+    parent = by_name.pop(pipeline)["info"]["run_id"]
+    for run in by_name.values():
+        assert {t["key"]: t["value"] for t in run["data"]["tags"]}["mlflow.parentRunId"] == parent
     metrics = {m["key"]: m["value"] for m in by_name["train_classifier/vit-oversampled/seed0"]["data"]["metrics"]}
     assert metrics == {"test_accuracy": 0.6}
     run_id = by_name["train_classifier/vit-baseline/seed0"]["info"]["run_id"]
@@ -102,5 +106,17 @@ def test_ui_lists_the_experiment_and_its_runs_in_a_browser(mlflow_server, tmp_pa
     experiments = render(f"{mlflow_server}/#/experiments", tmp_path / "experiments.png", wait_ms=15000)
     assert "experiment-list-item-link" in experiments and tracking.EXPERIMENT_NAME in experiments
     runs = render(f"{mlflow_server}/#/experiments/1/runs", tmp_path / "runs.png", wait_ms=20000)
-    assert "train_classifier/vit-baseline/seed0" in runs and "train_classifier/vit-oversampled/seed0" in runs
+    assert tracking.pipeline_id() in runs  # the stage runs are nested under their pipeline execution's row
     assert png_is_not_blank(tmp_path / "runs.png")
+
+
+def test_the_address_make_mlflow_ui_prints_opens_on_the_runs(mlflow_server, tmp_path):
+    # MLflow 3.17 picks an experiment's landing page by the UI's GenAI / Model training switch (the experiment's
+    # mlflow.experimentKind tag is read by other versions): the address `make mlflow-ui` prints sets the switch.
+    landing = render(f"{mlflow_server}/{tracking.UI_PATH}", tmp_path / "landing.png", wait_ms=20000)
+    assert "experiment-list-item-link" in landing
+    page = render(
+        f"{mlflow_server}/#/experiments/1?workflowType=machine_learning", tmp_path / "runs.png", wait_ms=20000
+    )
+    assert "<title>Runs - Experiment 1 - MLflow</title>" in page and "Traces 0" not in page
+    assert tracking.pipeline_id() in page  # one row per pipeline execution, its stage runs nested under it

@@ -1,45 +1,123 @@
-"""What every stage entry point shares: logging setup and one-line errors instead of tracebacks."""
+"""`synthaug sweep` and `synthaug hpo`: the experiment tools that run beside the DVC pipeline, not in it."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import sys
-import time
-from collections.abc import Callable
+from pathlib import Path
 
-from synthaug.errors import UserError
+import yaml
 
-
-def run_stage(name: str, main: Callable[[], str]) -> None:
-    """Run a stage's main(); print its one-line summary with the wall time, or a one-line error."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # SIGTERM (queue cancel, job schedulers) unwinds like Ctrl-C, so temporary outputs are removed.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    # A stage started in the background (nohup, `&`, some job runners) inherits SIGINT ignored: Ctrl-C must still
-    # unwind.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    start = time.perf_counter()
-    try:
-        summary = main()
-    except UserError as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
-        sys.exit(1)
-    print(f"{name}: done in {time.perf_counter() - start:.1f}s: {summary}")
+from synthaug.errors import MissingInput
+from synthaug.runner import run_stage
 
 
-def add_entry_arguments(parser: argparse.ArgumentParser) -> None:
-    """The (classifier, variant, seed) entry of the experiment matrix that dvc.yaml passes in."""
-    parser.add_argument("--classifier", required=True, help="experiment.classifiers entry: vit, cnn or timm")
-    parser.add_argument("--variant", required=True, help="baseline, oversampled, full or synthetic_<generator>")
-    parser.add_argument("--seed", type=int, required=True, help="experiment.seeds entry")
+def sweep_main(argv: list[str]) -> str:
+    from synthaug.io import write_json, write_text
+    from synthaug.metrics.report import sweep_markdown
+    from synthaug.metrics.sweeps import (
+        exp_show,
+        provenance_file,
+        rows_to_csv,
+        sweep_file_name,
+        sweep_points,
+        sweep_provenance,
+        sweep_rows,
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="synthaug sweep",
+        description="Collect a `dvc exp run --queue -S` sweep into metrics/sweeps/<key>.csv "
+        "(the report draws it as a heatmap).",
+    )
+    parser.add_argument("param", help="the swept params.yaml key, e.g. train.augment_p")
+    parser.add_argument(
+        "--metric",
+        default="macro_f1",
+        help="test metric (metrics/eval/<entry>/seed<k>.json key) to collect (default macro_f1)",
+    )
+    parser.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep only experiments with this params value (YAML), e.g. experiment.preset=demo",
+    )
+    parser.add_argument("--out", type=Path, default=Path("metrics/sweeps"), help="folder for the table")
+    parser.add_argument("--repo", type=Path, default=Path("."), help="DVC repository")
+    args = parser.parse_args(argv)
+    where = {}
+    for condition in args.where:
+        key, sep, value = condition.partition("=")
+        if not sep:
+            raise SystemExit(f"synthaug sweep: error: --where {condition!r}: expected KEY=VALUE")
+        where[key] = yaml.safe_load(value)
+    shown = exp_show(args.repo)
+    rows = sweep_rows(sweep_points(shown, args.param, args.metric, where), args.param, args.metric)
+    path = args.out / sweep_file_name(args.param)
+    experiments = {name for row in rows for name in row["experiments"].split()}
+    write_json(provenance_file(path), sweep_provenance(shown, args.param, where, args.repo, experiments))
+    write_text(path, rows_to_csv(rows))
+    print(sweep_markdown(rows))
+    runs = sum(row["runs"] for row in rows)
+    return f"{len(rows)} cells from {runs} tested entries written to {path}"
 
 
-def entry_name(args: argparse.Namespace) -> str:
-    """`<classifier>-<variant>`: the run name's variant part and the output folder prefix."""
-    return f"{args.classifier}-{args.variant}"
+def hpo_main(argv: list[str]) -> str:
+    from synthaug.data.imbalance import load_variant_sets
+    from synthaug.params import HpoParams, TrainParams, load_section
+    from synthaug.tracking import run_name, stage_run
+    from synthaug.train.hpo import (
+        best_overrides,
+        finished_trials,
+        run_search,
+        write_results,
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="synthaug hpo",
+        description="Optuna search over the train keys in params.yaml "
+        "`hpo.space`, for hpo.classifier and hpo.variant; rerun to continue the study.",
+    )
+    parser.add_argument("--data", type=Path, default=Path("data/cifar10"), help="fetch output")
+    parser.add_argument("--splits", type=Path, default=Path("data/splits.npz"), help="imbalance output")
+    parser.add_argument("--storage", type=Path, default=Path("models/hpo/optuna.db"), help="sqlite file of the studies")
+    parser.add_argument("--out", type=Path, default=Path("metrics/hpo"), help="folder for the study's results")
+    args = parser.parse_args(argv)
+    params = load_section("hpo", HpoParams)
+    base = load_section("train", TrainParams)
+    for path, stage in ((args.data / "train.npz", "fetch"), (args.splits, "imbalance")):
+        if not path.is_file():
+            raise MissingInput(f"{path}: missing (run `dvc repro {stage}` first)")
+    train_set, val_set = load_variant_sets(args.data, args.splits, params.variant, params.seed)
+    out = args.out / params.study
+    with stage_run(
+        run_name("hpo", params.study),
+        {"hpo": params.model_dump(), "train": base.model_dump()},
+        {"classifier": params.classifier, "variant": params.variant},
+    ) as tracker:
+        result = run_search(params, base, train_set, val_set, args.storage, tracker)
+        write_results(result.study, out)
+        best = result.best
+        tracker.log_metrics({"best_val_macro_f1": best.value, "finished_trials": finished_trials(result.study)})
+        tracker.log_artifact(out / "best_params.yaml")
+    print(f"apply the best: dvc exp run {' '.join(best_overrides(best))}")
+    return (
+        f"study {params.study}: {result.new_trials} new trials, {finished_trials(result.study)} finished; "
+        f"best val macro-F1 {best.value:.4f} (trial {best.number}); results in {out}"
+    )
 
 
-def entry_tags(args: argparse.Namespace) -> dict[str, str]:
-    return {"classifier": args.classifier, "variant": args.variant, "seed": str(args.seed)}
+COMMANDS = {"sweep": sweep_main, "hpo": hpo_main}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(f"usage: synthaug {{{','.join(COMMANDS)}}} [options]   (synthaug <command> --help)", file=sys.stderr)
+        sys.exit(2)
+    command, argv = sys.argv[1], sys.argv[2:]
+    run_stage(f"synthaug {command}", lambda: COMMANDS[command](argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,13 +1,15 @@
 """Typed, validated sections of params.yaml: one model per pipeline stage.
 
-Every field is required (params.yaml is the single source of defaults) and unknown keys
-are rejected, so a typo fails before any work with a message that names the key.
+Every field is required and unknown keys are rejected, so a typo fails before any work with a message that
+names the key. Each key is spelled, defaulted and explained once, in conf/config.yaml (params.yaml is composed
+from it); this module holds only each key's type and the rules between keys. Every closed set of names is one
+Literal type below, and the tuples the code iterates over are read from it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import (
@@ -26,22 +28,32 @@ PARAMS_FILE = "params.yaml"
 
 # YAML writes 1e-4 as a string under YAML 1.1 resolvers (PyYAML); accept numeric strings for floats only.
 Float = Annotated[float, Strict(False)]
-Fraction = Annotated[float, Strict(False), Field(gt=0.0, le=1.0)]
-Probability = Annotated[float, Strict(False), Field(ge=0.0, le=1.0)]
-PositiveInt = Annotated[int, Field(ge=1)]
-
-CLASSIFIERS = ("vit", "cnn", "timm")
-BASE_VARIANTS = ("baseline", "oversampled", "full")
-# Trained on the baseline's imbalanced set with another loss (synthaug.train.losses).
-LOSS_VARIANTS = ("class_weighted", "logit_adjusted", "label_smoothed")
-GENERATORS = ("sdxl_turbo", "ddpm", "gan")
-TRAINED_GENERATORS = ("ddpm", "gan")  # trained by the pipeline; sdxl_turbo is loaded pretrained
-Device = Literal["auto", "cpu", "cuda"]
-# The reference augmentations in groups (synthaug.data.augment); the reference study trained without occlusion.
-AUGMENTATION_STAGES = ("geometry", "color", "blur_noise", "occlusion")
-# torch: batched on the training device (synthaug.data.batch_augment); albumentations: the reference study's, per image.
-AUGMENTATION_ENGINES = ("torch", "albumentations")
 PositiveFloat = Annotated[float, Strict(False), Field(gt=0.0)]
+NonNegativeFloat = Annotated[float, Strict(False), Field(ge=0.0)]
+Fraction = Annotated[float, Strict(False), Field(gt=0.0, le=1.0)]  # a share that cannot be zero
+Probability = Annotated[float, Strict(False), Field(ge=0.0, le=1.0)]
+BelowOne = Annotated[float, Strict(False), Field(ge=0.0, lt=1.0)]  # decays, smoothing, Adam betas
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+
+Classifier = Literal["vit", "cnn", "timm"]
+BaseVariant = Literal["baseline", "oversampled", "full"]
+LossVariant = Literal["class_weighted", "logit_adjusted", "label_smoothed"]  # the imbalanced set, another loss
+Variant = Literal[BaseVariant, LossVariant]
+Generator = Literal["sdxl_turbo", "ddpm", "gan"]
+TrainedGenerator = Literal["ddpm", "gan"]  # trained by the pipeline; sdxl_turbo is loaded pretrained
+Device = Literal["auto", "cpu", "cuda"]
+AugmentationStage = Literal["geometry", "color", "blur_noise", "occlusion"]  # groups of synthaug.data.augment
+AugmentationEngine = Literal["torch", "albumentations"]
+ImbalanceShape = Literal["linear", "exponential", "explicit"]
+
+CLASSIFIERS = get_args(Classifier)
+BASE_VARIANTS = get_args(BaseVariant)
+LOSS_VARIANTS = get_args(LossVariant)
+GENERATORS = get_args(Generator)
+TRAINED_GENERATORS = get_args(TrainedGenerator)
+AUGMENTATION_STAGES = get_args(AugmentationStage)
+AUGMENTATION_ENGINES = get_args(AugmentationEngine)
 
 
 class Section(BaseModel):
@@ -49,19 +61,19 @@ class Section(BaseModel):
 
 
 class FetchParams(Section):
-    archive: str | None  # local archive or folder; None downloads through torchvision
-    download_dir: str  # torchvision download cache, used only when archive is None
-    image_size: PositiveInt  # stored resolution (square); other sizes are resized
+    archive: str | None
+    download_dir: str
+    image_size: PositiveInt
 
 
 class ImbalanceParams(Section):
     seed: int
-    shape: Literal["linear", "exponential", "explicit"]
-    min_fraction: Fraction  # linear: class 0 keeps this, the last class keeps 1.0
-    imbalance_factor: Annotated[float, Strict(False), Field(ge=1.0)]  # exponential: n_max / n_min
-    fractions: list[Fraction] | None  # explicit: one keep fraction per class
-    val_per_class: PositiveInt  # balanced validation split held out from train
-    subset_per_class: PositiveInt | None  # demo: cap train images per class before splitting
+    shape: ImbalanceShape
+    min_fraction: Fraction
+    imbalance_factor: Annotated[float, Strict(False), Field(ge=1.0)]
+    fractions: list[Fraction] | None
+    val_per_class: PositiveInt
+    subset_per_class: PositiveInt | None
 
 
 class VitParams(Section):
@@ -80,8 +92,8 @@ class CnnParams(Section):
 
 class TimmParams(Section):
     name: str
-    pretrained: bool  # ImageNet weights from the Hugging Face Hub (or its local cache)
-    linear_probe: bool  # freeze the backbone, train the classification head only
+    pretrained: bool
+    linear_probe: bool
 
 
 # Classifiers that may judge synthetic images: trained on the imbalanced set only. `full` saw the images the
@@ -93,8 +105,8 @@ class SyntheticFilterParams(Section):
     """Drop synthetic images a real-data classifier (the judge) puts in another class or doubts."""
 
     enabled: bool
-    min_confidence: Probability  # softmax probability of the intended class
-    judge: str  # the variant whose classifier (same classifier and seed) judges; see FILTER_JUDGES
+    min_confidence: Probability
+    judge: str
 
     @field_validator("judge")
     @classmethod
@@ -112,24 +124,24 @@ class SyntheticFilterParams(Section):
 class LossBaselineParams(Section):
     """Settings of the loss-side baselines (variants class_weighted, logit_adjusted, label_smoothed)."""
 
-    logit_adjustment_tau: PositiveFloat  # logits + tau * log(class prior) in the loss
-    label_smoothing: Annotated[float, Strict(False), Field(gt=0.0, lt=1.0)]  # the label_smoothed variant's
+    logit_adjustment_tau: PositiveFloat
+    label_smoothing: Annotated[float, Strict(False), Field(gt=0.0, lt=1.0)]
 
 
 class TrainParams(Section):
     epochs: PositiveInt
     batch_size: PositiveInt
-    lr: Annotated[float, Strict(False), Field(gt=0.0)]
-    weight_decay: Annotated[float, Strict(False), Field(ge=0.0)]
+    lr: PositiveFloat
+    weight_decay: NonNegativeFloat
     schedule: Literal["linear", "cosine", "constant"]
-    lr_end_factor: Annotated[float, Strict(False), Field(ge=0.0, le=1.0)]  # final lr / initial lr
-    label_smoothing: Annotated[float, Strict(False), Field(ge=0.0, lt=1.0)]
-    augment_p: Probability  # p_aug: probability of each augmentation in augment_stages
-    augment_stages: Annotated[list[Literal[AUGMENTATION_STAGES]], Field(min_length=1)]
-    augment_engine: Literal[AUGMENTATION_ENGINES]  # same distribution; torch is batched and runs on the GPU
-    image_size: PositiveInt  # model input resolution; batches are resized on the fly
+    lr_end_factor: Probability
+    label_smoothing: BelowOne
+    augment_p: Probability
+    augment_stages: Annotated[list[AugmentationStage], Field(min_length=1)]
+    augment_engine: AugmentationEngine
+    image_size: PositiveInt
     eval_batch_size: PositiveInt
-    device: Device  # auto: CUDA when present (under torchrun, each rank's own GPU)
+    device: Device
     synthetic_filter: SyntheticFilterParams
     loss_baselines: LossBaselineParams
     vit: VitParams
@@ -138,28 +150,28 @@ class TrainParams(Section):
 
 
 class SdxlTurboParams(Section):
-    model: str  # hub id or local folder of an SDXL(-Turbo) pipeline
-    controlnet: str | None  # hub id or local folder of an SDXL ControlNet (canny); None = text-to-image
-    vae: str | None  # fp16-safe VAE loaded on CUDA (fp16); None keeps the pipeline's own VAE
-    resolution: PositiveInt  # generation size, pixels; outputs are resized to the dataset's
+    model: str
+    controlnet: str | None
+    vae: str | None
+    resolution: PositiveInt
     steps: Annotated[int, Field(ge=1, le=4)]
-    guidance_scale: Annotated[float, Strict(False), Field(ge=0.0)]  # 0 for turbo
-    controlnet_conditioning_scale: Annotated[float, Strict(False), Field(ge=0.0)]
+    guidance_scale: NonNegativeFloat
+    controlnet_conditioning_scale: NonNegativeFloat
     canny_low: Annotated[int, Field(ge=0, le=255)]
     canny_high: Annotated[int, Field(ge=0, le=255)]
-    img2img_strength: Annotated[float, Strict(False), Field(gt=0.0, le=1.0)] | None  # None = from noise
-    prompt_templates: Annotated[list[str], Field(min_length=1)]  # "{name}" is the class name
+    img2img_strength: Fraction | None
+    prompt_templates: Annotated[list[str], Field(min_length=1)]
     batch_size: PositiveInt
-    device: Literal["auto", "cpu", "cuda"]
-    compile: bool  # torch.compile the UNet (CUDA)
-    attention_slicing: bool  # lower peak memory on small GPUs
+    device: Device
+    compile: bool
+    attention_slicing: bool
     vae_tiling: bool
 
 
 class DdpmSampleParams(Section):
     sampler: Literal["ddim", "dpm_solver"]
     steps: PositiveInt
-    guidance_scale: Annotated[float, Strict(False), Field(ge=0.0)]  # 1 = conditional only; >1 classifier-free guidance
+    guidance_scale: NonNegativeFloat
     batch_size: PositiveInt
     device: Device
 
@@ -171,10 +183,10 @@ class GanSampleParams(Section):
 
 class SynthesizeParams(Section):
     seed: int
-    target_count: PositiveInt | None  # per-class target; None = the largest class's count
-    target_ratio: Annotated[float, Strict(False), Field(gt=0.0)]
-    eval_per_class: PositiveInt | None  # images per class for FID/KID; None = the test set's count per class
-    shard_size: PositiveInt  # images per resumable shard
+    target_count: PositiveInt | None
+    target_ratio: PositiveFloat
+    eval_per_class: PositiveInt | None
+    shard_size: PositiveInt
     preview_per_class: PositiveInt
     sdxl_turbo: SdxlTurboParams
     ddpm: DdpmSampleParams
@@ -185,19 +197,19 @@ class DdpmTrainParams(Section):
     steps: PositiveInt
     batch_size: PositiveInt
     lr: PositiveFloat
-    weight_decay: Annotated[float, Strict(False), Field(ge=0.0)]
-    warmup_steps: Annotated[int, Field(ge=0)]
-    grad_clip: PositiveFloat  # max gradient norm
-    ema_decay: Annotated[float, Strict(False), Field(ge=0.0, lt=1.0)]
+    weight_decay: NonNegativeFloat
+    warmup_steps: NonNegativeInt
+    grad_clip: PositiveFloat
+    ema_decay: BelowOne
     num_train_timesteps: PositiveInt
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"]
-    prediction_type: Literal["epsilon", "v_prediction"]  # v is better behaved at high noise early in training
+    prediction_type: Literal["epsilon", "v_prediction"]
     block_out_channels: Annotated[list[PositiveInt], Field(min_length=2)]
     layers_per_block: PositiveInt
-    attention: bool  # self-attention at the lowest resolution
-    class_dropout: Annotated[float, Strict(False), Field(ge=0.0, lt=1.0)]  # label -> null class, for guidance
-    mixed_precision: Literal["no", "bf16", "fp16"]  # CUDA autocast; CPU always trains in fp32
-    preview_steps: PositiveInt  # DDIM steps of the sample grids drawn during training
+    attention: bool
+    class_dropout: BelowOne
+    mixed_precision: Literal["no", "bf16", "fp16"]
+    preview_steps: PositiveInt
 
 
 class GanTrainParams(Section):
@@ -207,12 +219,12 @@ class GanTrainParams(Section):
     base_channels: PositiveInt
     generator_block: Literal["transposed", "upsample", "csp"]
     discriminator_conditioning: Literal["projection", "embedding"]
-    spectral_norm: bool  # SNGAN discriminator (no BatchNorm in D)
+    spectral_norm: bool
     lr_generator: PositiveFloat
     lr_discriminator: PositiveFloat
-    beta1: Annotated[float, Strict(False), Field(ge=0.0, lt=1.0)]
-    beta2: Annotated[float, Strict(False), Field(ge=0.0, lt=1.0)]
-    label_smoothing: Annotated[float, Strict(False), Field(gt=0.5, le=1.0)]  # target for real images (one-sided)
+    beta1: BelowOne
+    beta2: BelowOne
+    label_smoothing: Annotated[float, Strict(False), Field(gt=0.5, le=1.0)]
 
 
 class PretrainedGeneratorParams(Section):
@@ -224,11 +236,11 @@ class PretrainedGeneratorParams(Section):
 class TrainGeneratorParams(Section):
     seed: int
     device: Device
-    balanced_sampling: bool  # draw classes uniformly, so minority classes are learned as often as the rest
+    balanced_sampling: bool
     horizontal_flip: bool
-    log_every: PositiveInt  # steps between loss-curve points
-    checkpoint_every: PositiveInt  # steps between resumable checkpoints
-    sample_every: PositiveInt  # steps between sample grids (MLflow artifacts)
+    log_every: PositiveInt
+    checkpoint_every: PositiveInt
+    sample_every: PositiveInt
     samples_per_class: PositiveInt
     # One subsection per generator, so each train_generator entry depends on its own (see dvc.yaml).
     sdxl_turbo: PretrainedGeneratorParams
@@ -237,13 +249,13 @@ class TrainGeneratorParams(Section):
 
 
 class FidParams(Section):
-    feature_extractor: Literal["auto", "inception", "classifier"]  # auto: Inception when its weights can be had
-    inception_weights: str | None  # pytorch-fid's pt_inception-2015-12-05 .pth; None = the torch hub cache
-    inception_url: str | None  # fetched into the torch hub cache when it lacks the weights; None = never fetch
-    dims: Literal[64, 192, 768, 2048]  # pytorch-fid's --dims: Inception block; FID needs more images than dims
+    feature_extractor: Literal["auto", "inception", "classifier"]
+    inception_weights: str | None
+    inception_url: str | None
+    dims: Literal[64, 192, 768, 2048]
     kid_subsets: PositiveInt
-    kid_subset_size: PositiveInt  # capped at the smaller set's size
-    precision_recall_k: Annotated[int, Field(ge=0)]  # k-NN manifold precision/recall; 0 = off
+    kid_subset_size: PositiveInt
+    precision_recall_k: NonNegativeInt
     batch_size: PositiveInt
     device: Device
 
@@ -269,19 +281,19 @@ SEARCHABLE_KEYS = ("lr", "weight_decay", "batch_size", "label_smoothing", "augme
 
 
 class PrunerParams(Section):
-    startup_trials: Annotated[int, Field(ge=0)]  # trials that always run to the end before any is pruned
-    warmup_epochs: Annotated[int, Field(ge=0)]  # epochs a trial always runs before it can be pruned
+    startup_trials: NonNegativeInt
+    warmup_epochs: NonNegativeInt
 
 
 class HpoParams(Section):
     """`synthaug hpo`: an Optuna study over train keys for one (classifier, variant), on validation macro-F1."""
 
-    study: Annotated[str, Field(min_length=1)]  # study name in the sqlite storage; rerunning continues it
-    classifier: Literal[CLASSIFIERS]
-    variant: Literal[BASE_VARIANTS + LOSS_VARIANTS]
-    seed: int  # training seed of every trial (trials differ by their params only)
-    sampler_seed: int  # TPE sampler
-    trials: PositiveInt  # finished trials the study should have; a rerun adds only the missing ones
+    study: Annotated[str, Field(min_length=1)]
+    classifier: Classifier
+    variant: Variant
+    seed: int
+    sampler_seed: int
+    trials: PositiveInt
     pruner: PrunerParams
     space: dict[str, SearchRange | Annotated[list[int | Float], Field(min_length=1)]]
 
@@ -298,31 +310,28 @@ class HpoParams(Section):
 class ProfileModelParams(Section):
     """Cost of each classifier in experiment.classifiers (stage `profile_model`), on `device`."""
 
-    batch_size: PositiveInt  # images per pass for throughput, peak memory and the trace
-    warmup: Annotated[int, Field(ge=0)]  # untimed passes first
-    repeats: PositiveInt  # timed passes; the median is reported
-    steps: Annotated[int, Field(ge=0)]  # training steps in a torch.profiler chrome trace; 0 = no trace
+    batch_size: PositiveInt
+    warmup: NonNegativeInt
+    repeats: PositiveInt
+    steps: NonNegativeInt
     device: Device
 
 
 class TrackingParams(Section):
     """How stages treat the MLflow store; read by every stage, decides no output (so no DVC dependency)."""
 
-    strict: bool  # true: a failing store fails the stage; false: warn once and keep the DVC outputs
+    strict: bool
 
 
 class ExperimentParams(Section):
     """The matrix dvc.yaml expands: which classifiers, data variants and seeds to train."""
 
-    preset: str  # the Hydra preset's name (conf/preset/*.yaml), shown by dvc exp show
-    classifiers: Annotated[list[Literal["vit", "cnn", "timm"]], Field(min_length=1)]
-    variants: Annotated[
-        list[Literal["baseline", "oversampled", "full", "class_weighted", "logit_adjusted", "label_smoothed"]],
-        Field(min_length=1),
-    ]
+    preset: str
+    classifiers: Annotated[list[Classifier], Field(min_length=1)]
+    variants: Annotated[list[Variant], Field(min_length=1)]
     seeds: Annotated[list[int], Field(min_length=1)]
     # Each adds train_generator/synthesize/fid entries and a synthetic_<g> variant; the report needs one at least.
-    generators: Annotated[list[Literal["sdxl_turbo", "ddpm", "gan"]], Field(min_length=1)]
+    generators: Annotated[list[Generator], Field(min_length=1)]
 
     @model_validator(mode="after")
     def _generators_need_features(self) -> ExperimentParams:

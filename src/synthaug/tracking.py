@@ -23,6 +23,11 @@ from synthaug.provenance import flat_params, git_commit
 EXPERIMENT_NAME = "synthaug"
 STORE_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlartifacts"
+# MLflow's UI opens an experiment by its kind; without this tag MLflow 3 shows the GenAI overview (traces), not runs.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+PIPELINE_TAG, ROLE_TAG = "synthaug.pipeline", "synthaug.role"
+# MLflow 3.17 ignores that tag and follows the UI's GenAI / Model training switch: this address sets it.
+UI_PATH = "#/experiments?workflowType=machine_learning"
 
 log = logging.getLogger("synthaug.tracking")
 
@@ -115,7 +120,7 @@ def stage_run(name: str, params: Mapping[str, Any], tags: Mapping[str, str] | No
     logger.set_tags(
         {
             "synthaug.stage": name.split("/")[0],
-            "synthaug.pipeline": pipeline_id(),
+            PIPELINE_TAG: pipeline_id(),
             "git_commit": git_commit(),
             "dvc_exp_name": os.environ.get("DVC_EXP_NAME", "workspace"),
             "dvc_exp_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
@@ -161,6 +166,27 @@ def main_rank_run(is_main: bool, name: str, params: Mapping[str, Any], tags: Map
     return stage_run(name, params, tags) if is_main else nullcontext(RunLogger(None))
 
 
+def pipeline_run(client: Any, experiment_id: str, pipeline: str) -> str:
+    """The id of the run that groups one pipeline execution's stage runs (MLflow nesting), made by its first stage.
+
+    Two stages of one execution that start together may both make one: the earliest is kept, the other deleted.
+    """
+    query = f"tags.`{PIPELINE_TAG}` = '{pipeline}' and tags.`{ROLE_TAG}` = 'pipeline'"
+
+    def existing() -> list[Any]:
+        return client.search_runs([experiment_id], query, order_by=["attributes.start_time ASC"], max_results=5)
+
+    found = existing()
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(experiment_id, run_name=pipeline, tags={PIPELINE_TAG: pipeline, ROLE_TAG: "pipeline"})
+    client.set_terminated(run.info.run_id, status="FINISHED")
+    kept = existing()[0].info.run_id
+    if kept != run.info.run_id:
+        client.delete_run(run.info.run_id)
+    return kept
+
+
 def _start(root: Path, name: str, strict: bool = False) -> Any | None:
     try:
         with warnings.catch_warnings():
@@ -168,14 +194,22 @@ def _start(root: Path, name: str, strict: bool = False) -> Any | None:
             import mlflow
         logging.getLogger("alembic").setLevel(logging.WARNING)
         mlflow.set_tracking_uri(tracking_uri(root))
-        if mlflow.get_experiment_by_name(EXPERIMENT_NAME) is None:
+        experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
+        if experiment is None:
             try:
-                mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=(root / ARTIFACT_DIR).as_uri())
+                mlflow.create_experiment(
+                    EXPERIMENT_NAME, artifact_location=(root / ARTIFACT_DIR).as_uri(), tags=EXPERIMENT_KIND
+                )
             except Exception:  # created concurrently by another stage: use theirs
                 if mlflow.get_experiment_by_name(EXPERIMENT_NAME) is None:
                     raise
+            experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
+        for key, value in EXPERIMENT_KIND.items():  # a store made before the tag existed
+            if experiment.tags.get(key) != value:
+                mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
         mlflow.set_experiment(EXPERIMENT_NAME)
-        mlflow.start_run(run_name=name)
+        parent = pipeline_run(mlflow.MlflowClient(), experiment.experiment_id, pipeline_id())
+        mlflow.start_run(run_name=name, parent_run_id=parent)
         return mlflow
     except Exception as exc:
         if strict:

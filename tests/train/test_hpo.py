@@ -61,7 +61,7 @@ def make_project(root: Path, **hpo_overrides) -> dict[str, str]:
 
 def run_hpo(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "synthaug.commands", "hpo"], cwd=root, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "synthaug.cli", "hpo"], cwd=root, env=env, capture_output=True, text=True
     )
 
 
@@ -97,6 +97,8 @@ def test_hpo_searches_logs_nested_trials_writes_best_and_resumes(tmp_path):
             ).fetchall()
         )
         epochs_logged = db.execute("select count(*) from metrics where key = 'val_macro_f1'").fetchone()[0]
+    study_run = parents.pop("hpo/tiny")  # the study's run sits under its pipeline execution's run, like a stage's
+    assert study_run not in parents.values() and study_run in runs.values()
     assert parents == {f"trial {n}": runs["hpo/tiny"] for n in range(3)}
     assert epochs_logged == sum(int(t["epochs"]) for t in trials)
 

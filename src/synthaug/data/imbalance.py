@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 
 from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
 from synthaug.errors import ImbalanceError
-from synthaug.params import LOSS_VARIANTS
+from synthaug.params import LOSS_VARIANTS, ImbalanceShape
 from synthaug.seeding import derive_seed
 
 
@@ -42,7 +43,8 @@ def keep_fractions(
             got = "none" if fractions is None else len(fractions)
             raise ImbalanceError(f"imbalance.fractions: need {num_classes} fractions (one per class), got {got}")
         return np.asarray(fractions, dtype=np.float64)
-    raise ImbalanceError(f"imbalance.shape: unknown shape {shape!r} (allowed: linear, exponential, explicit)")
+    allowed = ", ".join(get_args(ImbalanceShape))
+    raise ImbalanceError(f"imbalance.shape: unknown shape {shape!r} (allowed: {allowed})")
 
 
 @dataclass(frozen=True)
