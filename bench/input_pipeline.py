@@ -1,9 +1,9 @@
 """Training input pipeline: the pipeline's batches against a reference-style DataLoader, side by side.
 
-Reference (how the seeds fed their models): a torch Dataset that decodes each JPEG with PIL per
+Reference (how the reference study fed its models): a torch Dataset that decodes each JPEG with PIL per
 sample, converts it to numpy, applies the reference study's albumentations and makes a tensor, batched by a
 DataLoader with 2 workers. Pipeline: the decoded uint8 arrays `fetch` stores, batched and augmented
-in the training process by `train_classifier`'s own `training_inputs`, with each augmentation engine
+in the training process by each augmentation engine's own `model_input` (what the training loop calls)
 (`train.augment_engine`: torch, batched; albumentations, per image). All use the same augmentations
 and probability and produce model-ready (N, 3, S, S) float batches. Also times the demo ViT's training
 step on such batches: the input pipeline should make at least twice what the model consumes.
@@ -27,10 +27,11 @@ import yaml
 from PIL import Image
 
 from record import machine_info, save_bench
-from synthaug.data.augment import make_augmentation, reference_augmentations, to_model_input
+from synthaug.data.augment import make_augmentation, reference_augmentations
+from synthaug.data.pixels import to_model_input
 from synthaug.data.storage import ImageSet
 from synthaug.params import TrainParams, load_section, parse_section
-from synthaug.train.classifier import prepare_training, training_inputs
+from synthaug.train.classifier import prepare_training
 
 
 class EncodedImages(torch.utils.data.Dataset):
@@ -136,7 +137,7 @@ def main() -> None:
 
     def engine_batches(engine: str):
         augment = make_augmentation(engine, args.augment_p, seed=0)
-        return lambda: (training_inputs(decoded[batch], augment, args.image_size, cpu) for batch in batches)
+        return lambda: (augment.model_input(decoded[batch], args.image_size, cpu) for batch in batches)
 
     pipelines = {
         "reference-style: PIL decode + albumentations per sample, DataLoader 2 workers": reference_batches,

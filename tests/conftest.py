@@ -45,6 +45,18 @@ def stage_env(project: Path) -> dict[str, str]:
     }
 
 
+def finished_stage_runs(store: Path) -> list[str]:
+    """Names of the finished stage runs in an MLflow sqlite store, the pipeline executions' parent runs left out."""
+    import sqlite3
+
+    with sqlite3.connect(store) as db:
+        rows = db.execute(
+            "select name from runs r where status = 'FINISHED' and not exists "
+            "(select 1 from tags t where t.run_uuid = r.run_uuid and t.key = 'synthaug.role')"
+        ).fetchall()
+    return sorted(name for (name,) in rows)
+
+
 def make_image_folder(
     root: Path,
     classes: tuple[str, ...] = ("cat", "dog", "frog"),

@@ -1,10 +1,17 @@
-"""Device choice from a params value: auto picks CUDA when present; asking for a missing one fails clearly."""
+"""Device choice from a params value (auto picks CUDA when present; a missing one fails clearly), and batch copies."""
 
 from __future__ import annotations
 
 import torch
 
 from synthaug.errors import ModelLoadError
+
+
+def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU batch onto `device`: through pinned memory and a non-blocking copy on CUDA, as is on the CPU."""
+    if device.type != "cuda":
+        return batch
+    return batch.pin_memory().to(device, non_blocking=True)
 
 
 def resolve_device(device: str, key: str) -> torch.device:

@@ -12,13 +12,13 @@ from scipy.stats import ks_2samp
 
 from synthaug.data import batch_augment as B
 from synthaug.data.augment import (
+    AlbumentationsAugmenter,
+    PlainBatches,
     augment_batch,
-    augmentation_state,
     make_augmentation,
     reference_augmentations,
-    restore_augmentation_state,
-    to_pixels,
 )
+from synthaug.data.pixels import to_pixels
 
 
 def photo_like(count: int, seed: int) -> np.ndarray:
@@ -182,9 +182,9 @@ def test_seeded_resumable_and_identity_at_p_zero():
     assert not torch.equal(output, B.BatchAugmenter(0.5, 2)(batch))
     assert output.shape == batch.shape and output.min() >= 0 and output.max() <= 255
     assert torch.equal(output, output.round())  # whole uint8 values between transforms, as albumentations
-    saved = augmentation_state(first)
+    saved = first.get_state()
     following = first(batch)
-    restore_augmentation_state(first, saved)
+    first.set_state(saved)
     torch.testing.assert_close(first(batch), following, rtol=0, atol=0)
     torch.testing.assert_close(B.BatchAugmenter(0.0, 1, B.AUGMENTATION_STAGES)(batch), batch, rtol=0, atol=0)
     assert torch.equal(batch, as_batch(IMAGES))  # the input is never changed in place
@@ -192,22 +192,33 @@ def test_seeded_resumable_and_identity_at_p_zero():
 
 def test_engine_selection_and_errors():
     assert isinstance(make_augmentation("torch", 0.5, 0), B.BatchAugmenter)
-    assert isinstance(make_augmentation("albumentations", 0.5, 0), A.Compose)
-    assert make_augmentation("torch", 0.0, 0) is None
+    assert isinstance(make_augmentation("albumentations", 0.5, 0), AlbumentationsAugmenter)
+    assert isinstance(make_augmentation("albumentations", 0.0, 0), PlainBatches)
     with pytest.raises(ValueError, match="unknown augmentation engine 'kornia'"):
         make_augmentation("kornia", 0.5, 0)
     with pytest.raises(ValueError, match=r"unknown augmentation stage\(s\) \['blur'\]"):
         B.BatchAugmenter(0.5, 0, ("geometry", "blur"))
 
 
-@pytest.mark.parametrize("engine", ["torch", "albumentations"])
-def test_training_inputs_give_each_rank_its_share_of_one_augmented_batch(engine):
+@pytest.mark.parametrize(("engine", "p"), [("torch", 0.5), ("albumentations", 0.5), ("torch", 0.0)])
+def test_every_engine_gives_each_rank_its_share_of_one_augmented_batch(engine, p):
     from synthaug.distributed import Ranks
-    from synthaug.train.classifier import training_inputs
 
     cpu = torch.device("cpu")
-    whole = training_inputs(IMAGES[:9], make_augmentation(engine, 0.5, 4), 16, cpu)
-    second = training_inputs(IMAGES[:9], make_augmentation(engine, 0.5, 4), 16, cpu, Ranks(rank=1, world_size=2))
+    whole = make_augmentation(engine, p, 4).model_input(IMAGES[:9], 16, cpu)
+    second = make_augmentation(engine, p, 4).model_input(IMAGES[:9], 16, cpu, Ranks(rank=1, world_size=2))
     assert whole.shape == (9, 3, 16, 16) and second.shape == (4, 3, 16, 16)
     assert whole.min() >= -1 and whole.max() <= 1
     torch.testing.assert_close(second, whole[1::2], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("engine", ["torch", "albumentations"])
+def test_every_engine_resumes_its_random_stream(engine):
+    cpu = torch.device("cpu")
+    augmenter = make_augmentation(engine, 0.5, 4)
+    augmenter.model_input(IMAGES[:9], 16, cpu)
+    saved = augmenter.get_state()
+    following = augmenter.model_input(IMAGES[:9], 16, cpu)
+    fresh = make_augmentation(engine, 0.5, 99)
+    fresh.set_state(saved)
+    torch.testing.assert_close(fresh.model_input(IMAGES[:9], 16, cpu), following, rtol=0, atol=0)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from synthaug.data.augment import augment_batch, reference_augmentations, to_model_input
+from synthaug.data.augment import augment_batch, reference_augmentations
+from synthaug.data.pixels import to_model_input
 from synthaug.data.storage import (
     ImageSet,
     load_image_set,
@@ -105,7 +106,7 @@ def test_occlusion_blacks_out_holes_of_a_quarter_side_at_most():
 def test_cpu_resize_stays_within_one_level_of_the_float_resize(size):
     import torch.nn.functional as F
 
-    from synthaug.data.augment import resize_pixels
+    from synthaug.data.pixels import resize_pixels
 
     pixels = torch.from_numpy(random_set(n=5, size=32, seed=3).images).permute(0, 3, 1, 2).float()
     resized = resize_pixels(pixels, size)

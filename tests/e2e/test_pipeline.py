@@ -21,7 +21,7 @@ import yaml
 from synthaug.params import compose_params, validate_all
 from synthaug.synth.tiny import build_tiny_sdxl
 
-from ..conftest import HANG_GUARD_S, ROOT, make_image_folder, tar_folder
+from ..conftest import HANG_GUARD_S, ROOT, finished_stage_runs, make_image_folder, tar_folder
 
 pytestmark = pytest.mark.e2e
 
@@ -406,8 +406,19 @@ def test_forced_rerun_is_byte_identical(pipeline_repo):
 
 def test_runs_are_in_the_mlflow_store(pipeline_repo):
     repo, _ = pipeline_repo
+    names = sorted(set(finished_stage_runs(repo / "mlflow.db")))
     with sqlite3.connect(repo / "mlflow.db") as db:
-        names = sorted({row[0] for row in db.execute("select name from runs where status = 'FINISHED'")})
+        # one `dvc repro`, one parent run: every stage run of the execution is nested under it
+        (pipeline,) = db.execute(
+            "select r.run_uuid from runs r join tags t on t.run_uuid = r.run_uuid where t.key = 'synthaug.role'"
+        ).fetchall()
+        parents = {
+            row[0]
+            for row in db.execute(
+                "select t.value from tags t join runs r on r.run_uuid = t.run_uuid "
+                "where t.key = 'mlflow.parentRunId' and r.name not like 'trial %'"
+            )
+        }
         metrics = dict(
             db.execute(
                 "select r.name, m.value from metrics m join runs r on r.run_uuid = m.run_uuid where m.key = "
@@ -433,6 +444,7 @@ def test_runs_are_in_the_mlflow_store(pipeline_repo):
             ),
         ]
     )
+    assert parents == set(pipeline)
     for seed in SEEDS:
         assert metrics[f"train_classifier/vit-baseline/seed{seed}"] == pytest.approx(
             read_metrics(repo, "vit-baseline", seed)["macro_f1"]

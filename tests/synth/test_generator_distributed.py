@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -15,7 +14,7 @@ from safetensors.numpy import load_file
 
 from synthaug.data.storage import ImageSet, save_image_set, save_index_arrays
 
-from ..conftest import HANG_GUARD_S, ROOT, stage_env
+from ..conftest import HANG_GUARD_S, ROOT, finished_stage_runs, stage_env
 
 STAGE = str(ROOT / "stages" / "train_generator.py")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
@@ -102,9 +101,7 @@ def test_ddpm_on_two_gloo_processes_trains_what_one_process_trains(project):
         # the logged loss is the global batch's, reduced over the ranks
         np.testing.assert_allclose(np.array(row_two.split(","), float), np.array(row_one.split(","), float), rtol=1e-4)
     assert not (project / "two/.model.partial").exists()
-    with sqlite3.connect(project / "mlflow.db") as db:
-        runs = db.execute("select count(*) from runs where status = 'FINISHED'").fetchone()[0]
-    assert runs == 2  # one per invocation: rank 1 logs nothing
+    assert len(finished_stage_runs(project / "mlflow.db")) == 2  # one per invocation: rank 1 logs nothing
 
 
 REPLICA_SCRIPT = textwrap.dedent("""

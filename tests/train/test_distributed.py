@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from safetensors.numpy import load_file
 from synthaug.data.storage import ImageSet, save_image_set, save_index_arrays
 from synthaug.distributed import Ranks, rank_share, sum_over_ranks
 
-from ..conftest import HANG_GUARD_S, ROOT, stage_env
+from ..conftest import HANG_GUARD_S, ROOT, finished_stage_runs, stage_env
 
 STAGE = str(ROOT / "stages" / "train_classifier.py")
 
@@ -127,9 +126,7 @@ def test_two_gloo_processes_train_what_one_process_trains(project):
     summary = json.loads((project / "two/summary-detail/seed0.json").read_text())
     assert summary["train_images"] == 36  # every image counted once, not once per rank
     assert not (project / "two/.model.partial/seed0").exists()
-    with sqlite3.connect(project / "mlflow.db") as db:
-        runs = db.execute("select count(*) from runs where status = 'FINISHED'").fetchone()[0]
-    assert runs == 2  # one per invocation: rank 1 logs nothing
+    assert len(finished_stage_runs(project / "mlflow.db")) == 2  # one per invocation: rank 1 logs nothing
 
 
 def test_loss_variant_trains_the_imbalanced_set_with_its_own_loss(project):

@@ -1,20 +1,21 @@
-"""The reference study's training augmentations (albumentations per image, or batched in torch) and
-uint8-to-tensor batching."""
+"""The reference study's training augmentations behind one interface (Augmenter): albumentations per image, or
+batched in torch (batch_augment.py), or none."""
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import albumentations as A
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from synthaug.data.batch_augment import BatchAugmenter, check_stages
+from synthaug.data.pixels import to_model_input
+from synthaug.devices import to_device
+from synthaug.distributed import Ranks, rank_share
 from synthaug.params import AUGMENTATION_ENGINES
 
-# Images are scaled to [-1, 1]; the classifiers are trained from scratch, so no ImageNet statistics.
-MEAN = 0.5
-STD = 0.5
 REFERENCE_STAGES = ("geometry", "color", "blur_noise")  # the reference study trained without occlusion
 
 
@@ -45,73 +46,79 @@ def reference_augmentations(p: float, seed: int, stages: tuple[str, ...] | list[
     return A.Compose([transform for stage, transform in staged if stage in stages], seed=seed)
 
 
-Augmentation = A.Compose | BatchAugmenter | None
+class Augmenter(Protocol):
+    """How training batches become model input: the one interface of every augmentation engine."""
+
+    def model_input(
+        self, images: np.ndarray, image_size: int, device: torch.device, ranks: Ranks = Ranks()
+    ) -> torch.Tensor:
+        """This rank's share of the augmented global batch of uint8 (N, H, W, 3) images, as model input on `device`.
+
+        Every rank augments the whole global batch with the same random stream, so its share is what one process
+        would have trained on.
+        """
+        ...
+
+    def get_state(self) -> list:
+        """Every random generator, to resume exactly (set_state)."""
+        ...
+
+    def set_state(self, state: list) -> None: ...
+
+
+class PlainBatches:
+    """No augmentation (augment_p 0)."""
+
+    def model_input(
+        self, images: np.ndarray, image_size: int, device: torch.device, ranks: Ranks = Ranks()
+    ) -> torch.Tensor:
+        return to_device(to_model_input(rank_share(images, ranks), image_size), device)
+
+    def get_state(self) -> list:
+        return []
+
+    def set_state(self, state: list) -> None:
+        pass
+
+
+class AlbumentationsAugmenter:
+    """The reference study's engine: albumentations, image by image on the CPU."""
+
+    def __init__(self, transform: A.Compose) -> None:
+        self.transform = transform
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return np.stack([self.transform(image=image)["image"] for image in images])
+
+    def model_input(
+        self, images: np.ndarray, image_size: int, device: torch.device, ranks: Ranks = Ranks()
+    ) -> torch.Tensor:
+        return to_device(to_model_input(rank_share(self(images), ranks), image_size), device)
+
+    def get_state(self) -> list:
+        transforms = (self.transform, *self.transform.transforms)
+        return [(t.random_generator.bit_generator.state, t.py_random.getstate()) for t in transforms]
+
+    def set_state(self, state: list) -> None:
+        for transform, (numpy_state, python_state) in zip((self.transform, *self.transform.transforms), state):
+            transform.random_generator.bit_generator.state = numpy_state
+            transform.py_random.setstate(python_state)
 
 
 def make_augmentation(
     engine: str, p: float, seed: int, stages: tuple[str, ...] | list[str] = REFERENCE_STAGES
-) -> Augmentation:
-    """The reference augmentations through `engine` ("torch": batched, "albumentations": per image); None at p = 0."""
+) -> Augmenter:
+    """The reference augmentations through `engine` ("torch": batched on the training device, "albumentations":
+    per image on the CPU; the same distribution); no augmentation at p = 0."""
+    if engine not in AUGMENTATION_ENGINES:
+        raise ValueError(f"unknown augmentation engine {engine!r} (allowed: {', '.join(AUGMENTATION_ENGINES)})")
     if p <= 0:
-        return None
+        return PlainBatches()
     if engine == "torch":
         return BatchAugmenter(p, seed, tuple(stages))
-    if engine == "albumentations":
-        return reference_augmentations(p, seed, stages)
-    raise ValueError(f"unknown augmentation engine {engine!r} (allowed: {', '.join(AUGMENTATION_ENGINES)})")
+    return AlbumentationsAugmenter(reference_augmentations(p, seed, stages))
 
 
-def augmentation_state(augment: Augmentation) -> list:
-    """Every random generator of `augment`, to resume it exactly (see restore_augmentation_state)."""
-    if augment is None:
-        return []
-    if isinstance(augment, BatchAugmenter):
-        return [augment.get_state()]
-    return [(t.random_generator.bit_generator.state, t.py_random.getstate()) for t in (augment, *augment.transforms)]
-
-
-def restore_augmentation_state(augment: Augmentation, state: list) -> None:
-    if isinstance(augment, BatchAugmenter):
-        augment.set_state(state[0])
-        return
-    for transform, (numpy_state, python_state) in zip((augment, *augment.transforms) if augment else (), state):
-        transform.random_generator.bit_generator.state = numpy_state
-        transform.py_random.setstate(python_state)
-
-
-def augment_batch(images: np.ndarray, transform: A.Compose | None) -> np.ndarray:
-    if transform is None:
-        return images
-    return np.stack([transform(image=image)["image"] for image in images])
-
-
-def resize_pixels(pixels: torch.Tensor, image_size: int) -> torch.Tensor:
-    """Antialiased bilinear resize of whole-valued pixels 0..255 (N, 3, H, W) to S x S, float.
-
-    On the CPU through torch's vectorized uint8 kernel (channels-last), about twice the float kernel's
-    speed at 32 -> 224 px; its output is whole values, within one level of the float resize. On a GPU
-    in float.
-    """
-    size = (image_size, image_size)
-    if pixels.device.type != "cpu":
-        return F.interpolate(pixels.float(), size=size, mode="bilinear", align_corners=False, antialias=True)
-    small = pixels.to(torch.uint8).contiguous(memory_format=torch.channels_last)
-    resized = F.interpolate(small, size=size, mode="bilinear", align_corners=False, antialias=True)
-    return resized.to(torch.float32, memory_format=torch.contiguous_format)
-
-
-def normalize_pixels(pixels: torch.Tensor, image_size: int) -> torch.Tensor:
-    """Whole-valued float pixels 0..255 (N, 3, H, W) -> the model's input (N, 3, S, S) in [-1, 1], same device."""
-    if pixels.shape[-1] != image_size or pixels.shape[-2] != image_size:
-        pixels = resize_pixels(pixels, image_size)
-    return pixels.div(255.0).sub_(MEAN).div_(STD)
-
-
-def to_pixels(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> uint8 (N, 3, H, W), contiguous (pinnable, and 4x less to copy than floats)."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
-
-
-def to_model_input(images: np.ndarray, image_size: int) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> normalized float (N, 3, S, S); only the batch is ever converted to float."""
-    return normalize_pixels(to_pixels(images).float(), image_size)
+def augment_batch(images: np.ndarray, transform: A.Compose) -> np.ndarray:
+    """An albumentations transform on each image (tests and benchmarks compare engines with it)."""
+    return AlbumentationsAugmenter(transform)(images)

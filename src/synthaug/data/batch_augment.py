@@ -13,9 +13,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from synthaug.data.pixels import normalize_pixels, to_pixels
+from synthaug.devices import to_device
+from synthaug.distributed import Ranks, rank_share
 from synthaug.params import AUGMENTATION_STAGES
 
 # The albumentations ranges the reference study ran with (see reference_augmentations).
@@ -205,11 +209,18 @@ class BatchAugmenter:
         check_stages(self.stages)
         self.generator = torch.Generator().manual_seed(self.seed)
 
-    def get_state(self) -> torch.Tensor:
-        return self.generator.get_state()
+    def get_state(self) -> list:
+        return [self.generator.get_state()]
 
-    def set_state(self, state: torch.Tensor) -> None:
-        self.generator.set_state(state)
+    def set_state(self, state: list) -> None:
+        self.generator.set_state(state[0])
+
+    def model_input(
+        self, images: np.ndarray, image_size: int, device: torch.device, ranks: Ranks = Ranks()
+    ) -> torch.Tensor:
+        """Augmented on `device` (the uint8 batch is copied over first), then this rank's share as model input."""
+        pixels = self(to_device(to_pixels(images), device).float())
+        return normalize_pixels(rank_share(pixels, ranks), image_size)
 
     def _chosen(self, count: int) -> torch.Tensor:
         return (torch.rand(count, generator=self.generator) < self.p).nonzero().flatten()

@@ -7,20 +7,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from synthaug.data.augment import to_model_input
+from synthaug.data.pixels import to_model_input
+from synthaug.devices import to_device
 
 
 def model_device(model: nn.Module) -> torch.device:
     """Where the model's weights are; the CPU for a model without any."""
     first = next(model.parameters(), None)
     return torch.device("cpu") if first is None else first.device
-
-
-def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A CPU batch onto `device`: through pinned memory and a non-blocking copy on CUDA, as is on the CPU."""
-    if device.type != "cuda":
-        return batch
-    return batch.pin_memory().to(device, non_blocking=True)
 
 
 @torch.no_grad()

@@ -13,19 +13,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from synthaug.data.augment import (
-    Augmentation,
-    augment_batch,
-    augmentation_state,
-    make_augmentation,
-    normalize_pixels,
-    restore_augmentation_state,
-    to_model_input,
-    to_pixels,
-)
-from synthaug.data.batch_augment import BatchAugmenter
+from synthaug.data.augment import make_augmentation
 from synthaug.data.storage import ImageSet
-from synthaug.devices import resolve_device
+from synthaug.devices import resolve_device, to_device
 from synthaug.distributed import (
     Ranks,
     rank_share,
@@ -42,7 +32,7 @@ from synthaug.models.classifiers import (
     build_classifier,
     trainable_parameters,
 )
-from synthaug.models.inference import model_device, predict_logits, to_device
+from synthaug.models.inference import model_device, predict_logits
 from synthaug.params import TrainParams
 from synthaug.resume import load_state, save_state
 from synthaug.train.losses import LossSpec, classification_loss, loss_for_variant
@@ -116,21 +106,6 @@ def make_scheduler(
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
-def training_inputs(
-    images: np.ndarray, augment: Augmentation, image_size: int, device: torch.device, ranks: Ranks = Ranks()
-) -> torch.Tensor:
-    """This rank's share of an augmented global batch, as model input on `device`.
-
-    The batched engine augments on `device` (the uint8 batch is copied over first); albumentations
-    augments on the CPU, image by image. Every rank augments the whole global batch with the same random
-    stream, so its share is what one process would have trained on.
-    """
-    if isinstance(augment, BatchAugmenter):
-        pixels = augment(to_device(to_pixels(images), device).float())
-        return normalize_pixels(rank_share(pixels, ranks), image_size)
-    return to_device(to_model_input(rank_share(augment_batch(images, augment), ranks), image_size), device)
-
-
 def train_classifier(
     model: nn.Module,
     train_set: ImageSet,
@@ -176,7 +151,7 @@ def train_classifier(
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
             rng.bit_generator.state = saved["rng"]
-            restore_augmentation_state(augment, saved["augmentation"])
+            augment.set_state(saved["augmentation"])
             torch.set_rng_state(saved["torch_rng"].cpu())
             if device.type == "cuda" and "cuda_rng" in saved:
                 torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), device)
@@ -192,7 +167,7 @@ def train_classifier(
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{params.epochs}", unit="batch", disable=None)
         for step in bar:
             batch = order[step * params.batch_size : (step + 1) * params.batch_size]
-            inputs = training_inputs(train_set.images[batch], augment, params.image_size, device, ranks)
+            inputs = augment.model_input(train_set.images[batch], params.image_size, device, ranks)
             targets = to_device(torch.from_numpy(rank_share(train_set.labels[batch], ranks)), device)
             logits = model(inputs)
             loss = classification_loss(logits, targets, loss_spec)
@@ -236,7 +211,7 @@ def train_classifier(
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "rng": rng.bit_generator.state,
-                    "augmentation": augmentation_state(augment),
+                    "augmentation": augment.get_state(),
                     "torch_rng": torch.get_rng_state(),
                     "history": [r.to_dict() for r in history],
                     **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
