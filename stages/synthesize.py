@@ -13,7 +13,7 @@ import numpy as np
 
 from synthaug.data.storage import load_image_set, load_index_arrays
 from synthaug.devices import resolve_device
-from synthaug.distributed import close_ranks, init_ranks, sum_over_ranks
+from synthaug.distributed import process_group, rank_done, sum_over_ranks
 from synthaug.io import atomic_path, ensure_free_space, fingerprint, read_json, work_folder, write_json
 from synthaug.metrics.plots import save_png
 from synthaug.params import GENERATORS, SynthesizeParams, load_section
@@ -72,10 +72,12 @@ def main() -> str:
     )
     name = run_name("synthesize", args.generator)
     # Under torchrun / accelerate launch each rank makes its share of the shards; rank 0 logs and publishes.
-    ranks = init_ranks()
-    with main_rank_run(
-        ranks.is_main, name, {"synthesize": params.model_dump()}, {"generator": args.generator}
-    ) as tracker:
+    with (
+        process_group() as ranks,
+        main_rank_run(
+            ranks.is_main, name, {"synthesize": params.model_dump()}, {"generator": args.generator}
+        ) as tracker,
+    ):
         generate = make_backend(args.generator, params, args.model, train.images, train.class_names)
         sets = ((args.out, items), (args.eval_out, eval_items))
         # Both sets are published only when both are complete: DVC deletes outputs before a rerun.
@@ -86,9 +88,8 @@ def main() -> str:
             set_seconds.append(time.perf_counter() - start)
         seconds = sum(set_seconds)
         generated = int(sum_over_ranks(np.array([generated]), ranks)[0])
-        close_ranks(ranks)
         if not ranks.is_main:
-            return f"{name}: rank {ranks.rank} of {ranks.world_size} done"
+            return rank_done(name, ranks)
         for out, planned in sets:
             publish_synthetic_set(out, planned, params.shard_size, args.generator)
 

@@ -8,14 +8,13 @@ generator has a models/generators/<g> folder for the synthesize stage to depend 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import time
 from pathlib import Path
 
-from synthaug.data.storage import load_image_set, load_index_arrays
+from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
 from synthaug.devices import resolve_device
-from synthaug.distributed import close_ranks, init_ranks
+from synthaug.distributed import process_group, rank_done
 from synthaug.io import atomic_path, fingerprint, rows_csv, work_folder, write_json, write_text
 from synthaug.metrics.plots import loss_curves_figure, save_figure, save_png
 from synthaug.params import (
@@ -28,6 +27,7 @@ from synthaug.runner import run_stage
 from synthaug.seeding import seed_everything
 from synthaug.synth.backends import GENERATOR_FILE
 from synthaug.synth.training import (
+    LoopResult,
     LoopSettings,
     build_trainer,
     class_grid,
@@ -35,6 +35,40 @@ from synthaug.synth.training import (
     train_generator_loop,
 )
 from synthaug.tracking import main_rank_run, run_name
+
+
+def record_pretrained(generator: str, out: Path, curves: Path) -> str:
+    """A pretrained generator's entry: the folder synthesize depends on, saying there was nothing to train."""
+    with atomic_path(out, directory=True) as tmp:
+        write_json(tmp / GENERATOR_FILE, {"generator": generator, "trained": False})
+    write_json(curves.with_suffix(".json"), {"trained": False})
+    with atomic_path(curves, directory=True) as folder:
+        write_text(folder / "loss.csv", "step\n")
+    return f"{generator} is pretrained: nothing to train"
+
+
+def publish(
+    generator: str, trainer, dataset: ImageSet, settings: LoopSettings, out: Path, curves: Path, result: LoopResult
+) -> None:
+    """The exported weights with their generator.json, and the loss curves and last sample grid."""
+    with atomic_path(out, directory=True) as tmp:
+        trainer.export(tmp)
+        write_json(
+            tmp / GENERATOR_FILE,
+            {
+                "generator": generator,
+                "trained": True,
+                "class_names": list(dataset.class_names),
+                "image_size": int(dataset.images.shape[1]),
+                "steps": settings.steps,
+            },
+        )
+    work = work_folder(out)
+    with atomic_path(curves, directory=True) as folder:
+        write_text(folder / "loss.csv", rows_csv(result.history))
+        save_figure(loss_curves_figure(result.history, f"{generator} training"), folder / "loss.png")
+        shutil.copy(sorted((work / "samples").glob("*.png"))[-1], folder / "samples.png")
+    shutil.rmtree(work)
 
 
 def main() -> str:
@@ -48,105 +82,63 @@ def main() -> str:
     )
     args = parser.parse_args()
     params = load_section("train_generator", TrainGeneratorParams)
-
     if args.generator not in TRAINED_GENERATORS:
-        with atomic_path(args.out, directory=True) as tmp:
-            write_json(tmp / GENERATOR_FILE, {"generator": args.generator, "trained": False})
-        write_json(args.curves.with_suffix(".json"), {"trained": False})
-        with atomic_path(args.curves, directory=True) as folder:
-            write_text(folder / "loss.csv", "step\n")
-        return f"{args.generator} is pretrained: nothing to train"
+        return record_pretrained(args.generator, args.out, args.curves)
 
-    ranks = init_ranks()
-    seed_everything(params.seed)
-    dataset = load_image_set(args.data / "train.npz")
-    train_set = dataset.subset(load_index_arrays(args.splits)["train"])  # imbalanced train only: nothing removed leaks
-    device = resolve_device(params.device, "train_generator.device")
-    trainer = build_trainer(args.generator, params, dataset.images.shape[1], dataset.num_classes, device, ranks)
-    section = getattr(params, args.generator)
-    settings = LoopSettings(
-        steps=section.steps,
-        batch_size=section.batch_size,
-        seed=params.seed,
-        balanced_sampling=params.balanced_sampling,
-        horizontal_flip=params.horizontal_flip,
-        log_every=params.log_every,
-        checkpoint_every=params.checkpoint_every,
-        sample_every=params.sample_every,
-    )
-    digest = fingerprint(
-        {
-            "params": params.model_dump(),
-            "generator": args.generator,
-            "device": device.type,
-            "images": hashlib.sha256(train_set.images).hexdigest(),
-            "labels": hashlib.sha256(train_set.labels).hexdigest(),
-        }
-    )
-    work = work_folder(args.out)
-    preview = preview_sampler(trainer, params, dataset.num_classes)
+    with process_group() as ranks:
+        seed_everything(params.seed)
+        dataset = load_image_set(args.data / "train.npz")
+        train_set = dataset.subset(load_index_arrays(args.splits)["train"])  # imbalanced train only: nothing leaks
+        device = resolve_device(params.device, "train_generator.device")
+        trainer = build_trainer(args.generator, params, dataset.images.shape[1], dataset.num_classes, device, ranks)
+        settings = LoopSettings.from_params(params, args.generator)
+        # Everything that decides the weights: a half-done work folder from other inputs is discarded, not resumed.
+        context = {"params": params.model_dump(), "generator": args.generator, "device": device.type}
+        digest = fingerprint(context | train_set.digest())
+        work = work_folder(args.out)
+        preview = preview_sampler(trainer, params, dataset.num_classes)
+        name = run_name("train_generator", args.generator)
+        tags = {"generator": args.generator}
+        with main_rank_run(ranks.is_main, name, {"train_generator": params.model_dump()}, tags) as tracker:
 
-    name = run_name("train_generator", args.generator)
-    with main_rank_run(
-        ranks.is_main, name, {"train_generator": params.model_dump()}, {"generator": args.generator}
-    ) as tracker:
+            def log_samples(step: int) -> None:
+                path = work / "samples" / f"step{step:07d}.png"
+                save_png(class_grid(preview, dataset.num_classes, params.samples_per_class, params.seed), path)
+                tracker.log_artifact(path)
 
-        def log_samples(step: int) -> None:
-            path = work / "samples" / f"step{step:07d}.png"
-            save_png(class_grid(preview, dataset.num_classes, params.samples_per_class, params.seed), path)
-            tracker.log_artifact(path)
-
-        start = time.perf_counter()
-        result = train_generator_loop(
-            trainer,
-            train_set,
-            settings,
-            work,
-            digest,
-            on_log=lambda step, row: tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step),
-            on_samples=log_samples,
-            ranks=ranks,
-        )
-        seconds = time.perf_counter() - start
-        close_ranks(ranks)
-        if not ranks.is_main:
-            return f"{name}: rank {ranks.rank} of {ranks.world_size} done"
-        with atomic_path(args.out, directory=True) as tmp:
-            trainer.export(tmp)
-            write_json(
-                tmp / GENERATOR_FILE,
-                {
-                    "generator": args.generator,
-                    "trained": True,
-                    "class_names": list(dataset.class_names),
-                    "image_size": int(dataset.images.shape[1]),
-                    "steps": settings.steps,
-                },
+            start = time.perf_counter()
+            result = train_generator_loop(
+                trainer,
+                train_set,
+                settings,
+                work,
+                digest,
+                on_log=lambda step, row: tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step),
+                on_samples=log_samples,
+                ranks=ranks,
             )
-        with atomic_path(args.curves, directory=True) as folder:
-            write_text(folder / "loss.csv", rows_csv(result.history))
-            save_figure(loss_curves_figure(result.history, f"{args.generator} training"), folder / "loss.png")
-            shutil.copy(sorted((work / "samples").glob("*.png"))[-1], folder / "samples.png")
-        shutil.rmtree(work)
-        final = {k: v for k, v in result.history[-1].items() if k != "step"}
-        steps_run = settings.steps - result.resumed_from
-        summary = {
-            "trained": True,
-            "steps": settings.steps,
-            "train_images": len(train_set),
-            "seconds": round(seconds, 2),
-            "steps_per_second": round(steps_run / seconds, 3),
-            "resumed_from_step": result.resumed_from,
-            "device": device.type,
-            **{f"final_{k}": v for k, v in final.items()},
-        }
-        write_json(args.curves.with_suffix(".json"), summary)
-        tracker.log_metrics({"seconds": seconds, "steps_per_second": steps_run / seconds})
-        tracker.log_artifact(args.curves / "loss.png")
+            seconds = time.perf_counter() - start
+            if not ranks.is_main:
+                return rank_done(name, ranks)
+            publish(args.generator, trainer, dataset, settings, args.out, args.curves, result)
+            final = {k: v for k, v in result.history[-1].items() if k != "step"}
+            steps_run = settings.steps - result.resumed_from
+            summary = {
+                "trained": True,
+                "steps": settings.steps,
+                "train_images": len(train_set),
+                "seconds": round(seconds, 2),
+                "steps_per_second": round(steps_run / seconds, 3),
+                "resumed_from_step": result.resumed_from,
+                "device": device.type,
+                **{f"final_{k}": v for k, v in final.items()},
+            }
+            write_json(args.curves.with_suffix(".json"), summary)
+            tracker.log_metrics({"seconds": seconds, "steps_per_second": steps_run / seconds})
+            tracker.log_artifact(args.curves / "loss.png")
     losses = ", ".join(f"{k} {v:.4f}" for k, v in final.items())
-    return (
-        f"{name}: {settings.steps} steps on {len(train_set)} images ({steps_run / seconds:.2f} steps/s); final {losses}"
-    )
+    rate = steps_run / seconds
+    return f"{name}: {settings.steps} steps on {len(train_set)} images ({rate:.2f} steps/s); final {losses}"
 
 
 if __name__ == "__main__":

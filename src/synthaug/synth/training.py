@@ -56,6 +56,21 @@ class LoopSettings:
     checkpoint_every: int
     sample_every: int
 
+    @classmethod
+    def from_params(cls, params: TrainGeneratorParams, generator: str) -> LoopSettings:
+        """The common train_generator keys and `generator`'s own steps and batch size."""
+        section = getattr(params, generator)
+        return cls(
+            steps=section.steps,
+            batch_size=section.batch_size,
+            seed=params.seed,
+            balanced_sampling=params.balanced_sampling,
+            horizontal_flip=params.horizontal_flip,
+            log_every=params.log_every,
+            checkpoint_every=params.checkpoint_every,
+            sample_every=params.sample_every,
+        )
+
 
 @dataclass
 class LoopResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from synthaug.data.augment import make_augmentation
+from synthaug.data.augment import Augmenter, make_augmentation
 from synthaug.data.storage import ImageSet
 from synthaug.devices import resolve_device, to_device
 from synthaug.distributed import (
@@ -106,6 +106,93 @@ def make_scheduler(
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
+@dataclass
+class _Run:
+    """Everything one training run carries from epoch to epoch, and checkpoints whole."""
+
+    model: nn.Module  # the weights; training goes through their DDP wrapper when there are several ranks
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    rng: np.random.Generator  # batch order
+    augment: Augmenter
+    history: list[EpochRecord] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    best_epoch: int = 0
+    best_score: float = -1.0
+
+    def state(self, fingerprint: str) -> dict:
+        device = model_device(self.model)
+        return {
+            "fingerprint": fingerprint,
+            "epoch": len(self.history),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "augmentation": self.augment.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": [r.to_dict() for r in self.history],
+            **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
+            "best_state": self.best_state,
+            "best_epoch": self.best_epoch,
+            "best_score": self.best_score,
+        }
+
+    def resume(self, saved: dict) -> None:
+        device = model_device(self.model)
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.rng.bit_generator.state = saved["rng"]
+        self.augment.set_state(saved["augmentation"])
+        torch.set_rng_state(saved["torch_rng"].cpu())
+        if device.type == "cuda" and "cuda_rng" in saved:
+            torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), device)
+        self.history = [EpochRecord(**record) for record in saved["history"]]
+        self.best_state, self.best_epoch, self.best_score = (
+            saved["best_state"],
+            saved["best_epoch"],
+            saved["best_score"],
+        )
+
+
+def _train_epoch(
+    run: _Run, model: nn.Module, train_set: ImageSet, params: TrainParams, epoch: int, loss_spec: LossSpec, ranks: Ranks
+) -> tuple[float, int]:
+    """One pass over the training set in the run's seeded order: (loss sum, correct predictions) over all ranks."""
+    model.train()
+    device = model_device(run.model)
+    steps = -(-len(train_set) // params.batch_size)
+    order = run.rng.permutation(len(train_set))
+    loss_sum, correct = 0.0, 0
+    bar = tqdm(range(steps), desc=f"epoch {epoch}/{params.epochs}", unit="batch", disable=None)
+    for step in bar:
+        batch = order[step * params.batch_size : (step + 1) * params.batch_size]
+        inputs = run.augment.model_input(train_set.images[batch], params.image_size, device, ranks)
+        targets = to_device(torch.from_numpy(rank_share(train_set.labels[batch], ranks)), device)
+        logits = model(inputs)
+        loss = classification_loss(logits, targets, loss_spec)
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step + 1}")
+        run.optimizer.zero_grad(set_to_none=True)
+        # DDP averages over ranks and shares can differ by one: weight so the result is the global batch's mean
+        (loss * share_weight(len(targets), len(batch), ranks)).backward()
+        run.optimizer.step()
+        run.scheduler.step()
+        loss_sum += loss.item() * len(targets)
+        correct += int((logits.argmax(1) == targets).sum())
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    loss_sum, correct = sum_over_ranks(np.array([loss_sum, correct]), ranks)
+    return float(loss_sum), int(correct)
+
+
+def _validation_confusion(model: nn.Module, val_set: ImageSet, params: TrainParams, ranks: Ranks) -> np.ndarray:
+    """The validation confusion matrix, each rank predicting its share and the counts summed."""
+    images, labels = rank_share(val_set.images, ranks), rank_share(val_set.labels, ranks)
+    predicted = predict_logits(model, images, params.image_size, params.eval_batch_size, "validate").argmax(1)
+    return sum_over_ranks(confusion_matrix(labels, predicted, val_set.num_classes), ranks)
+
+
 def train_classifier(
     model: nn.Module,
     train_set: ImageSet,
@@ -136,91 +223,35 @@ def train_classifier(
     loss_spec = LossSpec(params.label_smoothing) if loss_spec is None else loss_spec
     rng = np.random.default_rng(seed)
     augment = make_augmentation(params.augment_engine, params.augment_p, seed, params.augment_stages)
-    steps_per_epoch = -(-len(train_set) // params.batch_size)
     optimizer = make_optimizer(model, params)
-    scheduler = make_scheduler(optimizer, params, params.epochs * steps_per_epoch)
-    history: list[EpochRecord] = []
-    best_state: dict[str, torch.Tensor] = {}
-    best_epoch, best_score, start_epoch = 0, -1.0, 1
-    core = model  # the weights; `model` becomes their DDP wrapper when there are several ranks
-    device = model_device(core)
+    scheduler = make_scheduler(optimizer, params, params.epochs * -(-len(train_set) // params.batch_size))
+    run = _Run(model, optimizer, scheduler, rng, augment)
     if checkpoint is not None and checkpoint.is_file():
         saved = load_state(checkpoint)  # safetensors and JSON: nothing is unpickled
         if saved["fingerprint"] == fingerprint:
-            core.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            rng.bit_generator.state = saved["rng"]
-            augment.set_state(saved["augmentation"])
-            torch.set_rng_state(saved["torch_rng"].cpu())
-            if device.type == "cuda" and "cuda_rng" in saved:
-                torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), device)
-            history = [EpochRecord(**record) for record in saved["history"]]
-            best_state, best_epoch, best_score = saved["best_state"], saved["best_epoch"], saved["best_score"]
-            start_epoch = saved["epoch"] + 1
+            run.resume(saved)
             log.info("resuming from %s after epoch %d of %d", checkpoint, saved["epoch"], params.epochs)
-    model = wrap_for_ranks(core, ranks)
-    for epoch in range(start_epoch, params.epochs + 1):
-        model.train()
-        order = rng.permutation(len(train_set))
-        loss_sum, correct = 0.0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{params.epochs}", unit="batch", disable=None)
-        for step in bar:
-            batch = order[step * params.batch_size : (step + 1) * params.batch_size]
-            inputs = augment.model_input(train_set.images[batch], params.image_size, device, ranks)
-            targets = to_device(torch.from_numpy(rank_share(train_set.labels[batch], ranks)), device)
-            logits = model(inputs)
-            loss = classification_loss(logits, targets, loss_spec)
-            if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step + 1}")
-            optimizer.zero_grad(set_to_none=True)
-            # DDP averages over ranks and shares can differ by one: weight so the result is the global batch's mean
-            (loss * share_weight(len(targets), len(batch), ranks)).backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.item() * len(targets)
-            correct += int((logits.argmax(1) == targets).sum())
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        loss_sum, correct = sum_over_ranks(np.array([loss_sum, correct]), ranks)
-        val_images, val_labels = rank_share(val_set.images, ranks), rank_share(val_set.labels, ranks)
-        val_predicted = predict_logits(core, val_images, params.image_size, params.eval_batch_size, "validate").argmax(
-            1
-        )
-        confusion = sum_over_ranks(confusion_matrix(val_labels, val_predicted, val_set.num_classes), ranks)
+    wrapped = wrap_for_ranks(model, ranks)
+    for epoch in range(len(run.history) + 1, params.epochs + 1):
+        loss_sum, correct = _train_epoch(run, wrapped, train_set, params, epoch, loss_spec, ranks)
+        confusion = _validation_confusion(model, val_set, params, ranks)
         record = EpochRecord(
             epoch=epoch,
             lr=float(optimizer.param_groups[0]["lr"]),
-            train_loss=round(float(loss_sum) / len(train_set), 6),
-            train_accuracy=round(float(correct) / len(train_set), 6),
+            train_loss=round(loss_sum / len(train_set), 6),
+            train_accuracy=round(correct / len(train_set), 6),
             val_accuracy=round(float(np.trace(confusion) / len(val_set)), 6),
             val_macro_f1=round(float(per_class_scores(confusion)["f1"].mean()), 6),
         )
-        history.append(record)
+        run.history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        if record.val_macro_f1 > best_score:
-            best_epoch, best_score = epoch, record.val_macro_f1
-            best_state = copy.deepcopy(core.state_dict())
+        if record.val_macro_f1 > run.best_score:
+            run.best_epoch, run.best_score = epoch, record.val_macro_f1
+            run.best_state = copy.deepcopy(model.state_dict())
         if checkpoint is not None and ranks.is_main:
-            save_state(
-                checkpoint,
-                {
-                    "fingerprint": fingerprint,
-                    "epoch": epoch,
-                    "model": core.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng": rng.bit_generator.state,
-                    "augmentation": augment.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "history": [r.to_dict() for r in history],
-                    **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
-                    "best_state": best_state,
-                    "best_epoch": best_epoch,
-                    "best_score": best_score,
-                },
-            )
-    return TrainResult(best_state=best_state, best_epoch=best_epoch, history=history)
+            save_state(checkpoint, run.state(fingerprint))
+    return TrainResult(best_state=run.best_state, best_epoch=run.best_epoch, history=run.history)
 
 
 def spec_from_params(kind: str, params: TrainParams, num_classes: int) -> ClassifierSpec:
