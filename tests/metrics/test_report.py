@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from synthaug.data.imbalance import minority_classes
+from synthaug.metrics.document import Section, embedded_image, image, markdown_to_html_table, to_html
 from synthaug.metrics.plots import save_figure
 from synthaug.metrics.report import (
     EntryResult,
@@ -15,9 +16,6 @@ from synthaug.metrics.report import (
     comparison_rows,
     confusions_figure,
     curves_figure,
-    embedded_image,
-    html_page,
-    markdown_to_html_table,
     recall_vs_count_figure,
     unrecognized_classes,
 )
@@ -103,7 +101,8 @@ def test_figures_render_and_html_is_self_contained(tmp_path):
     for name, figure in figures.items():
         save_figure(figure, tmp_path / name)
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
-    page = html_page("t <report>", [("Figures", "".join(embedded_image(tmp_path / n, n) for n in figures))])
+    page = to_html("t <report>", [Section("Figures", tuple(image(tmp_path / n, n) for n in figures))])
+    assert embedded_image(tmp_path / "curves.png", "x").startswith('<figure><img alt="x" src="data:image/png;base64,')
     assert "<title>t &lt;report&gt;</title>" in page
     assert len(re.findall(r'src="data:image/png;base64,', page)) == 4
     assert not re.search(r'src="(?!data:)', page)  # nothing loaded from elsewhere
@@ -267,3 +266,30 @@ def test_per_class_recall_table_gives_mean_and_sample_std_over_seeds_fewest_imag
     assert "| d | 80 | 0.9000 ± 0.0000 | 0.8000 ± 0.0000 |" in table
     single = per_class_recall_markdown(RESULTS[:1], TRAIN_COUNTS)
     assert "| a | 10 | 0.0000 |" in single
+
+
+def test_one_list_of_sections_renders_as_markdown_and_as_html(tmp_path):
+    from synthaug.metrics.document import code, note, subheading, table, text, to_markdown, warning
+
+    picture = tmp_path / "report" / "fig.png"
+    picture.parent.mkdir()
+    picture.write_bytes(b"\x89PNG fake")
+    sections = [
+        Section(
+            "Comparison", (table("| a | b |\n|---|---|\n| 1 | 2 |"), note("Made by `abc`."), warning("**Flag**: x"))
+        ),
+        Section(
+            "More", (subheading("Per class"), text("see `y` & z"), image(picture, "fig", "A figure"), code("k: 1\n"))
+        ),
+    ]
+    markdown = to_markdown("Title", sections, tmp_path)
+    assert markdown == (
+        "# Title\n\n## Comparison\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n_Made by `abc`._\n\n**Flag**: x\n\n"
+        "## More\n\n### Per class\n\nsee `y` & z\n\n![fig](report/fig.png)\n\n```yaml\nk: 1\n```\n"
+    )
+    page = to_html("Title", sections)
+    assert "<h2>Comparison</h2><table><thead><tr><th>a</th><th>b</th></tr></thead>" in page
+    assert "<p><em>Made by <code>abc</code>.</em></p>" in page
+    assert '<p class="warning"><strong>Flag</strong>: x</p>' in page
+    assert '<h3>Per class</h3><p>see <code>y</code> &amp; z</p><figure><img alt="A figure"' in page
+    assert "<pre>k: 1\n</pre>" in page

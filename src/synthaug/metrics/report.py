@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -608,41 +606,6 @@ def class_counts_figure(counts: dict[str, dict[str, int]], synthetic_counts: dic
     axes.legend(fontsize=8)
     figure.tight_layout()
     return figure
-
-
-# --- HTML ------------------------------------------------------------------------------------------
-
-
-def markdown_to_html_table(table: str) -> str:
-    lines = [line.strip("|").split(" | ") for line in table.strip().splitlines()]
-    header, body = lines[0], lines[2:]
-    head = "".join(f"<th>{html.escape(cell.strip())}</th>" for cell in header)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(cell.strip())}</td>" for cell in row) + "</tr>" for row in body)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-
-
-def embedded_image(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (
-        f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-        f"<figcaption>{html.escape(alt)}</figcaption></figure>"
-    )
-
-
-def html_page(title: str, sections: list[tuple[str, str]]) -> str:
-    """sections: (heading, already-escaped HTML body)."""
-    style = (
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-        "th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}img{max-width:100%}"
-        ".warning{background:#fff4e5;border-left:4px solid #e69500;padding:.5em 1em}"
-        "figure{margin:1em 0}figcaption{font-size:.85em;color:#555}pre{background:#f6f6f6;padding:1em;overflow:auto}"
-    )
-    body = "".join(f"<h2>{html.escape(heading)}</h2>{content}" for heading, content in sections)
-    return (
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n"
-    )
 
 
 # --- inputs ----------------------------------------------------------------------------------------

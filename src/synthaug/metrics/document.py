@@ -1,0 +1,139 @@
+"""A report as sections of blocks, built once and written as Markdown and as a self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+BlockKind = Literal["text", "warning", "note", "table", "image", "subheading", "code"]
+
+
+@dataclass(frozen=True)
+class Block:
+    """text: a paragraph (inline **bold** and `code`); warning: a paragraph set apart; note: an italic line
+    (where a table's numbers come from); table: a Markdown table; image: a PNG file, `text` its short alt
+    text and `caption` its caption; subheading: a level-3 heading; code: a YAML listing."""
+
+    kind: BlockKind
+    text: str
+    path: Path | None = None
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str
+    blocks: tuple[Block, ...]
+
+
+def text(value: str) -> Block:
+    return Block("text", value)
+
+
+def warning(value: str) -> Block:
+    return Block("warning", value)
+
+
+def note(value: str) -> Block:
+    return Block("note", value)
+
+
+def table(markdown: str) -> Block:
+    return Block("table", markdown)
+
+
+def image(path: Path, alt: str, caption: str = "") -> Block:
+    return Block("image", alt, path, caption or alt)
+
+
+def subheading(value: str) -> Block:
+    return Block("subheading", value)
+
+
+def code(value: str) -> Block:
+    return Block("code", value)
+
+
+def _markdown_block(block: Block, base: Path) -> str:
+    if block.kind == "note":
+        return f"_{block.text}_"
+    if block.kind == "image":
+        return f"![{block.text}]({block.path.relative_to(base).as_posix()})"
+    if block.kind == "subheading":
+        return f"### {block.text}"
+    if block.kind == "code":
+        return f"```yaml\n{block.text}```"
+    return block.text
+
+
+def to_markdown(title: str, sections: list[Section], base: Path) -> str:
+    """The report as Markdown; image paths relative to `base` (the folder the .md file is written to)."""
+    parts = [f"# {title}"]
+    for section in sections:
+        blocks = [_markdown_block(block, base) for block in section.blocks]
+        parts.append("\n\n".join([f"## {section.heading}", *blocks]))
+    return "\n\n".join(parts) + "\n"
+
+
+def inline_html(value: str) -> str:
+    """Escaped text with Markdown's **bold** and `code` as HTML."""
+    escaped = html.escape(value)
+    escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+
+
+def markdown_to_html_table(markdown: str) -> str:
+    lines = [line.strip("|").split(" | ") for line in markdown.strip().splitlines()]
+    header, body = lines[0], lines[2:]
+    head = "".join(f"<th>{html.escape(cell.strip())}</th>" for cell in header)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(cell.strip())}</td>" for cell in row) + "</tr>" for row in body)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def embedded_image(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (
+        f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def _html_block(block: Block) -> str:
+    if block.kind == "warning":
+        return f'<p class="warning">{inline_html(block.text)}</p>'
+    if block.kind == "note":
+        return f"<p><em>{inline_html(block.text)}</em></p>"
+    if block.kind == "table":
+        return markdown_to_html_table(block.text)
+    if block.kind == "image":
+        return embedded_image(block.path, block.caption)
+    if block.kind == "subheading":
+        return f"<h3>{html.escape(block.text)}</h3>"
+    if block.kind == "code":
+        return f"<pre>{html.escape(block.text)}</pre>"
+    return f"<p>{inline_html(block.text)}</p>"
+
+
+STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+    "th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}img{max-width:100%}"
+    ".warning{background:#fff4e5;border-left:4px solid #e69500;padding:.5em 1em}"
+    "figure{margin:1em 0}figcaption{font-size:.85em;color:#555}pre{background:#f6f6f6;padding:1em;overflow:auto}"
+)
+
+
+def to_html(title: str, sections: list[Section]) -> str:
+    """The report as one HTML page that loads nothing from elsewhere (figures are embedded)."""
+    body = "".join(
+        f"<h2>{html.escape(section.heading)}</h2>" + "".join(_html_block(block) for block in section.blocks)
+        for section in sections
+    )
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n"
+    )
