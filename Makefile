@@ -43,7 +43,7 @@ test: install
 
 # The CPU benchmarks, one after the other (about 5 minutes on 2 cores): each prints its table and writes its
 # section of metrics/bench.json. GPU-only (bench/sdxl_full.py; bench/models.py's ddpm_sample and inception, which
-# take hours and half an hour on 2 cores at the full config) and whole-DAG (bench/pipeline.py) ones: see README.
+# take hours and half an hour on 2 cores at the full config) and whole-DAG (bench/pipeline.py) ones: see docs/benchmarks.md.
 bench: install
 ifndef ARCHIVE
 	$(error make bench needs ARCHIVE=<CIFAR-10 ImageFolder tarball>)

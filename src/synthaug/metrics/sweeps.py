@@ -1,8 +1,9 @@
 """Sweeps run by DVC (`dvc exp run --queue -S 'key=range(...)'`), collected into one table per swept key.
 
-The source is `dvc exp show --json`: every experiment's params and every evaluate entry's metrics.json,
-without the column-name guessing of the CSV view (which prefixes a metric with its file only when two
-files share the name). One row per (value, classifier, variant): the metric's mean over seeds and runs.
+The source is `dvc exp show --json`: every experiment's params and every train entry's test scores
+(metrics/eval/<entry>/seed<k>.json), without the column-name guessing of the CSV view (which prefixes a metric with
+its file only when two files share the name). One row per (value, classifier, variant): the metric's mean over
+seeds and runs.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def sweep_rows(points: list[SweepPoint], param: str, metric: str) -> list[dict[s
     """Mean and sample std of the metric per (value, classifier, variant), values in ascending order."""
     if not points:
         raise SweepError(
-            f"no experiment sets {param} and has evaluate metrics (run the sweep first: see README, Sweeps)"
+            f"no experiment sets {param} and has test metrics (run the sweep first: see docs/operations.md, Sweeps)"
         )
     groups: dict[tuple, list[SweepPoint]] = {}
     for point in points:
