@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from synthaug.data.storage import load_image_set
+from synthaug.data.storage import ImageSet, load_image_set
 from synthaug.devices import resolve_device
 from synthaug.errors import FeatureWeightsMissing
 from synthaug.io import file_sha256, read_json, write_metrics
@@ -51,6 +52,31 @@ def inception_or_reason(params: FidParams) -> tuple[Path | None, str | None]:
         return None, str(exc)
 
 
+def compared_features(
+    params: FidParams,
+    classifier: torch.nn.Module,
+    image_size: int,
+    real: ImageSet,
+    fake: ImageSet,
+    feature_model: Path,
+    device: torch.device,
+):
+    """(the full-data classifier's logits on the generated images, real features, generated features, what the
+    features are, the Inception weights or None, why not): Inception when its weights can be had, else the
+    classifier's penultimate features, named so that they are never read as FID."""
+    classes = len(real.class_names)
+    fake_features, fake_logits = classifier_features(classifier, fake.images, image_size, classes, params.batch_size)
+    weights, unavailable = inception_or_reason(params)
+    if weights is None:
+        real_features, _ = classifier_features(classifier, real.images, image_size, classes, params.batch_size)
+        features = f"classifier:{feature_model.parent.name}-{feature_model.name}"
+        return fake_logits, real_features, fake_features, features, None, unavailable
+    inception = load_fid_inception(weights, params.dims)
+    real_features = inception_features(inception, real.images, params.batch_size, device)
+    fake_features = inception_features(inception, fake.images, params.batch_size, device)
+    return fake_logits, real_features, fake_features, "inception", weights, unavailable
+
+
 def main() -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generator", required=True, choices=GENERATORS, help="experiment.generators entry")
@@ -74,23 +100,10 @@ def main() -> str:
     name = run_name("fid", args.generator)
     with stage_run(name, {"fid": params.model_dump()}, {"generator": args.generator}) as tracker:
         start = time.perf_counter()
-        fake_features, fake_logits = classifier_features(
-            classifier, fake.images, spec.image_size, test.num_classes, params.batch_size
+        fake_logits, real_features, fake_features, features, weights, unavailable = compared_features(
+            params, classifier, spec.image_size, real, fake, args.feature_model, device
         )
-        weights, unavailable = inception_or_reason(params)
-        if weights is None:
-            suffix, features = (
-                "_classifier_features",
-                f"classifier:{args.feature_model.parent.name}-{args.feature_model.name}",
-            )
-            real_features, _ = classifier_features(
-                classifier, real.images, spec.image_size, test.num_classes, params.batch_size
-            )
-        else:
-            suffix, features = "", "inception"
-            inception = load_fid_inception(weights, params.dims)
-            real_features = inception_features(inception, real.images, params.batch_size, device)
-            fake_features = inception_features(inception, fake.images, params.batch_size, device)
+        suffix = "" if weights is not None else "_classifier_features"
         scores = labelled(
             generation_scores(
                 real_features,
@@ -124,6 +137,7 @@ def main() -> str:
         headline = (f"fid{suffix}", f"kid_mean{suffix}")  # what dvc metrics show prints
         write_metrics(args.out, args.detail, result, keys=headline)
         tracker.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float)) and np.isfinite(v)})
+        tracker.log_artifact(args.out)
         tracker.log_artifact(args.detail)
         seconds = time.perf_counter() - start
     rank = "full rank" if result["fid_full_rank"] else "rank-deficient: not comparable to published FID"

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from synthaug.data.storage import load_image_set, load_index_arrays
+from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
 from synthaug.devices import resolve_device
 from synthaug.distributed import process_group, rank_done, sum_over_ranks
 from synthaug.io import atomic_path, ensure_free_space, fingerprint, read_json, work_folder, write_json
@@ -20,7 +21,7 @@ from synthaug.params import GENERATORS, SynthesizeParams, load_section
 from synthaug.runner import run_stage
 from synthaug.seeding import derive_seed
 from synthaug.synth.backends import GENERATOR_FILE, make_backend, prompt_templates
-from synthaug.synth.plan import evaluation_counts, generation_counts, plan_items
+from synthaug.synth.plan import SynthItem, evaluation_counts, generation_counts, plan_items
 from synthaug.synth.shards import (
     generate_shards,
     load_synthetic,
@@ -28,6 +29,49 @@ from synthaug.synth.shards import (
     publish_synthetic_set,
 )
 from synthaug.tracking import main_rank_run, run_name
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What this run makes: per class, images to top up the imbalanced split and the evaluation set's."""
+
+    train: ImageSet
+    train_idx: np.ndarray  # the imbalanced split: conditioning images come from it only
+    real_counts: np.ndarray
+    counts: np.ndarray
+    eval_counts: np.ndarray
+    items: list[SynthItem]
+    eval_items: list[SynthItem]
+
+
+def make_plan(generator: str, params: SynthesizeParams, data: Path, splits: Path) -> Plan:
+    train = load_image_set(data / "train.npz")
+    test_labels = load_image_set(data / "test.npz").labels
+    train_idx = load_index_arrays(splits)["train"]
+    real_counts = np.bincount(train.labels[train_idx], minlength=train.num_classes)
+    counts = generation_counts(real_counts, params.target_count, params.target_ratio)
+    eval_counts = evaluation_counts(np.bincount(test_labels, minlength=train.num_classes), params.eval_per_class)
+    templates = prompt_templates(generator, params)
+    items = plan_items(train_idx, train.labels, train.class_names, counts, templates, params.seed)
+    eval_seed = derive_seed(params.seed, "eval")
+    eval_items = plan_items(train_idx, train.labels, train.class_names, eval_counts, templates, eval_seed)
+    return Plan(train, train_idx, real_counts, counts, eval_counts, items, eval_items)
+
+
+def summary(generator: str, plan: Plan, set_seconds: list[float], generated: int, device: str) -> dict:
+    names = plan.train.class_names
+    return {
+        "generator": generator,
+        "synthetic_per_class": dict(zip(names, plan.counts.tolist())),
+        "real_per_class": dict(zip(names, plan.real_counts.tolist())),
+        "synthetic_total": int(plan.counts.sum()),
+        "eval_per_class": dict(zip(names, plan.eval_counts.tolist())),
+        # compute spent here (this run; shards finished by an earlier run are not counted again)
+        "seconds": round(set_seconds[0], 2),
+        "eval_seconds": round(set_seconds[1], 2),
+        "generated_this_run": generated,
+        "device": device,
+    }
 
 
 def main() -> str:
@@ -43,18 +87,8 @@ def main() -> str:
     )
     args = parser.parse_args()
     params = load_section("synthesize", SynthesizeParams)
-
-    train = load_image_set(args.data / "train.npz")
-    test_labels = load_image_set(args.data / "test.npz").labels
-    train_idx = load_index_arrays(args.splits)["train"]  # conditioning images come from the imbalanced split only
-    real_counts = np.bincount(train.labels[train_idx], minlength=train.num_classes)
-    counts = generation_counts(real_counts, params.target_count, params.target_ratio)
-    eval_counts = evaluation_counts(np.bincount(test_labels, minlength=train.num_classes), params.eval_per_class)
-    templates = prompt_templates(args.generator, params)
-    items = plan_items(train_idx, train.labels, train.class_names, counts, templates, params.seed)
-    eval_items = plan_items(
-        train_idx, train.labels, train.class_names, eval_counts, templates, derive_seed(params.seed, "eval")
-    )
+    plan = make_plan(args.generator, params, args.data, args.splits)
+    train = plan.train
     # Everything that decides the images: a half-done work folder from other inputs is discarded, not resumed.
     digest = fingerprint(
         {
@@ -62,24 +96,18 @@ def main() -> str:
             "generator": args.generator,
             "model": read_json(args.model / GENERATOR_FILE),
             "data": read_json(args.data / "meta.json")["sha256"],
-            "items": [item.to_dict() for item in items + eval_items],
+            "items": [item.to_dict() for item in plan.items + plan.eval_items],
         }
     )
-
     # Both sets, written once as shards and once more into the DVC cache.
-    ensure_free_space(
-        args.out.parent, 2 * (len(items) + len(eval_items)) * train.images[0].nbytes, f"synthesize@{args.generator}"
-    )
+    planned_images = len(plan.items) + len(plan.eval_items)
+    ensure_free_space(args.out.parent, 2 * planned_images * train.images[0].nbytes, f"synthesize@{args.generator}")
     name = run_name("synthesize", args.generator)
     # Under torchrun / accelerate launch each rank makes its share of the shards; rank 0 logs and publishes.
-    with (
-        process_group() as ranks,
-        main_rank_run(
-            ranks.is_main, name, {"synthesize": params.model_dump()}, {"generator": args.generator}
-        ) as tracker,
-    ):
+    logged = {"synthesize": params.model_dump()}
+    with process_group() as ranks, main_rank_run(ranks.is_main, name, logged, {"generator": args.generator}) as tracker:
         generate = make_backend(args.generator, params, args.model, train.images, train.class_names)
-        sets = ((args.out, items), (args.eval_out, eval_items))
+        sets = ((args.out, plan.items), (args.eval_out, plan.eval_items))
         # Both sets are published only when both are complete: DVC deletes outputs before a rerun.
         generated, set_seconds = 0, []
         for out, planned in sets:
@@ -92,44 +120,27 @@ def main() -> str:
             return rank_done(name, ranks)
         for out, planned in sets:
             publish_synthetic_set(out, planned, params.shard_size, args.generator)
-
-        synthetic_counts = dict(zip(train.class_names, counts.tolist()))
         device = resolve_device(getattr(params, args.generator).device, f"synthesize.{args.generator}.device").type
-        write_json(
-            args.previews.with_suffix(".json"),
-            {
-                "generator": args.generator,
-                "synthetic_per_class": synthetic_counts,
-                "real_per_class": dict(zip(train.class_names, real_counts.tolist())),
-                "synthetic_total": int(counts.sum()),
-                "eval_per_class": dict(zip(train.class_names, eval_counts.tolist())),
-                # compute spent here (this run; shards finished by an earlier run are not counted again)
-                "seconds": round(set_seconds[0], 2),
-                "eval_seconds": round(set_seconds[1], 2),
-                "generated_this_run": generated,
-                "device": device,
-            },
-        )
-        grids = preview_grids(
-            train.subset(train_idx), load_synthetic(args.out, train.class_names), params.preview_per_class
-        )
+        write_json(args.previews.with_suffix(".json"), summary(args.generator, plan, set_seconds, generated, device))
+        real = train.subset(plan.train_idx)
+        grids = preview_grids(real, load_synthetic(args.out, train.class_names), params.preview_per_class)
         with atomic_path(args.previews, directory=True) as folder:
             for class_name, grid in grids.items():
                 save_png(grid, folder / f"{class_name}.png")
         tracker.log_metrics(
             {
-                "synthetic_total": int(counts.sum()),
+                "synthetic_total": int(plan.counts.sum()),
                 "generated_this_run": generated,
                 "generation_seconds": seconds,
                 "images_per_second": generated / seconds if generated else 0.0,
             }
         )
-        tracker.log_metrics({f"synthetic.{k}": v for k, v in synthetic_counts.items()})
+        tracker.log_metrics({f"synthetic.{k}": v for k, v in zip(train.class_names, plan.counts.tolist())})
         for preview in sorted(args.previews.glob("*.png")):
             tracker.log_artifact(preview)
     rate = f"{generated / seconds:.2f} images/s" if generated else "all shards were already complete"
     return (
-        f"{name}: {int(counts.sum())} synthetic + {int(eval_counts.sum())} evaluation images "
+        f"{name}: {int(plan.counts.sum())} synthetic + {int(plan.eval_counts.sum())} evaluation images "
         f"({generated} generated now, {rate})"
     )
 

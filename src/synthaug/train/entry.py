@@ -25,7 +25,7 @@ from synthaug.seeding import seed_everything
 from synthaug.synth.filter import filter_synthetic
 from synthaug.synth.shards import load_synthetic
 from synthaug.tracking import main_rank_run, run_name
-from synthaug.train.classifier import history_csv, prepare_training, train_classifier
+from synthaug.train.classifier import TrainingSetup, history_csv, prepare_training, train_classifier
 from synthaug.train.evaluation import HEADLINE_SCORES, evaluate_classifier, write_evaluation
 
 
@@ -44,6 +44,10 @@ class EntryOutputs:
 
     def seed_file(self, folder: Path, seed: int, suffix: str = "") -> Path:
         return folder / f"seed{seed}{suffix}"
+
+    def seed_pair(self, headline: Path, detail: Path, seed: int) -> tuple[Path, Path]:
+        """A seed's metrics file and its detail file."""
+        return self.seed_file(headline, seed, ".json"), self.seed_file(detail, seed, ".json")
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,6 +98,30 @@ def training_set(
     return concat_image_sets(train_set, synthetic), val_set, report
 
 
+def test_seed(
+    setup: TrainingSetup,
+    best_state: dict,
+    test: ImageSet,
+    minority: list[str],
+    params: TrainParams,
+    outputs: EntryOutputs,
+    seed: int,
+    title: str,
+) -> dict:
+    """Test the best epoch's weights on the test split and write the scores, predictions and confusion matrices."""
+    setup.model.load_state_dict(best_state)
+    evaluation = evaluate_classifier(setup.model, setup.spec.image_size, test, params.eval_batch_size, minority)
+    write_evaluation(
+        evaluation,
+        test,
+        title,
+        outputs.seed_file(outputs.predictions, seed, ".csv"),
+        outputs.seed_file(outputs.confusion, seed),
+    )
+    write_metrics(*outputs.seed_pair(outputs.scores, outputs.scores_detail, seed), evaluation.report, HEADLINE_SCORES)
+    return evaluation.report
+
+
 def train_seed(
     stage: str,
     classifier: str,
@@ -136,41 +164,17 @@ def train_seed(
             return rank_done(name, ranks)
         save_classifier(outputs.seed_file(outputs.model, seed), setup.spec, result.best_state)
         write_text(outputs.seed_file(outputs.curves, seed, ".csv"), history_csv(result.history))
-        summary, summary_detail = (
-            outputs.seed_file(folder, seed, ".json") for folder in (outputs.summary, outputs.summary_detail)
-        )
-        write_metrics(
-            summary,
-            summary_detail,
-            {
-                "best_epoch": result.best_epoch,
-                "best_val_macro_f1": result.best_val_macro_f1,
-                "train_images": len(train_set),
-                "parameters": count_parameters(setup.model),
-                # this run's training loop (epochs finished before a resume are not counted)
-                "seconds": round(seconds, 2),
-                "device": setup.device.type,
-                **synthetic_report,
-            },
-            keys=("seconds",),
-        )
-        # The test split, with the best epoch's weights.
-        setup.model.load_state_dict(result.best_state)
-        evaluation = evaluate_classifier(setup.model, setup.spec.image_size, test, params.eval_batch_size, minority)
-        write_evaluation(
-            evaluation,
-            test,
-            name,
-            outputs.seed_file(outputs.predictions, seed, ".csv"),
-            outputs.seed_file(outputs.confusion, seed),
-        )
-        report = evaluation.report
-        write_metrics(
-            outputs.seed_file(outputs.scores, seed, ".json"),
-            outputs.seed_file(outputs.scores_detail, seed, ".json"),
-            report,
-            keys=HEADLINE_SCORES,
-        )
+        summary = {
+            "best_epoch": result.best_epoch,
+            "best_val_macro_f1": result.best_val_macro_f1,
+            "train_images": len(train_set),
+            "parameters": count_parameters(setup.model),
+            "seconds": round(seconds, 2),  # this run's loop (epochs done before a resume are not counted)
+            "device": setup.device.type,
+            **synthetic_report,
+        }
+        write_metrics(*outputs.seed_pair(outputs.summary, outputs.summary_detail, seed), summary, keys=("seconds",))
+        report = test_seed(setup, result.best_state, test, minority, params, outputs, seed, name)
         tracker.log_metrics(
             {
                 "best_val_macro_f1": result.best_val_macro_f1,
