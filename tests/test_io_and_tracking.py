@@ -207,3 +207,18 @@ def test_free_space_is_checked_before_writing(monkeypatch, tmp_path):
         DiskSpaceError, match=rf"synthesize@ddpm needs about 110.0 MiB free in {tmp_path}, only 50.0 MiB are"
     ):
         ensure_free_space(tmp_path / "data" / "synthetic", 100 * 2**20, "synthesize@ddpm")
+
+
+def test_urls_are_printed_without_their_password():
+    from synthaug.io import redact_url
+
+    assert redact_url("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact_url("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert redact_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db" and redact_url(3) == 3
+
+
+def test_a_tracking_server_keeps_the_artifacts_a_local_store_puts_beside_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://team-server:5000")
+    assert tracking.artifact_root(tmp_path) is None
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    assert tracking.artifact_root(tmp_path) == (tmp_path / "mlartifacts").as_uri()

@@ -10,6 +10,7 @@ from synthaug.params import (
     ExperimentParams,
     FetchParams,
     FidParams,
+    HpoParams,
     ImbalanceParams,
     ParamsError,
     SynthesizeParams,
@@ -229,3 +230,13 @@ def test_generator_sections_reject_bad_values(project_params):
         ParamsError, match=r"fid.feature_extractor: Input should be 'auto', 'inception' or 'classifier'"
     ):
         parse_section("fid", fid, FidParams)
+
+
+def test_a_database_password_never_reaches_params_or_their_errors(project_params):
+    raw = dict(project_params["hpo"], storage="postgresql://team:hunter2@db.example:5432/optuna")
+    with pytest.raises(ParamsError, match=r"hpo\.storage: remove the password from the URL") as caught:
+        parse_section("hpo", raw, HpoParams)
+    assert "hunter2" not in str(caught.value) and "postgresql://team:***@db.example:5432/optuna" in str(caught.value)
+    with pytest.raises(ParamsError, match=r"hpo\.storage: expected a database URL"):
+        parse_section("hpo", dict(raw, storage="models/hpo/optuna.db"), HpoParams)
+    assert parse_section("hpo", dict(raw, storage="postgresql://team@db:5432/optuna"), HpoParams).storage

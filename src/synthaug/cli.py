@@ -71,6 +71,7 @@ def hpo_main(argv: list[str]) -> str:
         best_overrides,
         finished_trials,
         run_search,
+        storage_url,
         write_results,
     )
 
@@ -81,7 +82,13 @@ def hpo_main(argv: list[str]) -> str:
     )
     parser.add_argument("--data", type=Path, default=Path("data/cifar10"), help="fetch output")
     parser.add_argument("--splits", type=Path, default=Path("data/splits.npz"), help="imbalance output")
-    parser.add_argument("--storage", type=Path, default=Path("models/hpo/optuna.db"), help="sqlite file of the studies")
+    parser.add_argument(
+        "--storage",
+        type=Path,
+        default=Path("models/hpo/optuna.db"),
+        help="sqlite file of the studies (hpo.storage null)",
+    )
+    parser.add_argument("--worker", type=int, default=0, help="this worker's number, when several share a study")
     parser.add_argument("--out", type=Path, default=Path("metrics/hpo"), help="folder for the study's results")
     args = parser.parse_args(argv)
     params = load_section("hpo", HpoParams)
@@ -96,7 +103,8 @@ def hpo_main(argv: list[str]) -> str:
         {"hpo": params.model_dump(), "train": base.model_dump()},
         {"classifier": params.classifier, "variant": params.variant},
     ) as tracker:
-        result = run_search(params, base, train_set, val_set, args.storage, tracker)
+        url = storage_url(params, args.storage)
+        result = run_search(params, base, train_set, val_set, url, tracker, args.worker)
         write_results(result.study, out)
         best = result.best
         tracker.log_metrics({"best_val_macro_f1": best.value, "finished_trials": finished_trials(result.study)})

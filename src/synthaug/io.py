@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from synthaug.errors import DiskSpaceError
 
@@ -70,6 +71,17 @@ def write_metrics(headline: str | Path, detail: str | Path, record: dict[str, An
 def read_metrics(headline: str | Path, detail: str | Path) -> dict[str, Any]:
     """The record write_metrics split."""
     return {**read_json(headline), **read_json(detail)}
+
+
+def redact_url(value: Any) -> Any:
+    """A URL with its password replaced by ***, so that it can be printed or logged; anything else as it is."""
+    if not isinstance(value, str) or "://" not in value:
+        return value
+    parts = urlsplit(value)
+    if parts.password is None:
+        return value
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def fingerprint(payload: Any) -> str:

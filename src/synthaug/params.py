@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -23,6 +24,7 @@ from pydantic import (
 )
 
 from synthaug.errors import ParamsError
+from synthaug.io import redact_url
 
 PARAMS_FILE = "params.yaml"
 
@@ -276,6 +278,8 @@ class SearchRange(Section):
         return self
 
 
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql")  # SQLAlchemy URLs Optuna's RDB storage takes
+
 # Train keys the search may set; each is either a range or a list of choices.
 SEARCHABLE_KEYS = ("lr", "weight_decay", "batch_size", "label_smoothing", "augment_p", "epochs", "lr_end_factor")
 
@@ -289,6 +293,7 @@ class HpoParams(Section):
     """`synthaug hpo`: an Optuna study over train keys for one (classifier, variant), on validation macro-F1."""
 
     study: Annotated[str, Field(min_length=1)]
+    storage: str | None
     classifier: Classifier
     variant: Variant
     seed: int
@@ -296,6 +301,19 @@ class HpoParams(Section):
     trials: PositiveInt
     pruner: PrunerParams
     space: dict[str, SearchRange | Annotated[list[int | Float], Field(min_length=1)]]
+
+    @field_validator("storage")
+    @classmethod
+    def _database_url_without_password(cls, storage: str | None) -> str | None:
+        if storage is None:
+            return None
+        parts = urlsplit(storage)
+        if parts.scheme.split("+")[0] not in DATABASE_SCHEMES:
+            raise ValueError(f"expected a database URL ({', '.join(DATABASE_SCHEMES)}), or null for the sqlite file")
+        if parts.password is not None:
+            # params.yaml is committed and logged: a password there would be published
+            raise ValueError("remove the password from the URL; give it in PGPASSWORD or ~/.pgpass instead")
+        return storage
 
     @model_validator(mode="after")
     def _searchable(self) -> HpoParams:
@@ -369,7 +387,7 @@ def _describe(error: dict[str, Any], section: str, model: type[Section]) -> str:
         return str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "missing":
         return f"{key}: missing"
-    return f"{key}: {str(error['msg']).removeprefix('Value error, ')} (got {error.get('input')!r})"
+    return f"{key}: {str(error['msg']).removeprefix('Value error, ')} (got {redact_url(error.get('input'))!r})"
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:

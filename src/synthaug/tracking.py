@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from synthaug.errors import TrackingError
+from synthaug.io import redact_url
 from synthaug.provenance import flat_params, git_commit
 
 EXPERIMENT_NAME = "synthaug"
@@ -56,6 +57,13 @@ def repo_root() -> Path:
 
 def tracking_uri(root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / STORE_FILE}"
+
+
+def artifact_root(root: Path) -> str | None:
+    """mlartifacts/ beside a local store; a tracking server keeps artifacts where it was told to (None)."""
+    if tracking_uri(root).startswith(("http://", "https://")):
+        return None
+    return (root / ARTIFACT_DIR).as_uri()
 
 
 def pipeline_id(params_file: Path = Path("params.yaml")) -> str:
@@ -197,9 +205,7 @@ def _start(root: Path, name: str, strict: bool = False) -> Any | None:
         experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
         if experiment is None:
             try:
-                mlflow.create_experiment(
-                    EXPERIMENT_NAME, artifact_location=(root / ARTIFACT_DIR).as_uri(), tags=EXPERIMENT_KIND
-                )
+                mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_root(root), tags=EXPERIMENT_KIND)
             except Exception:  # created concurrently by another stage: use theirs
                 if mlflow.get_experiment_by_name(EXPERIMENT_NAME) is None:
                     raise
@@ -214,11 +220,12 @@ def _start(root: Path, name: str, strict: bool = False) -> Any | None:
     except Exception as exc:
         if strict:
             raise TrackingError(
-                f"MLflow unavailable at {tracking_uri(root)} ({type(exc).__name__}: {exc}) and tracking.strict is true"
+                f"MLflow unavailable at {redact_url(tracking_uri(root))} ({type(exc).__name__}: {exc}) "
+                "and tracking.strict is true"
             ) from None
         log.warning(
             "MLflow unavailable at %s (%s: %s); the stage runs without tracking",
-            tracking_uri(root),
+            redact_url(tracking_uri(root)),
             type(exc).__name__,
             exc,
         )

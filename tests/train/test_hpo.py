@@ -159,15 +159,16 @@ def test_pruning_reports_each_epoch_and_stops_after_the_warmup():
 
 
 def test_fresh_studies_with_one_sampler_seed_draw_the_same_trials(tmp_path):
-    from synthaug.train.hpo import open_study, suggest
+    from synthaug.train.hpo import open_study, storage_url, suggest
 
     params = parse_section("hpo", hpo_section(), HpoParams)
     draws = []
-    for name in ("a", "b", "c"):
+    for name, worker in (("a", 0), ("b", 0), ("c", 0), ("d", 1)):
         seeded = params if name != "c" else params.model_copy(update={"sampler_seed": 1})
-        study = open_study(seeded, tmp_path / name / "optuna.db")
+        study = open_study(seeded, storage_url(seeded, tmp_path / name / "optuna.db"), worker)
         draws.append([suggest(study.ask(), params.space) for _ in range(2)])
     assert draws[0] == draws[1] and draws[0] != draws[2]
+    assert draws[0] != draws[3]  # a second worker on the same study draws other points
 
 
 def test_trials_train_on_train_device_with_the_variants_loss(tmp_path, monkeypatch, tiny_train_params):
@@ -202,7 +203,7 @@ def test_trials_train_on_train_device_with_the_variants_loss(tmp_path, monkeypat
     images = ImageSet(np.zeros((10, 8, 8, 3), np.uint8), labels, ("a", "b"))
     params = HpoParams.model_validate(hpo_section(variant="logit_adjusted", trials=2, space={"lr": [1e-3]}))
     base = tiny_train_params.model_copy(update={"device": "cpu"})
-    hpo.run_search(params, base, images, images, tmp_path / "study.db", RunLogger(None))
+    hpo.run_search(params, base, images, images, f"sqlite:///{tmp_path}/study.db", RunLogger(None))
     assert asked == [("cpu", "train.device")] * 2
     assert [device.type for device, _ in seen] == ["cpu", "cpu"]
     offset = seen[0][1].logit_offset  # logit_adjusted: tau * log(prior), the rare class pushed up

@@ -1,13 +1,16 @@
-"""Hyperparameter search with Optuna: a resumable sqlite study over train keys, pruned on validation macro-F1."""
+"""Hyperparameter search with Optuna: a resumable study over train keys, pruned on validation macro-F1, in a sqlite
+file or in a database several workers share."""
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy.exc
 import yaml
 
 from synthaug.data.storage import ImageSet
@@ -19,6 +22,7 @@ from synthaug.train.classifier import EpochRecord, prepare_training, train_class
 
 log = logging.getLogger("synthaug.hpo")
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+COUNTED = (*FINISHED, optuna.trial.TrialState.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -58,20 +62,34 @@ def pruning_callback(trial: optuna.Trial, warmup_epochs: int):
     return on_epoch
 
 
-def open_study(params: HpoParams, storage: Path) -> optuna.Study:
-    """Create the study in sqlite `storage`, or load it to continue; the sampler seed moves on with it,
-    so a resumed study does not replay the first run's random start-up points."""
-    storage.parent.mkdir(parents=True, exist_ok=True)
-    url = f"sqlite:///{storage.resolve()}"
-    existing = optuna.create_study(
-        storage=url,
-        study_name=params.study,
-        direction="maximize",
-        load_if_exists=True,
-    )
-    sampler = optuna.samplers.TPESampler(
-        seed=derive_seed(params.sampler_seed, f"trials-{len(existing.trials)}") % 2**32
-    )
+def storage_url(params: HpoParams, sqlite_file: Path) -> str:
+    """hpo.storage (a database several workers share), else the local sqlite file."""
+    if params.storage is not None:
+        return params.storage
+    sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{sqlite_file.resolve()}"
+
+
+def create_or_load(url: str, name: str, attempts: int = 5) -> optuna.Study:
+    """The study `name` at `url`, created if missing. Workers that start together may race to create the storage's
+    tables or the study: the loser waits and loads what the winner made."""
+    for attempt in range(attempts):
+        try:
+            return optuna.create_study(storage=url, study_name=name, direction="maximize", load_if_exists=True)
+        except sqlalchemy.exc.IntegrityError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def open_study(params: HpoParams, url: str, worker: int = 0) -> optuna.Study:
+    """Create the study at `url`, or load it to continue. The sampler seed moves on with the study, so a resumed
+    study does not replay the first run's random start-up points, and differs per worker, so two workers that
+    start together do not draw the same points."""
+    existing = create_or_load(url, params.study)
+    # Integer parts: derive_seed reads only a string's first 8 bytes, so "trials-1" and "trials-10" would collide.
+    sampler = optuna.samplers.TPESampler(seed=derive_seed(params.sampler_seed, len(existing.trials), worker) % 2**32)
     pruner = optuna.pruners.MedianPruner(
         n_startup_trials=params.pruner.startup_trials, n_warmup_steps=params.pruner.warmup_epochs
     )
@@ -82,20 +100,24 @@ def finished_trials(study: optuna.Study) -> int:
     return sum(trial.state in FINISHED for trial in study.trials)
 
 
+def is_surplus(study: optuna.Study, trial: optuna.Trial, wanted: int) -> bool:
+    """Whether `wanted` trials were already running or finished when `trial` was asked for. Trial numbers are
+    given out by the storage one at a time, so workers sharing a study never run more than `wanted` between them."""
+    ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and t.state in COUNTED]
+    return len(ahead) >= wanted
+
+
 def run_search(
     params: HpoParams,
     base: TrainParams,
     train_set: ImageSet,
     val_set: ImageSet,
-    storage: Path,
+    url: str,
     tracker: RunLogger,
+    worker: int = 0,
 ) -> HpoResult:
-    """Run trials until the study has `params.trials` finished (complete or pruned) ones."""
-    study = open_study(params, storage)
-    missing = params.trials - finished_trials(study)
-    if missing <= 0:
-        log.info("study %s already has %d finished trials", params.study, finished_trials(study))
-        return HpoResult(study, 0)
+    """Run trials until the study has `params.trials` finished (complete or pruned) ones, beside any other worker."""
+    study = open_study(params, url, worker)
 
     def objective(trial: optuna.Trial) -> float:
         chosen = suggest(trial, params.space)
@@ -132,9 +154,26 @@ def run_search(
             raise pruned
         return result.best_val_macro_f1
 
-    before = len(study.trials)
-    study.optimize(objective, n_trials=missing)
-    return HpoResult(study, len(study.trials) - before)
+    ran = 0
+    while sum(t.state in COUNTED for t in study.get_trials(deepcopy=False)) < params.trials:
+        trial = study.ask()
+        if is_surplus(study, trial, params.trials):
+            trial.set_user_attr("surplus", "the study had its trials when this one was asked for")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            break
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        except BaseException:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        else:
+            study.tell(trial, value)
+        ran += 1
+    if ran == 0:
+        log.info("study %s already has %d finished trials", params.study, finished_trials(study))
+    return HpoResult(study, ran)
 
 
 def best_overrides(trial: optuna.trial.FrozenTrial) -> list[str]:
