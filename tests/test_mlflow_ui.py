@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
@@ -15,12 +11,7 @@ import pytest
 from synthaug import tracking
 
 from .browser import png_is_not_blank, render
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from .mlflow_server import mlflow_server as start_mlflow_server
 
 
 def api(base: str, path: str, payload: dict | None = None) -> dict:
@@ -46,41 +37,8 @@ def mlflow_server(tmp_path_factory):
                 run.log_artifact(artifact)
     finally:
         os.environ.pop("DVC_ROOT")
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{root}/mlflow.db",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/health", timeout=2)
-            break
-        except OSError:
-            if server.poll() is not None:
-                pytest.fail("mlflow server exited during start")
-            time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail("mlflow server did not answer /health within 90 s")
-    yield base
-    server.terminate()
-    server.wait(timeout=30)
+    with start_mlflow_server("--backend-store-uri", f"sqlite:///{root}/mlflow.db") as base:
+        yield base
 
 
 def test_rest_api_shows_runs_metrics_and_artifacts(mlflow_server):

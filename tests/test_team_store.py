@@ -9,8 +9,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
-import urllib.request
 from pathlib import Path
 
 import optuna
@@ -18,8 +16,8 @@ import pytest
 import yaml
 
 from .conftest import HANG_GUARD_S, ROOT
+from .mlflow_server import mlflow_server
 from .postgres import PASSWORD, postgres_server
-from .test_mlflow_ui import free_port
 
 
 @pytest.fixture(scope="module")
@@ -55,39 +53,8 @@ STAGES_SCRIPT = textwrap.dedent(
 
 def test_two_experiments_log_every_stage_run_to_mlflow_on_postgres(postgres, tmp_path):
     postgres.create_database("mlflow")
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            postgres.url("mlflow"),
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-        ],
-        env={**os.environ, **postgres.env()},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read()
-                time.sleep(0.5)
+    options = ("--backend-store-uri", postgres.url("mlflow"), "--artifacts-destination", str(tmp_path / "artifacts"))
+    with mlflow_server(*options, env=postgres.env(), workers=2) as base:
         (tmp_path / "script.py").write_text(STAGES_SCRIPT)
         workers = []
         for name in ("exp-a", "exp-b"):  # two experiments at once, as two queue workers or two machines run them
@@ -122,9 +89,6 @@ def test_two_experiments_log_every_stage_run_to_mlflow_on_postgres(postgres, tmp
         assert not (tmp_path / "exp-a" / "mlartifacts").exists()
         assert no_password_in(*(out.decode() + err.decode() for out, err in outputs))
         assert no_password_in(*(str(run.data.params) + str(run.data.tags) for run in runs))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_two_hpo_workers_share_one_postgres_study(postgres, tmp_path):
