@@ -133,9 +133,14 @@ def minority_classes(train_counts: dict[str, int]) -> list[str]:
     return ordered[: max(1, len(ordered) // 2)]
 
 
-def load_variant_sets(data_dir: Path, splits_path: Path, variant: str, seed: int) -> tuple[ImageSet, ImageSet]:
-    """(real training set of `variant`, balanced validation set) from the fetch and imbalance outputs."""
-    dataset = load_image_set(data_dir / "train.npz")
-    splits = load_index_arrays(splits_path)
+def variant_sets(
+    dataset: ImageSet, splits: dict[str, np.ndarray], variant: str, seed: int
+) -> tuple[ImageSet, ImageSet]:
+    """(real training set of `variant`, balanced validation set) of the fetched train split."""
     train_indices = variant_indices(variant, splits, dataset.labels, derive_seed(seed, "oversample"))
     return dataset.subset(train_indices), dataset.subset(splits["val"])
+
+
+def load_variant_sets(data_dir: Path, splits_path: Path, variant: str, seed: int) -> tuple[ImageSet, ImageSet]:
+    """variant_sets from the fetch and imbalance outputs."""
+    return variant_sets(load_image_set(data_dir / "train.npz"), load_index_arrays(splits_path), variant, seed)

@@ -80,6 +80,11 @@ class ReportInputs:
     def class_names(self) -> list[str]:
         return list(self.counts["train"])
 
+    @property
+    def unusable(self) -> dict[str, str]:
+        """Generators whose added images a real-data classifier labels at chance, with why."""
+        return unusable_generators(self.scores, self.synthetic)
+
 
 def load_report_inputs(
     metrics: Path, experiment: ExperimentParams, judge: str, code: str, params_flat: dict
@@ -152,7 +157,7 @@ def preview_caption(generator: str, path: Path) -> str:
 
 
 def _comparison(inputs: ReportInputs, this_run: str) -> doc.Section:
-    unusable = unusable_generators(inputs.scores, inputs.synthetic)
+    unusable = inputs.unusable
     rows = comparison_rows(inputs.results, inputs.minority)
     table = comparison_markdown(rows, inputs.minority, unusable_variants(unusable))
     synthetic_results = [r for r in inputs.results if r.variant.startswith("synthetic_")]
@@ -167,7 +172,7 @@ def _comparison(inputs: ReportInputs, this_run: str) -> doc.Section:
 
 
 def _verdicts(inputs: ReportInputs, this_run: str) -> doc.Section:
-    flagged = unusable_variants(unusable_generators(inputs.scores, inputs.synthetic))
+    flagged = unusable_variants(inputs.unusable)
     costs = variant_compute(inputs.results, inputs.trainings, inputs.syntheses)
     table = verdicts_markdown(verdict_rows(inputs.results), flagged=flagged, costs=costs)
     return doc.Section("Verdicts", (doc.table(table), doc.note(this_run), doc.text(VERDICT_NOTE)))
@@ -182,7 +187,7 @@ def _per_class_recall(inputs: ReportInputs, this_run: str) -> doc.Section:
 def _generators(inputs: ReportInputs, this_run: str) -> doc.Section:
     cas_classifier = inputs.experiment.classifiers[0]
     real_full = [r for r in inputs.results if r.classifier == cas_classifier and r.variant == "full"]
-    unusable = unusable_generators(inputs.scores, inputs.synthetic)
+    unusable = inputs.unusable
     warnings = generator_notes(inputs.scores) + ([unusable_note(unusable)] if unusable else [])
     features = (
         "Distances on the real test set, same class distribution, N images per side. Inception rows are FID at the "

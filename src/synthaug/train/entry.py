@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug.data.imbalance import load_variant_sets, minority_classes
+from synthaug.data.imbalance import minority_classes, variant_sets
 from synthaug.data.storage import ImageSet, concat_image_sets, load_image_set, load_index_arrays
 from synthaug.distributed import Ranks, process_group, rank_done
 from synthaug.io import fingerprint, work_folder, write_metrics, write_text
@@ -83,10 +83,15 @@ class AddedImages:
 
 
 def training_set(
-    data: Path, splits: Path, variant: str, seed: int, added: AddedImages | None, params: TrainParams
+    dataset: ImageSet,
+    splits: dict[str, np.ndarray],
+    variant: str,
+    seed: int,
+    added: AddedImages | None,
+    params: TrainParams,
 ) -> tuple[ImageSet, ImageSet, dict]:
     """(training set, validation set, what the synthetic filter did) for one seed."""
-    train_set, val_set = load_variant_sets(data, splits, variant, seed)
+    train_set, val_set = variant_sets(dataset, splits, variant, seed)
     if added is None:
         return train_set, val_set, {}
     synthetic = load_synthetic(added.folder, train_set.class_names)
@@ -208,14 +213,14 @@ def train_entry(
     Under torchrun / accelerate launch every rank trains its share; rank 0 alone logs and writes.
     """
     test = load_image_set(data / "test.npz")
-    imbalanced = load_image_set(data / "train.npz").labels[load_index_arrays(splits)["train"]]
-    counts = np.bincount(imbalanced, minlength=test.num_classes).tolist()
-    minority = minority_classes(dict(zip(test.class_names, counts)))
+    dataset, split_indices = load_image_set(data / "train.npz"), load_index_arrays(splits)
+    counts = np.bincount(dataset.labels[split_indices["train"]], minlength=dataset.num_classes).tolist()
+    minority = minority_classes(dict(zip(dataset.class_names, counts)))
     lines = []
     with process_group() as ranks:
         for seed in seeds:
             seed_everything(seed)
-            sets = training_set(data, splits, variant, seed, added, params)
+            sets = training_set(dataset, split_indices, variant, seed, added, params)
             lines.append(train_seed(stage, classifier, variant, seed, sets, test, minority, params, outputs, ranks))
         if ranks.is_main:  # every seed is done: nothing left to resume
             shutil.rmtree(work_folder(outputs.model), ignore_errors=True)
