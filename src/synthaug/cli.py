@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from synthaug.errors import MissingInput
+from synthaug.errors import MissingInput, SweepError
 from synthaug.runner import run_stage
 
 
@@ -116,7 +116,81 @@ def hpo_main(argv: list[str]) -> str:
     )
 
 
-COMMANDS = {"sweep": sweep_main, "hpo": hpo_main}
+def dvc_stage_graph(repo: Path) -> tuple[dict[str, list[str] | None], dict[str, set[str]]]:
+    """Each stage's params.yaml keys (None: the whole file) and its upstream stages, upstream stages first."""
+    import networkx as nx
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc:
+        graph = dvc.index.graph  # edges point from a stage to the stages it depends on
+        params_by_stage: dict[str, list[str] | None] = {}
+        upstream_by_stage: dict[str, set[str]] = {}
+        for stage in reversed(list(nx.topological_sort(graph))):
+            keys: list[str] | None = []
+            for dep in stage.deps:
+                if isinstance(dep, ParamsDependency) and keys is not None:
+                    keys = None if not dep.params else [*keys, *dep.params]
+            params_by_stage[stage.addressing] = keys
+            upstream_by_stage[stage.addressing] = {up.addressing for up in nx.descendants(graph, stage)}
+    return params_by_stage, upstream_by_stage
+
+
+def grid_main(argv: list[str]) -> str:
+    from synthaug.grid import (
+        differing_keys,
+        expand_grid,
+        fixed_overrides,
+        read_grid,
+        set_param_arguments,
+        shared_stages,
+    )
+    from synthaug.params import compose_params
+
+    parser = argparse.ArgumentParser(
+        prog="synthaug grid",
+        description="Expand a grid file (one `dvc exp run -S` value per line, Hydra sweep syntax) into its points, "
+        "as `dvc exp run --queue` would. Without an option, list the points and the stages they share.",
+    )
+    parser.add_argument("grid", type=Path, help="the grid file")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--count", action="store_true", help="print the number of points")
+    action.add_argument(
+        "--point", type=int, metavar="K", help="print the `dvc exp run` arguments of point K (0-based), one per line"
+    )
+    action.add_argument(
+        "--shared",
+        action="store_true",
+        help="print the `dvc exp run` arguments that run the stages every point shares, one per line "
+        "(nothing when no stage is shared)",
+    )
+    parser.add_argument("--repo", type=Path, default=Path("."), help="DVC repository")
+    args = parser.parse_args(argv)
+    points = expand_grid(read_grid(args.grid))
+    if args.count:
+        print(len(points))
+        return f"{len(points)} points"
+    if args.point is not None:
+        if not 0 <= args.point < len(points):
+            raise SweepError(f"{args.grid}: point {args.point} is outside 0..{len(points) - 1}")
+        print("\n".join(set_param_arguments(points[args.point])))
+        return f"point {args.point} of {len(points)}"
+    conf = args.repo / "conf"
+    changed = differing_keys([compose_params(conf, point) for point in points])
+    params_by_stage, upstream_by_stage = dvc_stage_graph(args.repo)
+    shared = shared_stages(params_by_stage, upstream_by_stage, changed)
+    if args.shared:
+        if shared:
+            print("\n".join([*set_param_arguments(fixed_overrides(points)), *shared]))
+        return f"{len(shared)} shared stages"
+    for index, point in enumerate(points):
+        print(f"{index}: {' '.join(point)}")
+    print(f"keys that differ: {', '.join(sorted(changed)) or 'none'}")
+    print(f"stages every point shares: {', '.join(shared) or 'none'}")
+    return f"{len(points)} points, {len(shared)} shared stages"
+
+
+COMMANDS = {"sweep": sweep_main, "hpo": hpo_main, "grid": grid_main}
 
 
 def main() -> None:
@@ -124,7 +198,9 @@ def main() -> None:
         print(f"usage: synthaug {{{','.join(COMMANDS)}}} [options]   (synthaug <command> --help)", file=sys.stderr)
         sys.exit(2)
     command, argv = sys.argv[1], sys.argv[2:]
-    run_stage(f"synthaug {command}", lambda: COMMANDS[command](argv))
+    # grid's output feeds the cluster scripts: its one-line summary goes to stderr
+    summary_stream = sys.stderr if command == "grid" else sys.stdout
+    run_stage(f"synthaug {command}", lambda: COMMANDS[command](argv), summary_stream)
 
 
 if __name__ == "__main__":

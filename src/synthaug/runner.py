@@ -8,11 +8,12 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import TextIO
 
 from synthaug.errors import UserError
 
 
-def run_stage(name: str, main: Callable[[], str]) -> None:
+def run_stage(name: str, main: Callable[[], str], summary_stream: TextIO | None = None) -> None:
     """Run a stage's main(); print its one-line summary with the wall time, or a one-line error."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # SIGTERM (queue cancel, job schedulers) unwinds like Ctrl-C, so temporary outputs are removed.
@@ -26,7 +27,7 @@ def run_stage(name: str, main: Callable[[], str]) -> None:
     except UserError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         sys.exit(1)
-    print(f"{name}: done in {time.perf_counter() - start:.1f}s: {summary}")
+    print(f"{name}: done in {time.perf_counter() - start:.1f}s: {summary}", file=summary_stream or sys.stdout)
 
 
 def add_entry_arguments(parser: argparse.ArgumentParser) -> None:

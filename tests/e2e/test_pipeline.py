@@ -11,30 +11,19 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from synthaug.params import compose_params, validate_all
-from synthaug.synth.tiny import build_tiny_sdxl
+from synthaug.params import validate_all
 
-from ..conftest import HANG_GUARD_S, ROOT, finished_stage_runs, make_image_folder, tar_folder
+from ..conftest import finished_stage_runs
+from .project import run, tiny_project
 
 pytestmark = pytest.mark.e2e
 
-PROJECT_FILES = [
-    "dvc.yaml",
-    "conf",
-    "stages",
-    "src",
-    "metrics/sweeps/README.md",
-    ".dvc/config",
-    ".dvcignore",
-    ".gitignore",
-]
 GENERATORS = ["sdxl_turbo", "ddpm", "gan"]
 SEEDS = [0, 1]  # two seeds: every train entry trains both in one process, and the report shows intervals
 ENTRIES = [
@@ -44,86 +33,10 @@ ENTRIES = [
     *(f"vit-synthetic_only_{g}" for g in GENERATORS),
 ]
 
-TINY_PRESET = """# @package _global_
-experiment:
-  preset: tiny
-  variants: [baseline, full]
-  generators: [sdxl_turbo, ddpm, gan]
-  seeds: [0, 1]
-fetch:
-  archive: {archive}
-  image_size: 8
-imbalance:
-  min_fraction: 0.3
-  val_per_class: 4
-  subset_per_class: null
-train:
-  epochs: 2
-  batch_size: 8
-  lr: 3.0e-3
-  image_size: 8
-  eval_batch_size: 32
-  vit: {{patch_size: 4, hidden_size: 32, num_hidden_layers: 2, intermediate_size: 64}}
-  synthetic_filter: {{enabled: true, min_confidence: 0.0, judge: baseline}}
-train_generator:
-  log_every: 2
-  checkpoint_every: 3
-  sample_every: 3
-  samples_per_class: 2
-  ddpm: {{steps: 6, batch_size: 4, block_out_channels: [8, 16], layers_per_block: 1, attention: false,
-         preview_steps: 2}}
-  gan: {{steps: 6, batch_size: 4, latent_dim: 8, base_channels: 8}}
-synthesize:
-  shard_size: 4
-  preview_per_class: 2
-  eval_per_class: 4
-  sdxl_turbo: {{model: {model}, controlnet: {controlnet}, vae: null, resolution: 64, batch_size: 4, device: cpu}}
-  ddpm: {{steps: 2, guidance_scale: 2.0}}
-fid:
-  inception_url: null
-  dims: 64
-  kid_subsets: 5
-  kid_subset_size: 10
-  precision_recall_k: 2
-  batch_size: 32
-"""
-
-
-def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=HANG_GUARD_S)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
 
 @pytest.fixture(scope="module")
 def pipeline_repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    base = tmp_path_factory.mktemp("e2e")
-    archive = tar_folder(make_image_folder(base / "images", train_per_class=20, test_per_class=6), base / "tiny.tar.gz")
-    repo = base / "repo"
-    for name in PROJECT_FILES:
-        source, target = ROOT / name, repo / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(source, target)
-    model, controlnet = build_tiny_sdxl(base / "tiny-sdxl")
-    (repo / "conf/preset/tiny.yaml").write_text(TINY_PRESET.format(archive=archive, model=model, controlnet=controlnet))
-    config = (repo / "conf/config.yaml").read_text().replace("- preset: demo", "- preset: tiny")
-    (repo / "conf/config.yaml").write_text(config)
-    (repo / "params.yaml").write_text(yaml.safe_dump(compose_params(repo / "conf"), sort_keys=False))
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))},
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(repo / "src"),  # the copy's library, not the checkout's
-        "TORCH_HOME": str(base / "torch"),
-        "OMP_NUM_THREADS": "1",  # tiny models, and stages run beside the other pytest worker
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
+    repo, env = tiny_project(tmp_path_factory.mktemp("e2e"), GENERATORS, ["baseline", "full"], SEEDS)
     run(["git", "init", "-q"], repo, env)
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "--allow-empty", "-qm", "tiny project"], repo, env)
