@@ -3,10 +3,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
+SKY_VENV := .venv-sky
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install demo full test bench mlflow-ui
+.PHONY: install sky demo full test bench mlflow-ui
 
 install: $(VENV)/.installed
 
@@ -14,6 +15,15 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+# SkyPilot's own environment (cluster/requirements-skypilot.txt says why): `$(SKY_VENV)/bin/sky launch ...`.
+sky: $(SKY_VENV)/.installed
+
+$(SKY_VENV)/.installed: cluster/requirements-skypilot.txt
+	$(PYTHON) -m venv $(SKY_VENV)
+	$(SKY_VENV)/bin/pip install -q --upgrade pip
+	$(SKY_VENV)/bin/pip install -q -r cluster/requirements-skypilot.txt
 	touch $@
 
 # With ARCHIVE the run is a DVC experiment (`dvc exp run -S fetch.archive=...`), shown by `dvc exp show`.
@@ -36,7 +46,7 @@ endif
 # Lint and format check first (ruff, configured in pyproject.toml), then the tests. pytest exits 5 when it
 # collects no test: make fails then, as it should. Two workers, one file each:
 # the e2e module (one dvc repository shared by its tests) runs beside the unit tests.
-test: install
+test: install sky
 	$(BIN)/ruff check src stages tests bench
 	$(BIN)/ruff format --check src stages tests bench
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile

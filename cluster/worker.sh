@@ -10,7 +10,7 @@
 # environment:
 #   SYNTHAUG_ORIGIN   git URL of the project (required); its default DVC remote is the shared one
 #   SYNTHAUG_REV      branch or tag to clone (default main)
-#   SYNTHAUG_SCRATCH  folder for the clone (default $TMPDIR or /tmp); the clone is removed at exit
+#   SYNTHAUG_SCRATCH  folder for the clone (default $TMPDIR or /tmp); removed at exit unless the point failed
 #   MLFLOW_TRACKING_URI and the DVC remote's credentials pass through to the stages
 # needs: git, and `dvc` and `synthaug` on PATH (a virtual environment from `make install`)
 set -euo pipefail
@@ -24,7 +24,9 @@ grid=$2
 : "${SYNTHAUG_ORIGIN:?set SYNTHAUG_ORIGIN to the git URL of the project}"
 rev=${SYNTHAUG_REV:-main}
 scratch=$(mktemp -d "${SYNTHAUG_SCRATCH:-${TMPDIR:-/tmp}}/synthaug-$point-XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
+# A failed point keeps its clone for inspection; a finished one leaves nothing behind.
+trap 'status=$?; if [ $status -eq 0 ]; then rm -rf "$scratch"; else
+  echo "worker $point: failed (exit $status); its clone stays in $scratch" >&2; fi' EXIT
 
 echo "worker $point: start $(date +%s.%N) on $(hostname) in $scratch"
 git clone --quiet --branch "$rev" "$SYNTHAUG_ORIGIN" "$scratch/repo"
