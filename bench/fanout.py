@@ -19,7 +19,6 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,24 +29,25 @@ from record import machine_info, save_bench
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.e2e.project import push_to_new_origin, tiny_project  # noqa: E402
+from tests.e2e.project import run as run_checked  # noqa: E402
 from tests.slurm import slurm_cluster  # noqa: E402
 
-GIT_IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "bench"}
-GIT_IDENTITY["GIT_COMMITTER_EMAIL"] = "b@b"
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@localhost",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@localhost",
+}
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str]) -> str:
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result.stdout
+    return run_checked(command, cwd, env).stdout
 
 
 def project(base: Path, tiny: bool, env: dict[str, str]) -> tuple[Path, dict[str, str]]:
     """A copy of this checkout's committed project (or the tiny test project) with its own git history."""
     if tiny:
-        from tests.e2e.project import tiny_project
-
         return tiny_project(base, ["gan"], ["baseline", "full"], [0])
     repo = base / "repo"
     run(["git", "clone", "-q", str(ROOT), str(repo)], base, env)
@@ -83,14 +83,7 @@ def main() -> None:
         if args.archive:
             grid.append(f"fetch.archive={args.archive.resolve()}")
         (repo / "grid.txt").write_text("\n".join(grid) + "\n")
-        origin = base / "origin.git"
-        run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], base, env)
-        run(["git", "init", "-q", "-b", "main"], repo, env)
-        run(["dvc", "remote", "add", "-d", "shared", str(base / "dvc-remote")], repo, env)
-        run(["git", "add", "-A"], repo, env)
-        run(["git", "commit", "-qm", "project with a grid"], repo, env)
-        run(["git", "remote", "add", "origin", str(origin)], repo, env)
-        run(["git", "push", "-q", "origin", "main"], repo, env)
+        origin = push_to_new_origin(repo, base, env)
         points = run(["synthaug", "grid", "grid.txt"], repo, env)
         print(points)
 

@@ -123,3 +123,17 @@ def tiny_project(
         "GIT_COMMITTER_EMAIL": "t@t",
     }
     return repo, env
+
+
+def push_to_new_origin(repo: Path, base: Path, env: dict[str, str]) -> Path:
+    """What a team starts a cluster run from: repo committed with a directory DVC remote as its default remote
+    (base/dvc-remote) and pushed to a bare git origin (base/origin.git), which this returns."""
+    origin = base / "origin.git"
+    run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], base, env)
+    run(["git", "init", "-q", "-b", "main"], repo, env)
+    run(["dvc", "remote", "add", "-d", "shared", str(base / "dvc-remote")], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "the project, with a grid"], repo, env)
+    run(["git", "remote", "add", "origin", str(origin)], repo, env)
+    run(["git", "push", "-q", "origin", "main"], repo, env)
+    return origin

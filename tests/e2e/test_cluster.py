@@ -16,7 +16,7 @@ import pytest
 
 from ..conftest import HANG_GUARD_S
 from ..slurm import slurm_cluster
-from .project import run, tiny_project
+from .project import push_to_new_origin, run, tiny_project
 
 pytestmark = pytest.mark.e2e
 
@@ -39,19 +39,11 @@ def slurm():
 
 
 def team_project(base: Path) -> tuple[Path, Path, dict[str, str]]:
-    """The tiny project pushed to a bare origin, with a directory DVC remote as its default remote."""
+    """The tiny project with a grid file, pushed to a bare origin, a directory DVC remote its default remote."""
     repo, env = tiny_project(base, ["gan"], ["baseline", "full"], [0])
     (repo / "grids").mkdir()
     (repo / "grids/lr.txt").write_text(GRID)
-    origin = base / "origin.git"
-    run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], base, env)
-    run(["git", "init", "-q", "-b", "main"], repo, env)
-    run(["dvc", "remote", "add", "-d", "shared", str(base / "dvc-remote")], repo, env)
-    run(["git", "add", "-A"], repo, env)
-    run(["git", "commit", "-qm", "tiny project with a grid"], repo, env)
-    run(["git", "remote", "add", "origin", str(origin)], repo, env)
-    run(["git", "push", "-q", "origin", "main"], repo, env)
-    return repo, origin, env
+    return repo, push_to_new_origin(repo, base, env), env
 
 
 def worker_times(log: str) -> tuple[float, float]:
