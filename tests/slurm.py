@@ -67,8 +67,12 @@ class Slurm:
         """Poll until every job and array task has ended; their final states."""
         deadline = time.monotonic() + timeout_s
         ended = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED"}
+        by_job: dict[str, dict[str, tuple[str, str]]] = {}
         while True:
-            states = {name: state for job in jobs for name, state in self.job_states(job).items()}
+            for job in jobs:  # a job whose tasks all ended is not asked again
+                if not by_job.get(job) or any(state not in ended for state, _ in by_job[job].values()):
+                    by_job[job] = self.job_states(job)
+            states = {name: state for job_states in by_job.values() for name, state in job_states.items()}
             if all(state in ended for state, _ in states.values()):
                 return states
             if time.monotonic() > deadline:
@@ -106,12 +110,14 @@ ReturnToService=2
 MpiDefault=none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
-MinJobAge=600
+MinJobAge=65000
 NodeName={host} CPUs={cpus} RealMemory={memory} State=UNKNOWN
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
 
 
+# MinJobAge=65000 (18 h): the controller keeps every job record (no accounting database here), so a job that ended
+# long ago can still be asked for its state.
 @contextmanager
 def slurm_cluster(folder: Path) -> Iterator[Slurm]:
     """munged with its own key and socket, slurmctld and slurmd on free ports; one node with this machine's CPUs."""
@@ -160,6 +166,14 @@ def slurm_cluster(folder: Path) -> Iterator[Slurm]:
             time.sleep(0.5)
         yield slurm
     finally:
+        # Job steps outlive slurmd: cancel what still runs, and wait for it, before stopping the daemons.
+        subprocess.run(["scancel", "--partition=debug"], env=env, capture_output=True, timeout=60)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            queue = subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True, timeout=60)
+            if queue.returncode != 0 or not queue.stdout.strip():
+                break
+            time.sleep(0.5)
         subprocess.run(["scontrol", "shutdown"], env=env, capture_output=True, timeout=60)
         for pid_file in ("slurmd.pid", "slurmctld.pid", "munged.pid"):
             stop(folder / pid_file)
