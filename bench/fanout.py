@@ -19,6 +19,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -68,6 +69,8 @@ def main() -> None:
     parser.add_argument("--grid", nargs="+", default=["train.lr=3e-4,1e-3"], help="the grid's -S values")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default metrics/bench/fanout.json)")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C: the Slurm cluster and the temporary folder go with it.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if not args.tiny and not args.archive:
         parser.error("give --archive (the demo preset) or --tiny")
     base = Path(tempfile.mkdtemp(prefix="synthaug-fanout-"))

@@ -34,6 +34,11 @@ cd "$scratch/repo"
 # The stages import this clone's library, not the one the virtual environment was installed from.
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 export DVC_NO_ANALYTICS=1
+# Under Slurm, torch's threads follow the CPUs the job was given, not the node's core count: two tasks sharing a
+# node would otherwise each start one thread per core and slow each other down.
+if [ -n "${SLURM_CPUS_ON_NODE:-}" ] && [ -z "${OMP_NUM_THREADS:-}" ]; then
+  export OMP_NUM_THREADS=$SLURM_CPUS_ON_NODE
+fi
 
 if [ "$point" = shared ]; then
   listing=$(synthaug grid "$grid" --shared)

@@ -474,6 +474,13 @@ def test_exp_run_reruns_only_what_the_changed_param_reaches(pipeline_repo):
         fid_after["fid_classifier_features"],
     )
     assert "metrics/eval/vit-baseline/seed0.json" not in diff
+    # Back to the committed value: every stage but the report (whose outputs stay in git) comes from the run-cache.
+    committed = yaml.safe_load(run(["git", "show", "HEAD:params.yaml"], repo, env).stdout)
+    steps = committed["train_generator"]["gan"]["steps"]
+    back = run(["dvc", "exp", "run", "-S", f"train_generator.gan.steps={steps}"], repo, env)
+    assert set(re.findall(r"Running stage '([^']+)'", back.stdout)) == {"report"}
+    assert set(re.findall(r"Stage '([^']+)' is cached - skipping run", back.stdout)) == ran - {"report"}
+    assert json.loads((repo / "metrics/fid/gan.json").read_text()) == fid_before
 
 
 def test_dvc_metrics_show_fits_a_terminal(pipeline_repo):
