@@ -48,6 +48,7 @@ Device = Literal["auto", "cpu", "cuda"]
 AugmentationStage = Literal["geometry", "color", "blur_noise", "occlusion"]  # groups of synthaug.data.augment
 AugmentationEngine = Literal["torch", "albumentations"]
 ImbalanceShape = Literal["linear", "exponential", "explicit"]
+GanLoss = Literal["bce", "hinge"]  # hinge: the SNGAN loss (Miyato et al. 2018)
 
 CLASSIFIERS = get_args(Classifier)
 BASE_VARIANTS = get_args(BaseVariant)
@@ -224,9 +225,21 @@ class GanTrainParams(Section):
     spectral_norm: bool
     lr_generator: PositiveFloat
     lr_discriminator: PositiveFloat
+    weight_decay_generator: NonNegativeFloat
+    weight_decay_discriminator: NonNegativeFloat
     beta1: BelowOne
     beta2: BelowOne
+    loss: GanLoss
     label_smoothing: Annotated[float, Strict(False), Field(gt=0.5, le=1.0)]
+
+    @model_validator(mode="after")
+    def _smoothing_needs_bce(self) -> GanTrainParams:
+        if self.loss == "hinge" and self.label_smoothing != 1.0:
+            raise ValueError(
+                f"label_smoothing: {self.label_smoothing} smooths the bce loss's targets; the hinge loss has none "
+                "(set it to 1.0 with loss: hinge)"
+            )
+        return self
 
 
 class PretrainedGeneratorParams(Section):

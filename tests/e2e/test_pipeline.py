@@ -187,9 +187,13 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
 
     repo, env = pipeline_repo
     markdown = (repo / "metrics/report.md").read_text()
-    accuracy, macro_f1 = (mean_over_seeds(repo, "vit-baseline", metric) for metric in ("accuracy", "macro_f1"))
+    accuracy, macro_f1, weighted_f1 = (
+        mean_over_seeds(repo, "vit-baseline", metric) for metric in ("accuracy", "macro_f1", "weighted_f1")
+    )
+    interval = r"± [0-9.]+ \[[-0-9.]+, [-0-9.]+\]"
     assert re.search(
-        rf"\| vit \| baseline \| 2 \| {accuracy:.4f} ± [0-9.]+ \[[-0-9.]+, [-0-9.]+\] \| {macro_f1:.4f} ± ", markdown
+        rf"\| vit \| baseline \| 2 \| {accuracy:.4f} {interval} \| {macro_f1:.4f} {interval} \| {weighted_f1:.4f} ± ",
+        markdown,
     )
     # Generators whose added images the full-data classifier labels at chance are flagged, with their variants.
     from synthaug.metrics.report import unusable_generators, unusable_variants, variant_label

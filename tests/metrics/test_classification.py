@@ -33,6 +33,8 @@ def test_report_contents():
     report = classification_report(ACTUAL, PREDICTED, ("a", "b", "c"))
     assert report["accuracy"] == pytest.approx(0.5)
     assert report["macro_f1"] == pytest.approx(round(1.3 / 3, 6))
+    # weighted by support 2, 2, 2: the same as the macro mean here
+    assert report["weighted_f1"] == pytest.approx(round(1.3 / 3, 6))
     assert report["per_class"]["a"] == {"precision": pytest.approx(0.666667), "recall": 1.0, "f1": 0.8, "support": 2}
     assert report["num_samples"] == 6
 
@@ -41,6 +43,16 @@ def test_unseen_class_has_zero_scores_not_nan():
     report = classification_report(np.array([0, 0]), np.array([0, 0]), ("a", "b"))
     assert report["per_class"]["b"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
     assert report["macro_f1"] == 0.5
+
+
+def test_weighted_f1_weights_each_class_by_its_support():
+    # class 0: 3 samples, all right (F1 1); class 1: 1 sample, predicted 0 (F1 0); precision of class 0 is 3/4
+    actual, predicted = np.array([0, 0, 0, 1]), np.array([0, 0, 0, 0])
+    report = classification_report(actual, predicted, ("a", "b"))
+    f1_a = 2 * 0.75 * 1.0 / 1.75
+    assert report["weighted_f1"] == pytest.approx(round((3 * f1_a + 1 * 0.0) / 4, 6))
+    assert report["macro_f1"] == pytest.approx(round(f1_a / 2, 6))
+    assert classification_report(np.array([], dtype=int), np.array([], dtype=int), ("a",))["weighted_f1"] == 0.0
 
 
 def test_normalized_rows_are_recall():

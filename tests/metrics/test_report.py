@@ -31,9 +31,9 @@ def entry(variant: str, seed: int, accuracy: float, macro_f1: float, recalls: li
         {"epoch": "1", "train_loss": "1.5", "val_macro_f1": "0.2"},
         {"epoch": "2", "train_loss": "1.1", "val_macro_f1": "0.3"},
     ]
-    return EntryResult(
-        "vit", variant, seed, {"accuracy": accuracy, "macro_f1": macro_f1, "per_class": per_class}, np.eye(4), history
-    )
+    # weighted F1 set apart from the other scores (accuracy - 0.02), so a swapped column shows
+    scores = {"accuracy": accuracy, "macro_f1": macro_f1, "weighted_f1": accuracy - 0.02, "per_class": per_class}
+    return EntryResult("vit", variant, seed, scores, np.eye(4), history)
 
 
 RESULTS = [
@@ -65,17 +65,20 @@ def test_rows_average_over_seeds_with_sample_std_and_delta():
 def test_markdown_and_html_tables():
     table = comparison_markdown(comparison_rows(RESULTS, ["a", "c"]), ["a", "c"])
     lines = table.splitlines()
-    assert lines[0].startswith("| classifier | variant | seeds | accuracy | macro-F1 | minority recall (a, c)")
+    assert lines[0].startswith(
+        "| classifier | variant | seeds | accuracy | macro-F1 | weighted F1 | minority recall (a, c)"
+    )
     half, recall_half = T_975_1 * 0.01, T_975_1 * 0.1  # std / sqrt(2) is 0.01 (accuracy, F1) and 0.1 (recall)
     assert lines[3] == (
         f"| vit | oversampled | 2 | 0.6100 ± 0.0141 [{0.61 - half:.4f}, {0.61 + half:.4f}] | "
         f"0.5600 ± 0.0141 [{0.56 - half:.4f}, {0.56 + half:.4f}] | "
+        f"0.5900 ± 0.0141 [{0.59 - half:.4f}, {0.59 + half:.4f}] | "
         f"0.6000 ± 0.1414 [{0.6 - recall_half:.4f}, {0.6 + recall_half:.4f}] | +0.1400 |"
     )
     rendered = markdown_to_html_table(table)
     assert rendered.count("<tr>") == 3 and "<td>+0.1400</td>" in rendered
     single = comparison_markdown(comparison_rows(RESULTS[:1], ["a"]), ["a"])
-    assert "| vit | baseline | 1 | 0.5000 | 0.4000 | 0.0000 | +0.0000 |" in single
+    assert "| vit | baseline | 1 | 0.5000 | 0.4000 | 0.4800 | 0.0000 | +0.0000 |" in single
 
 
 def test_recall_figure_has_one_bar_per_generator_on_the_real_counts():

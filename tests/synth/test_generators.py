@@ -7,10 +7,12 @@ import pytest
 import torch
 
 from synthaug.data.storage import ImageSet
+from synthaug.errors import ParamsError
 from synthaug.io import write_json
 from synthaug.params import SynthesizeParams, TrainGeneratorParams, parse_section
 from synthaug.resume import load_state, save_state
 from synthaug.synth.backends import GENERATOR_FILE, make_backend
+from synthaug.synth.gan import discriminator_loss, generator_loss
 from synthaug.synth.plan import generation_counts, plan_items
 from synthaug.synth.training import (
     CHECKPOINT_FILE,
@@ -230,6 +232,59 @@ def test_gan_options_build_and_step(generator_params, tiny_images):
                 )
                 has_spectral = any("parametrizations" in name for name, _ in trainer.discriminator.named_parameters())
                 assert has_spectral == spectral
+
+
+def test_gan_losses_by_hand():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.3])
+    # hinge: mean(relu(1 - real)) + mean(relu(1 + fake)) = mean(0, 0.5) + mean(0, 1.3); G: -mean(fake)
+    assert discriminator_loss(real, fake, "hinge", 1.0).item() == pytest.approx(0.25 + 0.65)
+    assert generator_loss(fake, "hinge").item() == pytest.approx(0.85)
+    # bce with one-sided smoothing 0.9: -[0.9 log s(x) + 0.1 log(1 - s(x))] on real, -log(1 - s(x)) on fake
+    sig = torch.sigmoid
+    expected_d = -(0.9 * torch.log(sig(real)) + 0.1 * torch.log(1 - sig(real))).mean() - torch.log(1 - sig(fake)).mean()
+    assert discriminator_loss(real, fake, "bce", 0.9).item() == pytest.approx(expected_d.item(), rel=1e-6)
+    assert generator_loss(fake, "bce").item() == pytest.approx(-torch.log(sig(fake)).mean().item(), rel=1e-6)
+
+
+def gan_step(generator_params, tiny_images, **options):
+    params = generator_params.model_copy(update=dict(gan=generator_params.gan.model_copy(update=options)))
+    torch.manual_seed(0)
+    trainer = build_trainer("gan", params, 8, 3, torch.device("cpu"))
+    before = {name: value.detach().clone() for name, value in trainer.discriminator.named_parameters()}
+    images = torch.from_numpy(tiny_images.images[:4]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    losses = trainer.train_step(images, torch.from_numpy(tiny_images.labels[:4]), torch.Generator().manual_seed(0), 0)
+    return trainer, before, losses
+
+
+def test_gan_hinge_loss_trains_and_label_smoothing_is_refused_with_it(generator_params, tiny_images):
+    # the same networks, batch and noise; only the loss differs
+    _, _, bce = gan_step(generator_params, tiny_images, loss="bce", label_smoothing=1.0, spectral_norm=True)
+    _, _, hinge = gan_step(generator_params, tiny_images, loss="hinge", label_smoothing=1.0, spectral_norm=True)
+    assert all(np.isfinite(list(hinge.values()))) and hinge["loss_d"] != pytest.approx(bce["loss_d"])
+    assert hinge["loss_g"] != pytest.approx(bce["loss_g"])
+    raw = generator_params.model_dump()
+    raw["gan"] = dict(raw["gan"], loss="hinge", label_smoothing=0.9)
+    with pytest.raises(ParamsError, match="train_generator.gan: label_smoothing: 0.9 smooths the bce loss"):
+        parse_section("train_generator", raw, TrainGeneratorParams)
+
+
+def test_gan_weight_decay_is_an_l2_pull_on_its_own_network(generator_params, tiny_images):
+    """With Adam, a first step moves each weight by lr * sign(gradient); an L2 strength far above the loss's
+    gradients makes that sign the weight's own, so every discriminator weight moves lr towards zero."""
+    trainer, before, _ = gan_step(generator_params, tiny_images, weight_decay_discriminator=1e6)
+    lr = generator_params.gan.lr_discriminator
+    assert [group["weight_decay"] for group in trainer.optimizer_d.param_groups] == [1e6]
+    assert [group["weight_decay"] for group in trainer.optimizer_g.param_groups] == [0.0]
+    for name, value in trainer.discriminator.named_parameters():
+        large = before[name].abs() > 1e-2  # the L2 gradient (1e6 * w) dwarfs the loss's there
+        moved = (value.detach() - before[name])[large]
+        torch.testing.assert_close(moved, -lr * torch.sign(before[name][large]), rtol=1e-3, atol=1e-7)
+    plain, plain_before, _ = gan_step(generator_params, tiny_images)
+    steps = [
+        (value.detach() - plain_before[name]).abs().max().item()
+        for name, value in plain.discriminator.named_parameters()
+    ]
+    assert max(steps) > 0  # without the penalty the same step moves weights by the loss alone
 
 
 def test_gan_rejects_sizes_that_are_not_powers_of_two(generator_params):

@@ -1,4 +1,4 @@
-"""Accuracy, macro-F1, per-class precision/recall/F1 and confusion matrices, from label arrays."""
+"""Accuracy, macro- and weighted F1, per-class precision/recall/F1 and confusion matrices, from label arrays."""
 
 from __future__ import annotations
 
@@ -32,6 +32,12 @@ def macro_f1(actual: np.ndarray, predicted: np.ndarray, num_classes: int) -> flo
     return float(per_class_scores(confusion_matrix(actual, predicted, num_classes))["f1"].mean())
 
 
+def weighted_f1(scores: dict[str, np.ndarray]) -> float:
+    """Per-class F1 averaged with each class's share of the samples (scikit-learn's average="weighted")."""
+    support = scores["support"]
+    return float((scores["f1"] * support).sum() / support.sum()) if support.sum() else 0.0
+
+
 def classification_report(actual: np.ndarray, predicted: np.ndarray, class_names: tuple[str, ...]) -> dict:
     """The metrics file of one classifier: overall scores plus a per-class block."""
     confusion = confusion_matrix(actual, predicted, len(class_names))
@@ -39,6 +45,7 @@ def classification_report(actual: np.ndarray, predicted: np.ndarray, class_names
     return {
         "accuracy": round(float(np.trace(confusion) / max(confusion.sum(), 1)), 6),
         "macro_f1": round(float(scores["f1"].mean()), 6),
+        "weighted_f1": round(weighted_f1(scores), 6),
         "num_samples": int(confusion.sum()),
         "per_class": {
             name: {

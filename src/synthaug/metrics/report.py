@@ -58,6 +58,7 @@ def comparison_rows(results: list[EntryResult], minority: list[str]) -> list[dic
                 "seeds": len(members),
                 "accuracy": _mean_std([m.metrics["accuracy"] for m in members]),
                 "macro_f1": _mean_std([m.metrics["macro_f1"] for m in members]),
+                "weighted_f1": _mean_std([m.metrics["weighted_f1"] for m in members]),
                 "minority_recall": _mean_std(minority_recall),
             }
         )
@@ -228,6 +229,7 @@ def comparison_markdown(rows: list[dict], minority: list[str], flagged: set[str]
         "seeds",
         "accuracy",
         "macro-F1",
+        "weighted F1",
         f"minority recall ({', '.join(minority)})",
         "Δ macro-F1 vs baseline",
     ]
@@ -238,6 +240,7 @@ def comparison_markdown(rows: list[dict], minority: list[str], flagged: set[str]
             str(row["seeds"]),
             format_value(row["accuracy"], row["seeds"]),
             format_value(row["macro_f1"], row["seeds"]),
+            format_value(row["weighted_f1"], row["seeds"]),
             format_value(row["minority_recall"], row["seeds"]),
             "n/a" if row["delta_macro_f1"] is None else f"{row['delta_macro_f1']:+.4f}",
         ]

@@ -142,6 +142,25 @@ class ConditionalDiscriminator(nn.Module):
         return logit
 
 
+def discriminator_loss(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str, label_smoothing: float
+) -> torch.Tensor:
+    """bce: cross-entropy with one-sided label smoothing (real targets `label_smoothing`, fake targets 0);
+    hinge: mean(relu(1 - real)) + mean(relu(1 + fake)), as SNGAN."""
+    if kind == "hinge":
+        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+    return F.binary_cross_entropy_with_logits(
+        real_logits, torch.full_like(real_logits, label_smoothing)
+    ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+
+
+def generator_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
+    """bce: the non-saturating loss, -log sigmoid(fake); hinge: -mean(fake), as SNGAN."""
+    if kind == "hinge":
+        return -fake_logits.mean()
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
 class GanTrainer:
     """One D step then one G step per training step; everything needed to resume is in `state()`."""
 
@@ -172,8 +191,19 @@ class GanTrainer:
             else None
         )
         betas = (params.beta1, params.beta2)
-        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=params.lr_generator, betas=betas)
-        self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=params.lr_discriminator, betas=betas)
+        # Adam's weight_decay adds the L2 penalty's gradient (decay * w), one strength per network.
+        self.optimizer_g = torch.optim.Adam(
+            self.generator.parameters(),
+            lr=params.lr_generator,
+            betas=betas,
+            weight_decay=params.weight_decay_generator,
+        )
+        self.optimizer_d = torch.optim.Adam(
+            self.discriminator.parameters(),
+            lr=params.lr_discriminator,
+            betas=betas,
+            weight_decay=params.weight_decay_discriminator,
+        )
 
     def train_step(
         self, images: torch.Tensor, labels: torch.Tensor, rng: torch.Generator, step: int
@@ -194,10 +224,7 @@ class GanTrainer:
 
         real_logits = discriminator(images, labels)
         fake_logits = discriminator(fake.detach(), fake_labels)
-        # One-sided label smoothing: real targets are `label_smoothing` (e.g. 0.9), fake targets stay 0.
-        loss_d = F.binary_cross_entropy_with_logits(
-            real_logits, torch.full_like(real_logits, self.params.label_smoothing)
-        ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+        loss_d = discriminator_loss(real_logits, fake_logits, self.params.loss, self.params.label_smoothing)
         losses = global_means({"loss_d": float(loss_d.item())}, share, count, self.ranks)  # every rank decides alike
         if not math.isfinite(losses["loss_d"]):
             return losses
@@ -206,7 +233,7 @@ class GanTrainer:
         self.optimizer_d.step()
 
         fake_logits = discriminator(fake, fake_labels)
-        loss_g = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+        loss_g = generator_loss(fake_logits, self.params.loss)
         losses = global_means(
             {
                 "loss_d": float(loss_d.item()),

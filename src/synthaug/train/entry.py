@@ -186,6 +186,7 @@ def train_seed(
                 "best_epoch": result.best_epoch,
                 "test_accuracy": report["accuracy"],
                 "test_macro_f1": report["macro_f1"],
+                "test_weighted_f1": report["weighted_f1"],
                 "test_minority_recall": report["minority_recall"],
             }
         )
