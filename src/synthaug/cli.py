@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from synthaug.errors import MissingInput, SweepError
@@ -190,7 +191,60 @@ def grid_main(argv: list[str]) -> str:
     return f"{len(points)} points, {len(shared)} shared stages"
 
 
-COMMANDS = {"sweep": sweep_main, "hpo": hpo_main, "grid": grid_main}
+def generate_main(argv: list[str]) -> str:
+    from tqdm import tqdm
+
+    from synthaug.metrics.plots import image_grid, save_png
+    from synthaug.params import GENERATORS, SynthesizeParams, load_section
+    from synthaug.synth.generate import generate_class
+
+    parser = argparse.ArgumentParser(
+        prog="synthaug generate",
+        description="Images of one class from a pipeline generator (models/generators/<generator>), seeded per image "
+        "as the synthesize stage seeds them: with synthesize.seed, image k is the class's k-th image in its shards.",
+    )
+    parser.add_argument("--generator", required=True, choices=GENERATORS, help="an experiment.generators entry")
+    parser.add_argument("--class", dest="class_name", required=True, help="class name, e.g. cat")
+    parser.add_argument("--count", type=int, default=16, help="number of images (default 16)")
+    parser.add_argument("--seed", type=int, default=None, help="default: synthesize.seed, as in the shards")
+    parser.add_argument("--out", type=Path, required=True, help="a folder (one PNG per image) or FILE.png (one grid)")
+    parser.add_argument("--model", type=Path, default=None, help="default: models/generators/<generator>")
+    parser.add_argument("--data", type=Path, default=Path("data/cifar10"), help="fetch output")
+    parser.add_argument("--splits", type=Path, default=Path("data/splits.npz"), help="imbalance output")
+    args = parser.parse_args(argv)
+    if args.count < 1:
+        raise SweepError(f"--count {args.count}: give at least 1")
+    for path, stage in ((args.data / "train.npz", "fetch"), (args.splits, "imbalance")):
+        if not path.is_file():
+            raise MissingInput(f"{path}: missing (run `dvc repro {stage}` first)")
+    params = load_section("synthesize", SynthesizeParams)
+    seed = params.seed if args.seed is None else args.seed
+    model = args.model or Path("models/generators") / args.generator
+    batch_size = getattr(params, args.generator).batch_size
+    with tqdm(total=args.count, desc=f"{args.generator} {args.class_name}", unit="image") as bar:
+        images, items = generate_class(
+            args.generator,
+            params,
+            model,
+            args.data,
+            args.splits,
+            args.class_name,
+            args.count,
+            seed,
+            batch_size,
+            bar.update,
+        )
+    if args.out.suffix.lower() == ".png":
+        columns = int(np.ceil(np.sqrt(len(images))))
+        save_png(image_grid([images[i : i + columns] for i in range(0, len(images), columns)]), args.out)
+        return f"{len(images)} images of {args.class_name} as one grid in {args.out}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    for image, item in zip(images, items):
+        save_png(image, args.out / f"{item.class_name}_{item.index:05d}_seed{item.seed}.png")
+    return f"{len(images)} images of {args.class_name} in {args.out} (seed {seed})"
+
+
+COMMANDS = {"sweep": sweep_main, "hpo": hpo_main, "grid": grid_main, "generate": generate_main}
 
 
 def main() -> None:

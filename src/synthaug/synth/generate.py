@@ -1,0 +1,52 @@
+"""Images of one class from a pipeline generator, seeded per image exactly as the synthesize stage seeds them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
+from synthaug.errors import ParamsError
+from synthaug.params import SynthesizeParams
+from synthaug.synth.backends import make_backend, prompt_templates
+from synthaug.synth.plan import SynthItem, plan_items
+
+
+def class_items(
+    train: ImageSet, train_idx: np.ndarray, class_name: str, count: int, templates: list[str], seed: int
+) -> list[SynthItem]:
+    """The first `count` items synthesize would plan for the class with this seed (item k is the same whatever the
+    count): its per-image seed, its source image and its prompt."""
+    if class_name not in train.class_names:
+        raise ParamsError(
+            f"--class {class_name!r}: not a class of this dataset (one of {', '.join(train.class_names)})"
+        )
+    counts = np.zeros(train.num_classes, dtype=np.int64)
+    counts[train.class_names.index(class_name)] = count
+    return plan_items(train_idx, train.labels, train.class_names, counts, templates, seed)
+
+
+def generate_class(
+    generator: str,
+    params: SynthesizeParams,
+    model_dir: Path,
+    data: Path,
+    splits: Path,
+    class_name: str,
+    count: int,
+    seed: int,
+    batch_size: int,
+    progress: Callable[[int], None] = lambda done: None,
+) -> tuple[np.ndarray, list[SynthItem]]:
+    """uint8 (count, H, W, 3) images of one class and the items they were made from, in batches of `batch_size`."""
+    train = load_image_set(data / "train.npz")
+    train_idx = load_index_arrays(splits)["train"]
+    items = class_items(train, train_idx, class_name, count, prompt_templates(generator, params), seed)
+    backend = make_backend(generator, params, model_dir, train.images, train.class_names)
+    batches = []
+    for start in range(0, len(items), batch_size):
+        batches.append(backend(items[start : start + batch_size]))
+        progress(len(batches[-1]))
+    return np.concatenate(batches), items
