@@ -114,6 +114,19 @@ def test_blur_matches_albumentations(images):
     assert (ours == reference).mean() > 0.999 and np.abs(ours - reference).max() <= 1
 
 
+@pytest.mark.parametrize("images", [IMAGES, NOISE_IMAGES], ids=["smooth", "noise"])
+def test_resized_crop_matches_albumentations(images):
+    boxes = B.sample_crop_boxes(torch.Generator().manual_seed(4), len(images), 32, 32)
+    crop = A.RandomResizedCrop(size=(32, 32), p=1)
+    reference = np.stack([crop.apply(image, crop_coords=tuple(box)) for image, box in zip(images, boxes.tolist())])
+    ours = as_images(B.resized_crops(as_batch(images), boxes))
+    # OpenCV resizes uint8 with 11-bit fixed-point weights, ours in float: rounding differs by at most 1
+    assert np.abs(ours - reference).max() <= 1 and (ours == reference).mean() > 0.85
+    widths, heights = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 32).all() and (boxes[:, 3] <= 32).all()
+    assert ((widths * heights) >= 0.08 * 32 * 32 * 0.8).all()  # area at least the smallest fraction (rounded)
+
+
 def test_noise_and_holes_equal_albumentations():
     noise = values.normal(0, 6, IMAGES.shape).astype(np.float32)
     reference = np.stack([A.GaussNoise(p=1).apply(image, noise_map=n) for image, n in zip(IMAGES, noise)])
@@ -143,7 +156,14 @@ def image_statistics(before: np.ndarray, after: np.ndarray) -> dict[str, np.ndar
 
 @pytest.mark.parametrize(
     "stages",
-    [("geometry",), ("color",), ("blur_noise",), ("occlusion",), ("geometry", "color", "blur_noise", "occlusion")],
+    [
+        ("crop",),
+        ("geometry",),
+        ("color",),
+        ("blur_noise",),
+        ("occlusion",),
+        ("crop", "geometry", "color", "blur_noise", "occlusion"),
+    ],
 )
 def test_each_stage_draws_the_albumentations_distribution(stages):
     """Two-sample Kolmogorov-Smirnov on per-image statistics: 600 images through each engine."""

@@ -19,15 +19,19 @@ from synthaug.params import AUGMENTATION_ENGINES
 REFERENCE_STAGES = ("geometry", "color", "blur_noise")  # the reference study trained without occlusion
 
 
-def reference_augmentations(p: float, seed: int, stages: tuple[str, ...] | list[str] = REFERENCE_STAGES) -> A.Compose:
-    """HorizontalFlip, RandomBrightnessContrast, HueSaturationValue, Rotate(10), GaussianBlur, GaussNoise,
-    then CoarseDropout (occlusion), each with probability `p`, keeping those in `stages`.
+def reference_augmentations(
+    p: float, seed: int, stages: tuple[str, ...] | list[str] = REFERENCE_STAGES, image_size: int = 32
+) -> A.Compose:
+    """RandomResizedCrop back to `image_size` (crop, the CNN-vs-ViT study's), HorizontalFlip,
+    RandomBrightnessContrast, HueSaturationValue, Rotate(10), GaussianBlur, GaussNoise, then CoarseDropout
+    (occlusion), each with probability `p`, keeping those in `stages`.
 
     Arguments reproduce the albumentations 1.x defaults the reference study ran with, where 2.x changed them. The
     reference order is kept whatever the stages, so the reference set gives exactly the reference study's transform.
     """
     check_stages(stages)
     staged = [
+        ("crop", A.RandomResizedCrop(size=(image_size, image_size), p=p)),
         ("geometry", A.HorizontalFlip(p=p)),
         ("color", A.RandomBrightnessContrast(p=p)),
         ("color", A.HueSaturationValue(p=p)),
@@ -106,7 +110,7 @@ class AlbumentationsAugmenter:
 
 
 def make_augmentation(
-    engine: str, p: float, seed: int, stages: tuple[str, ...] | list[str] = REFERENCE_STAGES
+    engine: str, p: float, seed: int, stages: tuple[str, ...] | list[str] = REFERENCE_STAGES, image_size: int = 32
 ) -> Augmenter:
     """The reference augmentations through `engine` ("torch": batched on the training device, "albumentations":
     per image on the CPU; the same distribution); no augmentation at p = 0."""
@@ -116,7 +120,7 @@ def make_augmentation(
         return PlainBatches()
     if engine == "torch":
         return BatchAugmenter(p, seed, tuple(stages))
-    return AlbumentationsAugmenter(reference_augmentations(p, seed, stages))
+    return AlbumentationsAugmenter(reference_augmentations(p, seed, stages, image_size))
 
 
 def augment_batch(images: np.ndarray, transform: A.Compose) -> np.ndarray:

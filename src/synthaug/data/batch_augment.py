@@ -34,6 +34,9 @@ BLUR_KERNEL_RANGE = (3, 7)
 NOISE_STD_RANGE = (0.012, 0.028)  # fraction of 255
 HOLE_COUNT_RANGE = (1, 2)
 HOLE_SIDE_RANGE = (0.1, 0.25)  # fraction of the image side
+CROP_SCALE_RANGE = (0.08, 1.0)  # RandomResizedCrop: fraction of the image's area
+CROP_RATIO_RANGE = (3 / 4, 4 / 3)  # width / height
+CROP_ATTEMPTS = 10
 
 
 def check_stages(stages: tuple[str, ...] | list[str]) -> None:
@@ -192,6 +195,42 @@ def erase_holes(images: torch.Tensor, holes: torch.Tensor) -> torch.Tensor:
     return images.masked_fill(inside, 0.0)
 
 
+def resized_crops(images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Each image's box (x_min, y_min, x_max, y_max) resized back to the image's size: bilinear with half-pixel
+    centres, as OpenCV's INTER_LINEAR (RandomResizedCrop's default), rounded to uint8 values."""
+    _, _, height, width = images.shape
+    out = torch.empty_like(images)
+    for index, (x_min, y_min, x_max, y_max) in enumerate(boxes.tolist()):
+        crop = images[index : index + 1, :, y_min:y_max, x_min:x_max]
+        if crop.shape[-2:] == (height, width):
+            out[index] = crop[0]
+            continue
+        resized = F.interpolate(crop, size=(height, width), mode="bilinear", align_corners=False)
+        out[index] = resized[0].round().clamp(0, 255)
+    return out
+
+
+def sample_crop_boxes(generator: torch.Generator, count: int, height: int, width: int) -> torch.Tensor:
+    """RandomResizedCrop's boxes: up to 10 draws of an area fraction and a log-uniform aspect ratio, the first that
+    fits placed uniformly; the whole image (a square's centre crop) when none fits."""
+    area = _uniform(generator, count * CROP_ATTEMPTS, *CROP_SCALE_RANGE).double().view(count, CROP_ATTEMPTS)
+    log_ratio = _uniform(generator, count * CROP_ATTEMPTS, *(math.log(r) for r in CROP_RATIO_RANGE))
+    ratio = log_ratio.double().view(count, CROP_ATTEMPTS).exp()
+    target = area * height * width
+    crop_widths, crop_heights = (target * ratio).sqrt().round().long(), (target / ratio).sqrt().round().long()
+    fits = (crop_widths > 0) & (crop_widths <= width) & (crop_heights > 0) & (crop_heights <= height)
+    first = fits.int().argmax(dim=1)
+    found = fits.any(dim=1)
+    crop_width = torch.where(found, crop_widths[torch.arange(count), first], torch.tensor(width))
+    crop_height = torch.where(found, crop_heights[torch.arange(count), first], torch.tensor(height))
+    starts = torch.rand(count, 2, generator=generator, dtype=torch.float64)
+    y_min = ((height - crop_height + 1) * starts[:, 0]).long()
+    x_min = ((width - crop_width + 1) * starts[:, 1]).long()
+    centre_y, centre_x = (height - crop_height) // 2, (width - crop_width) // 2
+    y_min, x_min = torch.where(found, y_min, centre_y), torch.where(found, x_min, centre_x)
+    return torch.stack([x_min, y_min, x_min + crop_width, y_min + crop_height], -1)
+
+
 def _uniform(generator: torch.Generator, count: int, low: float, high: float) -> torch.Tensor:
     return torch.rand(count, generator=generator, dtype=torch.float64).mul_(high - low).add_(low).float()
 
@@ -199,7 +238,7 @@ def _uniform(generator: torch.Generator, count: int, low: float, high: float) ->
 @dataclass
 class BatchAugmenter:
     """The reference augmentations of `stages`, each applied to an image with probability `p`, in the reference study's
-    order: flip, brightness/contrast, hue/saturation/value, rotate, blur, noise, occlusion."""
+    order: resized crop, flip, brightness/contrast, hue/saturation/value, rotate, blur, noise, occlusion."""
 
     p: float
     seed: int
@@ -241,6 +280,9 @@ class BatchAugmenter:
             """`transform` on the chosen images, with arguments drawn for the whole batch."""
             apply_drawn(chosen, transform, *(a[chosen] for a in arguments))
 
+        if "crop" in self.stages:
+            chosen = self._chosen(count)
+            apply(chosen, resized_crops, sample_crop_boxes(generator, count, height, width))
         if "geometry" in self.stages:
             apply(self._chosen(count), flip_horizontal)
         if "color" in self.stages:

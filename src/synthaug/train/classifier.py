@@ -222,7 +222,9 @@ def train_classifier(
         raise ValueError("training set is empty")
     loss_spec = LossSpec(params.label_smoothing) if loss_spec is None else loss_spec
     rng = np.random.default_rng(seed)
-    augment = make_augmentation(params.augment_engine, params.augment_p, seed, params.augment_stages)
+    augment = make_augmentation(
+        params.augment_engine, params.augment_p, seed, params.augment_stages, train_set.images.shape[1]
+    )
     optimizer = make_optimizer(model, params)
     scheduler = make_scheduler(optimizer, params, params.epochs * -(-len(train_set) // params.batch_size))
     run = _Run(model, optimizer, scheduler, rng, augment)
