@@ -44,12 +44,13 @@ else
 endif
 
 # Lint and format check first (ruff, configured in pyproject.toml), then the tests. pytest exits 5 when it
-# collects no test: make fails then, as it should. Two workers, one file each:
-# the e2e module (one dvc repository shared by its tests) runs beside the unit tests.
+# collects no test: make fails then, as it should. Two workers, one file each, handed out in collection order: the
+# e2e module (one dvc repository shared by its tests) and the cluster fan-out start first, one per worker
+# (tests/conftest.py, SLOWEST_FIRST), and the unit tests fill in around them.
 test: install sky
 	$(BIN)/ruff check src stages tests bench
 	$(BIN)/ruff format --check src stages tests bench
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # The CPU benchmarks, one after the other (about 5 minutes on 2 cores): each prints its table and writes its
 # section of metrics/bench.json. GPU-only (bench/sdxl_full.py; bench/models.py's ddpm_sample and inception, which
