@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import sys
@@ -30,9 +29,10 @@ from record import machine_info, save_bench
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.conftest import server_folder  # noqa: E402
 from tests.e2e.project import push_to_new_origin, tiny_project  # noqa: E402
 from tests.e2e.project import run as run_checked  # noqa: E402
-from tests.slurm import slurm_cluster  # noqa: E402
+from tests.slurm import slurm_cluster, submitted_jobs, worker_times  # noqa: E402
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "bench",
@@ -54,12 +54,6 @@ def project(base: Path, tiny: bool, env: dict[str, str]) -> tuple[Path, dict[str
     run(["git", "clone", "-q", str(ROOT), str(repo)], base, env)
     shutil.rmtree(repo / ".git")
     return repo, {**env, "PYTHONPATH": str(repo / "src")}
-
-
-def worker_span(log: str) -> float:
-    start = float(re.search(r"worker \S+: start (\S+)", log).group(1))
-    end = float(re.search(r"worker \S+: end (\S+)", log).group(1))
-    return end - start
 
 
 def main() -> None:
@@ -90,8 +84,7 @@ def main() -> None:
         points = run(["synthaug", "grid", "grid.txt"], repo, env)
         print(points)
 
-        folder = Path(tempfile.mkdtemp(prefix="synthaug-slurm-"))
-        with slurm_cluster(folder) as slurm:
+        with server_folder("synthaug-slurm-") as folder, slurm_cluster(folder) as slurm:
             logs = base / "logs"
             worker_env = {
                 **env,
@@ -102,13 +95,13 @@ def main() -> None:
             }
             start = time.perf_counter()
             submitted = run(["cluster/slurm/submit.sh", "grid.txt"], repo, worker_env)
-            shared_job, grid_job = re.search(r"job (\d+); 2 grid points: array job (\d+)", submitted).groups()
+            shared_job, grid_job = submitted_jobs(submitted)
             states = slurm.wait([shared_job, grid_job], 6 * 3600)
             fanout_s = time.perf_counter() - start
-        shutil.rmtree(folder, ignore_errors=True)
         if any(state != ("COMPLETED", "0:0") for state in states.values()):
             raise SystemExit(f"a job failed: {states}; logs in {logs}")
-        spans = {path.name: worker_span(path.read_text()) for path in sorted(logs.iterdir())}
+        times = {path.name: worker_times(path.read_text()) for path in sorted(logs.iterdir())}
+        spans = {name: end - start for name, (start, end) in times.items()}
 
         sequential = base / "sequential"
         run(["git", "clone", "-q", str(origin), str(sequential)], base, env)

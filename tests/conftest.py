@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +46,17 @@ SLOWEST_FIRST = ("tests/e2e/test_pipeline.py", "tests/e2e/test_cluster.py")
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     order = {path: index for index, path in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: order.get(item.nodeid.split("::")[0], len(order)))  # stable: the rest keep their order
+
+
+@contextmanager
+def server_folder(prefix: str) -> Iterator[Path]:
+    """A short /tmp folder for a server the tests start, removed after: PostgreSQL runs as `postgres` and cannot
+    enter pytest's root-only tmp_path, and munge's socket path must stay under the AF_UNIX length limit."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def stage_env(project: Path) -> dict[str, str]:

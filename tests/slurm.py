@@ -198,3 +198,15 @@ def stop(pid_file: Path, grace_s: float = 20.0) -> None:
         os.kill(pid, signal.SIGKILL)
     except OSError:
         pass
+
+
+def submitted_jobs(output: str) -> tuple[str, str]:
+    """The shared job's and the array job's ids, from cluster/slurm/submit.sh's last line."""
+    return re.search(r"job (\d+); \d+ grid points: array job (\d+)", output).groups()
+
+
+def worker_times(log: str) -> tuple[float, float]:
+    """When cluster/worker.sh started and ended, from its log (seconds since the epoch)."""
+    start = float(re.search(r"worker \S+: start (\S+)", log).group(1))
+    end = float(re.search(r"worker \S+: end (\S+)", log).group(1))
+    return start, end

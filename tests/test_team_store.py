@@ -4,31 +4,23 @@ study shared by several `synthaug hpo` workers. A real server, started here; the
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
-from pathlib import Path
 
 import optuna
 import pytest
 import yaml
 
-from .conftest import HANG_GUARD_S, ROOT
+from .conftest import HANG_GUARD_S, ROOT, server_folder
 from .mlflow_server import mlflow_server
 from .postgres import PASSWORD, postgres_server
 
 
 @pytest.fixture(scope="module")
 def postgres():
-    # The server runs as `postgres` under root, so its folder cannot live under pytest's root-only tmp_path.
-    folder = Path(tempfile.mkdtemp(prefix="synthaug-pg-"))
-    try:
-        with postgres_server(folder) as server:
-            yield server
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    with server_folder("synthaug-pg-") as folder, postgres_server(folder) as server:
+        yield server
 
 
 def no_password_in(*texts: str) -> bool:

@@ -13,6 +13,13 @@ from synthaug.errors import MissingInput, SweepError
 from synthaug.runner import run_stage
 
 
+def require_pipeline_inputs(data: Path, splits: Path) -> None:
+    """The fetched train split and the imbalance splits the tools beside the pipeline read, or a one-line error."""
+    for path, stage in ((data / "train.npz", "fetch"), (splits, "imbalance")):
+        if not path.is_file():
+            raise MissingInput(f"{path}: missing (run `dvc repro {stage}` first)")
+
+
 def sweep_main(argv: list[str]) -> str:
     from synthaug.io import write_json, write_text
     from synthaug.metrics.report import sweep_markdown
@@ -94,9 +101,7 @@ def hpo_main(argv: list[str]) -> str:
     args = parser.parse_args(argv)
     params = load_section("hpo", HpoParams)
     base = load_section("train", TrainParams)
-    for path, stage in ((args.data / "train.npz", "fetch"), (args.splits, "imbalance")):
-        if not path.is_file():
-            raise MissingInput(f"{path}: missing (run `dvc repro {stage}` first)")
+    require_pipeline_inputs(args.data, args.splits)
     train_set, val_set = load_variant_sets(args.data, args.splits, params.variant, params.seed)
     out = args.out / params.study
     with stage_run(
@@ -214,9 +219,7 @@ def generate_main(argv: list[str]) -> str:
     args = parser.parse_args(argv)
     if args.count < 1:
         raise SweepError(f"--count {args.count}: give at least 1")
-    for path, stage in ((args.data / "train.npz", "fetch"), (args.splits, "imbalance")):
-        if not path.is_file():
-            raise MissingInput(f"{path}: missing (run `dvc repro {stage}` first)")
+    require_pipeline_inputs(args.data, args.splits)
     params = load_section("synthesize", SynthesizeParams)
     seed = params.seed if args.seed is None else args.seed
     model = args.model or Path("models/generators") / args.generator

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import csv
 import json
-import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from ..conftest import HANG_GUARD_S
-from ..slurm import slurm_cluster
+from ..conftest import HANG_GUARD_S, server_folder
+from ..slurm import slurm_cluster, submitted_jobs, worker_times
 from .project import push_to_new_origin, run, tiny_project
 
 pytestmark = pytest.mark.e2e
@@ -28,14 +25,8 @@ PER_POINT = ["train_classifier@vit-baseline", "train_classifier@vit-full", "trai
 
 @pytest.fixture(scope="module")
 def slurm():
-    # The daemons' sockets and spool must be reachable by the job steps; pytest's tmp_path is fine as root, but a
-    # short path keeps the munge socket under the AF_UNIX length limit.
-    folder = Path(tempfile.mkdtemp(prefix="synthaug-slurm-"))
-    try:
-        with slurm_cluster(folder) as cluster:
-            yield cluster
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    with server_folder("synthaug-slurm-") as folder, slurm_cluster(folder) as cluster:
+        yield cluster
 
 
 def team_project(base: Path) -> tuple[Path, Path, dict[str, str]]:
@@ -44,12 +35,6 @@ def team_project(base: Path) -> tuple[Path, Path, dict[str, str]]:
     (repo / "grids").mkdir()
     (repo / "grids/lr.txt").write_text(GRID)
     return repo, push_to_new_origin(repo, base, env), env
-
-
-def worker_times(log: str) -> tuple[float, float]:
-    start = float(re.search(r"worker \S+: start (\S+)", log).group(1))
-    end = float(re.search(r"worker \S+: end (\S+)", log).group(1))
-    return start, end
 
 
 def test_a_grid_fans_out_on_slurm_and_is_collected_in_a_third_clone(slurm, tmp_path):
@@ -63,7 +48,7 @@ def test_a_grid_fans_out_on_slurm_and_is_collected_in_a_third_clone(slurm, tmp_p
         "SYNTHAUG_LOGS": str(logs),
     }
     submitted = run(["cluster/slurm/submit.sh", "grids/lr.txt"], repo, worker_env).stdout
-    shared_job, grid_job = re.search(r"job (\d+); 2 grid points: array job (\d+)", submitted).groups()
+    shared_job, grid_job = submitted_jobs(submitted)
     states = slurm.wait([shared_job, grid_job], HANG_GUARD_S)
     texts = {path.name: path.read_text() for path in sorted(logs.iterdir())}
     assert states == {
