@@ -28,7 +28,7 @@ from PIL import Image
 
 from record import machine_info, save_bench
 from synthaug.data.augment import make_augmentation, reference_augmentations
-from synthaug.data.pixels import to_model_input
+from synthaug.data.pixels import InputFormat, normalize_pixels, to_model_input
 from synthaug.data.storage import ImageSet
 from synthaug.params import TrainParams, load_section, parse_section
 from synthaug.train.classifier import prepare_training
@@ -48,7 +48,7 @@ class EncodedImages(torch.utils.data.Dataset):
         if self.augment is None:  # one per worker, seeded by the worker
             self.augment = reference_augmentations(self.augment_p, torch.initial_seed() % 2**31)
         pixels = np.array(Image.open(io.BytesIO(self.encoded[index])).convert("RGB"))
-        return to_model_input(self.augment(image=pixels)["image"][None], self.image_size)[0]
+        return to_model_input(self.augment(image=pixels)["image"][None], InputFormat(self.image_size))[0]
 
 
 def read_encoded(archive: Path, count: int) -> list[bytes]:
@@ -137,7 +137,8 @@ def main() -> None:
 
     def engine_batches(engine: str):
         augment = make_augmentation(engine, args.augment_p, seed=0)
-        return lambda: (augment.model_input(decoded[batch], args.image_size, cpu) for batch in batches)
+        input_format = InputFormat(args.image_size)
+        return lambda: (normalize_pixels(augment.batch_pixels(decoded[batch], cpu), input_format) for batch in batches)
 
     pipelines = {
         "reference-style: PIL decode + albumentations per sample, DataLoader 2 workers": reference_batches,

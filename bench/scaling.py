@@ -77,11 +77,7 @@ def main() -> None:
         subset = train.subset(order[-n:])  # the last n of the shuffled 2N: never the validation images when n = N
         torch.manual_seed(0)
         setup = prepare_training("vit", "baseline", params, subset)
-        seconds, _ = timed(
-            lambda setup=setup, subset=subset: train_classifier(
-                setup.model, subset, val, params, seed=0, loss_spec=setup.loss_spec
-            )
-        )
+        seconds, _ = timed(lambda setup=setup, subset=subset: train_classifier(setup, subset, val, params, seed=0))
         rows.append(
             {
                 "step": f"train_classifier (1 epoch, vit {params.image_size}px)",

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synthaug.data.pixels import InputFormat
 from synthaug.data.storage import ImageSet, load_image_set
 from synthaug.devices import resolve_device
 from synthaug.errors import FeatureWeightsMissing
@@ -55,7 +56,7 @@ def inception_or_reason(params: FidParams) -> tuple[Path | None, str | None]:
 def compared_features(
     params: FidParams,
     classifier: torch.nn.Module,
-    image_size: int,
+    input_format: InputFormat,
     real: ImageSet,
     fake: ImageSet,
     feature_model: Path,
@@ -65,10 +66,10 @@ def compared_features(
     features are, the Inception weights or None, why not): Inception when its weights can be had, else the
     classifier's penultimate features, named so that they are never read as FID."""
     classes = len(real.class_names)
-    fake_features, fake_logits = classifier_features(classifier, fake.images, image_size, classes, params.batch_size)
+    fake_features, fake_logits = classifier_features(classifier, fake.images, input_format, classes, params.batch_size)
     weights, unavailable = inception_or_reason(params)
     if weights is None:
-        real_features, _ = classifier_features(classifier, real.images, image_size, classes, params.batch_size)
+        real_features, _ = classifier_features(classifier, real.images, input_format, classes, params.batch_size)
         features = f"classifier:{feature_model.parent.name}-{feature_model.name}"
         return fake_logits, real_features, fake_features, features, None, unavailable
     inception = load_fid_inception(weights, params.dims)
@@ -101,7 +102,7 @@ def main() -> str:
     with stage_run(name, {"fid": params.model_dump()}, {"generator": args.generator}) as tracker:
         start = time.perf_counter()
         fake_logits, real_features, fake_features, features, weights, unavailable = compared_features(
-            params, classifier, spec.image_size, real, fake, args.feature_model, device
+            params, classifier, spec.input_format, real, fake, args.feature_model, device
         )
         suffix = "" if weights is not None else "_classifier_features"
         scores = labelled(

@@ -134,4 +134,5 @@ def tiny_train_params(project_params: dict) -> TrainParams:
     raw.update(epochs=2, batch_size=8, image_size=8, augment_p=0.0, eval_batch_size=16, lr=3e-3)
     raw["vit"] = dict(raw["vit"], patch_size=4, hidden_size=32, num_hidden_layers=2, intermediate_size=64)
     raw["cnn"] = dict(raw["cnn"], channels=[8, 16], dropout=0.0)
+    raw["timm"] = dict(raw["timm"], image_size=8)
     return parse_section("train", raw, TrainParams)

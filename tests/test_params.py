@@ -159,8 +159,17 @@ def test_dvc_yaml_params_exist(project_params):
         ("train_generator", TrainGeneratorParams, "train_generator.${item}", GENERATORS, (), ()),
         ("synthesize", SynthesizeParams, "synthesize.${item}", GENERATORS, (), ()),
         # a train entry trains every seed in one process
-        ("train_classifier", TrainParams, "train.${item.classifier}", CLASSIFIERS, (), ("experiment.seeds",)),
-        ("train_synthetic", TrainParams, "train.${item.classifier}", CLASSIFIERS, (), ("experiment.seeds",)),
+        ("train_classifier", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill",), ("experiment.seeds",)),
+        ("train_synthetic", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill",), ("experiment.seeds",)),
+        # the teacher's own keys reach it through its checkpoint, a dependency
+        (
+            "train_distilled",
+            TrainParams,
+            "train.${item.classifier}",
+            CLASSIFIERS,
+            ("synthetic_filter", "loss_baselines"),
+            ("experiment.seeds",),
+        ),
     ],
 )
 def test_each_entry_depends_on_the_common_keys_and_its_own_subsection(stage, section, own, entries, unused, also):

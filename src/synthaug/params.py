@@ -97,11 +97,25 @@ class TimmParams(Section):
     name: str
     pretrained: bool
     linear_probe: bool
+    image_size: PositiveInt | None
 
 
-# Classifiers that may judge synthetic images: trained on the imbalanced set only. `full` saw the images the
-# imbalance removed, so as a judge it would pass their knowledge to the synthetic variants.
-FILTER_JUDGES = ("oversampled", "baseline", *LOSS_VARIANTS)
+# Classifiers that may judge synthetic images or teach the distilled variant: trained on the imbalanced set only.
+# `full` saw the images the imbalance removed, so it would pass their knowledge on.
+IMBALANCED_SET_VARIANTS = ("oversampled", "baseline", *LOSS_VARIANTS)
+DISTILLED_VARIANT = "distilled"  # trained by its own stage (train_distilled), after its teacher
+
+
+def _fair_reference(role: str, variant: str) -> str:
+    """`variant` if a classifier trained as it never saw the images the imbalance removed."""
+    if variant == "full":
+        raise ValueError(
+            f"'full' trained on the images the imbalance removed, so it cannot {role} fairly; "
+            f"use one of {', '.join(IMBALANCED_SET_VARIANTS)}"
+        )
+    if variant not in IMBALANCED_SET_VARIANTS:
+        raise ValueError(f"unknown variant {variant!r} (allowed: {', '.join(IMBALANCED_SET_VARIANTS)})")
+    return variant
 
 
 class SyntheticFilterParams(Section):
@@ -114,14 +128,21 @@ class SyntheticFilterParams(Section):
     @field_validator("judge")
     @classmethod
     def _fair_judge(cls, judge: str) -> str:
-        if judge == "full":
-            raise ValueError(
-                "'full' trained on the images the imbalance removed, so it cannot judge fairly; "
-                f"use one of {', '.join(FILTER_JUDGES)}"
-            )
-        if judge not in FILTER_JUDGES:
-            raise ValueError(f"unknown judge {judge!r} (allowed: {', '.join(FILTER_JUDGES)})")
-        return judge
+        return _fair_reference("judge", judge)
+
+
+class DistillParams(Section):
+    """The distilled variant: the imbalanced set, learnt from the labels and a trained teacher's soft targets."""
+
+    teacher: str  # a variant of teacher_classifier, the same seed as the student
+    teacher_classifier: Classifier
+    temperature: PositiveFloat
+    alpha: Probability
+
+    @field_validator("teacher")
+    @classmethod
+    def _fair_teacher(cls, teacher: str) -> str:
+        return _fair_reference("teach", teacher)
 
 
 class LossBaselineParams(Section):
@@ -147,6 +168,7 @@ class TrainParams(Section):
     device: Device
     synthetic_filter: SyntheticFilterParams
     loss_baselines: LossBaselineParams
+    distill: DistillParams
     vit: VitParams
     cnn: CnnParams
     timm: TimmParams
@@ -361,6 +383,7 @@ class ExperimentParams(Section):
     classifiers: Annotated[list[Classifier], Field(min_length=1)]
     variants: Annotated[list[Variant], Field(min_length=1)]
     seeds: Annotated[list[int], Field(min_length=1)]
+    distilled: list[Classifier]  # classifiers also trained as the distilled variant (stage train_distilled)
     # Each adds train_generator/synthesize/fid entries and a synthetic_<g> variant; the report needs one at least.
     generators: Annotated[list[Generator], Field(min_length=1)]
 
@@ -368,6 +391,12 @@ class ExperimentParams(Section):
     def _generators_need_features(self) -> ExperimentParams:
         if len(set(self.generators)) != len(self.generators):
             raise ValueError("experiment.generators: duplicate entries")
+        outside = sorted(set(self.distilled) - set(self.classifiers))
+        if outside or len(set(self.distilled)) != len(self.distilled):
+            raise ValueError(
+                f"experiment.distilled: {self.distilled} must name each classifier once, from experiment.classifiers "
+                f"{self.classifiers}"
+            )
         if self.generators and "full" not in self.variants:
             raise ValueError(
                 "experiment.variants: must include 'full' when experiment.generators is not empty "
@@ -455,6 +484,15 @@ def validate_all(data: dict[str, Any]) -> dict[str, Section]:
         raise ParamsError(
             f"{PARAMS_FILE}: train.synthetic_filter.judge: {judge!r} is not in experiment.variants {variants}; "
             "the pipeline must train the judge (add it there, or pick one of them)"
+        )
+    distill, experiment = sections["train"].distill, sections["experiment"]
+    if experiment.distilled and (
+        distill.teacher not in experiment.variants or distill.teacher_classifier not in experiment.classifiers
+    ):
+        raise ParamsError(
+            f"{PARAMS_FILE}: train.distill: the teacher {distill.teacher_classifier}-{distill.teacher} is not trained "
+            f"(experiment.classifiers {experiment.classifiers}, experiment.variants {variants}); the pipeline must "
+            "train it before experiment.distilled can learn from it"
         )
     return sections
 

@@ -225,10 +225,12 @@ def test_every_engine_gives_each_rank_its_share_of_one_augmented_batch(engine, p
     from synthaug.distributed import Ranks
 
     cpu = torch.device("cpu")
-    whole = make_augmentation(engine, p, 4).model_input(IMAGES[:9], 16, cpu)
-    second = make_augmentation(engine, p, 4).model_input(IMAGES[:9], 16, cpu, Ranks(rank=1, world_size=2))
-    assert whole.shape == (9, 3, 16, 16) and second.shape == (4, 3, 16, 16)
-    assert whole.min() >= -1 and whole.max() <= 1
+    whole = make_augmentation(engine, p, 4).batch_pixels(IMAGES[:9], cpu)
+    second = make_augmentation(engine, p, 4).batch_pixels(IMAGES[:9], cpu, Ranks(rank=1, world_size=2))
+    size = IMAGES.shape[1]
+    assert whole.shape == (9, 3, size, size) and second.shape == (4, 3, size, size)
+    assert whole.dtype == torch.float32 and whole.min() >= 0 and whole.max() <= 255
+    torch.testing.assert_close(whole, whole.round(), rtol=0, atol=0)  # whole pixel values
     torch.testing.assert_close(second, whole[1::2], rtol=0, atol=0)
 
 
@@ -236,9 +238,9 @@ def test_every_engine_gives_each_rank_its_share_of_one_augmented_batch(engine, p
 def test_every_engine_resumes_its_random_stream(engine):
     cpu = torch.device("cpu")
     augmenter = make_augmentation(engine, 0.5, 4)
-    augmenter.model_input(IMAGES[:9], 16, cpu)
+    augmenter.batch_pixels(IMAGES[:9], cpu)
     saved = augmenter.get_state()
-    following = augmenter.model_input(IMAGES[:9], 16, cpu)
+    following = augmenter.batch_pixels(IMAGES[:9], cpu)
     fresh = make_augmentation(engine, 0.5, 99)
     fresh.set_state(saved)
-    torch.testing.assert_close(fresh.model_input(IMAGES[:9], 16, cpu), following, rtol=0, atol=0)
+    torch.testing.assert_close(fresh.batch_pixels(IMAGES[:9], cpu), following, rtol=0, atol=0)

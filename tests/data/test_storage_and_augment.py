@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from synthaug.data.augment import augment_batch, reference_augmentations
-from synthaug.data.pixels import to_model_input
+from synthaug.data.pixels import InputFormat, to_model_input
 from synthaug.data.storage import (
     ImageSet,
     load_image_set,
@@ -69,10 +69,18 @@ def test_probability_zero_is_identity():
 
 def test_model_input_range_and_resize():
     images = np.stack([np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 255, np.uint8)])
-    batch = to_model_input(images, 8)
+    batch = to_model_input(images, InputFormat(8))
     assert batch.shape == (2, 3, 8, 8) and batch.dtype == torch.float32
     assert batch[0].min().item() == -1.0 and batch[1].max().item() == 1.0
-    assert to_model_input(images, 16).shape == (2, 3, 16, 16)
+    assert to_model_input(images, InputFormat(16)).shape == (2, 3, 16, 16)
+
+
+def test_model_input_takes_each_channels_mean_and_std():
+    images = np.full((1, 4, 4, 3), (51, 102, 204), np.uint8)  # 0.2, 0.4, 0.8 of the range
+    imagenet = InputFormat(4, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    batch = to_model_input(images, imagenet)
+    expected = [(v - m) / s for v, m, s in zip((0.2, 0.4, 0.8), imagenet.mean, imagenet.std)]
+    torch.testing.assert_close(batch[0, :, 0, 0], torch.tensor(expected), rtol=1e-6, atol=1e-6)
 
 
 def test_augmentation_stages_keep_the_seed_order_and_add_occlusion():

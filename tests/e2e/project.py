@@ -47,6 +47,7 @@ train:
   eval_batch_size: 32
   vit: {{patch_size: 4, hidden_size: 32, num_hidden_layers: 2, intermediate_size: 64}}
   synthetic_filter: {{enabled: true, min_confidence: 0.0, judge: baseline}}
+  distill: {{teacher: baseline}}
 train_generator:
   log_every: 2
   checkpoint_every: 3

@@ -29,6 +29,7 @@ SEEDS = [0, 1]  # two seeds: every train entry trains both in one process, and t
 ENTRIES = [
     "vit-baseline",
     "vit-full",
+    "vit-distilled",
     *(f"vit-synthetic_{g}" for g in GENERATORS),
     *(f"vit-synthetic_only_{g}" for g in GENERATORS),
 ]
@@ -52,6 +53,12 @@ def stop_queue_workers(repo: Path) -> None:
                 os.kill(int(proc.name), signal.SIGTERM)
         except OSError:
             continue  # gone already, or not ours to read
+
+
+def entry_stage(entry: str) -> str:
+    if "synthetic" in entry:
+        return "train_synthetic"
+    return "train_distilled" if entry.endswith("-distilled") else "train_classifier"
 
 
 def joined(repo: Path, relative: str) -> dict:
@@ -182,6 +189,28 @@ def test_cas_classifier_trains_on_generated_images_alone(pipeline_repo):
         assert read_metrics(repo, f"vit-synthetic_only_{generator}")["num_samples"] == 18  # the real test set
 
 
+def test_the_distilled_entry_learns_from_the_same_seed_of_its_teacher(pipeline_repo):
+    repo, env = pipeline_repo
+    for seed in SEEDS:
+        summary = joined(repo, f"train/vit-distilled/seed{seed}.json")
+        assert summary["teacher"] == "vit-baseline" and summary["train_images"] == 31  # the imbalanced set
+    stage = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["train_distilled@vit"]
+    assert "models/classifiers/vit-baseline" in {dep["path"] for dep in stage["deps"]}
+    assert stage["params"]["params.yaml"]["train.distill"]["teacher"] == "baseline"
+    # Another alpha reruns the distilled entry alone (and the report, which reads all of params.yaml); the
+    # teacher's changes reach it through its checkpoints.
+    params = repo / "params.yaml"
+    original = params.read_text()
+    edited = yaml.safe_load(original)
+    edited["train"]["distill"]["alpha"] = 0.25
+    params.write_text(yaml.safe_dump(edited, sort_keys=False))
+    try:
+        changed = set(json.loads(run(["dvc", "status", "--json"], repo, env).stdout))
+    finally:
+        params.write_text(original)
+    assert changed == {"train_distilled@vit", "report"}
+
+
 def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
     from ..browser import png_is_not_blank, render
 
@@ -205,6 +234,8 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
     flagged = unusable_variants(unusable)
     assert all(f"**Unusable images from {g}**: {why}." in markdown for g, why in unusable.items())
     assert f"| vit | {variant_label('synthetic_sdxl_turbo', flagged)} | 2 |" in markdown and "+0.0000 |" in markdown
+    distilled = mean_over_seeds(repo, "vit-distilled", "macro_f1")
+    assert re.search(rf"\| vit \| distilled \| 2 \| [0-9.]+ {interval} \| {distilled:.4f} {interval} \|", markdown)
     assert "| vit | synthetic_only_" not in markdown  # CAS entries are generator readings, not remedies
     assert (
         "Synthetic filter (seed 0; fraction of generated images kept per class): "
@@ -354,11 +385,7 @@ def test_runs_are_in_the_mlflow_store(pipeline_repo):
                 for g in GENERATORS
                 if (stage, g) != ("train_generator", "sdxl_turbo")
             ),  # pretrained: nothing to train or log
-            *(
-                f"{'train_synthetic' if 'synthetic' in entry else 'train_classifier'}/{entry}/seed{seed}"
-                for entry in ENTRIES
-                for seed in SEEDS
-            ),
+            *(f"{entry_stage(entry)}/{entry}/seed{seed}" for entry in ENTRIES for seed in SEEDS),
         ]
     )
     assert parents == set(pipeline)

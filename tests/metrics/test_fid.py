@@ -7,6 +7,7 @@ import pytest
 import scipy.linalg
 import torch
 
+from synthaug.data.pixels import InputFormat
 from synthaug.metrics.fid import (
     INCEPTION_FILE,
     FeatureWeightsMissing,
@@ -267,7 +268,7 @@ def test_classifier_features_are_the_head_input():
     )
     model = build_classifier(spec).eval()
     images = np.random.default_rng(9).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
-    features, logits = classifier_features(model, images, 8, 3, batch_size=2)
+    features, logits = classifier_features(model, images, InputFormat(8), 3, batch_size=2)
     assert features.shape == (5, 16) and logits.shape == (5, 3)
     head = model.vit.classifier
     assert np.allclose(head(torch.from_numpy(features)).detach().numpy(), logits, atol=1e-5)

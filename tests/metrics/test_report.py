@@ -191,6 +191,17 @@ def test_filter_note_names_the_judge_and_what_it_kept():
     )
 
 
+def test_distillation_note_names_each_students_teacher():
+    from synthaug.metrics.report import distillation_note
+
+    assert distillation_note(RESULTS) == ""
+    student = entry("distilled", 0, 0.5, 0.4, [0.1] * 4)
+    student.summary.update(teacher="vit-oversampled")
+    assert distillation_note([*RESULTS, student]) == (
+        " Distilled (same seed's teacher; its compute is the student's loop only): vit-distilled from vit-oversampled."
+    )
+
+
 def test_a_generator_most_of_whose_added_images_are_labelled_at_chance_is_flagged_with_its_variants():
     from synthaug.metrics.report import unusable_generators, unusable_variants, verdict_rows, verdicts_markdown
 

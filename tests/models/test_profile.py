@@ -76,16 +76,16 @@ def test_chrome_trace_holds_each_training_step(tmp_path):
 
 def test_linear_probe_trains_the_head_only(tiny_train_params):
     from synthaug.data.storage import ImageSet
-    from synthaug.train.classifier import spec_from_params, train_classifier
+    from synthaug.train.classifier import prepare_training, train_classifier
 
     params = tiny_train_params.model_copy(
         update={"timm": tiny_train_params.timm.model_copy(update={"linear_probe": True}), "epochs": 1}
     )
-    model = build_classifier(spec_from_params("timm", params, num_classes=3))
-    before = {k: v.clone() for k, v in model.state_dict().items()}
     rng = np.random.default_rng(0)
     data = ImageSet(rng.integers(0, 255, (24, 8, 8, 3), dtype=np.uint8), np.arange(24) % 3, ("a", "b", "c"))
-    result = train_classifier(model, data, data, params, seed=0)
+    setup = prepare_training("timm", "baseline", params, data)
+    before = {k: v.clone() for k, v in setup.model.state_dict().items()}
+    result = train_classifier(setup, data, data, params, seed=0)
     after = result.best_state
     head = {"model.fc.weight", "model.fc.bias"}
     assert all(not torch.equal(before[k], after[k]) for k in head)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from synthaug.data.pixels import InputFormat
 from synthaug.data.storage import ImageSet
 from synthaug.params import SyntheticFilterParams
 from synthaug.synth.filter import (
@@ -28,7 +29,7 @@ def images_of(levels: list[int], labels: list[int]) -> ImageSet:
 
 def test_agreement_drops_wrong_class_and_low_confidence():
     synthetic = images_of([0, 255, 140, 0], [0, 0, 1, 1])
-    keep = agreement_mask(ByBrightness(), 4, synthetic, min_confidence=0.9, batch_size=2)
+    keep = agreement_mask(ByBrightness(), InputFormat(4), synthetic, min_confidence=0.9, batch_size=2)
     # dark as dark: kept; bright labelled dark: wrong class; barely bright: right class, low confidence
     assert keep.tolist() == [True, False, False, False]
     assert kept_fraction_per_class(synthetic.labels, keep, synthetic.class_names) == {"dark": 0.5, "bright": 0.0}
@@ -65,9 +66,7 @@ def trained_judge(folder, variant: str, train_set: ImageSet, params) -> None:
         train_set = train_set.subset(oversample(np.arange(len(train_set)), train_set.labels, seed=0))
     seed_everything(0)
     setup = prepare_training("cnn", variant, params, train_set)
-    result = train_classifier(
-        setup.model, train_set, colour_set([10, 10, 10], seed=1), params, seed=0, loss_spec=setup.loss_spec
-    )
+    result = train_classifier(setup, train_set, colour_set([10, 10, 10], seed=1), params, seed=0)
     save_classifier(folder, setup.spec, result.best_state)
 
 

@@ -5,14 +5,13 @@ import pytest
 import torch
 
 from synthaug.data.storage import ImageSet
-from synthaug.models.classifiers import build_classifier
 from synthaug.resume import load_state
 from synthaug.seeding import seed_everything
 from synthaug.train.classifier import (
     history_csv,
     make_scheduler,
     predict_logits,
-    spec_from_params,
+    prepare_training,
     train_classifier,
 )
 
@@ -30,9 +29,9 @@ def test_overfits_three_batches(kind, tiny_train_params):
     params = tiny_train_params.model_copy(update={"epochs": 60, "schedule": "constant"})
     data = three_batches(params)
     seed_everything(0)
-    model = build_classifier(spec_from_params(kind, params, data.num_classes))
-    result = train_classifier(model, data, data, params, seed=0)
-    predicted = predict_logits(model, data.images, params.image_size, 64).argmax(1)
+    setup = prepare_training(kind, "baseline", params, data)
+    result = train_classifier(setup, data, data, params, seed=0)
+    predicted = predict_logits(setup.model, data.images, setup.spec.input_format, 64).argmax(1)
     assert result.history[-1].train_accuracy == 1.0
     assert (predicted == data.labels).mean() == 1.0
     assert result.best_val_macro_f1 == 1.0
@@ -43,9 +42,9 @@ def test_same_seed_same_history_and_weights(tiny_train_params):
     runs = []
     for _ in range(2):
         seed_everything(5)
-        model = build_classifier(spec_from_params("vit", tiny_train_params, data.num_classes))
+        setup = prepare_training("vit", "baseline", tiny_train_params, data)
         runs.append(
-            train_classifier(model, data, data, tiny_train_params.model_copy(update={"augment_p": 0.5}), seed=5)
+            train_classifier(setup, data, data, tiny_train_params.model_copy(update={"augment_p": 0.5}), seed=5)
         )
     assert [r.to_dict() for r in runs[0].history] == [r.to_dict() for r in runs[1].history]
     for name, tensor in runs[0].best_state.items():
@@ -55,16 +54,16 @@ def test_same_seed_same_history_and_weights(tiny_train_params):
 def test_best_epoch_weights_are_kept(tiny_train_params):
     data = three_batches(tiny_train_params)
     seed_everything(0)
-    model = build_classifier(spec_from_params("cnn", tiny_train_params, data.num_classes))
+    setup = prepare_training("cnn", "baseline", tiny_train_params, data)
     seen = []
     result = train_classifier(
-        model, data, data, tiny_train_params.model_copy(update={"epochs": 4}), seed=0, on_epoch=seen.append
+        setup, data, data, tiny_train_params.model_copy(update={"epochs": 4}), seed=0, on_epoch=seen.append
     )
     assert len(seen) == 4 and [r.epoch for r in seen] == [1, 2, 3, 4]
     best = max(seen, key=lambda r: r.val_macro_f1)
     assert result.best_epoch == best.epoch or seen[result.best_epoch - 1].val_macro_f1 == best.val_macro_f1
-    model.load_state_dict(result.best_state)
-    predicted = predict_logits(model, data.images, tiny_train_params.image_size, 64).argmax(1)
+    setup.model.load_state_dict(result.best_state)
+    predicted = predict_logits(setup.model, data.images, setup.spec.input_format, 64).argmax(1)
     from synthaug.metrics.classification import macro_f1
 
     assert macro_f1(data.labels, predicted, data.num_classes) == pytest.approx(result.best_val_macro_f1, abs=1e-6)
@@ -82,17 +81,17 @@ def test_linear_schedule_reaches_end_factor(tiny_train_params):
 
 def test_non_finite_loss_stops_with_step(tiny_train_params):
     data = three_batches(tiny_train_params)
-    model = build_classifier(spec_from_params("cnn", tiny_train_params, data.num_classes))
+    setup = prepare_training("cnn", "baseline", tiny_train_params, data)
     with torch.no_grad():
-        next(model.parameters()).fill_(float("nan"))
+        next(setup.model.parameters()).fill_(float("nan"))
     with pytest.raises(FloatingPointError, match=r"non-finite training loss nan at epoch 1, step 1"):
-        train_classifier(model, data, data, tiny_train_params, seed=0)
+        train_classifier(setup, data, data, tiny_train_params, seed=0)
 
 
 def test_history_csv_has_header_and_rows(tiny_train_params):
     data = three_batches(tiny_train_params)
-    model = build_classifier(spec_from_params("cnn", tiny_train_params, data.num_classes))
-    result = train_classifier(model, data, data, tiny_train_params, seed=0)
+    setup = prepare_training("cnn", "baseline", tiny_train_params, data)
+    result = train_classifier(setup, data, data, tiny_train_params, seed=0)
     lines = history_csv(result.history).splitlines()
     assert lines[0] == "epoch,lr,train_loss,train_accuracy,val_accuracy,val_macro_f1"
     assert len(lines) == 1 + tiny_train_params.epochs and lines[1].startswith("1,")
@@ -106,7 +105,7 @@ def test_interrupted_training_resumes_to_the_same_result(kind, engine, tiny_trai
 
     def fresh_model():
         seed_everything(1)
-        return build_classifier(spec_from_params(kind, params, data.num_classes))
+        return prepare_training(kind, "baseline", params, data)
 
     reference = train_classifier(fresh_model(), data, data, params, seed=1)
 
@@ -133,14 +132,14 @@ def test_interrupted_training_resumes_to_the_same_result(kind, engine, tiny_trai
 
 def test_checkpoint_from_other_inputs_is_ignored(tiny_train_params, tmp_path):
     data = three_batches(tiny_train_params)
-    model = build_classifier(spec_from_params("cnn", tiny_train_params, data.num_classes))
+    setup = prepare_training("cnn", "baseline", tiny_train_params, data)
     train_classifier(
-        model, data, data, tiny_train_params, seed=0, checkpoint=tmp_path / "last.safetensors", fingerprint="old"
+        setup, data, data, tiny_train_params, seed=0, checkpoint=tmp_path / "last.safetensors", fingerprint="old"
     )
     seen = []
-    model = build_classifier(spec_from_params("cnn", tiny_train_params, data.num_classes))
+    setup = prepare_training("cnn", "baseline", tiny_train_params, data)
     train_classifier(
-        model,
+        setup,
         data,
         data,
         tiny_train_params,

@@ -183,8 +183,8 @@ def test_trials_train_on_train_device_with_the_variants_loss(tmp_path, monkeypat
     )
     seen = []
 
-    def fake_train(model, train_set, val_set, params, seed, on_epoch=None, loss_spec=None, **kwargs):
-        seen.append((classifier.model_device(model), loss_spec))
+    def fake_train(setup, train_set, val_set, params, seed, on_epoch=None, **kwargs):
+        seen.append((classifier.model_device(setup.model), setup.loss_spec))
         on_epoch(
             EpochRecord(epoch=1, lr=params.lr, train_loss=1.0, train_accuracy=0.5, val_accuracy=0.5, val_macro_f1=0.5)
         )
@@ -222,3 +222,39 @@ def test_prepare_training_refuses_a_missing_device_by_key(tiny_train_params):
     if not torch.cuda.is_available():
         with pytest.raises(ModelLoadError, match=r"train\.device: cuda requested"):
             prepare_training("cnn", "baseline", tiny_train_params.model_copy(update={"device": "cuda"}), images)
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        ("IntegrityError", True),  # the study's row, or a table's type, made by the other worker first
+        ("duplicate table", True),  # psycopg's DuplicateTable: 'relation "studies" already exists'
+        ("syntax error", False),  # anything else is not a race: raised at once
+    ],
+)
+def test_a_worker_that_loses_the_race_to_create_the_study_loads_it(error, retried, monkeypatch, tmp_path):
+    import sqlalchemy
+
+    from synthaug.train import hpo
+
+    calls = []
+    real_create = optuna.create_study
+
+    def racing_create(**kwargs):
+        calls.append(kwargs["study_name"])
+        if len(calls) == 1:
+            if error == "IntegrityError":
+                raise sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("duplicate key value"))
+            message = 'relation "studies" already exists' if error == "duplicate table" else "syntax error at or near"
+            raise sqlalchemy.exc.ProgrammingError("CREATE TABLE studies", {}, Exception(message))
+        return real_create(**kwargs)
+
+    monkeypatch.setattr(hpo.optuna, "create_study", racing_create)
+    monkeypatch.setattr(hpo.time, "sleep", lambda seconds: None)
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    if retried:
+        assert hpo.create_or_load(url, "shared").study_name == "shared" and len(calls) == 2
+    else:
+        with pytest.raises(sqlalchemy.exc.ProgrammingError, match="syntax error"):
+            hpo.create_or_load(url, "shared")
+        assert len(calls) == 1

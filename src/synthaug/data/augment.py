@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from synthaug.data.batch_augment import BatchAugmenter, check_stages
-from synthaug.data.pixels import to_model_input
+from synthaug.data.pixels import to_pixels
 from synthaug.devices import to_device
 from synthaug.distributed import Ranks, rank_share
 from synthaug.params import AUGMENTATION_ENGINES
@@ -51,12 +51,11 @@ def reference_augmentations(
 
 
 class Augmenter(Protocol):
-    """How training batches become model input: the one interface of every augmentation engine."""
+    """How training batches become augmented pixels: the one interface of every augmentation engine."""
 
-    def model_input(
-        self, images: np.ndarray, image_size: int, device: torch.device, ranks: Ranks = Ranks()
-    ) -> torch.Tensor:
-        """This rank's share of the augmented global batch of uint8 (N, H, W, 3) images, as model input on `device`.
+    def batch_pixels(self, images: np.ndarray, device: torch.device, ranks: Ranks = Ranks()) -> torch.Tensor:
+        """This rank's share of the augmented global batch of uint8 (N, H, W, 3) images: float (n, 3, H, W) pixels
+        0..255 on `device`, for data.pixels.normalize_pixels to turn into each model's input.
 
         Every rank augments the whole global batch with the same random stream, so its share is what one process
         would have trained on.
@@ -73,10 +72,8 @@ class Augmenter(Protocol):
 class PlainBatches:
     """No augmentation (augment_p 0)."""
 
-    def model_input(
-        self, images: np.ndarray, image_size: int, device: torch.device, ranks: Ranks = Ranks()
-    ) -> torch.Tensor:
-        return to_device(to_model_input(rank_share(images, ranks), image_size), device)
+    def batch_pixels(self, images: np.ndarray, device: torch.device, ranks: Ranks = Ranks()) -> torch.Tensor:
+        return to_device(to_pixels(rank_share(images, ranks)), device).float()
 
     def get_state(self) -> list:
         return []
@@ -94,10 +91,8 @@ class AlbumentationsAugmenter:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return np.stack([self.transform(image=image)["image"] for image in images])
 
-    def model_input(
-        self, images: np.ndarray, image_size: int, device: torch.device, ranks: Ranks = Ranks()
-    ) -> torch.Tensor:
-        return to_device(to_model_input(rank_share(self(images), ranks), image_size), device)
+    def batch_pixels(self, images: np.ndarray, device: torch.device, ranks: Ranks = Ranks()) -> torch.Tensor:
+        return to_device(to_pixels(rank_share(self(images), ranks)), device).float()
 
     def get_state(self) -> list:
         transforms = (self.transform, *self.transform.transforms)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from synthaug.data.pixels import normalize_pixels, to_pixels
+from synthaug.data.pixels import to_pixels
 from synthaug.devices import to_device
 from synthaug.distributed import Ranks, rank_share
 from synthaug.params import AUGMENTATION_STAGES
@@ -254,12 +254,9 @@ class BatchAugmenter:
     def set_state(self, state: list) -> None:
         self.generator.set_state(state[0])
 
-    def model_input(
-        self, images: np.ndarray, image_size: int, device: torch.device, ranks: Ranks = Ranks()
-    ) -> torch.Tensor:
-        """Augmented on `device` (the uint8 batch is copied over first), then this rank's share as model input."""
-        pixels = self(to_device(to_pixels(images), device).float())
-        return normalize_pixels(rank_share(pixels, ranks), image_size)
+    def batch_pixels(self, images: np.ndarray, device: torch.device, ranks: Ranks = Ranks()) -> torch.Tensor:
+        """Augmented on `device` (the uint8 batch is copied over first), then this rank's share."""
+        return rank_share(self(to_device(to_pixels(images), device).float()), ranks)
 
     def _chosen(self, count: int) -> torch.Tensor:
         return (torch.rand(count, generator=self.generator) < self.p).nonzero().flatten()

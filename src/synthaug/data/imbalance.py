@@ -10,7 +10,7 @@ import numpy as np
 
 from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
 from synthaug.errors import ImbalanceError
-from synthaug.params import LOSS_VARIANTS, ImbalanceShape
+from synthaug.params import DISTILLED_VARIANT, LOSS_VARIANTS, ImbalanceShape
 from synthaug.seeding import derive_seed
 
 
@@ -112,17 +112,26 @@ SYNTHETIC_ONLY_PREFIX = "synthetic_only_"
 
 def variant_indices(variant: str, splits: dict[str, np.ndarray], labels: np.ndarray, seed: int) -> np.ndarray:
     """Real training indices of a variant: the imbalanced set (also under synthetic_<generator> variants,
-    which add generated images to it), its oversampled form, all of train, or none (synthetic_only_<generator>)."""
+    which add generated images to it, and the loss-side and distilled variants), its oversampled form, all of
+    train, or none (synthetic_only_<generator>)."""
     if variant.startswith(SYNTHETIC_ONLY_PREFIX):
         return np.zeros(0, np.int64)
-    if variant == "baseline" or variant in LOSS_VARIANTS or variant.startswith("synthetic_"):
+    if variant in ("baseline", DISTILLED_VARIANT, *LOSS_VARIANTS) or variant.startswith("synthetic_"):
         return splits["train"]
     if variant == "oversampled":
         return oversample(splits["train"], labels, seed)
     if variant == "full":
         return splits["full"]
     allowed = ", ".join(
-        ("baseline", "oversampled", "full", *LOSS_VARIANTS, "synthetic_<generator>", "synthetic_only_<generator>")
+        (
+            "baseline",
+            "oversampled",
+            "full",
+            *LOSS_VARIANTS,
+            DISTILLED_VARIANT,
+            "synthetic_<generator>",
+            "synthetic_only_<generator>",
+        )
     )
     raise ImbalanceError(f"unknown variant {variant!r} (allowed: {allowed})")
 

@@ -1,14 +1,25 @@
-"""uint8 images to model input: channel order, resizing and the [-1, 1] scale every classifier reads."""
+"""uint8 images to model input: channel order, resizing, and each classifier's own size and normalization."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-# Images are scaled to [-1, 1]; the classifiers are trained from scratch, so no ImageNet statistics.
-MEAN = 0.5
-STD = 0.5
+# The classifiers trained from scratch read [-1, 1]; a pretrained timm model reads what it was pretrained on.
+FROM_SCRATCH_MEAN = (0.5, 0.5, 0.5)
+FROM_SCRATCH_STD = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """What a classifier reads: S x S pixels, each channel as (value / 255 - mean) / std."""
+
+    size: int
+    mean: tuple[float, float, float] = FROM_SCRATCH_MEAN
+    std: tuple[float, float, float] = FROM_SCRATCH_STD
 
 
 def resize_pixels(pixels: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -26,11 +37,14 @@ def resize_pixels(pixels: torch.Tensor, image_size: int) -> torch.Tensor:
     return resized.to(torch.float32, memory_format=torch.contiguous_format)
 
 
-def normalize_pixels(pixels: torch.Tensor, image_size: int) -> torch.Tensor:
-    """Whole-valued float pixels 0..255 (N, 3, H, W) -> the model's input (N, 3, S, S) in [-1, 1], same device."""
-    if pixels.shape[-1] != image_size or pixels.shape[-2] != image_size:
-        pixels = resize_pixels(pixels, image_size)
-    return pixels.div(255.0).sub_(MEAN).div_(STD)
+def normalize_pixels(pixels: torch.Tensor, input_format: InputFormat) -> torch.Tensor:
+    """Whole-valued float pixels 0..255 (N, 3, H, W) -> the model's input (N, 3, S, S), same device."""
+    size = input_format.size
+    if pixels.shape[-1] != size or pixels.shape[-2] != size:
+        pixels = resize_pixels(pixels, size)
+    mean = torch.tensor(input_format.mean, dtype=pixels.dtype, device=pixels.device).view(1, 3, 1, 1)
+    std = torch.tensor(input_format.std, dtype=pixels.dtype, device=pixels.device).view(1, 3, 1, 1)
+    return pixels.div(255.0).sub_(mean).div_(std)
 
 
 def to_pixels(images: np.ndarray) -> torch.Tensor:
@@ -38,6 +52,6 @@ def to_pixels(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
 
 
-def to_model_input(images: np.ndarray, image_size: int) -> torch.Tensor:
+def to_model_input(images: np.ndarray, input_format: InputFormat) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> normalized float (N, 3, S, S); only the batch is ever converted to float."""
-    return normalize_pixels(to_pixels(images).float(), image_size)
+    return normalize_pixels(to_pixels(images).float(), input_format)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from synthaug.data.pixels import InputFormat
 from synthaug.errors import FeatureWeightsMissing
 
 log = logging.getLogger("synthaug.fid")
@@ -225,7 +226,7 @@ def _head(model: nn.Module, num_classes: int) -> nn.Linear:
 
 @torch.inference_mode()
 def classifier_features(
-    model: nn.Module, images: np.ndarray, image_size: int, num_classes: int, batch_size: int
+    model: nn.Module, images: np.ndarray, input_format: InputFormat, num_classes: int, batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Penultimate features (the input of the classification head) and logits, batch by batch."""
     from synthaug.models.inference import predict_logits
@@ -235,7 +236,7 @@ def classifier_features(
         lambda module, inputs: captured.append(inputs[0].detach().float().flatten(1).cpu())
     )
     try:
-        logits = predict_logits(model, images, image_size, batch_size, "classifier features")
+        logits = predict_logits(model, images, input_format, batch_size, "classifier features")
     finally:
         hook.remove()
     return torch.cat(captured).numpy(), logits

@@ -22,6 +22,7 @@ from synthaug.metrics.verdicts import (
     t_interval,
     verdict,
 )
+from synthaug.params import DISTILLED_VARIANT
 
 
 @dataclass(frozen=True)
@@ -420,6 +421,19 @@ def per_class_generator_markdown(
             ]
         body.append(row)
     return markdown_table(header, body)
+
+
+def distillation_note(results: list[EntryResult]) -> str:
+    """Which teacher each distilled entry learnt from (its compute counts the student's loop only), or nothing."""
+    taught = {
+        f"{r.classifier}-{r.variant}": r.summary["teacher"]
+        for r in results
+        if r.variant == DISTILLED_VARIANT and "teacher" in r.summary
+    }
+    if not taught:
+        return ""
+    pairs = "; ".join(f"{student} from {teacher}" for student, teacher in taught.items())
+    return f" Distilled (same seed's teacher; its compute is the student's loop only): {pairs}."
 
 
 def filter_note(results: list[EntryResult], configured_judge: str) -> str:

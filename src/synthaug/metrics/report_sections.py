@@ -19,6 +19,7 @@ from synthaug.metrics.report import (
     comparison_rows,
     confusions_figure,
     curves_figure,
+    distillation_note,
     filter_note,
     generator_markdown,
     generator_notes,
@@ -39,7 +40,7 @@ from synthaug.metrics.report import (
     verdicts_markdown,
 )
 from synthaug.metrics.sweeps import provenance_file, read_sweep_csv, sweep_staleness
-from synthaug.params import ExperimentParams
+from synthaug.params import DISTILLED_VARIANT, ExperimentParams
 
 VERDICT_NOTE = (
     "Each variant's test macro-F1 minus the reference's, seed by seed (a seed varies the classifier's initialization, "
@@ -90,11 +91,15 @@ def load_report_inputs(
     metrics: Path, experiment: ExperimentParams, judge: str, code: str, params_flat: dict
 ) -> ReportInputs:
     """Read the stage outputs; sweeps (committed by `synthaug sweep`) are current only at this code and params."""
-    variants = [*experiment.variants, *(f"synthetic_{g}" for g in experiment.generators)]
+    synthetic = [f"synthetic_{g}" for g in experiment.generators]
     results = [
         load_entry_result(metrics, classifier, variant, seed)
         for classifier in experiment.classifiers
-        for variant in variants
+        for variant in [
+            *experiment.variants,
+            *([DISTILLED_VARIANT] if classifier in experiment.distilled else []),
+            *synthetic,
+        ]
         for seed in experiment.seeds
     ]
     # CAS: the first classifier (the one fid's features come from) trained on each generator's images alone.
@@ -164,6 +169,7 @@ def _comparison(inputs: ReportInputs, this_run: str) -> doc.Section:
     minority = (
         f"Minority classes: the {len(inputs.minority)} with the fewest imbalanced training images "
         f"({', '.join(inputs.minority)}). {filter_note(synthetic_results or inputs.results, inputs.judge)}"
+        + distillation_note(inputs.results)
     )
     blocks = [doc.table(table), doc.note(this_run), doc.text(minority)]
     if unusable:

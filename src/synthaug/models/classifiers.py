@@ -8,21 +8,34 @@ from typing import Any
 import torch
 from torch import nn
 
+from synthaug.data.pixels import FROM_SCRATCH_MEAN, FROM_SCRATCH_STD, InputFormat
+
 
 @dataclass(frozen=True)
 class ClassifierSpec:
-    """Everything needed to rebuild a classifier; saved beside its weights."""
+    """Everything needed to rebuild a classifier and feed it; saved beside its weights."""
 
     kind: str  # "vit" | "cnn" | "timm"
     num_classes: int
     image_size: int
     options: dict[str, Any] = field(default_factory=dict)
+    mean: tuple[float, float, float] = FROM_SCRATCH_MEAN  # per channel, of pixels scaled to [0, 1]
+    std: tuple[float, float, float] = FROM_SCRATCH_STD
+
+    @property
+    def input_format(self) -> InputFormat:
+        return InputFormat(self.image_size, self.mean, self.std)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClassifierSpec:
+        """A spec.json; one written before mean and std were stored read [-1, 1], the defaults."""
+        data = dict(data)
+        for key in ("mean", "std"):
+            if key in data:
+                data[key] = tuple(float(value) for value in data[key])
         return cls(**data)
 
 
@@ -93,8 +106,7 @@ class TimmClassifier(nn.Module):
         from synthaug.errors import ModelLoadError
 
         name = spec.options["name"]
-        if name not in timm.list_models():
-            raise ValueError(f"train.timm.name: unknown timm model {name!r}")
+        check_timm_name(name)
         try:
             self.model = timm.create_model(name, pretrained=spec.options["pretrained"], num_classes=spec.num_classes)
         except Exception as exc:
@@ -102,6 +114,12 @@ class TimmClassifier(nn.Module):
                 f"train.timm: cannot load pretrained weights for {name!r} ({type(exc).__name__}); "
                 "offline? set train.timm.pretrained=false or pre-populate the Hugging Face cache"
             ) from None
+        fixed_size = getattr(getattr(self.model, "patch_embed", None), "img_size", None)
+        if fixed_size is not None and tuple(fixed_size) != (spec.image_size, spec.image_size):
+            raise ValueError(
+                f"train.timm.image_size: {name} reads {fixed_size[0]} px images only, not {spec.image_size}; "
+                "set it to null (the model's own size)"
+            )
         self.linear_probe = bool(spec.options.get("linear_probe", False))
         if self.linear_probe:
             head = {id(p) for p in self.model.get_classifier().parameters()}
@@ -117,6 +135,26 @@ class TimmClassifier(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model(pixels)
+
+
+def check_timm_name(name: str) -> None:
+    import timm
+
+    if name not in timm.list_models():
+        raise ValueError(f"train.timm.name: unknown timm model {name!r}")
+
+
+def timm_input_format(name: str, image_size: int | None) -> InputFormat:
+    """What the timm model `name` was pretrained to read (timm.data.resolve_data_config of its pretrained config):
+    its input size unless `image_size` is given, and its per-channel mean and std."""
+    import timm.data
+    from timm.models import get_pretrained_cfg
+
+    check_timm_name(name)
+    pretrained = get_pretrained_cfg(name)
+    config = timm.data.resolve_data_config(pretrained_cfg=pretrained.to_dict() if pretrained else None)
+    size = image_size if image_size is not None else int(config["input_size"][-1])
+    return InputFormat(size, tuple(map(float, config["mean"])), tuple(map(float, config["std"])))
 
 
 BUILDERS: dict[str, type[nn.Module]] = {"vit": HFViTClassifier, "cnn": SmallCNN, "timm": TimmClassifier}

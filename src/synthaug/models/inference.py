@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from synthaug.data.pixels import to_model_input
+from synthaug.data.pixels import InputFormat, to_model_input
 from synthaug.devices import to_device
 
 
@@ -19,13 +19,13 @@ def model_device(model: nn.Module) -> torch.device:
 
 @torch.no_grad()
 def predict_logits(
-    model: nn.Module, images: np.ndarray, image_size: int, batch_size: int, desc: str = "predict"
+    model: nn.Module, images: np.ndarray, input_format: InputFormat, batch_size: int, desc: str = "predict"
 ) -> np.ndarray:
     """Logits for uint8 images, batch by batch on the model's device (the set is never converted to float whole)."""
     model.eval()
     device = model_device(model)
     outputs = []
     for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False, disable=None):
-        batch = to_device(to_model_input(images[start : start + batch_size], image_size), device)
+        batch = to_device(to_model_input(images[start : start + batch_size], input_format), device)
         outputs.append(model(batch).float().cpu().numpy())
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)

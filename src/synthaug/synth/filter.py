@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synthaug.data.pixels import InputFormat
 from synthaug.data.storage import ImageSet
 from synthaug.errors import MissingInput
 from synthaug.models.checkpoint import load_classifier
@@ -15,12 +16,12 @@ from synthaug.params import SyntheticFilterParams
 
 
 def agreement_mask(
-    model: torch.nn.Module, image_size: int, synthetic: ImageSet, min_confidence: float, batch_size: int
+    model: torch.nn.Module, input_format: InputFormat, synthetic: ImageSet, min_confidence: float, batch_size: int
 ) -> np.ndarray:
     """True where the classifier predicts the intended class with probability >= min_confidence."""
     if len(synthetic) == 0:
         return np.zeros(0, dtype=bool)
-    logits = torch.from_numpy(predict_logits(model, synthetic.images, image_size, batch_size, "filter"))
+    logits = torch.from_numpy(predict_logits(model, synthetic.images, input_format, batch_size, "filter"))
     probabilities = logits.softmax(dim=1).numpy()
     intended = probabilities[np.arange(len(synthetic)), synthetic.labels]
     return (probabilities.argmax(1) == synthetic.labels) & (intended >= min_confidence)
@@ -53,7 +54,7 @@ def filter_synthetic(
             )
         judge, spec = load_classifier(judge_dir)
         report["synthetic_filter_judge"] = params.judge
-        keep = agreement_mask(judge, spec.image_size, synthetic, params.min_confidence, batch_size)
+        keep = agreement_mask(judge, spec.input_format, synthetic, params.min_confidence, batch_size)
         report["synthetic_kept_fraction"] = kept_fraction_per_class(synthetic.labels, keep, synthetic.class_names)
         synthetic = synthetic.subset(np.flatnonzero(keep))
     report["synthetic_images"] = len(synthetic)

@@ -14,6 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from synthaug.data.augment import Augmenter, make_augmentation
+from synthaug.data.pixels import InputFormat, normalize_pixels
 from synthaug.data.storage import ImageSet
 from synthaug.devices import resolve_device, to_device
 from synthaug.distributed import (
@@ -30,12 +31,13 @@ from synthaug.models.classifiers import (
     BUILDERS,
     ClassifierSpec,
     build_classifier,
+    timm_input_format,
     trainable_parameters,
 )
 from synthaug.models.inference import model_device, predict_logits
 from synthaug.params import TrainParams
 from synthaug.resume import load_state, save_state
-from synthaug.train.losses import LossSpec, classification_loss, loss_for_variant
+from synthaug.train.losses import LossSpec, loss_for_variant, training_loss
 
 log = logging.getLogger("synthaug.train")
 
@@ -157,7 +159,13 @@ class _Run:
 
 
 def _train_epoch(
-    run: _Run, model: nn.Module, train_set: ImageSet, params: TrainParams, epoch: int, loss_spec: LossSpec, ranks: Ranks
+    run: _Run,
+    model: nn.Module,
+    setup: TrainingSetup,
+    train_set: ImageSet,
+    params: TrainParams,
+    epoch: int,
+    ranks: Ranks,
 ) -> tuple[float, int]:
     """One pass over the training set in the run's seeded order: (loss sum, correct predictions) over all ranks."""
     model.train()
@@ -168,10 +176,10 @@ def _train_epoch(
     bar = tqdm(range(steps), desc=f"epoch {epoch}/{params.epochs}", unit="batch", disable=None)
     for step in bar:
         batch = order[step * params.batch_size : (step + 1) * params.batch_size]
-        inputs = run.augment.model_input(train_set.images[batch], params.image_size, device, ranks)
+        pixels = run.augment.batch_pixels(train_set.images[batch], device, ranks)
         targets = to_device(torch.from_numpy(rank_share(train_set.labels[batch], ranks)), device)
-        logits = model(inputs)
-        loss = classification_loss(logits, targets, loss_spec)
+        logits = model(normalize_pixels(pixels, setup.spec.input_format))
+        loss = training_loss(logits, targets, pixels, setup.loss_spec)
         if not torch.isfinite(loss):
             raise NonFiniteLoss(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step + 1}")
         run.optimizer.zero_grad(set_to_none=True)
@@ -186,15 +194,17 @@ def _train_epoch(
     return float(loss_sum), int(correct)
 
 
-def _validation_confusion(model: nn.Module, val_set: ImageSet, params: TrainParams, ranks: Ranks) -> np.ndarray:
+def _validation_confusion(
+    model: nn.Module, input_format: InputFormat, val_set: ImageSet, params: TrainParams, ranks: Ranks
+) -> np.ndarray:
     """The validation confusion matrix, each rank predicting its share and the counts summed."""
     images, labels = rank_share(val_set.images, ranks), rank_share(val_set.labels, ranks)
-    predicted = predict_logits(model, images, params.image_size, params.eval_batch_size, "validate").argmax(1)
+    predicted = predict_logits(model, images, input_format, params.eval_batch_size, "validate").argmax(1)
     return sum_over_ranks(confusion_matrix(labels, predicted, val_set.num_classes), ranks)
 
 
 def train_classifier(
-    model: nn.Module,
+    setup: TrainingSetup,
     train_set: ImageSet,
     val_set: ImageSet,
     params: TrainParams,
@@ -203,7 +213,6 @@ def train_classifier(
     checkpoint: Path | None = None,
     fingerprint: str = "",
     ranks: Ranks = Ranks(),
-    loss_spec: LossSpec | None = None,
 ) -> TrainResult:
     """Train for params.epochs and keep the weights of the epoch with the best validation macro-F1.
 
@@ -215,12 +224,12 @@ def train_classifier(
     random stream, then trains on its interleaved share; the loss is weighted so that DDP's gradient
     average equals the global batch's mean gradient, i.e. the single-process run up to float rounding.
     Validation is sharded and its confusion matrix summed; only rank 0 writes the checkpoint.
-    Training runs on the device the model is on; batches are made on the CPU and copied over.
-    `loss_spec` (default: cross-entropy with train.label_smoothing) is the loss-side baselines' hook.
+    Training runs on the device the model is on, with the setup's loss, each batch in the setup's input format;
+    batches are made on the CPU and copied over.
     """
     if len(train_set) == 0:
         raise ValueError("training set is empty")
-    loss_spec = LossSpec(params.label_smoothing) if loss_spec is None else loss_spec
+    model = setup.model
     rng = np.random.default_rng(seed)
     augment = make_augmentation(
         params.augment_engine, params.augment_p, seed, params.augment_stages, train_set.images.shape[1]
@@ -235,8 +244,8 @@ def train_classifier(
             log.info("resuming from %s after epoch %d of %d", checkpoint, saved["epoch"], params.epochs)
     wrapped = wrap_for_ranks(model, ranks)
     for epoch in range(len(run.history) + 1, params.epochs + 1):
-        loss_sum, correct = _train_epoch(run, wrapped, train_set, params, epoch, loss_spec, ranks)
-        confusion = _validation_confusion(model, val_set, params, ranks)
+        loss_sum, correct = _train_epoch(run, wrapped, setup, train_set, params, epoch, ranks)
+        confusion = _validation_confusion(model, setup.spec.input_format, val_set, params, ranks)
         record = EpochRecord(
             epoch=epoch,
             lr=float(optimizer.param_groups[0]["lr"]),
@@ -257,10 +266,14 @@ def train_classifier(
 
 
 def spec_from_params(kind: str, params: TrainParams, num_classes: int) -> ClassifierSpec:
-    """The architecture section of train params for `kind`, as a self-contained spec."""
+    """The architecture section of train params for `kind`, as a self-contained spec: vit and cnn read
+    train.image_size in [-1, 1]; timm reads what its pretrained config says (train.timm.image_size may resize)."""
     if kind not in BUILDERS:
         raise ValueError(f"unknown classifier {kind!r} (allowed: {', '.join(BUILDERS)})")
     options = getattr(params, kind).model_dump()
+    if kind == "timm":  # its own input size and normalization, whatever train.image_size the others read
+        input_format = timm_input_format(options["name"], options.pop("image_size"))
+        return ClassifierSpec(kind, num_classes, input_format.size, options, input_format.mean, input_format.std)
     return ClassifierSpec(kind=kind, num_classes=num_classes, image_size=params.image_size, options=options)
 
 

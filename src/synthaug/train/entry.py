@@ -1,12 +1,14 @@
 """One entry of the experiment matrix, a (classifier, variant) pair: trained and tested once per seed.
 
-Both train stages run this: `train_classifier` for the real-data variants, `train_synthetic` for the variants that
-add a generator's images to the real ones (synthetic_<g>) or train on them alone (synthetic_only_<g>, CAS).
+The train stages run this: `train_classifier` for the real-data variants, `train_synthetic` for the variants that
+add a generator's images to the real ones (synthetic_<g>) or train on them alone (synthetic_only_<g>, CAS), and
+`train_distilled` for the variant that learns from a trained teacher entry's soft targets (distilled).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import time
 from dataclasses import dataclass, fields
@@ -17,16 +19,18 @@ import numpy as np
 from synthaug.data.imbalance import minority_classes, variant_sets
 from synthaug.data.storage import ImageSet, concat_image_sets, load_image_set, load_index_arrays
 from synthaug.distributed import Ranks, process_group, rank_done
-from synthaug.io import fingerprint, work_folder, write_metrics, write_text
-from synthaug.models.checkpoint import save_classifier
+from synthaug.errors import MissingInput
+from synthaug.io import file_sha256, fingerprint, work_folder, write_metrics, write_text
+from synthaug.models.checkpoint import WEIGHTS_FILE, load_classifier, save_classifier
 from synthaug.models.classifiers import count_parameters
-from synthaug.params import TrainParams
+from synthaug.params import DistillParams, TrainParams
 from synthaug.seeding import seed_everything
 from synthaug.synth.filter import filter_synthetic
 from synthaug.synth.shards import load_synthetic
 from synthaug.tracking import main_rank_run, run_name
 from synthaug.train.classifier import TrainingSetup, history_csv, prepare_training, train_classifier
 from synthaug.train.evaluation import HEADLINE_SCORES, evaluate_classifier, write_evaluation
+from synthaug.train.losses import Teacher
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,23 @@ def training_set(
     return concat_image_sets(train_set, synthetic), val_set, report
 
 
+def with_teacher(setup: TrainingSetup, folder: Path, params: DistillParams) -> tuple[TrainingSetup, str]:
+    """The setup learning from the teacher checkpoint in `folder` (frozen, on the student's device), and the
+    checkpoint's weights digest (a resumed run must have had the same teacher)."""
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise MissingInput(
+            f"{folder}: the teacher of train.distill ({params.teacher_classifier}-{params.teacher}) is missing; "
+            "train it first (it must be in experiment.classifiers and experiment.variants)"
+        )
+    model, spec = load_classifier(folder)
+    if spec.num_classes != setup.spec.num_classes:
+        raise ValueError(f"{folder}: the teacher has {spec.num_classes} classes, the student {setup.spec.num_classes}")
+    model = model.to(setup.device).eval().requires_grad_(False)
+    teacher = Teacher(model, spec.input_format, params.temperature, params.alpha)
+    loss_spec = dataclasses.replace(setup.loss_spec, teacher=teacher)
+    return dataclasses.replace(setup, loss_spec=loss_spec), file_sha256(folder / WEIGHTS_FILE)
+
+
 def test_seed(
     setup: TrainingSetup,
     best_state: dict,
@@ -115,7 +136,7 @@ def test_seed(
 ) -> dict:
     """Test the best epoch's weights on the test split and write the scores, predictions and confusion matrices."""
     setup.model.load_state_dict(best_state)
-    evaluation = evaluate_classifier(setup.model, setup.spec.image_size, test, params.eval_batch_size, minority)
+    evaluation = evaluate_classifier(setup.model, setup.spec.input_format, test, params.eval_batch_size, minority)
     write_evaluation(
         evaluation,
         test,
@@ -138,10 +159,16 @@ def train_seed(
     params: TrainParams,
     outputs: EntryOutputs,
     ranks: Ranks,
+    teacher: Path | None = None,
 ) -> str:
-    """Train, save and test one seed of the entry; returns its summary line."""
+    """Train, save and test one seed of the entry (learning from the entry in `teacher` too, if given); returns
+    its summary line."""
     train_set, val_set, synthetic_report = sets
     setup = prepare_training(classifier, variant, params, train_set)
+    teacher_digest = {}
+    if teacher is not None:
+        setup, weights = with_teacher(setup, teacher / f"seed{seed}", params.distill)
+        teacher_digest = {"teacher_weights": weights}
     name = run_name(stage, f"{classifier}-{variant}", seed)
     tags = {"classifier": classifier, "variant": variant, "seed": str(seed)}
     with main_rank_run(ranks.is_main, name, {"train": params.model_dump()}, tags) as tracker:
@@ -150,10 +177,11 @@ def train_seed(
         digest = fingerprint(
             {"train": params.model_dump(), "classifier": classifier, "variant": variant, "seed": seed}
             | train_set.digest()
+            | teacher_digest
         )
         start = time.perf_counter()
         result = train_classifier(
-            setup.model,
+            setup,
             train_set,
             val_set,
             params,
@@ -162,7 +190,6 @@ def train_seed(
             checkpoint=work_folder(outputs.model) / f"seed{seed}" / "last.safetensors",
             fingerprint=digest,
             ranks=ranks,
-            loss_spec=setup.loss_spec,
         )
         seconds = time.perf_counter() - start
         if not ranks.is_main:
@@ -176,6 +203,7 @@ def train_seed(
             "parameters": count_parameters(setup.model),
             "seconds": round(seconds, 2),  # this run's loop (epochs done before a resume are not counted)
             "device": setup.device.type,
+            **({"teacher": teacher.name} if teacher is not None else {}),
             **synthetic_report,
         }
         write_metrics(*outputs.seed_pair(outputs.summary, outputs.summary_detail, seed), summary, keys=("seconds",))
@@ -208,8 +236,10 @@ def train_entry(
     params: TrainParams,
     seeds: list[int],
     added: AddedImages | None = None,
+    teacher: Path | None = None,
 ) -> str:
-    """Train and test the entry once per seed in this process (start-up is paid once, not once per seed).
+    """Train and test the entry once per seed in this process (start-up is paid once, not once per seed), each
+    seed learning from the same seed of the `teacher` entry's checkpoints, if given.
 
     Under torchrun / accelerate launch every rank trains its share; rank 0 alone logs and writes.
     """
@@ -222,7 +252,9 @@ def train_entry(
         for seed in seeds:
             seed_everything(seed)
             sets = training_set(dataset, split_indices, variant, seed, added, params)
-            lines.append(train_seed(stage, classifier, variant, seed, sets, test, minority, params, outputs, ranks))
+            lines.append(
+                train_seed(stage, classifier, variant, seed, sets, test, minority, params, outputs, ranks, teacher)
+            )
         if ranks.is_main:  # every seed is done: nothing left to resume
             shutil.rmtree(work_folder(outputs.model), ignore_errors=True)
     return "; ".join(lines)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from synthaug.data.pixels import InputFormat
 from synthaug.data.storage import ImageSet
 from synthaug.io import write_json, write_text
 from synthaug.metrics.classification import (
@@ -30,10 +31,10 @@ class Evaluation:
 
 
 def evaluate_classifier(
-    model: nn.Module, image_size: int, test: ImageSet, batch_size: int, minority: list[str]
+    model: nn.Module, input_format: InputFormat, test: ImageSet, batch_size: int, minority: list[str]
 ) -> Evaluation:
     """The report adds minority_recall: the mean recall over `minority` (the report's minority classes)."""
-    predicted = predict_logits(model, test.images, image_size, batch_size, "test").argmax(1)
+    predicted = predict_logits(model, test.images, input_format, batch_size, "test").argmax(1)
     report = classification_report(test.labels, predicted, test.class_names)
     report["minority_recall"] = float(np.mean([report["per_class"][name]["recall"] for name in minority]))
     return Evaluation(report, confusion_matrix(test.labels, predicted, test.num_classes), predicted)

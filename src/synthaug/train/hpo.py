@@ -72,12 +72,14 @@ def storage_url(params: HpoParams, sqlite_file: Path) -> str:
 
 def create_or_load(url: str, name: str, attempts: int = 5) -> optuna.Study:
     """The study `name` at `url`, created if missing. Workers that start together may race to create the storage's
-    tables or the study: the loser waits and loads what the winner made."""
+    tables or the study: the loser waits and loads what the winner made. PostgreSQL reports the lost race as a
+    unique violation or, for a table, as "already exists"."""
     for attempt in range(attempts):
         try:
             return optuna.create_study(storage=url, study_name=name, direction="maximize", load_if_exists=True)
-        except sqlalchemy.exc.IntegrityError:
-            if attempt == attempts - 1:
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
+            lost_race = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc.orig)
+            if not lost_race or attempt == attempts - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
@@ -135,15 +137,7 @@ def run_search(
                 report(record)
 
             try:
-                result = train_classifier(
-                    setup.model,
-                    train_set,
-                    val_set,
-                    train,
-                    seed=params.seed,
-                    on_epoch=on_epoch,
-                    loss_spec=setup.loss_spec,
-                )
+                result = train_classifier(setup, train_set, val_set, train, seed=params.seed, on_epoch=on_epoch)
             except optuna.TrialPruned as exc:
                 child.set_tags({"optuna_state": "PRUNED"})
                 pruned = exc

@@ -3,7 +3,8 @@
 - class-weighted cross-entropy: each class weighted by n / (K * n_c) (scikit-learn's "balanced");
 - logit-adjusted cross-entropy (Menon et al., 2021): tau * log(prior) is added to the logits in the
   loss only, so predictions (raw logits) are pushed towards the rare classes;
-- label smoothing at a variant-specific strength.
+- label smoothing at a variant-specific strength;
+- knowledge distillation (Hinton et al., 2015): a trained teacher's softened predictions beside the labels.
 Each trains on the same imbalanced set as the baseline.
 """
 
@@ -14,17 +15,32 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from synthaug.data.pixels import InputFormat, normalize_pixels
 from synthaug.params import LOSS_VARIANTS, TrainParams
 
 __all__ = [
     "LOSS_VARIANTS",
     "LossSpec",
+    "Teacher",
     "balanced_class_weights",
     "classification_loss",
+    "distillation_loss",
     "log_prior_offset",
     "loss_for_variant",
+    "training_loss",
 ]
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """A trained classifier whose softened predictions the distilled variant learns from."""
+
+    model: nn.Module  # frozen, in eval mode, on the student's device
+    input_format: InputFormat  # the teacher's own, which may differ from the student's
+    temperature: float
+    alpha: float  # weight of the soft loss; 1 - alpha weighs the labels' loss
 
 
 @dataclass(frozen=True)
@@ -32,6 +48,7 @@ class LossSpec:
     label_smoothing: float = 0.0
     class_weights: torch.Tensor | None = None  # (K,) per-class weights of the cross-entropy
     logit_offset: torch.Tensor | None = None  # (K,) added to the logits in the loss only
+    teacher: Teacher | None = None  # the distilled variant's
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
@@ -64,3 +81,30 @@ def classification_loss(logits: torch.Tensor, targets: torch.Tensor, spec: LossS
         logits = logits + spec.logit_offset.to(logits.device, logits.dtype)
     weight = spec.class_weights.to(logits.device, logits.dtype) if spec.class_weights is not None else None
     return F.cross_entropy(logits, targets, weight=weight, label_smoothing=spec.label_smoothing)
+
+
+def distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    hard_loss: torch.Tensor,
+    temperature: float,
+    alpha: float,
+) -> torch.Tensor:
+    """(1 - alpha) * hard_loss + alpha * T^2 * KL(teacher || student), both softened by temperature T and the KL
+    averaged over the batch (Hinton et al., 2015). T^2 keeps the soft gradients' scale as T changes; alpha 0 is
+    the hard loss exactly."""
+    student = F.log_softmax(student_logits / temperature, dim=1)
+    teacher = F.log_softmax(teacher_logits.to(student_logits.dtype) / temperature, dim=1)
+    soft = F.kl_div(student, teacher, reduction="batchmean", log_target=True)
+    return (1.0 - alpha) * hard_loss + alpha * temperature**2 * soft
+
+
+def training_loss(logits: torch.Tensor, targets: torch.Tensor, pixels: torch.Tensor, spec: LossSpec) -> torch.Tensor:
+    """The loss of one training batch; `pixels` (the augmented batch, 0..255) feed the teacher, if any, in its
+    own input format, so it sees the very images the student sees."""
+    loss = classification_loss(logits, targets, spec)
+    if spec.teacher is None:
+        return loss
+    with torch.no_grad():
+        teacher_logits = spec.teacher.model(normalize_pixels(pixels, spec.teacher.input_format))
+    return distillation_loss(logits, teacher_logits, loss, spec.teacher.temperature, spec.teacher.alpha)
