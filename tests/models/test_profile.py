@@ -61,6 +61,7 @@ def test_linear_probe_profile_counts_only_the_head_as_trainable():
     spec = ClassifierSpec("timm", 3, 8, dict(name="resnet18", pretrained=False, linear_probe=True))
     profile = profile_classifier(build_classifier(spec), spec, CPU, batch_size=2, warmup=0, repeats=1)
     assert profile.trainable_parameters == 512 * 3 + 3 < profile.parameters
+    assert profile.classifier == "timm (resnet18, linear probe)"  # the report's cost row names the model
 
 
 def test_chrome_trace_holds_each_training_step(tmp_path):

@@ -97,6 +97,14 @@ def peak_memory(device: torch.device, interval_s: float = 0.001) -> Iterator[lis
         result[0] = (peak[0] - baseline) / 2**20
 
 
+def profile_label(spec: ClassifierSpec) -> str:
+    """The classifier as the report's cost table names it: a timm model by its name, and a probe as a probe."""
+    if spec.kind != "timm":
+        return spec.kind
+    probe = ", linear probe" if spec.options.get("linear_probe") else ""
+    return f"timm ({spec.options['name']}{probe})"
+
+
 @torch.no_grad()
 def time_forward(model: nn.Module, inputs: torch.Tensor, warmup: int, repeats: int) -> list[float]:
     """Seconds per forward pass, `repeats` times after `warmup` untimed passes."""
@@ -126,7 +134,7 @@ def profile_classifier(
     with peak_memory(device) as peak:
         batch_times = time_forward(model, batch, warmup, repeats)
     return ModelProfile(
-        classifier=spec.kind,
+        classifier=profile_label(spec),
         device=device.type,
         image_size=spec.image_size,
         parameters=count_parameters(model),
