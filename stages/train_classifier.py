@@ -3,24 +3,15 @@ tested once per experiment.seeds entry in one process (synthaug.train.entry)."""
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from synthaug.params import ExperimentParams, TrainParams, load_section
 from synthaug.runner import run_stage
-from synthaug.train.entry import EntryOutputs, train_entry
+from synthaug.train.entry import EntryOutputs, entry_params, entry_parser, train_entry
 
 
 def main() -> str:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--classifier", required=True, help="experiment.classifiers entry: vit, cnn or timm")
+    parser = entry_parser(__doc__, "experiment.classifiers entry")
     parser.add_argument("--variant", required=True, help="experiment.variants entry")
-    parser.add_argument("--data", type=Path, required=True, help="fetched dataset folder")
-    parser.add_argument("--splits", type=Path, required=True, help="split indices from the imbalance stage")
-    EntryOutputs.add_arguments(parser)
     args = parser.parse_args()
-    params = load_section("train", TrainParams)
-    seeds = load_section("experiment", ExperimentParams).seeds
+    params, seeds = entry_params()
     outputs = EntryOutputs.from_arguments(args)
     return train_entry(
         "train_classifier", args.classifier, args.variant, args.data, args.splits, outputs, params, seeds

@@ -6,24 +6,18 @@ its classifier and variant, never full), each seed from the teacher's same seed 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from synthaug.params import CLASSIFIERS, DISTILLED_VARIANT, ExperimentParams, TrainParams, load_section
+from synthaug.params import DISTILLED_VARIANT
 from synthaug.runner import run_stage
-from synthaug.train.entry import EntryOutputs, train_entry
+from synthaug.train.entry import EntryOutputs, entry_params, entry_parser, train_entry
 
 
 def main() -> str:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--classifier", required=True, choices=CLASSIFIERS, help="experiment.distilled entry")
-    parser.add_argument("--data", type=Path, required=True, help="fetched dataset folder")
-    parser.add_argument("--splits", type=Path, required=True, help="split indices from the imbalance stage")
+    parser = entry_parser(__doc__, "experiment.distilled entry")
     parser.add_argument("--teacher", type=Path, required=True, help="the teacher entry's checkpoints (seed<k>/)")
-    EntryOutputs.add_arguments(parser)
     args = parser.parse_args()
-    params = load_section("train", TrainParams)
-    seeds = load_section("experiment", ExperimentParams).seeds
+    params, seeds = entry_params()
     outputs = EntryOutputs.from_arguments(args)
     return train_entry(
         "train_distilled",

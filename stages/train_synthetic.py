@@ -7,30 +7,24 @@ synthetic_only_<g>), tested on real images: the classification accuracy score (C
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from synthaug.params import GENERATORS, ExperimentParams, TrainParams, load_section
+from synthaug.params import GENERATORS
 from synthaug.runner import run_stage
-from synthaug.train.entry import AddedImages, EntryOutputs, train_entry
+from synthaug.train.entry import AddedImages, EntryOutputs, entry_params, entry_parser, train_entry
 
 MIXES = ("synthetic", "synthetic_only")
 
 
 def main() -> str:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--classifier", required=True, help="experiment.classifiers entry: vit, cnn or timm")
+    parser = entry_parser(__doc__, "experiment.classifiers entry")
     parser.add_argument("--mix", required=True, choices=MIXES, help="beside the real images, or alone")
     parser.add_argument("--generator", required=True, choices=GENERATORS, help="experiment.generators entry")
-    parser.add_argument("--data", type=Path, required=True, help="fetched dataset folder")
-    parser.add_argument("--splits", type=Path, required=True, help="split indices from the imbalance stage")
     parser.add_argument("--synthetic", type=Path, required=True, help="the generator's training images")
     parser.add_argument("--synthetic-eval", type=Path, required=True, help="the generator's evaluation images")
     parser.add_argument("--judge", type=Path, required=True, help="the judge entry's checkpoints (synthetic filter)")
-    EntryOutputs.add_arguments(parser)
     args = parser.parse_args()
-    params = load_section("train", TrainParams)
-    seeds = load_section("experiment", ExperimentParams).seeds
+    params, seeds = entry_params()
     if args.mix == "synthetic":
         added = AddedImages(args.synthetic, alone=False, judge=args.judge)
     else:

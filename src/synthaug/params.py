@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -106,11 +107,11 @@ IMBALANCED_SET_VARIANTS = ("oversampled", "baseline", *LOSS_VARIANTS)
 DISTILLED_VARIANT = "distilled"  # trained by its own stage (train_distilled), after its teacher
 
 
-def _fair_reference(role: str, variant: str) -> str:
+def _trained_on_the_imbalanced_set(variant: str) -> str:
     """`variant` if a classifier trained as it never saw the images the imbalance removed."""
     if variant == "full":
         raise ValueError(
-            f"'full' trained on the images the imbalance removed, so it cannot {role} fairly; "
+            "'full' trained on the images the imbalance removed, so it cannot judge or teach fairly; "
             f"use one of {', '.join(IMBALANCED_SET_VARIANTS)}"
         )
     if variant not in IMBALANCED_SET_VARIANTS:
@@ -118,31 +119,24 @@ def _fair_reference(role: str, variant: str) -> str:
     return variant
 
 
+ImbalancedSetVariant = Annotated[str, AfterValidator(_trained_on_the_imbalanced_set)]
+
+
 class SyntheticFilterParams(Section):
     """Drop synthetic images a real-data classifier (the judge) puts in another class or doubts."""
 
     enabled: bool
     min_confidence: Probability
-    judge: str
-
-    @field_validator("judge")
-    @classmethod
-    def _fair_judge(cls, judge: str) -> str:
-        return _fair_reference("judge", judge)
+    judge: ImbalancedSetVariant
 
 
 class DistillParams(Section):
     """The distilled variant: the imbalanced set, learnt from the labels and a trained teacher's soft targets."""
 
-    teacher: str  # a variant of teacher_classifier, the same seed as the student
+    teacher: ImbalancedSetVariant  # a variant of teacher_classifier, the same seed as the student
     teacher_classifier: Classifier
     temperature: PositiveFloat
     alpha: Probability
-
-    @field_validator("teacher")
-    @classmethod
-    def _fair_teacher(cls, teacher: str) -> str:
-        return _fair_reference("teach", teacher)
 
 
 class LossBaselineParams(Section):

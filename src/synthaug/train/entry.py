@@ -23,7 +23,7 @@ from synthaug.errors import MissingInput
 from synthaug.io import file_sha256, fingerprint, work_folder, write_metrics, write_text
 from synthaug.models.checkpoint import WEIGHTS_FILE, load_classifier, save_classifier
 from synthaug.models.classifiers import count_parameters
-from synthaug.params import DistillParams, TrainParams
+from synthaug.params import CLASSIFIERS, DistillParams, ExperimentParams, TrainParams, load_section
 from synthaug.seeding import seed_everything
 from synthaug.synth.filter import filter_synthetic
 from synthaug.synth.shards import load_synthetic
@@ -75,6 +75,21 @@ OUTPUT_HELP = {
     "predictions": "seed<k>.csv, test predictions",
     "confusion": "seed<k>.json and seed<k>.png, confusion matrices",
 }
+
+
+def entry_parser(description: str, classifier_help: str) -> argparse.ArgumentParser:
+    """The train stages' common flags: the classifier, the fetched dataset and its splits, the output folders."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--classifier", required=True, choices=CLASSIFIERS, help=classifier_help)
+    parser.add_argument("--data", type=Path, required=True, help="fetched dataset folder")
+    parser.add_argument("--splits", type=Path, required=True, help="split indices from the imbalance stage")
+    EntryOutputs.add_arguments(parser)
+    return parser
+
+
+def entry_params() -> tuple[TrainParams, list[int]]:
+    """What every train stage reads: the train section and experiment.seeds."""
+    return load_section("train", TrainParams), load_section("experiment", ExperimentParams).seeds
 
 
 @dataclass(frozen=True)
