@@ -32,6 +32,7 @@ experiment:
   variants: {variants}
   generators: {generators}
   seeds: {seeds}
+  distilled: {distilled}
 fetch:
   archive: {archive}
   image_size: 8
@@ -83,10 +84,11 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedP
 
 
 def tiny_project(
-    base: Path, generators: list[str], variants: list[str], seeds: list[int]
+    base: Path, generators: list[str], variants: list[str], seeds: list[int], distilled: tuple[str, ...] = ()
 ) -> tuple[Path, dict[str, str]]:
     """The project's files copied to base/repo with the tiny preset selected (no git repository yet), and the
-    environment its commands run in: the copy's library, one thread, no MLflow or DVC settings of the caller."""
+    environment its commands run in: the copy's library, one thread, no MLflow or DVC settings of the caller.
+    `distilled` students learn from the baseline entry."""
     archive = tar_folder(make_image_folder(base / "images", train_per_class=20, test_per_class=6), base / "tiny.tar.gz")
     repo = base / "repo"
     for name in PROJECT_FILES:
@@ -105,6 +107,7 @@ def tiny_project(
         variants=f"[{', '.join(variants)}]",
         generators=f"[{', '.join(generators)}]",
         seeds=seeds,
+        distilled=f"[{', '.join(distilled)}]",
         sdxl=sdxl,
     )
     (repo / "conf/preset/tiny.yaml").write_text(preset)

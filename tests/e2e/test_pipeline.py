@@ -37,7 +37,7 @@ ENTRIES = [
 
 @pytest.fixture(scope="module")
 def pipeline_repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    repo, env = tiny_project(tmp_path_factory.mktemp("e2e"), GENERATORS, ["baseline", "full"], SEEDS)
+    repo, env = tiny_project(tmp_path_factory.mktemp("e2e"), GENERATORS, ["baseline", "full"], SEEDS, ("vit",))
     run(["git", "init", "-q"], repo, env)
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "--allow-empty", "-qm", "tiny project"], repo, env)
