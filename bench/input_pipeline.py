@@ -3,7 +3,7 @@
 Reference (how the reference study fed its models): a torch Dataset that decodes each JPEG with PIL per
 sample, converts it to numpy, applies the reference study's albumentations and makes a tensor, batched by a
 DataLoader with 2 workers. Pipeline: the decoded uint8 arrays `fetch` stores, batched and augmented
-in the training process by each augmentation engine's own `model_input` (what the training loop calls)
+in the training process by each augmentation engine's own `batch_pixels` then normalized (as the training loop does)
 (`train.augment_engine`: torch, batched; albumentations, per image). All use the same augmentations
 and probability and produce model-ready (N, 3, S, S) float batches. Also times the demo ViT's training
 step on such batches: the input pipeline should make at least twice what the model consumes.
