@@ -201,7 +201,7 @@ def generate_main(argv: list[str]) -> str:
 
     from synthaug.metrics.plots import image_grid, save_png
     from synthaug.params import GENERATORS, SynthesizeParams, load_section
-    from synthaug.synth.generate import generate_class
+    from synthaug.synth.generate import generate_items, load_generator, plan_class
 
     parser = argparse.ArgumentParser(
         prog="synthaug generate",
@@ -224,19 +224,11 @@ def generate_main(argv: list[str]) -> str:
     seed = params.seed if args.seed is None else args.seed
     model = args.model or Path("models/generators") / args.generator
     batch_size = getattr(params, args.generator).batch_size
+    # An unknown class or a missing export fails here, before the progress bar starts.
+    train, items = plan_class(args.generator, params, args.data, args.splits, args.class_name, args.count, seed)
+    backend = load_generator(args.generator, params, model, train)
     with tqdm(total=args.count, desc=f"{args.generator} {args.class_name}", unit="image") as bar:
-        images, items = generate_class(
-            args.generator,
-            params,
-            model,
-            args.data,
-            args.splits,
-            args.class_name,
-            args.count,
-            seed,
-            batch_size,
-            bar.update,
-        )
+        images = generate_items(backend, items, batch_size, bar.update)
     if args.out.suffix.lower() == ".png":
         columns = int(np.ceil(np.sqrt(len(images))))
         save_png(image_grid([images[i : i + columns] for i in range(0, len(images), columns)]), args.out)

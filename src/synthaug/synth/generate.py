@@ -28,25 +28,30 @@ def class_items(
     return plan_items(train_idx, train.labels, train.class_names, counts, templates, seed)
 
 
-def generate_class(
-    generator: str,
-    params: SynthesizeParams,
-    model_dir: Path,
-    data: Path,
-    splits: Path,
-    class_name: str,
-    count: int,
-    seed: int,
-    batch_size: int,
-    progress: Callable[[int], None] = lambda done: None,
-) -> tuple[np.ndarray, list[SynthItem]]:
-    """uint8 (count, H, W, 3) images of one class and the items they were made from, in batches of `batch_size`."""
+def plan_class(
+    generator: str, params: SynthesizeParams, data: Path, splits: Path, class_name: str, count: int, seed: int
+) -> tuple[ImageSet, list[SynthItem]]:
+    """The fetched train split and the class's first `count` synthesize items (class_items) from the pipeline's
+    fetch and imbalance outputs."""
     train = load_image_set(data / "train.npz")
     train_idx = load_index_arrays(splits)["train"]
-    items = class_items(train, train_idx, class_name, count, prompt_templates(generator, params), seed)
-    backend = make_backend(generator, params, model_dir, train.images, train.class_names)
+    return train, class_items(train, train_idx, class_name, count, prompt_templates(generator, params), seed)
+
+
+def load_generator(generator: str, params: SynthesizeParams, model_dir: Path, train: ImageSet) -> Callable:
+    """The exported generator as the synthesize stage loads it: items in, uint8 (n, H, W, 3) images out."""
+    return make_backend(generator, params, model_dir, train.images, train.class_names)
+
+
+def generate_items(
+    backend: Callable[[list[SynthItem]], np.ndarray],
+    items: list[SynthItem],
+    batch_size: int,
+    progress: Callable[[int], None] = lambda done: None,
+) -> np.ndarray:
+    """uint8 (len(items), H, W, 3) images, made in batches of `batch_size`."""
     batches = []
     for start in range(0, len(items), batch_size):
         batches.append(backend(items[start : start + batch_size]))
         progress(len(batches[-1]))
-    return np.concatenate(batches), items
+    return np.concatenate(batches)
