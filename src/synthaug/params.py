@@ -385,16 +385,19 @@ class ExperimentParams(Section):
     def _generators_need_features(self) -> ExperimentParams:
         if len(set(self.generators)) != len(self.generators):
             raise ValueError("experiment.generators: duplicate entries")
-        outside = sorted(set(self.distilled) - set(self.classifiers))
-        if outside or len(set(self.distilled)) != len(self.distilled):
-            raise ValueError(
-                f"experiment.distilled: {self.distilled} must name each classifier once, from experiment.classifiers "
-                f"{self.classifiers}"
-            )
         if self.generators and "full" not in self.variants:
             raise ValueError(
                 "experiment.variants: must include 'full' when experiment.generators is not empty "
                 "(the fid stage uses the full-data classifier)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _students_are_in_the_matrix(self) -> ExperimentParams:
+        if not set(self.distilled) <= set(self.classifiers) or len(set(self.distilled)) != len(self.distilled):
+            raise ValueError(
+                f"experiment.distilled: {self.distilled} must name each classifier once, from experiment.classifiers "
+                f"{self.classifiers}"
             )
         return self
 
