@@ -7,24 +7,36 @@ SKY_VENV := .venv-sky
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install sky demo full test bench mlflow-ui
+.PHONY: install sky lock demo full test bench mlflow-ui
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# The lock is all that is installed (hashes checked, no resolution); a changed lock rebuilds the environment, so
+# the venv holds exactly what the lock lists (tests/test_environment.py checks it against `pip freeze`).
+$(VENV)/.installed: requirements.lock pyproject.toml
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 # SkyPilot's own environment (cluster/requirements-skypilot.txt says why): `$(SKY_VENV)/bin/sky launch ...`.
 sky: $(SKY_VENV)/.installed
 
-$(SKY_VENV)/.installed: cluster/requirements-skypilot.txt
+$(SKY_VENV)/.installed: cluster/requirements-skypilot.lock
+	rm -rf $(SKY_VENV)
 	$(PYTHON) -m venv $(SKY_VENV)
-	$(SKY_VENV)/bin/pip install -q --upgrade pip
-	$(SKY_VENV)/bin/pip install -q -r cluster/requirements-skypilot.txt
+	$(SKY_VENV)/bin/python -m pip install -q --require-hashes --no-deps -r cluster/requirements-skypilot.lock
 	touch $@
+
+# Resolve the intent files into the locks, for the machines the project runs on (Linux x86-64, Python 3.11).
+# Versions already locked are kept where the intent still allows them; UPGRADE=1 takes the newest of everything.
+# Then `make test` (which reinstalls from the new lock) and commit the intent file and its lock together.
+LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
+lock: install
+	$(LOCK) requirements.txt -o requirements.lock
+	$(LOCK) cluster/requirements-skypilot.txt -o cluster/requirements-skypilot.lock
 
 # With ARCHIVE the run is a DVC experiment (`dvc exp run -S fetch.archive=...`), shown by `dvc exp show`.
 demo: install

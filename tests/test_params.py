@@ -249,3 +249,29 @@ def test_a_database_password_never_reaches_params_or_their_errors(project_params
     with pytest.raises(ParamsError, match=r"hpo\.storage: expected a database URL"):
         parse_section("hpo", dict(raw, storage="models/hpo/optuna.db"), HpoParams)
     assert parse_section("hpo", dict(raw, storage="postgresql://team@db:5432/optuna"), HpoParams).storage
+
+
+def run_cache_blind_keys(node: object, path: str = "") -> list[str]:
+    """Every key, at any depth, that DVC drops before hashing a stage run: its file-metadata names."""
+    from dvc_data.hashfile.meta import Meta
+
+    if not isinstance(node, dict):
+        return []
+    found = []
+    for key, value in node.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key in (Meta.PARAM_SIZE, Meta.PARAM_NFILES):
+            found.append(where)
+        found += run_cache_blind_keys(value, where)
+    return found
+
+
+@pytest.mark.parametrize("preset", ["demo", "full"])
+def test_no_param_is_named_as_dvc_file_metadata(preset):
+    # DVC's run-cache hashes a stage run with every key named `size` or `nfiles` removed, at any depth (its
+    # file-metadata fields; DVC issue #10296), so a change to such a param restores the old outputs instead of
+    # rerunning the stage. No param may carry one of those names.
+    composed = compose_params(ROOT / "conf", [f"preset={preset}"])
+    assert run_cache_blind_keys(composed) == []
+    planted = {**composed, "train": {**composed["train"], "vit": {**composed["train"]["vit"], "size": 3}}}
+    assert run_cache_blind_keys(planted) == ["train.vit.size"]
