@@ -38,22 +38,21 @@ lock: install
 	$(LOCK) requirements.txt -o requirements.lock
 	$(LOCK) cluster/requirements-skypilot.txt -o cluster/requirements-skypilot.lock
 
-# With ARCHIVE the run is a DVC experiment (`dvc exp run -S fetch.archive=...`), shown by `dvc exp show`.
+# ARCHIVE is remembered for this clone (conf/local/settings.yaml, git-ignored, composed after the preset), so the
+# README's later `dvc exp run -S ...` read the same archive. Each run is a DVC experiment, shown by `dvc exp show`.
 demo: install
 ifdef ARCHIVE
-	dvc exp run -S 'fetch.archive=$(abspath $(ARCHIVE))'
-else
-	dvc repro
+	$(BIN)/synthaug local 'fetch.archive=$(abspath $(ARCHIVE))'
 endif
+	dvc exp run
 	dvc metrics show
 
 # The reference-scale experiment (hours on a CPU): ViT 224/16, 10 epochs, all of imbalanced CIFAR-10.
 full: install
 ifdef ARCHIVE
-	dvc exp run -S preset=full -S 'fetch.archive=$(abspath $(ARCHIVE))'
-else
-	dvc exp run -S preset=full
+	$(BIN)/synthaug local 'fetch.archive=$(abspath $(ARCHIVE))'
 endif
+	dvc exp run -S preset=full
 
 # Lint and format check first (ruff, configured in pyproject.toml), then the tests. pytest exits 5 when it
 # collects no test: make fails then, as it should. Two workers, one file each, handed out in collection order: the

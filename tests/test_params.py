@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import yaml
 
@@ -20,6 +22,7 @@ from synthaug.params import (
     load_section,
     parse_section,
     validate_all,
+    write_local_settings,
 )
 
 from .conftest import ROOT
@@ -275,3 +278,21 @@ def test_no_param_is_named_as_dvc_file_metadata(preset):
     assert run_cache_blind_keys(composed) == []
     planted = {**composed, "train": {**composed["train"], "vit": {**composed["train"]["vit"], "size": 3}}}
     assert run_cache_blind_keys(planted) == ["train.vit.size"]
+
+
+def test_local_settings_are_composed_after_the_preset_and_kept(tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", conf, ignore=shutil.ignore_patterns("local"))
+    path, settings = write_local_settings(conf, ["fetch.archive=/data/cifar10-jpg.tar.gz"])
+    assert path == conf / "local/settings.yaml" and settings == {"fetch": {"archive": "/data/cifar10-jpg.tar.gz"}}
+    assert compose_params(conf)["fetch"]["archive"] == "/data/cifar10-jpg.tar.gz"
+    assert compose_params(conf, ["preset=full"])["fetch"]["archive"] == "/data/cifar10-jpg.tar.gz"
+    assert compose_params(conf, ["fetch.archive=/other.tar.gz"])["fetch"]["archive"] == "/other.tar.gz"  # -S wins
+    _, settings = write_local_settings(conf, ["train.epochs=5"])
+    assert settings == {"fetch": {"archive": "/data/cifar10-jpg.tar.gz"}, "train": {"epochs": 5}}
+    before = path.read_text()
+    with pytest.raises(ParamsError, match=r"Could not override 'fetch\.archiv'"):
+        write_local_settings(conf, ["fetch.archiv=/x"])
+    with pytest.raises(ParamsError, match=r"train\.epochs: Input should be greater than or equal to 1"):
+        write_local_settings(conf, ["train.epochs=0"])
+    assert path.read_text() == before

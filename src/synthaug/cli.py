@@ -1,4 +1,4 @@
-"""`synthaug sweep` and `synthaug hpo`: the experiment tools that run beside the DVC pipeline, not in it."""
+"""The tools beside the DVC pipeline: `synthaug sweep`, `hpo`, `grid`, `generate` and `local`."""
 
 from __future__ import annotations
 
@@ -239,7 +239,28 @@ def generate_main(argv: list[str]) -> str:
     return f"{len(images)} images of {args.class_name} in {args.out} (seed {seed})"
 
 
-COMMANDS = {"sweep": sweep_main, "hpo": hpo_main, "grid": grid_main, "generate": generate_main}
+def local_main(argv: list[str]) -> str:
+    from synthaug.params import write_local_settings
+
+    parser = argparse.ArgumentParser(
+        prog="synthaug local",
+        description="Set params for this clone only: conf/local/settings.yaml (git-ignored) is composed after the "
+        "preset, so every later `dvc exp run` keeps them (`-S` still overrides). Delete the file to drop them.",
+    )
+    parser.add_argument("assignments", nargs="+", metavar="KEY=VALUE", help="e.g. fetch.archive=/data/cifar10.tar.gz")
+    parser.add_argument("--conf", type=Path, default=Path("conf"), help="the config folder (default conf)")
+    args = parser.parse_args(argv)
+    path, settings = write_local_settings(args.conf, args.assignments)
+    return f"{path}: {yaml.safe_dump(settings, default_flow_style=True, width=1000).strip()}"
+
+
+COMMANDS = {
+    "sweep": sweep_main,
+    "hpo": hpo_main,
+    "grid": grid_main,
+    "generate": generate_main,
+    "local": local_main,
+}
 
 
 def main() -> None:

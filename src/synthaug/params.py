@@ -25,9 +25,12 @@ from pydantic import (
 )
 
 from synthaug.errors import ParamsError
-from synthaug.io import redact_url
+from synthaug.io import redact_url, write_text
 
 PARAMS_FILE = "params.yaml"
+# This clone's own settings: git-ignored, composed after the preset (conf/config.yaml's `optional local`), so a
+# value set once (the CIFAR-10 archive `make demo ARCHIVE=...` names) holds for every later `dvc exp run`.
+LOCAL_SETTINGS = Path("local/settings.yaml")  # under conf/
 
 # YAML writes 1e-4 as a string under YAML 1.1 resolvers (PyYAML); accept numeric strings for floats only.
 Float = Annotated[float, Strict(False)]
@@ -502,3 +505,40 @@ def compose_params(conf_dir: str | Path = "conf", overrides: list[str] | None = 
     with initialize_config_dir(str(Path(conf_dir).resolve()), version_base=None):
         config = compose(config_name="config", overrides=overrides or [])
     return OmegaConf.to_container(config, resolve=True)
+
+
+def write_local_settings(conf_dir: str | Path, assignments: list[str]) -> tuple[Path, dict[str, Any]]:
+    """Set KEY=VALUE assignments (Hydra's override syntax) in conf_dir/local/settings.yaml, keeping what the file
+    already sets. The composed result must validate, so a wrong key or value fails here, naming it, and the file is
+    left as it was. Returns the file and the values now set."""
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    path = Path(conf_dir) / LOCAL_SETTINGS
+    settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {} if path.is_file() else {}
+    keys = []
+    for assignment in assignments:
+        key, sep, _ = assignment.partition("=")
+        if not sep or not key or key.startswith(("+", "~")):
+            raise ParamsError(f"{assignment!r}: expected KEY=VALUE for a key conf/config.yaml defines")
+        keys.append(key)
+    try:
+        composed = compose_params(conf_dir, assignments)
+    except (HydraException, OmegaConfBaseException) as exc:
+        first_line = str(exc).strip().splitlines()[0]  # Hydra's second line suggests '+key', which params refuse
+        raise ParamsError(f"{first_line} (not a key of conf/config.yaml, or not a valid value)") from None
+    validate_all(composed)
+    merged = OmegaConf.create(settings)
+    for key in keys:
+        value = composed
+        for part in key.split("."):
+            value = value[part]
+        OmegaConf.update(merged, key, value, force_add=True)
+    settings = OmegaConf.to_container(merged)
+    header = (
+        "# @package _global_\n# This clone's own settings, composed after the preset (git-ignored): written by "
+        "`synthaug local KEY=VALUE` and `make demo ARCHIVE=...`.\n"
+    )
+    write_text(path, header + yaml.safe_dump(settings, sort_keys=False))
+    return path, settings

@@ -84,11 +84,17 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedP
 
 
 def tiny_project(
-    base: Path, generators: list[str], variants: list[str], seeds: list[int], distilled: tuple[str, ...] = ()
+    base: Path,
+    generators: list[str],
+    variants: list[str],
+    seeds: list[int],
+    distilled: tuple[str, ...] = (),
+    archive_in_preset: bool = True,
 ) -> tuple[Path, dict[str, str]]:
     """The project's files copied to base/repo with the tiny preset selected (no git repository yet), and the
     environment its commands run in: the copy's library, one thread, no MLflow or DVC settings of the caller.
-    `distilled` students learn from the baseline entry."""
+    `distilled` students learn from the baseline entry. The tiny archive is base/tiny.tar.gz; without
+    archive_in_preset the preset leaves fetch.archive null, as the demo preset does."""
     archive = tar_folder(make_image_folder(base / "images", train_per_class=20, test_per_class=6), base / "tiny.tar.gz")
     repo = base / "repo"
     for name in PROJECT_FILES:
@@ -98,12 +104,13 @@ def tiny_project(
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy2(source, target)
+    shutil.rmtree(repo / "conf/local", ignore_errors=True)  # this checkout's own settings are not the copy's
     sdxl = ""
     if "sdxl_turbo" in generators:
         model, controlnet = build_tiny_sdxl(base / "tiny-sdxl")
         sdxl = SDXL_PRESET.format(model=model, controlnet=controlnet)
     preset = TINY_PRESET.format(
-        archive=archive,
+        archive=archive if archive_in_preset else "null",
         variants=f"[{', '.join(variants)}]",
         generators=f"[{', '.join(generators)}]",
         seeds=seeds,

@@ -241,6 +241,7 @@ def download_cifar10(download_dir: Path) -> Path:
     except Exception as exc:
         raise DataError(
             f"cannot download CIFAR-10 ({type(exc).__name__}: {exc}); offline? set fetch.archive to a local "
-            "archive or ImageFolder, e.g. dvc exp run -S fetch.archive=/abs/path/cifar10-jpg.tar.gz"
+            "archive or ImageFolder for this clone: synthaug local fetch.archive=/abs/path/cifar10-jpg.tar.gz "
+            "(or make demo ARCHIVE=...)"
         ) from None
     return archive
