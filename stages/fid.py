@@ -115,6 +115,8 @@ def main() -> str:
                 params.kid_subsets,
                 params.kid_subset_size,
                 params.precision_recall_k,
+                params.collapse_ratio,
+                params.near_duplicate_distance,
             ),
             suffix,
         )
@@ -138,14 +140,22 @@ def main() -> str:
         headline = (f"fid{suffix}", f"kid_mean{suffix}")  # what dvc metrics show prints
         write_metrics(args.out, args.detail, result, keys=headline)
         tracker.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float)) and np.isfinite(v)})
+        tracker.log_metrics(
+            {
+                f"{key}.{class_name}": entry[key]
+                for class_name, entry in result["per_class"].items()
+                for key in ("diversity_ratio", "near_duplicate_fraction")
+                if np.isfinite(entry[key])
+            }
+        )
         tracker.log_artifact(args.out)
         tracker.log_artifact(args.detail)
         seconds = time.perf_counter() - start
     rank = "full rank" if result["fid_full_rank"] else "rank-deficient: not comparable to published FID"
     return (
         f"{name}: fid{suffix} {result[f'fid{suffix}']:.3f} ({result['fid_dims']}-d, {result['fid_images']} images "
-        f"per side, "
-        f"{rank}), kid {result[f'kid_mean{suffix}']:.4f} ({seconds:.1f}s)"
+        f"per side, {rank}), kid {result[f'kid_mean{suffix}']:.4f}, diversity {result['diversity_ratio']:.2f}, "
+        f"collapsed {result['collapsed_classes'] or 'none'} ({seconds:.1f}s)"
     )
 
 

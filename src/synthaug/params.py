@@ -53,6 +53,7 @@ AugmentationStage = Literal["crop", "geometry", "color", "blur_noise", "occlusio
 AugmentationEngine = Literal["torch", "albumentations"]
 ImbalanceShape = Literal["linear", "exponential", "explicit"]
 GanLoss = Literal["bce", "hinge"]  # hinge: the SNGAN loss (Miyato et al. 2018)
+DiffAugmentation = Literal["color", "translation", "cutout"]  # DiffAugment's policy (Zhao et al. 2020)
 
 CLASSIFIERS = get_args(Classifier)
 BASE_VARIANTS = get_args(BaseVariant)
@@ -250,6 +251,21 @@ class GanTrainParams(Section):
     beta2: BelowOne
     loss: GanLoss
     label_smoothing: Annotated[float, Strict(False), Field(gt=0.5, le=1.0)]
+    diff_augment: list[DiffAugmentation]
+    conditioning_start: NonNegativeInt
+    conditioning_steps: NonNegativeInt
+    lecam_weight: NonNegativeFloat
+
+    @model_validator(mode="after")
+    def _conditioned_by_the_end(self) -> GanTrainParams:
+        if self.conditioning_start + self.conditioning_steps > self.steps:
+            raise ValueError(
+                f"conditioning_start + conditioning_steps ({self.conditioning_start} + {self.conditioning_steps}) "
+                f"exceeds steps ({self.steps}): the generator must end fully conditional"
+            )
+        if len(set(self.diff_augment)) != len(self.diff_augment):
+            raise ValueError(f"diff_augment: duplicate entries in {self.diff_augment}")
+        return self
 
     @model_validator(mode="after")
     def _smoothing_needs_bce(self) -> GanTrainParams:
@@ -290,6 +306,8 @@ class FidParams(Section):
     kid_subsets: PositiveInt
     kid_subset_size: PositiveInt
     precision_recall_k: NonNegativeInt
+    collapse_ratio: Annotated[float, Strict(False), Field(gt=0.0, le=1.0)]
+    near_duplicate_distance: Annotated[float, Strict(False), Field(gt=0.0, le=1.0)]
     batch_size: PositiveInt
     device: Device
 

@@ -23,6 +23,7 @@ from synthaug.metrics.fid import (
     labelled,
     load_fid_inception,
     matched_real_indices,
+    mean_pairwise_distance,
     polynomial_mmd,
     precision_recall,
 )
@@ -129,13 +130,53 @@ def test_scores_are_labelled_by_their_features():
     rng = np.random.default_rng(7)
     real, fake = rng.normal(size=(60, 3)), rng.normal(size=(60, 3))
     labels = np.repeat([0, 1], 30)
-    scores = labelled(generation_scores(real, fake, labels, labels, ("a", "b"), 4, 20, 3), "_classifier_features")
+    scores = labelled(
+        generation_scores(real, fake, labels, labels, ("a", "b"), 4, 20, 3, 0.5, 0.1), "_classifier_features"
+    )
     assert {"fid_classifier_features", "kid_mean_classifier_features", "precision_classifier_features"} <= set(scores)
     assert "fid" not in scores and "kid_mean" not in scores
     assert scores["per_class"]["a"]["images"] == 30 and "kid_mean_classifier_features" in scores["per_class"]["b"]
     assert not any(key.startswith("fid") for key in scores["per_class"]["b"])  # per class: KID only
     assert (scores["fid_dims"], scores["fid_images"], scores["fid_full_rank"]) == (3, 60, True)
     assert scores["fid_classifier_features"] == pytest.approx(frechet_distance(real, fake))
+
+
+def test_mean_pairwise_distance_by_hand():
+    assert mean_pairwise_distance(np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 4.0]])) == pytest.approx(4.0)  # 5, 3, 4
+    assert np.isnan(mean_pairwise_distance(np.zeros((1, 2))))
+
+
+def class_clusters(rng: np.random.Generator, per_class: int) -> tuple[np.ndarray, np.ndarray]:
+    centres = rng.normal(scale=4.0, size=(3, 16))
+    labels = np.repeat(np.arange(3), per_class)
+    return centres[labels] + rng.normal(size=(len(labels), 16)), labels
+
+
+def test_a_generator_that_ignores_its_latent_is_collapsed():
+    rng = np.random.default_rng(3)
+    real, labels = class_clusters(rng, 200)
+    # one image per class, whatever the latent: the demo GAN's failure; class c still looks like class c
+    fake = real[[np.flatnonzero(labels == c)[0] for c in labels]] + rng.normal(scale=1e-3, size=real.shape)
+    fake[labels == 2] = real[labels == 2][::-1]  # class 2 generated well
+    scores = generation_scores(real, fake, labels, labels, ("a", "b", "c"), 4, 50, 0, 0.5, 0.1)
+    assert scores["collapsed_classes"] == ["a", "b"]
+    a, c = scores["per_class"]["a"], scores["per_class"]["c"]
+    assert a["diversity_ratio"] < 0.01 and a["near_duplicate_fraction"] == 1.0 and a["collapsed"]
+    assert c["diversity_ratio"] == pytest.approx(1.0) and c["near_duplicate_fraction"] == 0.0 and not c["collapsed"]
+    assert scores["diversity_ratio"] == pytest.approx(
+        (a["diversity_ratio"] + scores["per_class"]["b"]["diversity_ratio"] + 1) / 3
+    )
+
+
+def test_two_halves_of_real_images_are_not_collapsed():
+    real, labels = class_clusters(np.random.default_rng(4), 400)
+    first, second = np.arange(len(real)) % 2 == 0, np.arange(len(real)) % 2 == 1
+    scores = generation_scores(
+        real[first], real[second], labels[first], labels[second], ("a", "b", "c"), 4, 50, 0, 0.5, 0.1
+    )
+    assert scores["collapsed_classes"] == []
+    for entry in scores["per_class"].values():
+        assert 0.9 < entry["diversity_ratio"] < 1.1 and entry["near_duplicate_fraction"] < 0.01
 
 
 def test_missing_inception_weights_name_the_param(tmp_path):

@@ -127,12 +127,19 @@ def fid_result(features: str, fid: float, dims: int, images: int, unavailable: s
         "real_images_lossy": True,
         "real_image_encodings": {"JPEG": 60000},
         "real_classifier_accuracy_on_generated": 0.75,
+        "diversity_ratio": 0.8,
+        "near_duplicate_fraction": 0.05,
+        "collapse_ratio": 0.5,
+        "collapsed_classes": [],
         "per_class": {
             c: {
                 f"kid_mean{sfx}": 0.02,
                 f"kid_std{sfx}": 0.001,
                 "images": 10,
                 "real_classifier_recall_on_generated": 0.5,
+                "diversity_ratio": 0.8,
+                "near_duplicate_fraction": 0.05,
+                "collapsed": False,
             }
             for c in CLASSES
         },
@@ -151,6 +158,8 @@ def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy():
         "ddpm": fid_result("inception", 12.5, 2048, 1000),
         "gan": fid_result("classifier:vit-full-seed0", 3.0, 128, 1000, "fid.inception_url: cannot fetch x"),
     }
+    scores["gan"]["collapsed_classes"] = ["a"]
+    scores["gan"]["per_class"]["a"].update(diversity_ratio=0.2, collapsed=True)
     cas_entries = [entry("synthetic_only_ddpm", s, a, 0.3, [0.1, 0.2, 0.3, 0.4]) for s, a in ((0, 0.30), (1, 0.34))]
     for result in cas_entries:
         result.summary["train_images"] = 40
@@ -160,11 +169,17 @@ def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy():
     table = generator_markdown(scores, {"ddpm": {"steps": 300}}, cas, full)
     half = T_975_1 * 0.02  # CAS over 2 seeds: std / sqrt(2) = 0.02
     assert (
-        "| ddpm | Inception 2048-d | 1000 | 12.500 (rank-deficient) | 0.0100 ± 0.0020 | 0.500 | 0.250 | "
-        f"0.3200 ± 0.0283 [{0.32 - half:.4f}, {0.32 + half:.4f}] (40 images) | 0.8000 (5000 images) | 0.7500 | 300 |"
+        "| ddpm | Inception 2048-d | 1000 | 12.500 (rank-deficient) | 0.0100 ± 0.0020 | 0.500 | 0.250 | 0.800 | "
+        f"0.050 | 0.3200 ± 0.0283 [{0.32 - half:.4f}, {0.32 + half:.4f}] (40 images) | 0.8000 (5000 images) | "
+        "0.7500 | 300 |"
     ) in table
     assert "| gan | classifier:vit-full-seed0 128-d (not FID) | 1000 | 3.000 | " in table and "| n/a | 0.8000" in table
     notes = generator_notes(scores)
+    assert notes.pop(0) == (
+        "**Collapsed classes from gan**: a (0.20). Their generated images' mean pairwise feature distance is below "
+        "0.5 of the real test images' (fid.collapse_ratio): the generator draws nearly the same image whatever its "
+        "latent."
+    )
     assert notes[0] == (
         "**Not Inception FID** for gan: fid.inception_url: cannot fetch x. Their distances use a "
         "classifier's features and cannot be compared with published FID."
@@ -173,7 +188,7 @@ def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy():
     assert notes[2].startswith("The real images were decoded from a lossy format (60000 JPEG)")
     per_class = per_class_generator_markdown(scores, CLASSES, cas)
     assert (
-        "| a | 0.0200 | 10 | 0.1000 | 0.5000 | 0.0200 | 10 | n/a | 0.5000 |" in per_class
+        "| a | 0.0200 | 10 | 0.80 | 0.1000 | 0.5000 | 0.0200 | 10 | 0.20 (collapsed) | n/a | 0.5000 |" in per_class
     )  # CAS recall: mean of seeds
 
 

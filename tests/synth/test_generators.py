@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from synthaug.data.storage import ImageSet
 from synthaug.errors import ParamsError
 from synthaug.io import write_json
 from synthaug.params import SynthesizeParams, TrainGeneratorParams, parse_section
@@ -24,32 +23,7 @@ from synthaug.synth.training import (
     train_generator_loop,
 )
 
-CLASSES = ("cat", "dog", "frog")
-
-
-@pytest.fixture
-def generator_params(project_params) -> TrainGeneratorParams:
-    raw = dict(project_params["train_generator"], log_every=2, checkpoint_every=3, sample_every=3, samples_per_class=2)
-    raw["ddpm"] = dict(
-        raw["ddpm"],
-        steps=6,
-        batch_size=4,
-        block_out_channels=[8, 16],
-        layers_per_block=1,
-        attention=False,
-        preview_steps=2,
-        warmup_steps=2,
-    )
-    raw["gan"] = dict(raw["gan"], steps=6, batch_size=4, latent_dim=8, base_channels=8)
-    return parse_section("train_generator", raw, TrainGeneratorParams)
-
-
-@pytest.fixture
-def tiny_images() -> ImageSet:
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(3), [2, 4, 8])
-    images = (rng.integers(0, 60, (len(labels), 8, 8, 3)) + 60 * labels[:, None, None, None]).astype(np.uint8)
-    return ImageSet(images, labels, CLASSES)
+from .conftest import CLASSES
 
 
 def settings(params: TrainGeneratorParams, generator: str) -> LoopSettings:

@@ -1,6 +1,8 @@
 """The trained generators learn their classes: on three solid colours at 8 px, after a short CPU training,
-each class's samples take their own class's colour. The same check is shown to fail when the labels are
-ignored or the sampler reads the network's output as another prediction type, so a pass means something."""
+each class's samples take their own class's colour, and samples of one class differ from each other as the
+class's training images do. The colour check is shown to fail when the labels are ignored or the sampler reads
+the network's output as another prediction type, and the diversity check when the generator ignores its latent
+(the demo GAN's collapse), so a pass means something."""
 
 from __future__ import annotations
 
@@ -34,6 +36,21 @@ def colour_agreement(sample) -> tuple[float, float]:
     images = sample(labels, [1000 + i for i in range(len(labels))]).astype(float)
     distances = np.linalg.norm(images.mean(axis=(1, 2))[:, None, :] - COLOURS[None], axis=2)
     return float((distances.argmin(1) == labels).mean()), float(distances[np.arange(len(labels)), labels].mean())
+
+
+def within_class_diversity(sample) -> float:
+    """The lowest, over classes, of the samples' mean pairwise pixel distance over the training images' (1 when
+    samples vary as much as the class's images, 0 when every sample of a class is the same image)."""
+    from synthaug.metrics.fid import mean_pairwise_distance
+
+    real = solid_colours()
+    ratios = []
+    for cls in range(len(COLOURS)):
+        images = sample(np.full(SAMPLES_PER_CLASS, cls), [2000 + i for i in range(SAMPLES_PER_CLASS)])
+        flat = images.reshape(len(images), -1).astype(float)
+        reference = real.images[real.labels == cls].reshape(-1, flat.shape[1]).astype(float)
+        ratios.append(mean_pairwise_distance(flat) / mean_pairwise_distance(reference))
+    return min(ratios)
 
 
 def learnt(agreement: tuple[float, float]) -> bool:
@@ -103,14 +120,38 @@ def trained_ddpm(toy_params, tmp_path_factory):
     return train("ddpm", toy_params, tmp_path_factory.mktemp("ddpm"))
 
 
-def test_ddpm_samples_take_their_class_colour(trained_ddpm):
+@pytest.fixture(scope="module")
+def trained_gan(toy_params, tmp_path_factory):
+    return train("gan", toy_params, tmp_path_factory.mktemp("gan"))
+
+
+# Measured on this toy set: the GAN's samples vary 0.78 as much as the class's images, the DDPM's 2.4 (noisier);
+# a generator that draws one image per class reads 0.
+MIN_DIVERSITY = 0.3
+
+
+def test_ddpm_samples_take_their_class_colour_and_differ(trained_ddpm):
     agreement = colour_agreement(ddpm_sampler(trained_ddpm))
     assert learnt(agreement), agreement
+    assert within_class_diversity(ddpm_sampler(trained_ddpm)) > MIN_DIVERSITY
 
 
-def test_gan_samples_take_their_class_colour(toy_params, tmp_path):
-    agreement = colour_agreement(gan_sampler(train("gan", toy_params, tmp_path)))
+def test_gan_samples_take_their_class_colour_and_differ(trained_gan):
+    agreement = colour_agreement(gan_sampler(trained_gan))
     assert learnt(agreement), agreement
+    assert within_class_diversity(gan_sampler(trained_gan)) > MIN_DIVERSITY
+
+
+def test_diversity_check_fails_when_the_generator_ignores_its_latent(trained_gan, monkeypatch):
+    from synthaug.synth.gan import ConditionalGenerator
+
+    conditional = ConditionalGenerator.forward
+    monkeypatch.setattr(
+        ConditionalGenerator, "forward", lambda self, z, labels, weight=1.0: conditional(self, z * 0, labels, weight)
+    )
+    sampler = gan_sampler(trained_gan)
+    assert learnt(colour_agreement(sampler))  # still its class's colour: only the diversity check sees it
+    assert within_class_diversity(sampler) < 0.01
 
 
 def test_ddpm_check_fails_when_the_sampler_reads_another_prediction_type(trained_ddpm, toy_params):
@@ -138,6 +179,8 @@ def test_gan_check_fails_when_the_labels_are_ignored(toy_params, tmp_path, monke
     from synthaug.synth.gan import ConditionalGenerator
 
     conditional = ConditionalGenerator.forward
-    monkeypatch.setattr(ConditionalGenerator, "forward", lambda self, z, labels: conditional(self, z, labels * 0))
+    monkeypatch.setattr(
+        ConditionalGenerator, "forward", lambda self, z, labels, weight=1.0: conditional(self, z, labels * 0, weight)
+    )
     agreement = colour_agreement(gan_sampler(train("gan", toy_params, tmp_path)))
     assert not learnt(agreement) and agreement[0] < 0.6, agreement

@@ -242,6 +242,33 @@ def classifier_features(
     return torch.cat(captured).numpy(), logits
 
 
+def mean_pairwise_distance(features: np.ndarray, chunk: int = 1024) -> float:
+    """The mean Euclidean distance over all pairs of distinct rows (nan for fewer than two)."""
+    count = len(features)
+    if count < 2:
+        return float("nan")
+    features = np.asarray(features, np.float64)
+    total = sum(_distances(features[s : s + chunk], features).sum() for s in range(0, count, chunk))
+    return float(total / (count * (count - 1)))  # the diagonal adds zeros
+
+
+def _nearest_other(features: np.ndarray) -> np.ndarray:
+    return _kth_neighbour_radii(np.asarray(features, np.float64), 1)
+
+
+def class_diversity(real: np.ndarray, fake: np.ndarray, near_duplicate_distance: float) -> dict[str, float]:
+    """One class's generated images against its real ones, in the same features: `diversity_ratio`, the generated
+    images' mean pairwise distance over the real images'; `near_duplicate_fraction`, the share of generated images
+    whose nearest generated neighbour is closer than `near_duplicate_distance` times the real images' median
+    nearest-neighbour distance. A generator that ignores its latent reads 0 and 1; an independent real sample of
+    the class about 1 and 0."""
+    if min(len(real), len(fake)) < 2:
+        return {"diversity_ratio": float("nan"), "near_duplicate_fraction": float("nan")}
+    ratio = mean_pairwise_distance(fake) / max(mean_pairwise_distance(real), 1e-12)
+    threshold = near_duplicate_distance * float(np.median(_nearest_other(real)))
+    return {"diversity_ratio": ratio, "near_duplicate_fraction": float((_nearest_other(fake) < threshold).mean())}
+
+
 def matched_real_indices(real_labels: np.ndarray, fake_labels: np.ndarray) -> np.ndarray:
     """Per class, the first n real images where the generated set has n: the same class distribution."""
     chosen = []
@@ -262,8 +289,11 @@ def generation_scores(
     kid_subsets: int,
     kid_subset_size: int,
     precision_recall_k: int,
+    collapse_ratio: float,
+    near_duplicate_distance: float,
 ) -> dict:
-    """FID, KID and precision/recall overall; KID alone per class.
+    """FID, KID and precision/recall overall; KID and diversity per class, with the classes whose diversity ratio
+    is below `collapse_ratio` named as collapsed.
 
     Per class the sets are small (at most the test set's 1,000 images per class): a Fréchet distance there would
     be rank-deficient and biased by N, so classes are compared with KID, which is unbiased at any size.
@@ -284,8 +314,19 @@ def generation_scores(
     for cls, name in enumerate(class_names):
         real_c, fake_c = real[real_labels == cls], fake[fake_labels == cls]
         class_kid, class_kid_std = kernel_inception_distance(real_c, fake_c, kid_subsets, kid_subset_size, seed=cls)
-        per_class[name] = {"kid_mean": class_kid, "kid_std": class_kid_std, "images": len(fake_c)}
+        diversity = class_diversity(real_c, fake_c, near_duplicate_distance)
+        per_class[name] = {"kid_mean": class_kid, "kid_std": class_kid_std, "images": len(fake_c), **diversity}
+        per_class[name]["collapsed"] = bool(diversity["diversity_ratio"] < collapse_ratio)
     scores["per_class"] = per_class
+    measured = [e for e in per_class.values() if np.isfinite(e["diversity_ratio"])]
+    scores["diversity_ratio"] = float(np.mean([e["diversity_ratio"] for e in measured])) if measured else float("nan")
+    scores["near_duplicate_fraction"] = (
+        float(sum(e["near_duplicate_fraction"] * e["images"] for e in measured) / sum(e["images"] for e in measured))
+        if measured
+        else float("nan")
+    )
+    scores["collapse_ratio"] = collapse_ratio
+    scores["collapsed_classes"] = [name for name, e in per_class.items() if e["collapsed"]]
     return scores
 
 

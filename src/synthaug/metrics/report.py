@@ -287,6 +287,8 @@ def generator_markdown(
         "KID (mean ± std)",
         "precision",
         "recall",
+        "diversity (generated / real)",
+        "near-duplicates",
         "CAS (trained on generated)",
         "real-data accuracy (full)",
         "real classifier on generated",
@@ -312,6 +314,8 @@ def generator_markdown(
                 f"{_number(result[f'kid_mean{sfx}'])} ± {_number(result[f'kid_std{sfx}'])}",
                 _number(result.get(f"precision{sfx}"), 3),
                 _number(result.get(f"recall{sfx}"), 3),
+                _number(result.get("diversity_ratio"), 3),
+                _number(result.get("near_duplicate_fraction"), 3),
                 cas_cell,
                 _accuracy_over_seeds(real) + (f" ({real[0].summary.get('train_images', '?')} images)" if real else ""),
                 _number(result["real_classifier_accuracy_on_generated"]),
@@ -370,9 +374,21 @@ def variant_label(variant: str, flagged: set[str]) -> str:
     return f"{variant} (unusable images)" if variant in flagged else variant
 
 
+def collapse_notes(scores: dict[str, dict]) -> list[str]:
+    """One line per generator with collapsed classes: their names and diversity ratios."""
+    return [
+        f"**Collapsed classes from {g}**: "
+        + ", ".join(f"{c} ({result['per_class'][c]['diversity_ratio']:.2f})" for c in result["collapsed_classes"])
+        + f". Their generated images' mean pairwise feature distance is below {result['collapse_ratio']:g} of the "
+        "real test images' (fid.collapse_ratio): the generator draws nearly the same image whatever its latent."
+        for g, result in scores.items()
+        if result.get("collapsed_classes")
+    ]
+
+
 def generator_notes(scores: dict[str, dict]) -> list[str]:
     """The caveats a reader must see above the generator table, from what the fid stage recorded."""
-    notes = []
+    notes = collapse_notes(scores)
     fallback = {
         g: r["inception_unavailable"] for g, r in scores.items() if score_suffix(r) and r.get("inception_unavailable")
     }
@@ -404,7 +420,9 @@ def per_class_generator_markdown(
 ) -> str:
     """Per class: KID (unbiased at these sizes; no per-class FID), the images compared, and CAS recall."""
     header = ["class"] + [
-        f"{g} {metric}" for g in scores for metric in ("KID", "images", "CAS recall", "real classifier recall")
+        f"{g} {metric}"
+        for g in scores
+        for metric in ("KID", "images", "diversity", "CAS recall", "real classifier recall")
     ]
     body = []
     for name in class_names:
@@ -416,6 +434,7 @@ def per_class_generator_markdown(
             row += [
                 _number(entry[f"kid_mean{sfx}"]),
                 str(entry["images"]),
+                _number(entry.get("diversity_ratio"), 2) + (" (collapsed)" if entry.get("collapsed") else ""),
                 _number(recall),
                 _number(entry["real_classifier_recall_on_generated"]),
             ]

@@ -3,7 +3,10 @@
 Generator: [z, label embedding] -> 4x4 map -> up blocks (transposed conv, upsample + conv, or CSP-style
 split blocks), BatchNorm + LeakyReLU, tanh output. Discriminator: DCGAN conv stack with LeakyReLU, the label
 through a projection head or an embedding plane, optional spectral norm (SNGAN, then no BatchNorm in D).
-Loss: non-saturating BCE with one-sided label smoothing; Adam with separate learning rates for D and G.
+Loss: non-saturating BCE with one-sided label smoothing, or hinge; Adam with separate learning rates for D and G.
+For few images per class (the minority classes): DiffAugment on every discriminator input (synth/diff_augment.py),
+transitional conditioning (Shahbazi et al. 2022: the label's weight in both networks ramps from 0 to 1, so the
+networks first learn the images, then the classes) and the LeCam penalty (Tseng et al. 2021), each a param.
 Several processes: DDP for both networks; BatchNorm is synchronized over ranks on CUDA (SyncBatchNorm),
 per rank on the CPU, where torch has no SyncBatchNorm.
 """
@@ -32,6 +35,7 @@ from synthaug.distributed import (
 from synthaug.io import read_json
 from synthaug.params import GanSampleParams, GanTrainParams
 from synthaug.synth.ddpm import to_uint8_images
+from synthaug.synth.diff_augment import diff_augment
 
 WEIGHTS_FILE = "generator.safetensors"
 CONFIG_FILE = "config.json"
@@ -99,8 +103,9 @@ class ConditionalGenerator(nn.Module):
         self.blocks = nn.Sequential(*[_up_block(block, widths[i], widths[i + 1]) for i in range(levels)])
         self.to_rgb = nn.Conv2d(widths[-1], 3, 3, 1, 1)
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        x = self.stem(torch.cat([z, self.embed(labels)], dim=1)).view(z.shape[0], -1, 4, 4)
+    def forward(self, z: torch.Tensor, labels: torch.Tensor, conditioning: float = 1.0) -> torch.Tensor:
+        """`conditioning` weighs the label (transitional conditioning; 1 once training is done)."""
+        x = self.stem(torch.cat([z, self.embed(labels) * conditioning], dim=1)).view(z.shape[0], -1, 4, 4)
         return torch.tanh(self.to_rgb(self.blocks(x)))
 
 
@@ -131,14 +136,15 @@ class ConditionalDiscriminator(nn.Module):
             nn.init.xavier_uniform_(self.projection.weight)  # N(0, 1) rows would swamp the logit at the start
             self.projection = wrap(self.projection)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, conditioning: float = 1.0) -> torch.Tensor:
+        """`conditioning` weighs the label's term (0: an unconditional discriminator)."""
         if self.conditioning == "embedding":
-            plane = self.label_plane(labels).view(-1, 1, self.image_size, self.image_size)
+            plane = self.label_plane(labels).view(-1, 1, self.image_size, self.image_size) * conditioning
             images = torch.cat([images, plane], dim=1)
         pooled = self.features(images).mean(dim=(2, 3))
         logit = self.head(pooled).squeeze(1)
         if self.conditioning == "projection":
-            logit = logit + (self.projection(labels) * pooled).sum(dim=1)
+            logit = logit + conditioning * (self.projection(labels) * pooled).sum(dim=1)
         return logit
 
 
@@ -152,6 +158,24 @@ def discriminator_loss(
     return F.binary_cross_entropy_with_logits(
         real_logits, torch.full_like(real_logits, label_smoothing)
     ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+
+
+def conditioning_weight(step: int, start: int, steps: int) -> float:
+    """Transitional conditioning: 0 before `start`, then rising linearly to 1 over `steps` steps (at once if 0)."""
+    if step < start:
+        return 0.0
+    return 1.0 if steps == 0 else min(1.0, (step - start) / steps)
+
+
+LECAM_DECAY = 0.99  # the moving averages of the discriminator's outputs the penalty pulls towards (Tseng et al.)
+
+
+def lecam_penalty(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, real_anchor: float, fake_anchor: float
+) -> torch.Tensor:
+    """LeCam regularization: real logits above the fake logits' moving average, and fake logits below the real
+    ones', are penalized quadratically, which keeps the discriminator from drifting apart on few images."""
+    return F.relu(real_logits - fake_anchor).pow(2).mean() + F.relu(real_anchor - fake_logits).pow(2).mean()
 
 
 def generator_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
@@ -204,6 +228,10 @@ class GanTrainer:
             betas=betas,
             weight_decay=params.weight_decay_discriminator,
         )
+        self.lecam_anchors = {"real": 0.0, "fake": 0.0}  # moving averages of D's mean logits (LeCam)
+
+    def augment(self, images: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        return diff_augment(images, self.params.diff_augment, rng)
 
     def train_step(
         self, images: torch.Tensor, labels: torch.Tensor, rng: torch.Generator, step: int
@@ -220,11 +248,25 @@ class GanTrainer:
         generator, discriminator = self.replicated or (self.generator, self.discriminator)
         self.generator.train()
         self.discriminator.train()
-        fake = generator(z, fake_labels)
+        conditioning = conditioning_weight(step, self.params.conditioning_start, self.params.conditioning_steps)
+        fake = generator(z, fake_labels, conditioning)
 
-        real_logits = discriminator(images, labels)
-        fake_logits = discriminator(fake.detach(), fake_labels)
+        real_logits = discriminator(self.augment(images, rng), labels, conditioning)
+        fake_logits = discriminator(self.augment(fake.detach(), rng), fake_labels, conditioning)
         loss_d = discriminator_loss(real_logits, fake_logits, self.params.loss, self.params.label_smoothing)
+        if self.params.lecam_weight > 0:
+            anchors = self.lecam_anchors
+            loss_d = loss_d + self.params.lecam_weight * lecam_penalty(
+                real_logits, fake_logits, anchors["real"], anchors["fake"]
+            )
+            means = global_means(
+                {"real": float(real_logits.detach().mean()), "fake": float(fake_logits.detach().mean())},
+                share,
+                count,
+                self.ranks,
+            )
+            for side in anchors:
+                anchors[side] = LECAM_DECAY * anchors[side] + (1 - LECAM_DECAY) * means[side]
         losses = global_means({"loss_d": float(loss_d.item())}, share, count, self.ranks)  # every rank decides alike
         if not math.isfinite(losses["loss_d"]):
             return losses
@@ -232,7 +274,7 @@ class GanTrainer:
         (loss_d * weight).backward()
         self.optimizer_d.step()
 
-        fake_logits = discriminator(fake, fake_labels)
+        fake_logits = discriminator(self.augment(fake, rng), fake_labels, conditioning)
         loss_g = generator_loss(fake_logits, self.params.loss)
         losses = global_means(
             {
@@ -258,6 +300,7 @@ class GanTrainer:
             "discriminator": self.discriminator.state_dict(),
             "optimizer_g": self.optimizer_g.state_dict(),
             "optimizer_d": self.optimizer_d.state_dict(),
+            "lecam_anchors": dict(self.lecam_anchors),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -265,6 +308,7 @@ class GanTrainer:
         self.discriminator.load_state_dict(state["discriminator"])
         self.optimizer_g.load_state_dict(state["optimizer_g"])
         self.optimizer_d.load_state_dict(state["optimizer_d"])
+        self.lecam_anchors = dict(state["lecam_anchors"])
 
     def sampler(self, sample_params: GanSampleParams) -> GanSampler:
         return GanSampler(self.generator, sample_params, self.device)
