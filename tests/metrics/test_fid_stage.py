@@ -107,7 +107,16 @@ def test_small_sets_finish_and_say_their_n_and_rank(tmp_path, torch_home):
     assert np.isfinite(scores["fid"]) and scores["fid"] > 0 and np.isfinite(scores["kid_mean"])
     assert scores["real_images_lossy"] is True and scores["real_image_encodings"] == {"JPEG": 40}
     assert len(scores["inception_sha256"]) == 64
-    assert set(scores["per_class"]["cat"]) == {"images", "kid_mean", "kid_std", "real_classifier_recall_on_generated"}
+    assert set(scores["per_class"]["cat"]) == {
+        "images",
+        "kid_mean",
+        "kid_std",
+        "real_classifier_recall_on_generated",
+        "diversity_ratio",
+        "near_duplicate_fraction",
+        "collapsed",
+    }
+    assert 0 < scores["diversity_ratio"] and isinstance(scores["collapsed_classes"], list)
     assert "2048-d, 20 images per side, rank-deficient: not comparable to published FID" in result.stdout
 
 
