@@ -255,6 +255,7 @@ class GanTrainParams(Section):
     conditioning_start: NonNegativeInt
     conditioning_steps: NonNegativeInt
     lecam_weight: NonNegativeFloat
+    mode_seeking_weight: NonNegativeFloat
 
     @model_validator(mode="after")
     def _conditioned_by_the_end(self) -> GanTrainParams:

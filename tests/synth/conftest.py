@@ -50,7 +50,19 @@ def generator_params(project_params) -> TrainGeneratorParams:
         preview_steps=2,
         warmup_steps=2,
     )
-    raw["gan"] = dict(raw["gan"], steps=6, batch_size=4, latent_dim=8, base_channels=8)
+    # the limited-data options off (a preset may turn them on): their tests switch them on one at a time
+    raw["gan"] = dict(
+        raw["gan"],
+        steps=6,
+        batch_size=4,
+        latent_dim=8,
+        base_channels=8,
+        diff_augment=[],
+        conditioning_start=0,
+        conditioning_steps=0,
+        lecam_weight=0.0,
+        mode_seeking_weight=0.0,
+    )
     return parse_section("train_generator", raw, TrainGeneratorParams)
 
 

@@ -9,7 +9,7 @@ import torch
 
 from synthaug.params import ParamsError, TrainGeneratorParams, parse_section
 from synthaug.synth.diff_augment import colour, cutout, diff_augment, translate
-from synthaug.synth.gan import conditioning_weight, lecam_penalty
+from synthaug.synth.gan import MODE_SEEKING_EPSILON, conditioning_weight, lecam_penalty, mode_seeking_penalty
 from synthaug.synth.training import build_trainer
 
 POLICY = ["color", "translation", "cutout"]
@@ -115,6 +115,15 @@ def test_lecam_penalty_by_hand():
     assert lecam_penalty(real, fake, 0.4, -0.2).item() == pytest.approx((1.44 + 0) / 2 + (1.96 + 0) / 2)
 
 
+def test_mode_seeking_penalty_by_hand_and_for_a_generator_that_ignores_its_latent():
+    images, paired = torch.zeros((2, 3, 2, 2)), torch.full((2, 3, 2, 2), 0.5)
+    latents, paired_latents = torch.zeros((2, 4)), torch.full((2, 4), 2.0)
+    # image distance 0.5 per unit of latent distance 2.0: 1 / (0.25 + epsilon)
+    assert mode_seeking_penalty(images, paired, latents, paired_latents).item() == pytest.approx(4.0, rel=1e-4)
+    ignored = mode_seeking_penalty(images, images.clone(), latents, paired_latents).item()
+    assert ignored == pytest.approx(1 / MODE_SEEKING_EPSILON)
+
+
 def trained_weights(generator_params, tiny_images, steps: int = 3, **options) -> dict[str, torch.Tensor]:
     params = generator_params.model_copy(update=dict(gan=generator_params.gan.model_copy(update=options)))
     torch.manual_seed(0)
@@ -134,8 +143,9 @@ def trained_weights(generator_params, tiny_images, steps: int = 3, **options) ->
         {"diff_augment": ["translation"]},
         {"conditioning_start": 1, "conditioning_steps": 2},
         {"lecam_weight": 0.5},
+        {"mode_seeking_weight": 1.0},
     ],
-    ids=["diff_augment", "transition", "lecam"],
+    ids=["diff_augment", "transition", "lecam", "mode_seeking"],
 )
 def test_each_option_changes_training_and_off_is_todays_training(generator_params, tiny_images, option):
     off = trained_weights(generator_params, tiny_images)
@@ -145,6 +155,7 @@ def test_each_option_changes_training_and_off_is_todays_training(generator_param
     assert any(not torch.equal(off[k], on[k]) for k in off if not k.startswith("anchor")), option
     # off: no augmentation, the label at full weight from the first step, no penalty (anchors never move)
     assert generator_params.gan.diff_augment == [] and generator_params.gan.lecam_weight == 0.0
+    assert generator_params.gan.mode_seeking_weight == 0.0
     assert conditioning_weight(0, generator_params.gan.conditioning_start, generator_params.gan.conditioning_steps) == 1
     assert float(off["anchor.real"]) == 0.0 and float(off["anchor.fake"]) == 0.0
 

@@ -6,7 +6,8 @@ through a projection head or an embedding plane, optional spectral norm (SNGAN, 
 Loss: non-saturating BCE with one-sided label smoothing, or hinge; Adam with separate learning rates for D and G.
 For few images per class (the minority classes): DiffAugment on every discriminator input (synth/diff_augment.py),
 transitional conditioning (Shahbazi et al. 2022: the label's weight in both networks ramps from 0 to 1, so the
-networks first learn the images, then the classes) and the LeCam penalty (Tseng et al. 2021), each a param.
+networks first learn the images, then the classes), the LeCam penalty (Tseng et al. 2021) and the mode-seeking
+term (Mao et al. 2019: a generator that maps two latents of one class to one image is penalized), each a param.
 Several processes: DDP for both networks; BatchNorm is synchronized over ranks on CUDA (SyncBatchNorm),
 per rank on the CPU, where torch has no SyncBatchNorm.
 """
@@ -178,6 +179,18 @@ def lecam_penalty(
     return F.relu(real_logits - fake_anchor).pow(2).mean() + F.relu(real_anchor - fake_logits).pow(2).mean()
 
 
+MODE_SEEKING_EPSILON = 1e-5
+
+
+def mode_seeking_penalty(
+    images: torch.Tensor, paired_images: torch.Tensor, latents: torch.Tensor, paired_latents: torch.Tensor
+) -> torch.Tensor:
+    """Mode seeking (Mao et al. 2019): the inverse of how far the images of two latents of the same labels lie,
+    per unit of latent distance; a generator that ignores its latent pays 1 / epsilon."""
+    spread = (images - paired_images).abs().mean() / (latents - paired_latents).abs().mean()
+    return 1.0 / (spread + MODE_SEEKING_EPSILON)
+
+
 def generator_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
     """bce: the non-saturating loss, -log sigmoid(fake); hinge: -mean(fake), as SNGAN."""
     if kind == "hinge":
@@ -276,6 +289,10 @@ class GanTrainer:
 
         fake_logits = discriminator(self.augment(fake, rng), fake_labels, conditioning)
         loss_g = generator_loss(fake_logits, self.params.loss)
+        if self.params.mode_seeking_weight > 0:  # a second latent per image, the same labels
+            z_pair = rank_share(torch.randn((count, self.params.latent_dim), generator=rng).to(self.device), self.ranks)
+            paired = generator(z_pair, fake_labels, conditioning)
+            loss_g = loss_g + self.params.mode_seeking_weight * mode_seeking_penalty(fake, paired, z, z_pair)
         losses = global_means(
             {
                 "loss_d": float(loss_d.item()),
