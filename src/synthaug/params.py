@@ -152,6 +152,7 @@ class LossBaselineParams(Section):
 
 class TrainParams(Section):
     epochs: PositiveInt
+    early_stopping_patience: NonNegativeInt
     batch_size: PositiveInt
     lr: PositiveFloat
     weight_decay: NonNegativeFloat

@@ -149,3 +149,45 @@ def test_checkpoint_from_other_inputs_is_ignored(tiny_train_params, tmp_path):
         fingerprint="new",
     )
     assert [r.epoch for r in seen] == [1, 2]
+
+
+def frozen_params(params, **update):
+    """A learning rate too small to move any prediction (the ViT has no batch statistics to drift): validation
+    macro-F1 never rises after epoch 1."""
+    return params.model_copy(update={"lr": 1e-12, "schedule": "constant", **update})
+
+
+def test_early_stopping_ends_the_run_when_validation_stops_rising(tiny_train_params):
+    params = frozen_params(tiny_train_params, epochs=10, early_stopping_patience=2)
+    data = three_batches(params)
+    seed_everything(0)
+    result = train_classifier(prepare_training("vit", "baseline", params, data), data, data, params, seed=0)
+    assert [r.epoch for r in result.history] == [1, 2, 3]
+    assert result.best_epoch == 1 and result.stopped_early
+
+
+def test_no_patience_trains_every_epoch(tiny_train_params):
+    params = frozen_params(tiny_train_params, epochs=4, early_stopping_patience=0)
+    data = three_batches(params)
+    result = train_classifier(prepare_training("vit", "baseline", params, data), data, data, params, seed=0)
+    assert len(result.history) == 4 and not result.stopped_early
+
+
+def test_a_run_resumed_after_its_stopping_epoch_trains_no_further(tiny_train_params, tmp_path):
+    data = three_batches(tiny_train_params)
+    checkpoint = tmp_path / "last.safetensors"
+
+    def stop_at_fourth(record):
+        if record.epoch == 4:
+            raise KeyboardInterrupt  # the checkpoint holds epochs 1-3, whose best is epoch 1
+
+    first = frozen_params(tiny_train_params, epochs=6, early_stopping_patience=0)
+    with pytest.raises(KeyboardInterrupt):
+        setup = prepare_training("vit", "baseline", first, data)
+        train_classifier(
+            setup, data, data, first, seed=0, on_epoch=stop_at_fourth, checkpoint=checkpoint, fingerprint="f"
+        )
+    patient = frozen_params(tiny_train_params, epochs=6, early_stopping_patience=2)
+    setup = prepare_training("vit", "baseline", patient, data)
+    result = train_classifier(setup, data, data, patient, seed=0, checkpoint=checkpoint, fingerprint="f")
+    assert [r.epoch for r in result.history] == [1, 2, 3] and result.stopped_early

@@ -60,6 +60,7 @@ class TrainResult:
     best_state: dict[str, torch.Tensor]
     best_epoch: int
     history: list[EpochRecord]
+    stopped_early: bool = False  # train.early_stopping_patience ended it before train.epochs
 
     @property
     def best_val_macro_f1(self) -> float:
@@ -214,7 +215,8 @@ def train_classifier(
     fingerprint: str = "",
     ranks: Ranks = Ranks(),
 ) -> TrainResult:
-    """Train for params.epochs and keep the weights of the epoch with the best validation macro-F1.
+    """Train for params.epochs and keep the weights of the epoch with the best validation macro-F1; with
+    params.early_stopping_patience, stop once that many epochs in a row have not raised it.
 
     With `checkpoint`, the full training state (weights, optimizer, schedule, every random generator)
     is saved after each epoch and, if it carries the same `fingerprint`, resumed from: an interrupted
@@ -244,6 +246,8 @@ def train_classifier(
             log.info("resuming from %s after epoch %d of %d", checkpoint, saved["epoch"], params.epochs)
     wrapped = wrap_for_ranks(model, ranks)
     for epoch in range(len(run.history) + 1, params.epochs + 1):
+        if patience_spent(run.best_epoch, epoch - 1, params.early_stopping_patience):
+            break  # a run resumed after its stopping epoch stops where the uninterrupted one did
         loss_sum, correct = _train_epoch(run, wrapped, setup, train_set, params, epoch, ranks)
         confusion = _validation_confusion(model, setup.spec.input_format, val_set, params, ranks)
         record = EpochRecord(
@@ -262,7 +266,22 @@ def train_classifier(
             run.best_state = copy.deepcopy(model.state_dict())
         if checkpoint is not None and ranks.is_main:
             save_state(checkpoint, run.state(fingerprint))
-    return TrainResult(best_state=run.best_state, best_epoch=run.best_epoch, history=run.history)
+        if patience_spent(run.best_epoch, epoch, params.early_stopping_patience) and epoch < params.epochs:
+            log.info(
+                "early stop after epoch %d: validation macro-F1 has not risen for %d epochs (best %.4f at epoch %d)",
+                epoch,
+                params.early_stopping_patience,
+                run.best_score,
+                run.best_epoch,
+            )
+            break
+    stopped = len(run.history) < params.epochs
+    return TrainResult(run.best_state, run.best_epoch, run.history, stopped_early=stopped)
+
+
+def patience_spent(best_epoch: int, epoch: int, patience: int) -> bool:
+    """After `epoch`, whether `patience` (> 0) epochs in a row have passed without a new best; 0 never stops."""
+    return patience > 0 and epoch - best_epoch >= patience
 
 
 def spec_from_params(kind: str, params: TrainParams, num_classes: int) -> ClassifierSpec:

@@ -214,6 +214,8 @@ def train_seed(
         summary = {
             "best_epoch": result.best_epoch,
             "best_val_macro_f1": result.best_val_macro_f1,
+            "epochs_trained": len(result.history),
+            "stopped_early": result.stopped_early,
             "train_images": len(train_set),
             "parameters": count_parameters(setup.model),
             "seconds": round(seconds, 2),  # this run's loop (epochs done before a resume are not counted)
@@ -236,8 +238,9 @@ def train_seed(
         tracker.log_metrics({f"test_recall.{c}": v["recall"] for c, v in report["per_class"].items()})
         tracker.log_artifact(outputs.seed_file(outputs.confusion, seed, ".png"))
     return (
-        f"{name}: best val macro-F1 {result.best_val_macro_f1:.4f} at epoch {result.best_epoch} "
-        f"({len(train_set)} images); test accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}"
+        f"{name}: best val macro-F1 {result.best_val_macro_f1:.4f} at epoch {result.best_epoch} of "
+        f"{len(result.history)}{' (stopped early)' if result.stopped_early else ''} ({len(train_set)} images); "
+        f"test accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}"
     )
 
 
