@@ -2,13 +2,14 @@
 
 Trains the DDPM or GAN of the composed params (conf/ with the given overrides, as `dvc exp run -S` would) on a
 repository's imbalanced train split. At each milestone it samples `--per-class` images of every class with
-synthesize's sampler for that generator and reads them against the real test images the way the fid stage does, in the
-repository's full-data classifier's features: per class the diversity ratio and whether the class is collapsed,
-k-NN precision and recall, and the full-data classifier's recall on the generated images (recognition; chance is
-1 / classes). Prints a table; writes metrics/bench/<generator>_steps.json and its section of metrics/bench.json.
+synthesize's sampler for that generator (or with each of `--samplers`) and reads them against the real test images
+the way the fid stage does, in the repository's full-data classifier's features: per class the diversity ratio and
+whether the class is collapsed, k-NN precision and recall, and the full-data classifier's recall on the generated
+images (recognition; chance is 1 / classes). Prints a table; writes metrics/bench/<name>.json and its section of
+metrics/bench.json.
 
-    python bench/generator_steps.py --generator ddpm --repo ../demo-clone --milestones 500 1000 2000 4000 \
-        -S 'train_generator.ddpm.block_out_channels=[32,64,64]'
+    python bench/generator_steps.py --generator ddpm --repo ../demo-clone --milestones 1000 2000 3000 4000 \
+        -S 'experiment.classifiers=[cnn]' -S 'experiment.distilled=[]' --samplers guidance_scale=1 guidance_scale=2
 
 The repository needs data/cifar10, data/splits.npz and models/classifiers/<classifier>-full/seed<seed> (a demo
 run has them). Training seconds exclude the readings.
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from record import machine_info, save_bench
 from synthaug.data.storage import load_image_set, load_index_arrays
@@ -71,16 +73,33 @@ def read_samples(images, labels, test, judge, input_format, fid, minority: list[
     }
 
 
+def sampler_settings(base, text: str):
+    """base with the KEY=VALUE[,KEY=VALUE] settings of text, validated as the params are."""
+    updates = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        if key not in type(base).model_fields:
+            raise SystemExit(f"--samplers: {key!r} is not a sampler setting ({', '.join(type(base).model_fields)})")
+        updates[key] = yaml.safe_load(value)
+    return type(base).model_validate(base.model_dump() | updates)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generator", choices=TRAINED_GENERATORS, required=True)
     parser.add_argument("--repo", type=Path, required=True, help="a repository that has run the demo (data, models)")
     parser.add_argument("--milestones", type=int, nargs="+", required=True, help="training steps to read at")
     parser.add_argument("--per-class", type=int, default=100, help="generated images per class at each milestone")
-    parser.add_argument("-S", "--set", dest="overrides", action="append", default=[], help="a conf override")
     parser.add_argument(
-        "--out", type=Path, default=None, help="JSON file (default: metrics/bench/<generator>_steps.json)"
+        "--samplers",
+        nargs="+",
+        default=[""],
+        help="read every milestone with each of these synthesize.<generator> settings, each KEY=VALUE[,KEY=VALUE] "
+        "(e.g. guidance_scale=1 'steps=25,guidance_scale=2'); default: the params' own",
     )
+    parser.add_argument("-S", "--set", dest="overrides", action="append", default=[], help="a conf override")
+    parser.add_argument("--name", default=None, help="the result's name (default: <generator>_steps)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file (default: metrics/bench/<name>.json)")
     args = parser.parse_args()
     milestones = sorted(set(args.milestones))
     sections = validate_all(compose_params(Path("conf"), args.overrides))
@@ -101,6 +120,7 @@ def main() -> None:
     trainer = build_trainer(args.generator, generator, dataset.images.shape[1], dataset.num_classes, device)
     sampling = getattr(synthesize, args.generator)
     sample_params = sampling.model_copy(update={"device": device.type})
+    samplers = {text: sampler_settings(sample_params, text) for text in args.samplers}
     settings = LoopSettings.from_params(generator, args.generator)
     settings = dataclasses.replace(settings, checkpoint_every=milestones[-1] + 1, sample_every=math.gcd(*milestones))
     labels = np.repeat(np.arange(dataset.num_classes), args.per_class)
@@ -114,18 +134,24 @@ def main() -> None:
         if step not in milestones:
             return
         began = time.perf_counter()
-        images = trainer.sampler(sample_params)(labels, seeds)
-        row = {"step": step, "train_seconds": round(began - start - reading_seconds, 1)}
-        row |= read_samples(images, labels, test, judge, spec.input_format, fid, minority)
-        rows.append(row)
+        for text, sampler in samplers.items():
+            images = trainer.sampler(sampler)(labels, seeds)
+            row = {
+                "step": step,
+                "sampler": sampler.model_dump(),
+                "train_seconds": round(began - start - reading_seconds, 1),
+            }
+            row |= read_samples(images, labels, test, judge, spec.input_format, fid, minority)
+            rows.append(row)
+            guidance = f"  {text}" if text else ""
+            print(
+                f"step {step:>6}{guidance}  {row['train_seconds']:>7.0f}s  diversity {row['diversity_ratio']:.2f}  "
+                f"collapsed {len(row['collapsed_classes'])}  recall {row['recall']:.3f}  "
+                f"recognition {row['recognition']:.3f}  minority above chance "
+                f"{row['minority_recognized_above_chance']}/{len(minority)}",
+                flush=True,
+            )
         reading_seconds += time.perf_counter() - began
-        print(
-            f"step {step:>6}  {row['train_seconds']:>7.0f}s  diversity {row['diversity_ratio']:.2f}  "
-            f"collapsed {len(row['collapsed_classes'])}  recall {row['recall']:.3f}  "
-            f"recognition {row['recognition']:.3f}  minority above chance {row['minority_recognized_above_chance']}"
-            f"/{len(minority)}",
-            flush=True,
-        )
 
     with tempfile.TemporaryDirectory() as workdir:  # no checkpoint is written: the run is not resumable
         train_generator_loop(trainer, train_set, settings, Path(workdir), "bench", on_samples=read)
@@ -139,18 +165,19 @@ def main() -> None:
                 *map(str, milestones),
                 f"--per-class {args.per_class}",
             ]
+            + (["--samplers", *(f"'{text}'" for text in args.samplers)] if args.samplers != [""] else [])
             + [f"-S '{o}'" for o in args.overrides]
         ),
         "machine": machine_info(),
         "generator": args.generator,
         "train_generator": trained.model_dump(),
-        "sampler": sample_params.model_dump(),
+        "samplers": [sampler.model_dump() for sampler in samplers.values()],
         "train_images": len(train_set),
         "minority": minority,
         "judge": str(judge_path.relative_to(args.repo)),
         "rows": rows,
     }
-    save_bench(f"{args.generator}_steps", payload, args.out)
+    save_bench(args.name or f"{args.generator}_steps", payload, args.out)
 
 
 if __name__ == "__main__":

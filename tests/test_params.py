@@ -58,6 +58,18 @@ def test_full_preset_is_the_reference_study():
     assert sections["imbalance"].subset_per_class is None
 
 
+def test_study_preset_trains_both_generators_and_stops_the_classifiers_on_validation():
+    sections = validate_all(compose_params(ROOT / "conf", ["preset=study"]))
+    experiment, generator, train = sections["experiment"], sections["train_generator"], sections["train"]
+    assert experiment.preset == "study" and experiment.generators == ["ddpm", "gan"]
+    assert experiment.classifiers == ["cnn"] and experiment.seeds == [0, 1, 2]
+    demo = validate_all(compose_params(ROOT / "conf", []))["train_generator"]
+    # both generators train longer than the demo's, and the classifiers stop on validation, not on a count
+    assert generator.gan.steps > demo.gan.steps and generator.ddpm.steps > demo.ddpm.steps
+    assert generator.gan.mode_seeking_weight > 0
+    assert train.early_stopping_patience > 0 and train.epochs > 3 * train.early_stopping_patience
+
+
 def test_override_reaches_composed_params():
     composed = compose_params(ROOT / "conf", ["train.lr=0.01", "fetch.archive=/data/cifar10-jpg.tar.gz"])
     assert composed["train"]["lr"] == 0.01
@@ -269,7 +281,7 @@ def run_cache_blind_keys(node: object, path: str = "") -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("preset", ["demo", "full"])
+@pytest.mark.parametrize("preset", ["demo", "study", "full"])
 def test_no_param_is_named_as_dvc_file_metadata(preset):
     # DVC's run-cache hashes a stage run with every key named `size` or `nfiles` removed, at any depth (its
     # file-metadata fields; DVC issue #10296), so a change to such a param restores the old outputs instead of
