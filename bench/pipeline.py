@@ -3,8 +3,8 @@
 Runs a pipeline command in a repository (default `dvc repro --force`, every stage from scratch), reads
 DVC's "Running stage" lines to know which stage runs, and samples the resident memory of the stage's
 process tree (DVC's own process excluded) from /proc ten times a second. Then times a plain
-`dvc repro`, which should do nothing. Prints a table; writes metrics/bench/pipeline.json and its
-section of metrics/bench.json.
+`dvc repro`, which should do nothing. Prints a table; writes metrics/bench/<--name, default pipeline>.json and
+its section of metrics/bench.json.
 
     python bench/pipeline.py --repo ../demo-clone -- dvc exp run --force -S fetch.archive=/abs/cifar10-jpg.tar.gz
 """
@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument(
         "command", nargs=argparse.REMAINDER, help="after --: the pipeline command (default dvc repro --force)"
     )
+    parser.add_argument("--name", default="pipeline", help="the result's name: metrics/bench/<name>.json")
     args = parser.parse_args()
     command = [part for part in args.command if part != "--"] or ["dvc", "repro", "--force"]
 
@@ -112,10 +113,10 @@ def main() -> None:
         f"({'no stage ran' if not reran else 'reran: ' + ', '.join(reran)})"
     )
     save_bench(
-        "pipeline",
+        args.name,
         {
             "machine": machine_info(),
-            "command": f"python bench/pipeline.py --repo {args.repo} -- {' '.join(command)}",
+            "command": f"python bench/pipeline.py --repo {args.repo} --name {args.name} -- {' '.join(command)}",
             "dag_wall_seconds": round(wall, 1),
             "peak_stage_rss_mb": peak,
             "noop_repro_seconds": round(noop_seconds, 2),
