@@ -246,8 +246,16 @@ def train_classifier(
             log.info("resuming from %s after epoch %d of %d", checkpoint, saved["epoch"], params.epochs)
     wrapped = wrap_for_ranks(model, ranks)
     for epoch in range(len(run.history) + 1, params.epochs + 1):
+        # checked before the epoch, so a run resumed after its stopping epoch stops where the uninterrupted one did
         if patience_spent(run.best_epoch, epoch - 1, params.early_stopping_patience):
-            break  # a run resumed after its stopping epoch stops where the uninterrupted one did
+            log.info(
+                "early stop after epoch %d: validation macro-F1 has not risen for %d epochs (best %.4f at epoch %d)",
+                epoch - 1,
+                params.early_stopping_patience,
+                run.best_score,
+                run.best_epoch,
+            )
+            break
         loss_sum, correct = _train_epoch(run, wrapped, setup, train_set, params, epoch, ranks)
         confusion = _validation_confusion(model, setup.spec.input_format, val_set, params, ranks)
         record = EpochRecord(
@@ -266,15 +274,6 @@ def train_classifier(
             run.best_state = copy.deepcopy(model.state_dict())
         if checkpoint is not None and ranks.is_main:
             save_state(checkpoint, run.state(fingerprint))
-        if patience_spent(run.best_epoch, epoch, params.early_stopping_patience) and epoch < params.epochs:
-            log.info(
-                "early stop after epoch %d: validation macro-F1 has not risen for %d epochs (best %.4f at epoch %d)",
-                epoch,
-                params.early_stopping_patience,
-                run.best_score,
-                run.best_epoch,
-            )
-            break
     stopped = len(run.history) < params.epochs
     return TrainResult(run.best_state, run.best_epoch, run.history, stopped_early=stopped)
 
