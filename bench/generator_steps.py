@@ -31,7 +31,13 @@ from record import machine_info, save_bench
 from synthaug.data.storage import load_image_set, load_index_arrays
 from synthaug.devices import resolve_device
 from synthaug.metrics.classification import classification_report
-from synthaug.metrics.fid import classifier_features, generation_scores, matched_real_indices
+from synthaug.metrics.fid import (
+    classifier_features,
+    generation_scores,
+    judge_confusion,
+    matched_real_indices,
+    usability,
+)
 from synthaug.models.checkpoint import load_classifier
 from synthaug.params import TRAINED_GENERATORS, compose_params, validate_all
 from synthaug.seeding import derive_seed, seed_everything
@@ -56,7 +62,11 @@ def read_samples(images, labels, test, judge, input_format, fid, minority: list[
         fid.collapse_ratio,
         fid.near_duplicate_distance,
     )
-    recognized = classification_report(labels, fake_logits.argmax(1), test.class_names)
+    judged = fake_logits.argmax(1)
+    scores = usability(
+        scores, judge_confusion(labels, judged, classes), test.class_names, fid.usable_margin, fid.usable_level
+    )
+    recognized = classification_report(labels, judged, test.class_names)
     recall = {name: entry["recall"] for name, entry in recognized["per_class"].items()}
     return {
         "fid_classifier_features": scores["fid"],
@@ -66,8 +76,14 @@ def read_samples(images, labels, test, judge, input_format, fid, minority: list[
         "collapsed_classes": scores["collapsed_classes"],
         "recognition": recognized["accuracy"],
         "minority_recognized_above_chance": sum(recall[c] > 1 / classes for c in minority),
+        "minority_usable": sum(scores["per_class"][c]["usable"] for c in minority),
         "per_class": {
-            name: {"diversity_ratio": entry["diversity_ratio"], "recognition": recall[name]}
+            name: {
+                "diversity_ratio": entry["diversity_ratio"],
+                "recognition": recall[name],
+                "recognition_margin": entry["recognition_margin"],
+                "usable": entry["usable"],
+            }
             for name, entry in scores["per_class"].items()
         },
     }
@@ -148,7 +164,7 @@ def main() -> None:
                 f"step {step:>6}{guidance}  {row['train_seconds']:>7.0f}s  diversity {row['diversity_ratio']:.2f}  "
                 f"collapsed {len(row['collapsed_classes'])}  recall {row['recall']:.3f}  "
                 f"recognition {row['recognition']:.3f}  minority above chance "
-                f"{row['minority_recognized_above_chance']}/{len(minority)}",
+                f"{row['minority_recognized_above_chance']}/{len(minority)}  usable {row['minority_usable']}",
                 flush=True,
             )
         reading_seconds += time.perf_counter() - began

@@ -27,9 +27,11 @@ from synthaug.metrics.fid import (
     generation_scores,
     inception_features,
     inception_weights_path,
+    judge_confusion,
     labelled,
     load_fid_inception,
     matched_real_indices,
+    usability,
 )
 from synthaug.models.checkpoint import load_classifier
 from synthaug.params import GENERATORS, FidParams, load_section
@@ -105,6 +107,7 @@ def main() -> str:
             params, classifier, spec.input_format, real, fake, args.feature_model, device
         )
         suffix = "" if weights is not None else "_classifier_features"
+        judged = fake_logits.argmax(1)
         scores = labelled(
             generation_scores(
                 real_features,
@@ -120,8 +123,15 @@ def main() -> str:
             ),
             suffix,
         )
+        scores = usability(
+            scores,
+            judge_confusion(fake.labels, judged, len(test.class_names)),
+            test.class_names,
+            params.usable_margin,
+            params.usable_level,
+        )
         # How recognizable the generated images are to a classifier trained on real data (not CAS: see the docstring).
-        recognized = classification_report(fake.labels, fake_logits.argmax(1), test.class_names)
+        recognized = classification_report(fake.labels, judged, test.class_names)
         result = {
             "generator": args.generator,
             "features": features,
@@ -144,7 +154,7 @@ def main() -> str:
             {
                 f"{key}.{class_name}": entry[key]
                 for class_name, entry in result["per_class"].items()
-                for key in ("diversity_ratio", "near_duplicate_fraction")
+                for key in ("diversity_ratio", "near_duplicate_fraction", "recognition_margin")
                 if np.isfinite(entry[key])
             }
         )
@@ -155,7 +165,8 @@ def main() -> str:
     return (
         f"{name}: fid{suffix} {result[f'fid{suffix}']:.3f} ({result['fid_dims']}-d, {result['fid_images']} images "
         f"per side, {rank}), kid {result[f'kid_mean{suffix}']:.4f}, diversity {result['diversity_ratio']:.2f}, "
-        f"collapsed {result['collapsed_classes'] or 'none'} ({seconds:.1f}s)"
+        f"collapsed {result['collapsed_classes'] or 'none'}, not usable {result['unusable_classes'] or 'none'} "
+        f"({seconds:.1f}s)"
     )
 
 

@@ -310,6 +310,8 @@ class FidParams(Section):
     precision_recall_k: NonNegativeInt
     collapse_ratio: Annotated[float, Strict(False), Field(gt=0.0, le=1.0)]
     near_duplicate_distance: Annotated[float, Strict(False), Field(gt=0.0, le=1.0)]
+    usable_margin: Annotated[float, Strict(False), Field(gt=0.0, le=1.0)]
+    usable_level: Annotated[float, Strict(False), Field(gt=0.0, lt=1.0)]
     batch_size: PositiveInt
     device: Device
 

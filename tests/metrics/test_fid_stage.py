@@ -115,7 +115,21 @@ def test_small_sets_finish_and_say_their_n_and_rank(tmp_path, torch_home):
         "diversity_ratio",
         "near_duplicate_fraction",
         "collapsed",
+        "recognition",
+        "false_recognition",
+        "recognition_margin",
+        "recognition_margin_low",
+        "recognition_margin_high",
+        "recognition_p_value",
+        "recognized",
+        "usable",
     }
+    confusion = np.array(scores["judge_confusion"])
+    assert confusion.shape == (2, 2) and confusion.sum() == scores["images"] == 20
+    cat = scores["per_class"]["cat"]
+    assert cat["recognition"] == pytest.approx(cat["real_classifier_recall_on_generated"])
+    assert cat["usable"] == (cat["recognized"] and not cat["collapsed"])
+    assert set(scores["unusable_classes"]) == {c for c, e in scores["per_class"].items() if not e["usable"]}
     assert 0 < scores["diversity_ratio"] and isinstance(scores["collapsed_classes"], list)
     assert "2048-d, 20 images per side, rank-deficient: not comparable to published FID" in result.stdout
 

@@ -8,6 +8,7 @@ import pytest
 
 from synthaug.data.imbalance import minority_classes
 from synthaug.metrics.document import Section, embedded_image, image, markdown_to_html_table, to_html
+from synthaug.metrics.fid import usability
 from synthaug.metrics.plots import save_figure
 from synthaug.metrics.report import (
     EntryResult,
@@ -17,8 +18,8 @@ from synthaug.metrics.report import (
     confusions_figure,
     curves_figure,
     recall_vs_count_figure,
-    unrecognized_classes,
 )
+from synthaug.metrics.verdicts import difference_interval
 
 CLASSES = ["a", "b", "c", "d"]
 T_975_1 = 12.706204736  # Student's t, 97.5 % quantile, 1 degree of freedom
@@ -111,9 +112,15 @@ def test_figures_render_and_html_is_self_contained(tmp_path):
     assert not re.search(r'src="(?!data:)', page)  # nothing loaded from elsewhere
 
 
-def fid_result(features: str, fid: float, dims: int, images: int, unavailable: str | None = None) -> dict:
+# How the judge labels 10 generated images of each class: 5 as their own class, the others spread.
+JUDGED = [[5, 2, 2, 1], [1, 5, 2, 2], [2, 1, 5, 2], [2, 2, 1, 5]]
+
+
+def fid_result(
+    features: str, fid: float, dims: int, images: int, unavailable: str | None = None, judged=JUDGED
+) -> dict:
     sfx = "" if features == "inception" else "_classifier_features"
-    return {
+    scores = {
         "features": features,
         f"fid{sfx}": fid,
         f"kid_mean{sfx}": 0.01,
@@ -135,15 +142,16 @@ def fid_result(features: str, fid: float, dims: int, images: int, unavailable: s
             c: {
                 f"kid_mean{sfx}": 0.02,
                 f"kid_std{sfx}": 0.001,
-                "images": 10,
+                "images": sum(judged[i]),
                 "real_classifier_recall_on_generated": 0.5,
                 "diversity_ratio": 0.8,
                 "near_duplicate_fraction": 0.05,
                 "collapsed": False,
             }
-            for c in CLASSES
+            for i, c in enumerate(CLASSES)
         },
     }
+    return usability(scores, np.array(judged), tuple(CLASSES), min_margin=0.1, level=0.05)
 
 
 def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy():
@@ -159,7 +167,7 @@ def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy():
         "gan": fid_result("classifier:vit-full-seed0", 3.0, 128, 1000, "fid.inception_url: cannot fetch x"),
     }
     scores["gan"]["collapsed_classes"] = ["a"]
-    scores["gan"]["per_class"]["a"].update(diversity_ratio=0.2, collapsed=True)
+    scores["gan"]["per_class"]["a"].update(diversity_ratio=0.2, collapsed=True, usable=False)
     cas_entries = [entry("synthetic_only_ddpm", s, a, 0.3, [0.1, 0.2, 0.3, 0.4]) for s, a in ((0, 0.30), (1, 0.34))]
     for result in cas_entries:
         result.summary["train_images"] = 40
@@ -187,9 +195,12 @@ def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy():
     assert notes[1].startswith("**Rank-deficient FID** for ddpm: 1000 images per side on 2048-d features")
     assert notes[2].startswith("The real images were decoded from a lossy format (60000 JPEG)")
     per_class = per_class_generator_markdown(scores, CLASSES, cas)
+    low, high = difference_interval(5, 10, 5, 30)  # a: 5 of its 10 images called a, 5 of the other 30
+    judge = f"0.50 − 0.17 = +0.33 [{low:+.2f}, {high:+.2f}]"
     assert (
-        "| a | 0.0200 | 10 | 0.80 | 0.1000 | 0.5000 | 0.0200 | 10 | 0.20 (collapsed) | n/a | 0.5000 |" in per_class
-    )  # CAS recall: mean of seeds
+        f"| a | 0.0200 | 10 | 0.80 | 0.1000 | {judge} | yes | 0.0200 | 10 | 0.20 (collapsed) | n/a | {judge} | "
+        "no: collapsed |" in per_class
+    )  # CAS recall: mean of seeds; Fisher's p for 5/10 against 5/30 is 0.04
 
 
 def test_filter_note_names_the_judge_and_what_it_kept():
@@ -217,33 +228,33 @@ def test_distillation_note_names_each_students_teacher():
     )
 
 
-def test_a_generator_most_of_whose_added_images_are_labelled_at_chance_is_flagged_with_its_variants():
+def test_a_generator_most_of_whose_added_images_are_not_usable_is_flagged_with_its_variants():
     from synthaug.metrics.report import unusable_generators, unusable_variants, verdict_rows, verdicts_markdown
 
-    def scores_with(recalls: dict[str, float]) -> dict:
-        result = fid_result("inception", 12.5, 64, 400)
-        for c in CLASSES:
-            result["per_class"][c] = dict(
-                result["per_class"][c], images=100, real_classifier_recall_on_generated=recalls[c]
-            )
-        return result
+    def scores_with(judged: list[list[int]]) -> dict:
+        return fid_result("inception", 12.5, 64, 400, judged=judged)
 
-    # Chance is 1/4; 33 of 100 is above it (p = 0.04), 30 of 100 is not (p = 0.15).
-    assert unrecognized_classes(scores_with({"a": 0.25, "b": 0.30, "c": 0.33, "d": 0.9})) == ["a", "b"]
+    at_chance = [25, 25, 25, 25]
+    # A judge that calls everything "a" tells no class apart, a included, although it "recognizes" every a.
+    everything_a = scores_with([[100, 0, 0, 0]] * 4)
+    assert everything_a["per_class"]["a"]["recognition"] == 1.0
+    assert everything_a["unusable_classes"] == CLASSES
     # The generators add 60 images to a, 40 to b, none to c and d: a class counts by the images it adds.
     added = {"a": 60, "b": 40, "c": 0, "d": 0}
-    unusable = unusable_generators(
-        {
-            "ddpm": scores_with({"a": 0.25, "b": 0.9, "c": 0.9, "d": 0.0}),  # a at chance: 60 % of its images
-            "gan": scores_with({"a": 0.9, "b": 0.25, "c": 0.0, "d": 0.0}),  # b at chance: 40 %; c, d add nothing
-        },
-        {"ddpm": added, "gan": added},
-    )
+    # ddpm: a's images are called a as often as the others' (margin 0): 60 % of what it adds.
+    ddpm = scores_with([at_chance, [25, 65, 5, 5], [25, 5, 65, 5], [25, 5, 5, 65]])
+    # gan: b's images are called b 25 % of the time, the others' 18 % (margin 0.07): 40 %; c, d add nothing.
+    gan = scores_with([[90, 5, 5, 0], at_chance, [0, 25, 75, 0], [0, 25, 0, 75]])
+    assert ddpm["unusable_classes"] == ["a"] and gan["unusable_classes"] == ["b"]
+    unusable = unusable_generators({"ddpm": ddpm, "gan": gan}, {"ddpm": added, "gan": added})
     assert list(unusable) == ["ddpm"]
     assert unusable["ddpm"].startswith(
-        "60% of the 100 images it adds to training are of classes whose generated images"
+        "60% of the 100 images it adds to training are of classes whose generated images are collapsed or"
     )
-    assert "no better than chance (a; one-sided" in unusable["ddpm"]
+    assert (
+        "(a: own − others below fid.usable_margin 0.1, or not significant at 0.05, on 100 evaluation"
+        in (unusable["ddpm"])
+    )
     flagged = unusable_variants(unusable)
     assert flagged == {"synthetic_ddpm", "synthetic_only_ddpm"}
     results = RESULTS + [entry("synthetic_ddpm", s, 0.9, 0.9, [0.9] * 4) for s in (0, 1)]

@@ -65,24 +65,75 @@ def test_pairing_sees_a_small_consistent_gain_that_seed_spread_hides():
     assert "| vit | oversampled | — | — | +0.2000 [+0.2000, +0.2000] | beats baseline |" in table
 
 
+def test_newcombe_interval_matches_his_worked_example():
+    from synthaug.metrics.verdicts import difference_interval
+
+    # Newcombe (1998), Statistics in Medicine 17:873, table II, 56/70 - 48/80, method 10: 0.0524 to 0.3339
+    low, high = difference_interval(56, 70, 48, 80)
+    assert (low, high) == (pytest.approx(0.0524, abs=5e-5), pytest.approx(0.3339, abs=5e-5))
+
+
 def binomial_tail(correct: int, total: int, p: float) -> float:
     return sum(math.comb(total, k) * p**k * (1 - p) ** (total - k) for k in range(correct, total + 1))
 
 
-@pytest.mark.parametrize(
-    ("correct", "total", "classes", "expected"),
-    [
-        (30, 100, 10, True),  # 3x chance
-        (10, 100, 10, False),  # chance itself
-        (14, 100, 10, False),  # above chance, but 100 images cannot tell it from guessing
-        (140, 1000, 10, True),  # the same rate over 1000 images can
-        (0, 0, 10, False),  # no images: nothing shown
-    ],
-)
-def test_above_chance_is_the_one_sided_binomial_test(correct, total, classes, expected):
-    from synthaug.metrics.verdicts import above_chance
+def hypergeometric_tail(table: list[list[int]]) -> float:
+    """P(top-left >= observed) with the margins fixed: the one-sided Fisher exact p-value, by hand."""
+    (a, b), (c, d) = table
+    row, col, total = a + b, a + c, a + b + c + d
+    return sum(math.comb(col, k) * math.comb(total - col, row - k) for k in range(a, min(row, col) + 1)) / math.comb(
+        total, row
+    )
 
-    rejected, p_value = above_chance(correct, total, classes)
-    assert rejected is expected
-    if total:
-        assert p_value == pytest.approx(binomial_tail(correct, total, 1 / classes), rel=1e-9)
+
+def confusion_from(rates: np.ndarray, per_class: int) -> np.ndarray:
+    """Counts of a judge that labels generated images of class i as j with probability rates[i, j]."""
+    counts = np.rint(rates * per_class).astype(int)
+    counts[np.arange(len(rates)), np.arange(len(rates))] += per_class - counts.sum(1)  # rows sum to per_class
+    return counts
+
+
+def test_a_judge_that_labels_everything_airplane_does_not_make_airplane_recognized():
+    from synthaug.metrics.verdicts import class_recognition, recognized
+
+    confusion = np.zeros((10, 10), dtype=int)
+    confusion[:, 0] = 100  # every generated image, whatever its class, is called airplane
+    reading = class_recognition(confusion, 0)
+    assert (reading.own, reading.others, reading.margin) == (1.0, 1.0, 0.0)
+    assert not recognized(reading, min_margin=0.1)
+    assert not any(recognized(class_recognition(confusion, c), min_margin=0.1) for c in range(10))
+
+
+def test_recognition_margin_its_test_and_interval():
+    from synthaug.metrics.verdicts import class_recognition, difference_interval, recognized
+
+    confusion = np.full((4, 4), 10)
+    confusion[1] = [5, 30, 0, 5]  # 30 of 40 images of class 1 called 1; 30 of the other 120 called 1
+    reading = class_recognition(confusion, 1)
+    assert (reading.own, reading.others, reading.margin, reading.images) == (0.75, 0.25, 0.5, 40)
+    assert (reading.low, reading.high) == difference_interval(30, 40, 30, 120)
+    assert reading.p_value == pytest.approx(hypergeometric_tail([[30, 10], [30, 90]]), rel=1e-9)
+    assert recognized(reading, min_margin=0.1)
+    assert not recognized(reading, min_margin=0.6)  # a size of effect the param can demand
+
+
+def test_one_generator_is_judged_alike_at_100_and_at_1000_images_a_class():
+    from synthaug.metrics.verdicts import class_recognition, recognized
+
+    rates = np.full((10, 10), 0.1)
+    np.fill_diagonal(rates, 0.0)
+    rates[0] = 0.5 / 9
+    rates[0, 0] = 0.5  # class 0: clearly told apart from the rest
+    rates[1] = 0.86 / 9
+    rates[1, 1] = 0.14  # class 1: 14 % own against about 10 % from the others, a margin of about 0.04
+    for i in range(2, 10):
+        rates[i] /= rates[i].sum()
+        rates[i] *= 0.9
+        rates[i, i] = 0.1  # the rest: at chance
+    decisions = {
+        n: [recognized(class_recognition(confusion_from(rates, n), c), min_margin=0.1) for c in range(10)]
+        for n in (100, 1000)
+    }
+    assert decisions[100] == decisions[1000] == [True] + [False] * 9
+    # a one-sample test against 1/K would change its mind: 14 % of 1,000 beats chance at 5 %, 14 % of 100 does not
+    assert binomial_tail(140, 1000, 0.1) < 0.05 < binomial_tail(14, 100, 0.1)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from synthaug.data.pixels import InputFormat
 from synthaug.errors import FeatureWeightsMissing
+from synthaug.metrics.verdicts import class_recognition, recognized
 
 log = logging.getLogger("synthaug.fid")
 
@@ -339,3 +340,41 @@ def labelled(scores: dict, suffix: str) -> dict:
             value = {name: labelled(entry, suffix) for name, entry in value.items()}
         renamed[f"{key}{suffix}" if key in distance_keys and suffix else key] = value
     return renamed
+
+
+def judge_confusion(fake_labels: np.ndarray, judge_labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """[i, j]: generated images of class i that the judge (a classifier trained on real data) labels j."""
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(confusion, (np.asarray(fake_labels), np.asarray(judge_labels)), 1)
+    return confusion
+
+
+def usability(
+    scores: dict, confusion: np.ndarray, class_names: tuple[str, ...], min_margin: float, level: float
+) -> dict:
+    """`scores` with, per class, how the judge tells its generated images from the other classes' (own, others,
+    the margin with its 95 % interval, the Fisher p-value), whether it does (`recognized`), and `usable`:
+    recognized and not collapsed. Also the classes that are not usable, and the confusion itself."""
+    per_class = {}
+    for cls, name in enumerate(class_names):
+        reading = class_recognition(confusion, cls)
+        entry = dict(scores["per_class"][name])
+        entry.update(
+            recognition=reading.own,
+            false_recognition=reading.others,
+            recognition_margin=reading.margin,
+            recognition_margin_low=reading.low,
+            recognition_margin_high=reading.high,
+            recognition_p_value=reading.p_value,
+            recognized=recognized(reading, min_margin, level),
+        )
+        entry["usable"] = bool(entry["recognized"] and not entry.get("collapsed", False))
+        per_class[name] = entry
+    return {
+        **scores,
+        "per_class": per_class,
+        "judge_confusion": confusion.tolist(),
+        "usable_margin": min_margin,
+        "usable_level": level,
+        "unusable_classes": [name for name, entry in per_class.items() if not entry["usable"]],
+    }

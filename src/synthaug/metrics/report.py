@@ -17,7 +17,6 @@ from synthaug.errors import MissingInput
 from synthaug.io import read_metrics
 from synthaug.metrics.verdicts import (
     Interval,
-    above_chance,
     paired_differences,
     t_interval,
     verdict,
@@ -325,34 +324,22 @@ def generator_markdown(
     return markdown_table(header, body)
 
 
-def unrecognized_classes(result: dict) -> list[str]:
-    """Classes whose generated evaluation images the full-data classifier labels no better than chance
-    (one-sided binomial test at 5 %, per class)."""
-    chance_level = len(result["per_class"])
-    return [
-        name
-        for name, entry in result["per_class"].items()
-        if not above_chance(
-            round(entry["real_classifier_recall_on_generated"] * entry["images"]), entry["images"], chance_level
-        )[0]
-    ]
-
-
 def unusable_generators(scores: dict[str, dict], synthetic_counts: dict[str, dict[str, int]]) -> dict[str, str]:
-    """Generators at least half of whose added training images belong to classes the full-data classifier labels
-    at chance on the generator's evaluation images: generator -> the evidence, in words."""
+    """Generators at least half of whose added training images belong to classes the fid stage found not usable
+    (collapsed, or not told apart from the other classes' images by the full-data classifier): generator -> the
+    evidence, in words."""
     unusable = {}
     for generator, result in scores.items():
         added = {c: n for c, n in synthetic_counts.get(generator, {}).items() if n > 0}
-        at_chance = [c for c in unrecognized_classes(result) if c in added]
-        share = sum(added[c] for c in at_chance) / max(1, sum(added.values()))
+        failing = [c for c in result["unusable_classes"] if c in added]
+        share = sum(added[c] for c in failing) / max(1, sum(added.values()))
         if added and share >= 0.5:
             unusable[generator] = (
                 f"{share:.0%} of the {sum(added.values())} images it adds to training are of classes whose generated "
-                f"images "
-                f"the full-data classifier labels no better than chance ({', '.join(at_chance)}; one-sided binomial "
-                f"test "
-                f"at 5 % per class on {result['per_class'][at_chance[0]]['images']} evaluation images each)"
+                f"images are collapsed or that the full-data classifier does not tell from the other classes' "
+                f"({', '.join(failing)}: own − others below fid.usable_margin {result['usable_margin']:g}, or not "
+                f"significant at {result['usable_level']:g}, on {result['per_class'][failing[0]]['images']} "
+                "evaluation images each)"
             )
     return unusable
 
@@ -415,14 +402,23 @@ def generator_notes(scores: dict[str, dict]) -> list[str]:
     return notes
 
 
+def recognition_cell(entry: dict) -> str:
+    """own share − others' share = margin [interval], as the judge labels one class's generated images."""
+    return (
+        f"{entry['recognition']:.2f} − {entry['false_recognition']:.2f} = {entry['recognition_margin']:+.2f} "
+        f"[{entry['recognition_margin_low']:+.2f}, {entry['recognition_margin_high']:+.2f}]"
+    )
+
+
 def per_class_generator_markdown(
     scores: dict[str, dict], class_names: list[str], cas: dict[str, list[EntryResult]]
 ) -> str:
-    """Per class: KID (unbiased at these sizes; no per-class FID), the images compared, and CAS recall."""
+    """Per class: KID (unbiased at these sizes; no per-class FID), the images compared, CAS recall, and how the
+    full-data classifier labels the class's generated images against the other classes' (the usability test)."""
     header = ["class"] + [
         f"{g} {metric}"
         for g in scores
-        for metric in ("KID", "images", "diversity", "CAS recall", "real classifier recall")
+        for metric in ("KID", "images", "diversity", "CAS recall", "judge: own − others [95 % CI]", "usable")
     ]
     body = []
     for name in class_names:
@@ -436,7 +432,8 @@ def per_class_generator_markdown(
                 str(entry["images"]),
                 _number(entry.get("diversity_ratio"), 2) + (" (collapsed)" if entry.get("collapsed") else ""),
                 _number(recall),
-                _number(entry["real_classifier_recall_on_generated"]),
+                recognition_cell(entry),
+                "yes" if entry["usable"] else ("no: collapsed" if entry.get("collapsed") else "no"),
             ]
         body.append(row)
     return markdown_table(header, body)

@@ -55,10 +55,70 @@ def verdict(difference: Interval, reference: str) -> str:
     return f"within noise ({difference.n} seeds)"
 
 
-def above_chance(correct: int, total: int, num_classes: int, level: float = 0.05) -> tuple[bool, float]:
-    """One-sided exact binomial test that an accuracy of correct/total beats guessing among `num_classes`:
-    (chance rejected at `level`, p-value). No images: nothing shown, (False, 1.0)."""
+def wilson_interval(successes: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (NaN bounds without trials)."""
     if total == 0:
-        return False, 1.0
-    p_value = float(stats.binomtest(correct, total, 1.0 / num_classes, alternative="greater").pvalue)
-    return p_value < level, p_value
+        return math.nan, math.nan
+    z = float(stats.norm.ppf((1.0 + confidence) / 2.0))
+    share = successes / total
+    centre = (share + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def difference_interval(
+    successes_a: int, total_a: int, successes_b: int, total_b: int, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Newcombe's hybrid score interval of p_a - p_b for two independent proportions (his method 10): well
+    behaved at proportions near 0 or 1, where the Wald interval is not."""
+    if total_a == 0 or total_b == 0:
+        return math.nan, math.nan
+    p_a, p_b = successes_a / total_a, successes_b / total_b
+    low_a, high_a = wilson_interval(successes_a, total_a, confidence)
+    low_b, high_b = wilson_interval(successes_b, total_b, confidence)
+    below = math.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2)
+    above = math.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2)
+    return p_a - p_b - below, p_a - p_b + above
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """How a judge labels one class's generated images against the other classes' generated images.
+
+    `own`: the share of class c's images it labels c; `others`: the share of the other classes' images it labels
+    c. Their difference (Youden's J for c) is the margin: a judge that labels everything c scores own = others = 1,
+    margin 0, however many images there are.
+    """
+
+    own: float
+    others: float
+    low: float
+    high: float
+    p_value: float
+    images: int
+
+    @property
+    def margin(self) -> float:
+        return self.own - self.others
+
+
+def class_recognition(confusion: np.ndarray, cls: int, confidence: float = 0.95) -> Recognition:
+    """`confusion[i, j]`: generated images of class i the judge labels j. Class `cls`'s margin, its Newcombe
+    interval and the one-sided Fisher exact p-value that own > others."""
+    confusion = np.asarray(confusion, dtype=np.int64)
+    hits, images = int(confusion[cls, cls]), int(confusion[cls].sum())
+    false_hits = int(confusion[:, cls].sum()) - hits
+    other_images = int(confusion.sum()) - images
+    if images == 0 or other_images == 0:
+        return Recognition(math.nan, math.nan, math.nan, math.nan, 1.0, images)
+    low, high = difference_interval(hits, images, false_hits, other_images, confidence)
+    table = [[hits, images - hits], [false_hits, other_images - false_hits]]
+    p_value = float(stats.fisher_exact(table, alternative="greater").pvalue)
+    return Recognition(hits / images, false_hits / other_images, low, high, p_value, images)
+
+
+def recognized(reading: Recognition, min_margin: float, level: float = 0.05) -> bool:
+    """The judge tells the class's images from the others': the margin is at least `min_margin` (a size of
+    effect, so the decision does not drift with the number of images) and own > others is significant at
+    `level` (so a handful of images cannot pass by luck)."""
+    return bool(reading.images > 0 and reading.margin >= min_margin and reading.p_value < level)
