@@ -52,17 +52,65 @@ def test_pairing_sees_a_small_consistent_gain_that_seed_spread_hides():
     assert unpaired.low < t_interval(list(base.values())).mean < unpaired.high  # unpaired, it would be noise
     rows = {row["variant"]: row for row in verdict_rows(results)}
     assert set(rows) == {"baseline", "oversampled", "synthetic_gan"}
-    difference, said = rows["synthetic_gan"]["comparisons"]["oversampled"]
-    assert said == "beats oversampling" and difference.mean == pytest.approx(0.01)
-    assert rows["synthetic_gan"]["comparisons"]["baseline"][1] == "beats baseline"
-    assert rows["baseline"]["comparisons"]["oversampled"][1] == "loses to oversampling"
+    comparison = rows["synthetic_gan"]["comparisons"]["oversampled"]
+    assert comparison.verdict == "beats oversampling" and comparison.difference.mean == pytest.approx(0.01)
+    assert rows["synthetic_gan"]["comparisons"]["baseline"].verdict == "beats baseline"
+    assert rows["baseline"]["comparisons"]["oversampled"].verdict == "loses to oversampling"
     assert "baseline" not in rows["baseline"]["comparisons"]
     table = verdicts_markdown(list(rows.values()))
     assert (
-        "| vit | synthetic_gan | +0.0100 [+0.0100, +0.0100] | beats oversampling | +0.2100 [+0.2100, +0.2100] | "
-        "beats baseline |" in table
+        "| vit | synthetic_gan | +0.0100 [+0.0100, +0.0100], ±0.0000 | beats oversampling (Holm p 0.000) | "
+        "+0.2100 [+0.2100, +0.2100], ±0.0000 | beats baseline (Holm p 0.000) |" in table
     )
-    assert "| vit | oversampled | — | — | +0.2000 [+0.2000, +0.2000] | beats baseline |" in table
+    assert (
+        "| vit | oversampled | — | — | +0.2000 [+0.2000, +0.2000], ±0.0000 | beats baseline (Holm p 0.000) |" in table
+    )
+
+
+def test_holm_adjusts_step_down_and_keeps_the_input_order():
+    from synthaug.metrics.verdicts import holm_adjusted
+
+    # sorted: 0.005 * 4 = 0.02, 0.01 * 3 = 0.03, 0.03 * 2 = 0.06, 0.04 * 1 = 0.04 -> kept monotone at 0.06
+    adjusted = holm_adjusted([0.01, 0.04, 0.03, math.nan, 0.005])
+    assert adjusted[:3] == pytest.approx([0.03, 0.06, 0.06]) and adjusted[4] == pytest.approx(0.02)
+    assert math.isnan(adjusted[3])  # no test (one seed) is not counted
+    assert holm_adjusted([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+
+
+def test_paired_p_value_is_the_test_the_t_interval_inverts():
+    from scipy import stats
+
+    from synthaug.metrics.verdicts import paired_p_value
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        differences = list(rng.normal(0.02, 0.02, size=3))
+        mean, s = np.mean(differences), np.std(differences, ddof=1)
+        by_hand = 2 * stats.t.sf(abs(mean) / (s / math.sqrt(3)), df=2)
+        assert paired_p_value(differences) == pytest.approx(by_hand, rel=1e-9)
+        interval = t_interval(differences)
+        assert (paired_p_value(differences) < 0.05) == (interval.low > 0 or interval.high < 0)
+    assert paired_p_value([0.01, 0.01]) == 0.0 and paired_p_value([0.0, 0.0]) == 1.0
+    assert math.isnan(paired_p_value([0.3]))
+
+
+def test_a_gain_the_uncorrected_interval_shows_is_within_noise_after_holm_and_says_both():
+    # Seeds 0-2; synthetic_gan is about 0.01 above baseline (p about 0.03 alone); the other comparisons are far
+    # from significant, so Holm multiplies the smallest p by the 4 comparisons the table prints.
+    baseline = {0: 0.50, 1: 0.60, 2: 0.70}
+    results = [entry("baseline", s, v) for s, v in baseline.items()]
+    results += [entry("oversampled", s, v + d) for (s, v), d in zip(baseline.items(), (0.05, -0.04, 0.0))]
+    results += [entry("synthetic_gan", s, v + d) for (s, v), d in zip(baseline.items(), (0.010, 0.012, 0.008))]
+    rows = {row["variant"]: row for row in verdict_rows(results)}
+    gain = rows["synthetic_gan"]["comparisons"]["baseline"]
+    assert gain.uncorrected == "beats baseline" and gain.p_value < 0.05
+    assert gain.adjusted_p == pytest.approx(min(1.0, 4 * gain.p_value)) and gain.adjusted_p > 0.05
+    assert gain.verdict == "within noise (3 seeds)"
+    table = verdicts_markdown(list(rows.values()))
+    assert "| vit | synthetic_gan |" in table and "vs baseline (Holm over 4)" in table
+    assert f"| within noise (3 seeds) (Holm p {gain.adjusted_p:.3f}); uncorrected: beats baseline |" in table
+    half = gain.difference.high - gain.difference.mean
+    assert f"+0.0100 [{gain.difference.low:+.4f}, {gain.difference.high:+.4f}], ±{half:.4f} |" in table
 
 
 def test_newcombe_interval_matches_his_worked_example():

@@ -17,7 +17,11 @@ from synthaug.errors import MissingInput
 from synthaug.io import read_metrics
 from synthaug.metrics.verdicts import (
     Interval,
+    corrected_verdict,
+    half_width,
+    holm_adjusted,
     paired_differences,
+    paired_p_value,
     t_interval,
     verdict,
 )
@@ -79,29 +83,61 @@ def format_value(value: tuple[float, float, float, float], seeds: int) -> str:
 VERDICT_REFERENCES = {"oversampled": "oversampling", "baseline": "baseline"}
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """One variant against one reference: the paired differences' interval (uncorrected), what it alone
+    supports, the t test's p-value, Holm's adjustment over every comparison of the table, and the verdict."""
+
+    difference: Interval
+    uncorrected: str
+    p_value: float
+    adjusted_p: float
+    verdict: str
+
+
 def verdict_rows(results: list[EntryResult], metric: str = "macro_f1") -> list[dict]:
     """Per (classifier, variant): the paired difference to each reference variant's `metric` over the seeds both
-    ran, its 95 % t interval, and the verdict that interval supports."""
+    ran, its 95 % t interval, and the verdict after Holm's correction over all the comparisons returned."""
     scores: dict[tuple[str, str], dict[int, float]] = {}
     for result in results:
         scores.setdefault((result.classifier, result.variant), {})[result.seed] = float(result.metrics[metric])
+    pending: list[tuple[dict, str, str, list[float]]] = []
     rows = []
     for (classifier, variant), by_seed in scores.items():
         row: dict = {"classifier": classifier, "variant": variant, "comparisons": {}}
         for reference, label in VERDICT_REFERENCES.items():
             if reference == variant or (classifier, reference) not in scores:
                 continue
-            difference = t_interval(paired_differences(by_seed, scores[(classifier, reference)]))
-            row["comparisons"][reference] = (difference, verdict(difference, label))
-        if row["comparisons"]:
+            pending.append((row, reference, label, paired_differences(by_seed, scores[(classifier, reference)])))
+        if pending and pending[-1][0] is row:
             rows.append(row)
+    adjusted = holm_adjusted([paired_p_value(differences) for *_, differences in pending])
+    for (row, reference, label, differences), adjusted_p in zip(pending, adjusted):
+        difference = t_interval(differences)
+        row["comparisons"][reference] = Comparison(
+            difference,
+            verdict(difference, label),
+            paired_p_value(differences),
+            adjusted_p,
+            corrected_verdict(difference, adjusted_p, label),
+        )
     return rows
 
 
 def _signed_interval(difference: Interval) -> str:
     if difference.n < 2:
         return f"{difference.mean:+.4f}"
-    return f"{difference.mean:+.4f} [{difference.low:+.4f}, {difference.high:+.4f}]"
+    return f"{difference.mean:+.4f} [{difference.low:+.4f}, {difference.high:+.4f}], ±{half_width(difference):.4f}"
+
+
+def _verdict_cell(comparison: Comparison) -> str:
+    """The corrected verdict with its adjusted p-value, and what the uncorrected interval said where it differs."""
+    if comparison.difference.n < 2:
+        return comparison.verdict
+    said = f"{comparison.verdict} (Holm p {comparison.adjusted_p:.3f})"
+    if comparison.uncorrected != comparison.verdict:
+        said += f"; uncorrected: {comparison.uncorrected}"
+    return said
 
 
 @dataclass(frozen=True)
@@ -156,17 +192,16 @@ def variant_compute(
     return costs
 
 
-def cost_per_point(cost: Compute | None, reference: Compute | None, comparison: tuple[Interval, str] | None) -> str:
+def cost_per_point(cost: Compute | None, reference: Compute | None, comparison: Comparison | None) -> str:
     """Extra seconds per macro-F1 point (0.01) over the reference, only where the gain is established."""
     if cost is None or reference is None or comparison is None:
         return "—"
-    difference, said = comparison
-    if not said.startswith("beats"):
-        return f"no established gain: {said}"
+    if not comparison.verdict.startswith("beats"):
+        return f"no established gain: {comparison.verdict}"
     extra = cost.total - reference.total
     if extra <= 0:
         return f"no extra compute ({extra:+.0f} s)"
-    return f"{extra / (difference.mean * 100):.1f} s"
+    return f"{extra / (comparison.difference.mean * 100):.1f} s"
 
 
 def verdicts_markdown(
@@ -175,11 +210,16 @@ def verdicts_markdown(
     flagged: set[str] = frozenset(),
     costs: dict[tuple[str, str], Compute] | None = None,
 ) -> str:
-    """The paired comparisons and verdicts; with `costs`, each variant's compute and its extra seconds per
-    macro-F1 point over baseline."""
+    """The paired comparisons and verdicts (Holm-corrected over the table, the uncorrected interval and its
+    half-width beside); with `costs`, each variant's compute and its extra seconds per macro-F1 point over
+    baseline."""
+    tests = sum(c.difference.n >= 2 for row in rows for c in row["comparisons"].values())
     header = ["classifier", "variant"]
     for reference in VERDICT_REFERENCES:
-        header += [f"Δ {metric_label} vs {reference} (95 % CI, paired by seed)", f"vs {reference}"]
+        header += [
+            f"Δ {metric_label} vs {reference} (uncorrected 95 % CI, paired by seed; ± half-width)",
+            f"vs {reference} (Holm over {tests})",
+        ]
     if costs is not None:
         header += [
             "compute: classifier + generator and synthesis",
@@ -189,8 +229,12 @@ def verdicts_markdown(
     for row in rows:
         line = [row["classifier"], variant_label(row["variant"], flagged)]
         for reference in VERDICT_REFERENCES:
-            difference, said = row["comparisons"].get(reference, (None, "—"))
-            line += ["—" if difference is None else _signed_interval(difference), said]
+            comparison = row["comparisons"].get(reference)
+            line += (
+                ["—", "—"]
+                if comparison is None
+                else [_signed_interval(comparison.difference), _verdict_cell(comparison)]
+            )
         if costs is not None:
             cost = costs.get((row["classifier"], row["variant"]))
             line += [

@@ -45,8 +45,11 @@ from synthaug.params import DISTILLED_VARIANT, ExperimentParams
 VERDICT_NOTE = (
     "Each variant's test macro-F1 minus the reference's, seed by seed (a seed varies the classifier's initialization, "
     "batch order, augmentation and oversampled's copies; the imbalanced split and the generators stay fixed), with the "
-    "95 % t interval of those differences. The verdict is computed from that interval: above 0 beats, below 0 loses, "
-    "containing 0 is within noise; with one seed there is no interval. Compute: seconds recorded by the stages "
+    "95 % t interval of those differences and its half-width: a 'within noise' row saw no effect larger than the "
+    "interval allows. The verdict is the paired t test's (the test that interval inverts), corrected with Holm's "
+    "step-down over every comparison the table prints, so the chance of any false 'beats' or 'loses' in the table "
+    "stays at 5 %: beats or loses where the adjusted p is below 0.05, within noise otherwise; where the "
+    "uncorrected interval alone would say more, the cell says so. With one seed there is no interval. Compute: seconds recorded by the stages "
     "(classifier training loop, mean over seeds; for a synthetic variant also its generator's training and the "
     "synthesis of the images it adds, paid once), on the device named; extra compute per point is priced only "
     "where the gain over baseline is established."

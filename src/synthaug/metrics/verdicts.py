@@ -3,7 +3,7 @@
 A seed varies the classifier's initialization, batch order, augmentation and the copies `oversampled` draws;
 the imbalanced split and the generators stay fixed. Two variants trained with the same seed are paired: their
 difference per seed cancels what the seed does to both, so the interval of the differences is what a verdict
-rests on.
+rests on. A table of verdicts is a family of tests: its verdicts are corrected with Holm's step-down.
 """
 
 from __future__ import annotations
@@ -42,6 +42,43 @@ def t_interval(values: list[float], confidence: float = 0.95) -> Interval:
 def paired_differences(scores: dict[int, float], reference: dict[int, float]) -> list[float]:
     """score - reference for every seed both have, in seed order."""
     return [scores[seed] - reference[seed] for seed in sorted(set(scores) & set(reference))]
+
+
+def half_width(interval: Interval) -> float:
+    """Half the interval's width: with the mean inside it, no effect larger than this (from the mean) was seen."""
+    return (interval.high - interval.low) / 2.0
+
+
+def paired_p_value(differences: list[float]) -> float:
+    """Two-sided one-sample t test that the mean paired difference is 0 (the test the t interval inverts)."""
+    data = np.asarray(differences, dtype=np.float64)
+    if len(data) < 2:
+        return math.nan
+    std = float(data.std(ddof=1))
+    if std < 1e-12:  # every seed moved by the same amount (up to rounding): t is infinite unless that is 0
+        return 1.0 if abs(data.mean()) < 1e-12 else 0.0
+    return float(stats.ttest_1samp(data, 0.0).pvalue)
+
+
+def holm_adjusted(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input's order (NaN stays NaN and does not count): reject
+    adjusted p < alpha and the family-wise error rate over the set is at most alpha."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def corrected_verdict(difference: Interval, adjusted_p: float, reference: str, alpha: float = 0.05) -> str:
+    """The verdict after the correction: a direction only where the adjusted p-value is below alpha."""
+    if difference.n < 2:
+        return f"no interval ({difference.n} seed)"
+    if adjusted_p < alpha:
+        return f"beats {reference}" if difference.mean > 0 else f"loses to {reference}"
+    return f"within noise ({difference.n} seeds)"
 
 
 def verdict(difference: Interval, reference: str) -> str:
