@@ -456,7 +456,13 @@ def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeli
         assert float(row["mean"]) == pytest.approx(
             mean_over_seeds(repo, f"vit-{row['variant']}", "macro_f1"), abs=1e-6
         )  # CSV: 6 places
-    assert "| profile_model.batch_size → | 16 | 24 | 64 |" in collected.stdout
+        best_val = [joined(repo, f"train/vit-{row['variant']}/seed{s}.json")["best_val_macro_f1"] for s in SEEDS]
+        assert float(row["val_mean"]) == pytest.approx(np.mean(best_val), abs=1e-6)
+        assert int(row["seeds"]) == len(SEEDS)
+    assert (
+        "| profile_model.batch_size → (val macro-F1 / test macro_f1) | 16 | 24 | 64 | chosen on validation |"
+        in collected.stdout
+    )
     reran = run(["dvc", "repro"], repo, env)
     assert re.findall(r"Running stage '([^']+)'", reran.stdout) == ["report"]
     assert (repo / "metrics/report/sweep_profile_model.batch_size.png").is_file()

@@ -518,13 +518,42 @@ def filter_note(results: list[EntryResult], configured_judge: str) -> str:
     )
 
 
-def sweep_markdown(rows: list[dict]) -> str:
-    """A collected sweep (synthaug.metrics.sweeps): one line per classifier/variant, one column per value."""
-    from synthaug.metrics.sweeps import sweep_matrix
+def _swept_value(value: float | str) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
-    labels, values, matrix = sweep_matrix(rows)
-    header = [f"{rows[0]['param']} →"] + [f"{v:g}" if isinstance(v, float) else str(v) for v in values]
-    return markdown_table(header, [[label, *(_number(x) for x in line)] for label, line in zip(labels, matrix)])
+
+def _sweep_cell(row: dict | None) -> str:
+    """val mean / test mean, with the stds and the seeds when the point ran more than one."""
+    if row is None:
+        return "n/a"
+    if row["seeds"] > 1:
+        return (
+            f"{_number(row['val_mean'])} ± {_number(row['val_std'])} / {_number(row['mean'])} ± "
+            f"{_number(row['std'])} ({row['seeds']} seeds)"
+        )
+    return f"{_number(row['val_mean'])} / {_number(row['mean'])}"
+
+
+def sweep_markdown(rows: list[dict]) -> str:
+    """A collected sweep (synthaug.metrics.sweeps): one line per classifier/variant, one column per value; each
+    cell validation / test macro-F1, and the value chosen on validation."""
+    from synthaug.metrics.sweeps import chosen_values
+
+    labels = list(dict.fromkeys(f"{r['classifier']}/{r['variant']}" for r in rows))
+    values = list(dict.fromkeys(r["value"] for r in rows))
+    cells = {(f"{r['classifier']}/{r['variant']}", r["value"]): r for r in rows}
+    chosen = chosen_values(rows)
+    header = (
+        [f"{rows[0]['param']} → (val macro-F1 / test {rows[0]['metric']})"]
+        + [_swept_value(v) for v in values]
+        + ["chosen on validation"]
+    )
+    body = [
+        [label, *(_sweep_cell(cells.get((label, v))) for v in values)]
+        + [_swept_value(chosen[label]) if label in chosen else "no validation scores"]
+        for label in labels
+    ]
+    return markdown_table(header, body)
 
 
 def model_profile_markdown(profiles: list[dict]) -> str:
@@ -560,27 +589,33 @@ def model_profile_markdown(profiles: list[dict]) -> str:
 
 
 def sweep_heatmap_figure(rows: list[dict]) -> Figure:
-    """Mean metric per (classifier/variant, swept value); blank cells were not run."""
-    from synthaug.metrics.sweeps import sweep_matrix
+    """Coloured by mean validation macro-F1 per (classifier/variant, swept value), each cell also giving the
+    test mean; the value chosen on validation is boxed; blank cells were not run."""
+    from synthaug.metrics.sweeps import chosen_values, sweep_matrix
 
-    labels, values, matrix = sweep_matrix(rows)
-    figure, axes = plt.subplots(figsize=(1.1 * len(values) + 3.0, 0.45 * len(labels) + 1.6))
-    image = axes.imshow(np.ma.masked_invalid(matrix), cmap="viridis", aspect="auto")
-    for (i, j), value in np.ndenumerate(matrix):
+    labels, values, validation = sweep_matrix(rows, "val_mean")
+    _, _, test = sweep_matrix(rows, "mean")
+    figure, axes = plt.subplots(figsize=(1.3 * len(values) + 3.0, 0.55 * len(labels) + 1.6))
+    image = axes.imshow(np.ma.masked_invalid(validation), cmap="viridis", aspect="auto")
+    middle = np.nanmean(validation) if np.isfinite(validation).any() else 0.0
+    for (i, j), value in np.ndenumerate(test):
         if np.isfinite(value):
             axes.text(
                 j,
                 i,
-                f"{value:.3f}",
+                f"val {validation[i, j]:.3f}\ntest {value:.3f}",
                 ha="center",
                 va="center",
-                fontsize=8,
-                color="white" if value < np.nanmean(matrix) else "black",
+                fontsize=7,
+                color="white" if not validation[i, j] >= middle else "black",
             )
-    axes.set_xticks(np.arange(len(values)), [f"{v:g}" if isinstance(v, float) else str(v) for v in values])
+    for label, value in chosen_values(rows).items():
+        i, j = labels.index(label), values.index(value)
+        axes.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+    axes.set_xticks(np.arange(len(values)), [_swept_value(v) for v in values])
     axes.set_yticks(np.arange(len(labels)), labels)
     axes.set_xlabel(rows[0]["param"])
-    axes.set_title(f"Test {rows[0]['metric']} by {rows[0]['param']}")
+    axes.set_title(f"Validation macro-F1 (colour; boxed: chosen) and test {rows[0]['metric']} by {rows[0]['param']}")
     figure.colorbar(image, ax=axes, fraction=0.04)
     figure.tight_layout()
     return figure

@@ -43,16 +43,16 @@ from synthaug.metrics.sweeps import provenance_file, read_sweep_csv, sweep_stale
 from synthaug.params import DISTILLED_VARIANT, ExperimentParams
 
 VERDICT_NOTE = (
-    "Each variant's test macro-F1 minus the reference's, seed by seed (a seed varies the classifier's initialization, "
-    "batch order, augmentation and oversampled's copies; the imbalanced split and the generators stay fixed), with the "
-    "95 % t interval of those differences and its half-width: a 'within noise' row saw no effect larger than the "
-    "interval allows. The verdict is the paired t test's (the test that interval inverts), corrected with Holm's "
-    "step-down over every comparison the table prints, so the chance of any false 'beats' or 'loses' in the table "
-    "stays at 5 %: beats or loses where the adjusted p is below 0.05, within noise otherwise; where the "
-    "uncorrected interval alone would say more, the cell says so. With one seed there is no interval. Compute: seconds recorded by the stages "
-    "(classifier training loop, mean over seeds; for a synthetic variant also its generator's training and the "
-    "synthesis of the images it adds, paid once), on the device named; extra compute per point is priced only "
-    "where the gain over baseline is established."
+    "Each variant's test macro-F1 minus the reference's, seed by seed (a seed varies the classifier's "
+    "initialization, batch order, augmentation and oversampled's copies; the imbalanced split and the generators "
+    "stay fixed), with the 95 % t interval of those differences and its half-width: a 'within noise' row saw no "
+    "effect larger than the interval allows. The verdict is the paired t test's (the test that interval inverts), "
+    "corrected with Holm's step-down over every comparison the table prints, so the chance of any false 'beats' or "
+    "'loses' in the table stays at 5 %: beats or loses where the adjusted p is below 0.05, within noise otherwise; "
+    "where the uncorrected interval alone would say more, the cell says so. With one seed there is no interval. "
+    "Compute: seconds recorded by the stages (classifier training loop, mean over seeds; for a synthetic variant "
+    "also its generator's training and the synthesis of the images it adds, paid once), on the device named; extra "
+    "compute per point is priced only where the gain over baseline is established."
 )
 STALE_SWEEP = "**Not from this run** ({why}): shown for reference; its numbers may not hold for this code and params."
 
@@ -149,7 +149,10 @@ def report_figures(inputs: ReportInputs) -> dict[str, tuple[str, Figure]]:
             class_counts_figure(inputs.counts, inputs.synthetic),
         ),
         **{
-            f"sweep_{key}.png": (f"Sweep of {key}: test {rows[0]['metric']}", sweep_heatmap_figure(rows))
+            f"sweep_{key}.png": (
+                f"Sweep of {key}: validation macro-F1 (chosen boxed), test {rows[0]['metric']} beside",
+                sweep_heatmap_figure(rows),
+            )
             for key, (rows, why) in inputs.sweeps.items()
             if why is None
         },

@@ -1,9 +1,10 @@
 """Sweeps run by DVC (`dvc exp run --queue -S 'key=range(...)'`), collected into one table per swept key.
 
-The source is `dvc exp show --json`: every experiment's params and every train entry's test scores
-(metrics/eval/<entry>/seed<k>.json), without the column-name guessing of the CSV view (which prefixes a metric with
-its file only when two files share the name). One row per (value, classifier, variant): the metric's mean over
-seeds and runs.
+The source is `dvc exp show --json`: every experiment's params, every train entry's test scores
+(metrics/eval/<entry>/seed<k>.json) and its best validation macro-F1 (metrics/train/<entry>/seed<k>.json), without
+the column-name guessing of the CSV view (which prefixes a metric with its file only when two files share the
+name). One row per (value, classifier, variant): the validation and test means over seeds and runs. A value is
+chosen on validation; test is shown beside it, never used to choose.
 """
 
 from __future__ import annotations
@@ -22,8 +23,24 @@ import numpy as np
 
 from synthaug.errors import SweepError
 
-EVAL_METRICS = re.compile(r"^metrics/eval/(?P<classifier>[a-z0-9_]+)-(?P<variant>[a-z0-9_]+)/seed(?P<seed>\d+)\.json$")
-SWEEP_FIELDS = ["param", "value", "classifier", "variant", "metric", "mean", "std", "runs", "experiments"]
+ENTRY_METRICS = re.compile(
+    r"^metrics/(?P<kind>eval|train)/(?P<classifier>[a-z0-9_]+)-(?P<variant>[a-z0-9_]+)/seed(?P<seed>\d+)\.json$"
+)
+VALIDATION_KEY = "best_val_macro_f1"  # the train summary's headline: what each entry selected its epoch on
+SWEEP_FIELDS = [
+    "param",
+    "value",
+    "classifier",
+    "variant",
+    "metric",
+    "val_mean",
+    "val_std",
+    "mean",
+    "std",
+    "seeds",
+    "runs",
+    "experiments",
+]
 
 
 @dataclass(frozen=True)
@@ -34,6 +51,7 @@ class SweepPoint:
     variant: str
     seed: int
     score: float
+    val_score: float  # NaN when the entry recorded no validation score
 
 
 def exp_show(repo: Path) -> list[dict[str, Any]]:
@@ -135,23 +153,36 @@ def _as_value(raw: Any) -> float | str:
 def sweep_points(
     exp_show_json: list[dict[str, Any]], param: str, metric: str = "macro_f1", where: dict[str, Any] | None = None
 ) -> list[SweepPoint]:
-    """Every evaluated entry of every revision that sets `param` (and matches each `where` key = value)."""
+    """Every evaluated entry of every revision that sets `param` (and matches each `where` key = value), with
+    its test `metric` and its best validation macro-F1."""
     points = []
     for name, _, data in _revisions(exp_show_json):
         params = _params_of(data)
         if not _matches(params, param, where):
             continue
         raw = _lookup(params, param)
+        found: dict[str, dict[tuple[str, str, int], float]] = {"eval": {}, "train": {}}
         for path, content in (data.get("metrics") or {}).items():
-            match = EVAL_METRICS.match(path)
-            score = (content.get("data") or {}).get(metric) if match else None
-            if isinstance(score, (int, float)):
-                points.append(
-                    SweepPoint(
-                        name, _as_value(raw), match["classifier"], match["variant"], int(match["seed"]), float(score)
-                    )
-                )
+            match = ENTRY_METRICS.match(path)
+            if not match:
+                continue
+            key = metric if match["kind"] == "eval" else VALIDATION_KEY
+            score = (content.get("data") or {}).get(key)
+            if isinstance(score, (int, float)) and not isinstance(score, bool):
+                found[match["kind"]][(match["classifier"], match["variant"], int(match["seed"]))] = float(score)
+        for (classifier, variant, seed), score in found["eval"].items():
+            val_score = found["train"].get((classifier, variant, seed), math.nan)
+            points.append(SweepPoint(name, _as_value(raw), classifier, variant, seed, score, val_score))
     return points
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std (0 for one value) of the finite values; NaN when there are none."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan
+    std = float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
+    return round(float(np.mean(finite)), 6), round(std, 6)
 
 
 def sweep_rows(points: list[SweepPoint], param: str, metric: str) -> list[dict[str, Any]]:
@@ -168,7 +199,8 @@ def sweep_rows(points: list[SweepPoint], param: str, metric: str) -> list[dict[s
     for (value, classifier, variant), members in sorted(
         groups.items(), key=lambda item: (str(type(item[0][0])), item[0][0], variant_order.index(item[0][1:]))
     ):
-        scores = [m.score for m in members]
+        mean, std = _mean_std([m.score for m in members])
+        val_mean, val_std = _mean_std([m.val_score for m in members])
         rows.append(
             {
                 "param": param,
@@ -176,13 +208,27 @@ def sweep_rows(points: list[SweepPoint], param: str, metric: str) -> list[dict[s
                 "classifier": classifier,
                 "variant": variant,
                 "metric": metric,
-                "mean": round(float(np.mean(scores)), 6),
-                "std": round(float(np.std(scores, ddof=1)), 6) if len(scores) > 1 else 0.0,
-                "runs": len(scores),
+                "val_mean": val_mean,
+                "val_std": val_std,
+                "mean": mean,
+                "std": std,
+                "seeds": len({m.seed for m in members}),
+                "runs": len(members),
                 "experiments": " ".join(sorted({m.experiment for m in members})),
             }
         )
     return rows
+
+
+def chosen_values(rows: list[dict[str, Any]]) -> dict[str, float | str]:
+    """Per `classifier/variant`: the swept value with the best mean validation macro-F1 (rows without a
+    validation score cannot be chosen)."""
+    best: dict[str, tuple[float, float | str]] = {}
+    for row in rows:
+        label = f"{row['classifier']}/{row['variant']}"
+        if math.isfinite(row["val_mean"]) and (label not in best or row["val_mean"] > best[label][0]):
+            best[label] = (row["val_mean"], row["value"])
+    return {label: value for label, (_, value) in best.items()}
 
 
 def rows_to_csv(rows: list[dict[str, Any]]) -> str:
@@ -203,17 +249,20 @@ def read_sweep_csv(path: Path) -> list[dict[str, Any]]:
             row["value"] = float(row["value"])
         except ValueError:
             pass
-        row["mean"], row["std"], row["runs"] = float(row["mean"]), float(row["std"]), int(row["runs"])
+        for key in ("val_mean", "val_std", "mean", "std"):
+            row[key] = float(row[key]) if row[key] not in ("", "nan") else math.nan
+        row["seeds"], row["runs"] = int(row["seeds"]), int(row["runs"])
     return rows
 
 
-def sweep_matrix(rows: list[dict[str, Any]]) -> tuple[list[str], list[float | str], np.ndarray]:
-    """(row labels `classifier/variant`, column values, mean matrix with NaN where a cell was not run)."""
+def sweep_matrix(rows: list[dict[str, Any]], key: str = "mean") -> tuple[list[str], list[float | str], np.ndarray]:
+    """(row labels `classifier/variant`, column values, matrix of `key` (the test mean, or val_mean) with NaN
+    where a cell was not run)."""
     labels = list(dict.fromkeys(f"{r['classifier']}/{r['variant']}" for r in rows))
     values = list(dict.fromkeys(r["value"] for r in rows))
     matrix = np.full((len(labels), len(values)), math.nan)
     for row in rows:
-        matrix[labels.index(f"{row['classifier']}/{row['variant']}"), values.index(row["value"])] = row["mean"]
+        matrix[labels.index(f"{row['classifier']}/{row['variant']}"), values.index(row["value"])] = row[key]
     return labels, values, matrix
 
 

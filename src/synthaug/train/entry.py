@@ -223,7 +223,11 @@ def train_seed(
             **({"teacher": teacher.name} if teacher is not None else {}),
             **synthetic_report,
         }
-        write_metrics(*outputs.seed_pair(outputs.summary, outputs.summary_detail, seed), summary, keys=("seconds",))
+        write_metrics(
+            *outputs.seed_pair(outputs.summary, outputs.summary_detail, seed),
+            summary,
+            keys=("seconds", "best_val_macro_f1"),
+        )
         report = test_seed(setup, result.best_state, test, minority, params, outputs, seed, name)
         tracker.log_metrics(
             {
