@@ -19,7 +19,8 @@ import torch
 from synthaug.data.pixels import InputFormat
 from synthaug.data.storage import ImageSet, load_image_set
 from synthaug.devices import resolve_device
-from synthaug.errors import FeatureWeightsMissing
+from synthaug.errors import FeatureWeightsMissing, MissingInput
+from synthaug.generator_runs import run_folders
 from synthaug.io import file_sha256, read_json, write_metrics
 from synthaug.metrics.classification import classification_report
 from synthaug.metrics.fid import (
@@ -80,94 +81,131 @@ def compared_features(
     return fake_logits, real_features, fake_features, "inception", weights, unavailable
 
 
+def read_run(
+    params: FidParams,
+    eval_set: Path,
+    test: ImageSet,
+    meta: dict,
+    classifier: torch.nn.Module,
+    spec,
+    feature_model: Path,
+    device: torch.device,
+) -> dict:
+    """The readings of one generator run's evaluation images against the real test images of the same classes."""
+    fake = load_synthetic(eval_set, test.class_names)
+    real = test.subset(matched_real_indices(test.labels, fake.labels))
+    fake_logits, real_features, fake_features, features, weights, unavailable = compared_features(
+        params, classifier, spec.input_format, real, fake, feature_model, device
+    )
+    suffix = "" if weights is not None else "_classifier_features"
+    judged = fake_logits.argmax(1)
+    scores = labelled(
+        generation_scores(
+            real_features,
+            fake_features,
+            real.labels,
+            fake.labels,
+            test.class_names,
+            params.kid_subsets,
+            params.kid_subset_size,
+            params.precision_recall_k,
+            params.collapse_ratio,
+            params.near_duplicate_distance,
+        ),
+        suffix,
+    )
+    scores = usability(
+        scores,
+        judge_confusion(fake.labels, judged, len(test.class_names)),
+        test.class_names,
+        params.usable_margin,
+        params.usable_level,
+    )
+    # How recognizable the generated images are to a classifier trained on real data (not CAS: see the docstring).
+    recognized = classification_report(fake.labels, judged, test.class_names)
+    result = {
+        "features": features,
+        "inception_unavailable": unavailable,
+        "inception_sha256": None if weights is None else file_sha256(weights),
+        "images": len(fake),
+        "real_images": len(real),
+        "real_images_lossy": meta.get("lossy_images", 0) > 0,
+        "real_image_encodings": meta.get("encodings", {}),
+        "real_classifier_accuracy_on_generated": recognized["accuracy"],
+        "real_classifier_macro_f1_on_generated": recognized["macro_f1"],
+        **scores,
+    }
+    for class_name, entry in result["per_class"].items():
+        entry["real_classifier_recall_on_generated"] = recognized["per_class"][class_name]["recall"]
+    return result
+
+
 def main() -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generator", required=True, choices=GENERATORS, help="experiment.generators entry")
-    parser.add_argument("--eval-set", type=Path, required=True, help="the generator's evaluation set from synthesize")
+    parser.add_argument(
+        "--eval-set", type=Path, required=True, help="the generator's evaluation sets from synthesize (<run>/ each)"
+    )
     parser.add_argument(
         "--data", type=Path, required=True, help="fetched dataset folder (its test split is the reference)"
     )
     parser.add_argument("--feature-model", type=Path, required=True, help="classifier trained on the full real data")
-    parser.add_argument("--out", type=Path, required=True, help="FID and KID (.json, DVC metrics)")
-    parser.add_argument("--detail", type=Path, required=True, help="their qualifiers, per-class figures (.json)")
+    parser.add_argument("--out", type=Path, required=True, help="FID and KID, mean over runs (.json, DVC metrics)")
+    parser.add_argument("--detail", type=Path, required=True, help="each run's readings, per class (.json)")
     args = parser.parse_args()
     params = load_section("fid", FidParams)
 
     test = load_image_set(args.data / "test.npz")
     meta = read_json(args.data / "meta.json")
-    fake = load_synthetic(args.eval_set, test.class_names)
-    real = test.subset(matched_real_indices(test.labels, fake.labels))
+    runs = run_folders(args.eval_set)
+    if not runs:
+        raise MissingInput(f"{args.eval_set}: no generator run folders (seed<k>/ or shared/): rerun synthesize")
     device = resolve_device(params.device, "fid.device")
     classifier, spec = load_classifier(args.feature_model)
     classifier = classifier.to(device)
     name = run_name("fid", args.generator)
+    results = {}
     with stage_run(name, {"fid": params.model_dump()}, {"generator": args.generator}) as tracker:
         start = time.perf_counter()
-        fake_logits, real_features, fake_features, features, weights, unavailable = compared_features(
-            params, classifier, spec.input_format, real, fake, args.feature_model, device
-        )
-        suffix = "" if weights is not None else "_classifier_features"
-        judged = fake_logits.argmax(1)
-        scores = labelled(
-            generation_scores(
-                real_features,
-                fake_features,
-                real.labels,
-                fake.labels,
-                test.class_names,
-                params.kid_subsets,
-                params.kid_subset_size,
-                params.precision_recall_k,
-                params.collapse_ratio,
-                params.near_duplicate_distance,
-            ),
-            suffix,
-        )
-        scores = usability(
-            scores,
-            judge_confusion(fake.labels, judged, len(test.class_names)),
-            test.class_names,
-            params.usable_margin,
-            params.usable_level,
-        )
-        # How recognizable the generated images are to a classifier trained on real data (not CAS: see the docstring).
-        recognized = classification_report(fake.labels, judged, test.class_names)
-        result = {
+        for run, folder in runs.items():
+            results[run] = read_run(params, folder, test, meta, classifier, spec, args.feature_model, device)
+        first = next(iter(results.values()))
+        suffix = "" if first["features"] == "inception" else "_classifier_features"
+        headline = (f"fid{suffix}", f"kid_mean{suffix}")  # what dvc metrics show prints: the mean over runs
+        record = {
             "generator": args.generator,
-            "features": features,
-            "inception_unavailable": unavailable,
-            "inception_sha256": None if weights is None else file_sha256(weights),
-            "images": len(fake),
-            "real_images": len(real),
-            "real_images_lossy": meta.get("lossy_images", 0) > 0,
-            "real_image_encodings": meta.get("encodings", {}),
-            "real_classifier_accuracy_on_generated": recognized["accuracy"],
-            "real_classifier_macro_f1_on_generated": recognized["macro_f1"],
-            **scores,
+            **{key: float(np.mean([r[key] for r in results.values()])) for key in headline},
+            "runs": results,
         }
-        for class_name, entry in result["per_class"].items():
-            entry["real_classifier_recall_on_generated"] = recognized["per_class"][class_name]["recall"]
-        headline = (f"fid{suffix}", f"kid_mean{suffix}")  # what dvc metrics show prints
-        write_metrics(args.out, args.detail, result, keys=headline)
-        tracker.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float)) and np.isfinite(v)})
-        tracker.log_metrics(
-            {
-                f"{key}.{class_name}": entry[key]
-                for class_name, entry in result["per_class"].items()
-                for key in ("diversity_ratio", "near_duplicate_fraction", "recognition_margin")
-                if np.isfinite(entry[key])
-            }
-        )
+        write_metrics(args.out, args.detail, record, keys=headline)
+        for run, result in results.items():
+            prefix = "" if len(results) == 1 else f"{run}."
+            tracker.log_metrics(
+                {
+                    f"{prefix}{k}": v
+                    for k, v in result.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+                }
+            )
+            tracker.log_metrics(
+                {
+                    f"{prefix}{key}.{class_name}": entry[key]
+                    for class_name, entry in result["per_class"].items()
+                    for key in ("diversity_ratio", "near_duplicate_fraction", "recognition_margin")
+                    if np.isfinite(entry[key])
+                }
+            )
         tracker.log_artifact(args.out)
         tracker.log_artifact(args.detail)
         seconds = time.perf_counter() - start
-    rank = "full rank" if result["fid_full_rank"] else "rank-deficient: not comparable to published FID"
-    return (
-        f"{name}: fid{suffix} {result[f'fid{suffix}']:.3f} ({result['fid_dims']}-d, {result['fid_images']} images "
-        f"per side, {rank}), kid {result[f'kid_mean{suffix}']:.4f}, diversity {result['diversity_ratio']:.2f}, "
-        f"collapsed {result['collapsed_classes'] or 'none'}, not usable {result['unusable_classes'] or 'none'} "
-        f"({seconds:.1f}s)"
+    readings = "; ".join(
+        f"{run}: fid{suffix} {r[f'fid{suffix}']:.3f}, kid {r[f'kid_mean{suffix}']:.4f}, diversity "
+        f"{r['diversity_ratio']:.2f}, collapsed {r['collapsed_classes'] or 'none'}, not usable "
+        f"{r['unusable_classes'] or 'none'}"
+        for run, r in results.items()
     )
+    rank = "full rank" if first["fid_full_rank"] else "rank-deficient: not comparable to published FID"
+    return f"{name}: {first['fid_dims']}-d, {first['fid_images']} images per side, {rank}; {readings} ({seconds:.1f}s)"
 
 
 if __name__ == "__main__":

@@ -117,7 +117,7 @@ def test_every_stage_runs_the_script_named_as_the_stage():
 # Lower layers never import upper ones: a module may import its own layer and those listed before it.
 LAYERS = (
     ("errors",),
-    ("io", "seeding", "provenance", "devices", "params", "distributed", "resume", "runner", "grid"),
+    ("io", "seeding", "provenance", "devices", "params", "distributed", "resume", "runner", "grid", "generator_runs"),
     ("tracking",),
     ("data",),
     ("models",),

@@ -199,21 +199,25 @@ def grid_main(argv: list[str]) -> str:
 def generate_main(argv: list[str]) -> str:
     from tqdm import tqdm
 
+    from synthaug.generator_runs import RUN_FOLDER, SHARED_RUN, generator_run_seed, run_folders
     from synthaug.metrics.plots import image_grid, save_png
     from synthaug.params import GENERATORS, SynthesizeParams, load_section
     from synthaug.synth.generate import generate_items, load_generator, plan_class
 
     parser = argparse.ArgumentParser(
         prog="synthaug generate",
-        description="Images of one class from a pipeline generator (models/generators/<generator>), seeded per image "
-        "as the synthesize stage seeds them: with synthesize.seed, image k is the class's k-th image in its shards.",
+        description="Images of one class from a pipeline generator run (models/generators/<generator>/<run>), seeded "
+        "per image as the synthesize stage seeds them: image k is the class's k-th image in that run's shards.",
     )
     parser.add_argument("--generator", required=True, choices=GENERATORS, help="an experiment.generators entry")
     parser.add_argument("--class", dest="class_name", required=True, help="class name, e.g. cat")
     parser.add_argument("--count", type=int, default=16, help="number of images (default 16)")
-    parser.add_argument("--seed", type=int, default=None, help="default: synthesize.seed, as in the shards")
+    parser.add_argument(
+        "--run", default=None, help="generator run, seed<k> or shared (default: the first the generator has)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="default: the run's synthesize seed, as in its shards")
     parser.add_argument("--out", type=Path, required=True, help="a folder (one PNG per image) or FILE.png (one grid)")
-    parser.add_argument("--model", type=Path, default=None, help="default: models/generators/<generator>")
+    parser.add_argument("--model", type=Path, default=None, help="default: models/generators/<generator>/<run>")
     parser.add_argument("--data", type=Path, default=Path("data/cifar10"), help="fetch output")
     parser.add_argument("--splits", type=Path, default=Path("data/splits.npz"), help="imbalance output")
     args = parser.parse_args(argv)
@@ -221,8 +225,13 @@ def generate_main(argv: list[str]) -> str:
         raise SweepError(f"--count {args.count}: give at least 1")
     require_pipeline_inputs(args.data, args.splits)
     params = load_section("synthesize", SynthesizeParams)
-    seed = params.seed if args.seed is None else args.seed
-    model = args.model or Path("models/generators") / args.generator
+    runs = run_folders(Path("models/generators") / args.generator)
+    if args.run is not None and not RUN_FOLDER.match(args.run):
+        raise SweepError(f"--run {args.run!r}: expected seed<k> or shared")
+    run = args.run or (args.model.name if args.model else next(iter(runs), SHARED_RUN))
+    run_seed = generator_run_seed(params.seed, run) if RUN_FOLDER.match(run) else params.seed
+    seed = run_seed if args.seed is None else args.seed
+    model = args.model or Path("models/generators") / args.generator / run
     batch_size = getattr(params, args.generator).batch_size
     # An unknown class or a missing export fails here, before the progress bar starts.
     train, items = plan_class(args.generator, params, args.data, args.splits, args.class_name, args.count, seed)

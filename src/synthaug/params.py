@@ -405,6 +405,9 @@ class ExperimentParams(Section):
     distilled: list[Classifier]  # classifiers also trained as the distilled variant (stage train_distilled)
     # Each adds train_generator/synthesize/fid entries and a synthetic_<g> variant; the report needs one at least.
     generators: Annotated[list[Generator], Field(min_length=1)]
+    # per_seed: seed k trains and samples its own generator run, so intervals include the generator's variance;
+    # shared: one run serves every seed, and the verdicts are conditional on it.
+    generator_runs: Literal["per_seed", "shared"]
 
     @model_validator(mode="after")
     def _generators_need_features(self) -> ExperimentParams:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
+from synthaug.generator_runs import generator_run_seed
 from synthaug.params import validate_all
 
 from ..conftest import finished_stage_runs
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.e2e
 
 GENERATORS = ["sdxl_turbo", "ddpm", "gan"]
 SEEDS = [0, 1]  # two seeds: every train entry trains both in one process, and the report shows intervals
+RUNS = [f"seed{seed}" for seed in SEEDS]  # experiment.generator_runs per_seed: one generator run per seed
 ENTRIES = [
     "vit-baseline",
     "vit-full",
@@ -117,15 +119,26 @@ def test_synthetic_images_rebalance_the_minority_classes(pipeline_repo):
     summary = json.loads((repo / "metrics/synthetic/sdxl_turbo.json").read_text())
     assert summary["real_per_class"] == {"cat": 5, "dog": 10, "frog": 16}
     assert summary["synthetic_per_class"] == {"cat": 11, "dog": 6, "frog": 0}  # each class reaches 16
-    shards = sorted((repo / "data/synthetic/sdxl_turbo").glob("shard-*.npz"))
+    shards = sorted((repo / "data/synthetic/sdxl_turbo/seed0").glob("shard-*.npz"))
     assert [s.name for s in shards] == [f"shard-{i:05d}.npz" for i in range(5)]  # 17 images, 4 per shard
     with np.load(shards[0]) as first:
         assert first["images"].shape == (4, 8, 8, 3) and first["images"].dtype == np.uint8
-    rows = (repo / "data/synthetic/sdxl_turbo/metadata.csv").read_text().splitlines()
+    rows = (repo / "data/synthetic/sdxl_turbo/seed0/metadata.csv").read_text().splitlines()
     assert rows[0] == "shard,class_index,class_name,index,seed,source_index,prompt,generator"
     assert len(rows) == 18 and rows[1].startswith("shard-00000.npz,0,cat,0,") and rows[1].endswith(",sdxl_turbo")
-    assert sorted(p.name for p in (repo / "metrics/synthetic/sdxl_turbo").iterdir()) == ["cat.png", "dog.png"]
+    for folder in RUNS:
+        assert sorted(p.name for p in (repo / "metrics/synthetic/sdxl_turbo" / folder).iterdir()) == [
+            "cat.png",
+            "dog.png",
+        ]
+    # SDXL-Turbo trains nothing: each seed's run differs by its sampling seed only
+    seeds = [json.loads(line.split(",")[4]) for line in rows[1:3]]
+    other = (repo / "data/synthetic/sdxl_turbo/seed1/metadata.csv").read_text().splitlines()
+    assert [json.loads(line.split(",")[4]) for line in other[1:3]] != seeds
+    assert [r["seed"] for r in summary["runs"].values()] == [generator_run_seed(0, folder) for folder in RUNS]
     trained = joined(repo, "train/vit-synthetic_sdxl_turbo/seed0.json")
+    assert trained["generator_run"] == "seed0"
+    assert joined(repo, "train/vit-synthetic_sdxl_turbo/seed1.json")["generator_run"] == "seed1"
     kept = trained["synthetic_images"]
     assert set(trained["synthetic_kept_fraction"]) == {"cat", "dog"}
     assert 0 <= kept <= 17 and trained["train_images"] == 31 + kept  # the real imbalanced set plus what was kept
@@ -133,37 +146,50 @@ def test_synthetic_images_rebalance_the_minority_classes(pipeline_repo):
 
 def test_generators_are_trained_and_sampled(pipeline_repo):
     repo, _ = pipeline_repo
-    assert json.loads((repo / "models/generators/sdxl_turbo/generator.json").read_text()) == {
-        "generator": "sdxl_turbo",
-        "trained": False,
-    }
-    assert (repo / "models/generators/ddpm/unet/config.json").is_file()
-    assert (repo / "models/generators/gan/generator.safetensors").is_file()
-    for generator in ("ddpm", "gan"):
-        info = json.loads((repo / f"models/generators/{generator}/generator.json").read_text())
-        assert info == {
-            "generator": generator,
-            "trained": True,
-            "class_names": ["cat", "dog", "frog"],
-            "image_size": 8,
-            "steps": 6,
+    for folder in RUNS:
+        assert json.loads((repo / f"models/generators/sdxl_turbo/{folder}/generator.json").read_text()) == {
+            "generator": "sdxl_turbo",
+            "trained": False,
         }
+        assert (repo / f"models/generators/ddpm/{folder}/unet/config.json").is_file()
+        assert (repo / f"models/generators/gan/{folder}/generator.safetensors").is_file()
+    # each seed trains its own generator: independent draws, different weights
+    gan_weights = [(repo / f"models/generators/gan/{folder}/generator.safetensors").read_bytes() for folder in RUNS]
+    assert gan_weights[0] != gan_weights[1]
+    for generator in ("ddpm", "gan"):
         summary = json.loads((repo / f"metrics/generators/{generator}.json").read_text())
-        assert summary["steps"] == 6 and summary["train_images"] == 31 and summary["resumed_from_step"] == 0
-        curve = (repo / f"metrics/generators/{generator}/loss.csv").read_text().splitlines()
-        assert curve[0].startswith("step,") and [row.split(",")[0] for row in curve[1:]] == ["2", "4", "6"]
-        assert (repo / f"metrics/generators/{generator}/samples.png").read_bytes()[:4] == b"\x89PNG"
+        assert summary["steps"] == 6 and summary["train_images"] == 31 and list(summary["runs"]) == RUNS
+        assert summary["seconds"] == pytest.approx(sum(r["seconds"] for r in summary["runs"].values()), abs=0.02)
+        for folder in RUNS:
+            info = json.loads((repo / f"models/generators/{generator}/{folder}/generator.json").read_text())
+            assert info == {
+                "generator": generator,
+                "trained": True,
+                "class_names": ["cat", "dog", "frog"],
+                "image_size": 8,
+                "steps": 6,
+            }
+            assert summary["runs"][folder]["resumed_from_step"] == 0
+            assert summary["runs"][folder]["seed"] == generator_run_seed(0, folder)
+            curve = (repo / f"metrics/generators/{generator}/{folder}/loss.csv").read_text().splitlines()
+            assert curve[0].startswith("step,") and [row.split(",")[0] for row in curve[1:]] == ["2", "4", "6"]
+            assert (repo / f"metrics/generators/{generator}/{folder}/samples.png").read_bytes()[:4] == b"\x89PNG"
+            rows = (repo / f"data/synthetic_eval/{generator}/{folder}/metadata.csv").read_text().splitlines()[1:]
+            assert [row.split(",")[2] for row in rows] == ["cat"] * 4 + ["dog"] * 4 + ["frog"] * 4
         counts = json.loads((repo / f"metrics/synthetic/{generator}.json").read_text())
         assert counts["synthetic_per_class"] == {"cat": 11, "dog": 6, "frog": 0}
         assert counts["eval_per_class"] == {"cat": 4, "dog": 4, "frog": 4}  # 6 test images per class, capped at 4
-        rows = (repo / f"data/synthetic_eval/{generator}/metadata.csv").read_text().splitlines()[1:]
-        assert [row.split(",")[2] for row in rows] == ["cat"] * 4 + ["dog"] * 4 + ["frog"] * 4
 
 
 def test_fid_uses_classifier_features_offline(pipeline_repo):
     repo, _ = pipeline_repo
     for generator in GENERATORS:
-        scores = joined(repo, f"fid/{generator}.json")
+        record = joined(repo, f"fid/{generator}.json")
+        assert list(record["runs"]) == RUNS
+        assert record["fid_classifier_features"] == pytest.approx(
+            np.mean([r["fid_classifier_features"] for r in record["runs"].values()])
+        )
+        scores = record["runs"]["seed0"]
         assert scores["features"] == "classifier:vit-full-seed0" and "fid" not in scores
         assert scores["inception_unavailable"].startswith("fid.inception_url: not set")
         assert scores["images"] == scores["real_images"] == 12 and scores["fid_classifier_features"] >= 0.0
@@ -225,10 +251,10 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
         markdown,
     )
     # Generators whose added images the full-data classifier labels at chance are flagged, with their variants.
-    from synthaug.metrics.report import unusable_generators, unusable_variants, variant_label
+    from synthaug.metrics.report import run_readings, unusable_generators, unusable_variants, variant_label
 
     unusable = unusable_generators(
-        {g: joined(repo, f"fid/{g}.json") for g in GENERATORS},
+        run_readings({g: joined(repo, f"fid/{g}.json") for g in GENERATORS}),
         {g: json.loads((repo / f"metrics/synthetic/{g}.json").read_text())["synthetic_per_class"] for g in GENERATORS},
     )
     flagged = unusable_variants(unusable)
@@ -244,7 +270,8 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
     assert "**Not Inception FID** for sdxl_turbo, ddpm, gan: fid.inception_url: not set" in markdown
     assert "**Rank-deficient FID** for sdxl_turbo, ddpm, gan: 12 images per side on 32-d features" in markdown
     commit = run(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
-    assert markdown.count(f"_Made by this run: commit `{commit[:10]}`") == 7  # every table of this run
+    # every table of this run: 6, plus a per-class table for each of the 3 generators' 2 runs
+    assert markdown.count(f"_Made by this run: commit `{commit[:10]}`") == 6 + 3 * 2
     recall_rows = markdown.split("## Per-class test recall")[1].split("_Made by")[0].strip().splitlines()
     assert recall_rows[0].startswith("| class | imbalanced training images | vit-baseline | vit-full |")
     assert [row.split(" | ")[:2] for row in recall_rows[2:]] == [["| cat", "5"], ["| dog", "10"], ["| frog", "16"]]
@@ -264,23 +291,25 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
         "recall_vs_count.png",
     ]
     page = (repo / "metrics/report.html").read_text()
-    # the report's 4 figures; per generator one preview per topped-up class (2), trained ones + loss and samples
+    # the report's 4 figures; per generator (its first run) one preview per topped-up class (2), trained ones + loss
+    # and samples
     assert page.count("data:image/png;base64,") == 4 + 2 + 2 * (2 + 2)
     full_accuracy = mean_over_seeds(repo, "vit-full", "accuracy")
     for generator in GENERATORS:
-        scores = json.loads((repo / f"metrics/fid/{generator}.json").read_text())
-        fid = scores["fid_classifier_features"]
-        cas = mean_over_seeds(repo, f"vit-synthetic_only_{generator}", "accuracy")
-        assert (
-            f"| {generator} | classifier:vit-full-seed0 32-d (not FID) | 12 | {fid:.3f} (rank-deficient) |" in markdown
-        )
-        assert re.search(
-            rf"\| {cas:.4f} ± [0-9.]+ \[[-0-9.]+, [-0-9.]+\] \(12 images\) \| {full_accuracy:.4f} ± [^|]+ \(48 "
-            rf"images\) \|",
-            markdown,
-        )
-    assert "| dog |" in markdown.split("### Per class")[1]
-    assert "![loss](generators/ddpm/loss.png)" in markdown and "![cat](synthetic/gan/cat.png)" in markdown
+        record = joined(repo, f"fid/{generator}.json")
+        for seed, folder in zip(SEEDS, RUNS):  # one row per generator run, beside the CAS of the seed that used it
+            fid = record["runs"][folder]["fid_classifier_features"]
+            cas = read_metrics(repo, f"vit-synthetic_only_{generator}", seed)["accuracy"]
+            assert (
+                f"| {generator} ({folder}) | classifier:vit-full-seed0 32-d (not FID) | 12 | "
+                f"{fid:.3f} (rank-deficient) |" in markdown
+            )
+            assert re.search(
+                rf"\| {cas:.4f} \(12 images\) \| {full_accuracy:.4f} ± [^|]+ \(48 images\) \|",
+                markdown,
+            )
+    assert "| dog |" in markdown.split("### Per class: gan (seed1)")[1]
+    assert "![loss](generators/ddpm/seed0/loss.png)" in markdown and "![cat](synthetic/gan/seed0/cat.png)" in markdown
     dom = render((repo / "metrics/report.html").as_uri(), tmp_path / "report.png")
     assert "synthetic_sdxl_turbo" in dom and "<table>" in dom
     assert png_is_not_blank(tmp_path / "report.png")
@@ -291,18 +320,18 @@ def test_dvc_plots_show_renders_every_plot(pipeline_repo, tmp_path):
     rendered = json.loads(run(["dvc", "plots", "show", "--json"], repo, env).stdout)["data"]
     expected = {
         "metrics/class_counts.csv": "vega",
-        "metrics/generators/ddpm/loss.csv": "vega",
-        "metrics/generators/gan/loss.csv": "vega",
-        "metrics/generators/gan/samples.png": "image",
+        "metrics/generators/ddpm/seed0/loss.csv": "vega",
+        "metrics/generators/gan/seed1/loss.csv": "vega",
+        "metrics/generators/gan/seed0/samples.png": "image",
         "metrics/report/confusion.png": "image",
         f"metrics/predictions/{ENTRIES[0]}/seed1.csv": "vega",
         f"metrics/curves/{ENTRIES[-1]}/seed0.csv": "vega",
-        "metrics/synthetic/gan/cat.png": "image",
+        "metrics/synthetic/gan/seed1/cat.png": "image",
     }
     assert {plot: [r["type"] for r in rendered[plot]] for plot in expected} == {p: [t] for p, t in expected.items()}
     run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo, env)
     page = (tmp_path / "plots" / "index.html").read_text()
-    assert "metrics_class_counts_csv" in page and "metrics_generators_ddpm_loss_csv" in page
+    assert "metrics_class_counts_csv" in page and "metrics_generators_ddpm_seed0_loss_csv" in page
 
 
 def test_second_repro_is_a_noop(pipeline_repo):
@@ -343,8 +372,8 @@ def test_forced_rerun_is_byte_identical(pipeline_repo):
         *(f"metrics/predictions/{entry}/seed{seed}.csv" for seed in SEEDS),
     ]
     # SDXL sampling is deterministic per seed in tests/synth; here the DDPM sampler and GAN training cross processes
-    outputs += sorted(str(p.relative_to(repo)) for p in (repo / "data/synthetic/ddpm").iterdir())
-    outputs += ["models/generators/gan/generator.safetensors"]
+    outputs += sorted(str(p.relative_to(repo)) for p in (repo / "data/synthetic/ddpm").rglob("*") if p.is_file())
+    outputs += [f"models/generators/gan/{folder}/generator.safetensors" for folder in RUNS]
     before = {path: (repo / path).read_bytes() for path in outputs}
     stages = ["train_generator@gan", "synthesize@ddpm", "train_classifier@vit-baseline"]
     result = run(["dvc", "repro", "--force", "--single-item", *stages], repo, env)
@@ -379,10 +408,12 @@ def test_runs_are_in_the_mlflow_store(pipeline_repo):
             "imbalance",
             "report",
             "profile_model/vit",
+            *(f"fid/{g}" for g in GENERATORS),
             *(
-                f"{stage}/{g}"
-                for stage in ("train_generator", "synthesize", "fid")
+                f"{stage}/{g}/{folder}"  # one MLflow run per generator run
+                for stage in ("train_generator", "synthesize")
                 for g in GENERATORS
+                for folder in RUNS
                 if (stage, g) != ("train_generator", "sdxl_turbo")
             ),  # pretrained: nothing to train or log
             *(f"{entry_stage(entry)}/{entry}/seed{seed}" for entry in ENTRIES for seed in SEEDS),
@@ -500,7 +531,7 @@ def test_exp_run_reruns_only_what_the_changed_param_reaches(pipeline_repo):
         "report",
     }
     assert yaml.safe_load((repo / "params.yaml").read_text())["train_generator"]["gan"]["steps"] == 4
-    assert json.loads((repo / "models/generators/gan/generator.json").read_text())["steps"] == 4
+    assert json.loads((repo / "models/generators/gan/seed0/generator.json").read_text())["steps"] == 4
     fid_after = json.loads((repo / "metrics/fid/gan.json").read_text())
     assert fid_after["fid_classifier_features"] != fid_before["fid_classifier_features"]
     assert read_metrics(repo, ENTRIES[0]) == baseline_before
@@ -528,13 +559,14 @@ def test_dvc_metrics_show_fits_a_terminal(pipeline_repo):
     assert header == [
         "Path",
         "accuracy",
+        "best_val_macro_f1",
         "fid_classifier_features",
         "kid_mean_classifier_features",
         "macro_f1",
         "minority_recall",
         "seconds",
     ]
-    assert max(len(line) for line in shown) <= 170  # 165 here: the longest path is 52 characters
+    assert max(len(line) for line in shown) <= 190  # 186 here: the longest path is 52 characters
     assert len(shown) == 1 + 2 * len(ENTRIES) * len(SEEDS) + len(GENERATORS)  # eval and train per seed, fid
     shown = run(["dvc", "exp", "show", "--csv"], repo, env).stdout
     assert {row["train_generator.gan.steps"] for row in csv.DictReader(io.StringIO(shown))} >= {"4", "6"}

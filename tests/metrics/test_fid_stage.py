@@ -58,10 +58,12 @@ def make_project(root: Path, per_class: int, **fid) -> tuple[ImageSet, ImageSet]
     real, fake = images_of(per_class, 0.0, seed=0), images_of(per_class, 25.0, seed=1)
     save_image_set(root / "data/cifar10/test.npz", real)
     write_json(root / "data/cifar10/meta.json", {"encodings": {"JPEG": 2 * len(real)}, "lossy_images": 2 * len(real)})
-    eval_set = root / "data/synthetic_eval/gan"
-    eval_set.mkdir(parents=True)
-    np.savez(eval_set / "shard-00000.npz", images=fake.images, labels=fake.labels)
-    (eval_set / "metadata.csv").write_text("shard,class_index\n")
+    for run, shift in (("seed0", 25.0), ("seed1", 35.0)):  # two generator runs; the tests read seed0's
+        images = fake if run == "seed0" else images_of(per_class, shift, seed=2)
+        eval_set = root / "data/synthetic_eval/gan" / run
+        eval_set.mkdir(parents=True)
+        np.savez(eval_set / "shard-00000.npz", images=images.images, labels=images.labels)
+        (eval_set / "metadata.csv").write_text("shard,class_index\n")
     spec = ClassifierSpec("cnn", len(CLASSES), 8, {"channels": [4], "dropout": 0.0})
     save_classifier(root / "models/classifiers/cnn-full/seed0", spec, build_classifier(spec).state_dict())
     return real, fake
@@ -96,7 +98,11 @@ def run_fid(root: Path, torch_home: Path) -> tuple[subprocess.CompletedProcess, 
     headline = json.loads((root / "metrics/fid/gan.json").read_text())
     detail = json.loads((root / "metrics/detail/fid/gan.json").read_text())
     assert set(headline) in ({"fid", "kid_mean"}, {"fid_classifier_features", "kid_mean_classifier_features"})
-    return result, headline | detail
+    assert list(detail["runs"]) == ["seed0", "seed1"]
+    for key, value in headline.items():  # dvc metrics show: the mean over the generator runs
+        assert value == pytest.approx(np.mean([run[key] for run in detail["runs"].values()]))
+    assert detail["runs"]["seed0"][next(iter(headline))] != detail["runs"]["seed1"][next(iter(headline))]
+    return result, detail["runs"]["seed0"]
 
 
 def test_small_sets_finish_and_say_their_n_and_rank(tmp_path, torch_home):

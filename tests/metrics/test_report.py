@@ -336,3 +336,41 @@ def test_one_list_of_sections_renders_as_markdown_and_as_html(tmp_path):
     assert '<p class="warning"><strong>Flag</strong>: x</p>' in page
     assert '<h3>Per class</h3><p>see <code>y</code> &amp; z</p><figure><img alt="A figure"' in page
     assert "<pre>k: 1\n</pre>" in page
+
+
+def test_each_generator_run_is_read_on_its_own_and_flags_its_generator():
+    from synthaug.metrics.report import (
+        cas_by_generator,
+        cas_of_run,
+        generator_of,
+        run_of,
+        run_readings,
+        unusable_generators,
+    )
+
+    usable = fid_result("inception", 12.5, 64, 400, judged=[[90, 5, 5, 0], [5, 90, 5, 0], [0, 5, 95, 0], [0, 0, 5, 95]])
+    at_chance = fid_result("inception", 30.0, 64, 400, judged=[[25, 25, 25, 25]] * 4)
+    readings = run_readings(
+        {"gan": {"runs": {"seed0": usable, "seed1": at_chance}}, "ddpm": {"runs": {"shared": usable}}}
+    )
+    assert list(readings) == ["gan (seed0)", "gan (seed1)", "ddpm"]
+    assert [(generator_of(k), run_of(k)) for k in readings] == [("gan", "seed0"), ("gan", "seed1"), ("ddpm", "shared")]
+    # one unusable run flags its generator, and the note names the run
+    unusable = unusable_generators(readings, {"gan": {"a": 60, "b": 40}, "ddpm": {"a": 60, "b": 40}})
+    assert list(unusable) == ["gan"] and unusable["gan"].startswith("in run seed1, 100% of the 100 images")
+    # CAS of a run: the seeds that trained on it (every seed for a shared run)
+    cas_entries = [entry("synthetic_only_gan", s, 0.3, 0.3, [0.3] * 4) for s in (0, 1)]
+    for seed, result in enumerate(cas_entries):
+        result.summary["generator_run"] = f"seed{seed}"
+    cas = cas_by_generator(cas_entries)
+    assert [m.seed for m in cas_of_run(cas, "gan (seed1)")] == [1]
+    assert cas_of_run(cas, "ddpm") == []
+
+
+def test_a_shared_generator_run_says_so_in_the_verdict_rows():
+    from synthaug.metrics.report import synthetic_variants, verdict_rows, verdicts_markdown
+
+    results = [entry(v, s, 0.5, 0.4 + 0.01 * s, [0.5] * 4) for v in ("baseline", "synthetic_gan") for s in (0, 1)]
+    table = verdicts_markdown(verdict_rows(results), conditional=synthetic_variants(["gan"]))
+    assert "| vit | synthetic_gan (conditional on one generator run) |" in table
+    assert table.count("conditional on one generator run") == 1  # the real-data rows are not conditional

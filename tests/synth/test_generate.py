@@ -17,7 +17,18 @@ from .test_sharded_synthesize import CLASSES, project, synthesize  # noqa: F401 
 
 def generate(folder: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "synthaug.cli", "generate", "--generator", "gan", "--model", "gan", "--data", "data"]
+        [
+            sys.executable,
+            "-m",
+            "synthaug.cli",
+            "generate",
+            "--generator",
+            "gan",
+            "--model",
+            "gan/seed1",
+            "--data",
+            "data",
+        ]
         + ["--splits", "splits.npz", *args],
         cwd=folder,
         env=stage_env(folder),
@@ -29,7 +40,7 @@ def generate(folder: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_generated_images_are_the_shards_images_for_the_same_seed(project):  # noqa: F811
     synthesize(project, "run", [sys.executable])
-    shards = load_synthetic(project / "run/synthetic", CLASSES)
+    shards = load_synthetic(project / "run/synthetic/seed1", CLASSES)  # the run of --model gan/seed1
     cat_shards = shards.images[shards.labels == 0]  # 9 cat images were planned (3 real, 12 to reach)
     result = generate(project, "--class", "cat", "--count", "4", "--out", "cats")
     assert result.returncode == 0, result.stderr

@@ -44,6 +44,7 @@ def project(tmp_path) -> Path:
         mixed_precision="no",
     )
     section["gan"].update(steps=4, batch_size=5, latent_dim=8, base_channels=8)
+    params["experiment"].update(seeds=[0], generator_runs="per_seed")  # one generator run: seed0/
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
 
@@ -95,7 +96,7 @@ def test_ddpm_on_two_gloo_processes_trains_what_one_process_trains(project):
     assert (difference > 1e-6).mean() < 0.05, (difference > 1e-6).mean()
     lr = yaml.safe_load((project / "params.yaml").read_text())["train_generator"]["ddpm"]["lr"]
     assert difference.max() < 2 * 4 * lr
-    curves = {out: (project / f"{out}/curves/loss.csv").read_text().splitlines() for out in ("one", "two")}
+    curves = {out: (project / f"{out}/curves/seed0/loss.csv").read_text().splitlines() for out in ("one", "two")}
     assert curves["one"][0] == curves["two"][0] and len(curves["two"]) == 3  # header + steps 2 and 4
     for row_one, row_two in zip(curves["one"][1:], curves["two"][1:]):
         # the logged loss is the global batch's, reduced over the ranks

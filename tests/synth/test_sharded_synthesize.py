@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from synthaug.data.storage import ImageSet, save_image_set, save_index_arrays
+from synthaug.generator_runs import generator_run_seed
 from synthaug.io import write_json
 from synthaug.params import TrainGeneratorParams, parse_section
 from synthaug.synth.backends import GENERATOR_FILE
@@ -41,11 +42,13 @@ def project(tmp_path) -> Path:
     trainer = build_trainer(
         "gan", parse_section("train_generator", raw, TrainGeneratorParams), 8, 3, torch.device("cpu")
     )
-    trainer.export(tmp_path / "gan")  # untrained weights: the sharding, not the images, is under test
-    write_json(
-        tmp_path / "gan" / GENERATOR_FILE,
-        {"generator": "gan", "trained": True, "class_names": list(CLASSES), "image_size": 8},
-    )
+    for run in ("seed0", "seed1"):  # one generator run per experiment seed
+        trainer.export(tmp_path / "gan" / run)  # untrained weights: the sharding, not the images, is under test
+        write_json(
+            tmp_path / "gan" / run / GENERATOR_FILE,
+            {"generator": "gan", "trained": True, "class_names": list(CLASSES), "image_size": 8},
+        )
+    params["experiment"].update(seeds=[0, 1], generator_runs="per_seed")
     params["synthesize"].update(shard_size=2, eval_per_class=3, preview_per_class=2)
     params["synthesize"]["gan"] = {"batch_size": 2, "device": "cpu"}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -90,22 +93,39 @@ def test_two_gloo_processes_write_the_shards_one_process_writes(project):
     output = two.stdout + two.stderr
     assert "rank 1 of 2 done" in output
     # 9 + 6 to reach 12 per class, plus 3 per class for FID: all generated, none twice
-    assert "15 synthetic + 9 evaluation images (24 generated now" in output
+    # per run, 9 + 6 to reach 12 per class, plus 3 per class for FID: all generated, none twice
+    assert "2 run(s) of 15 synthetic + 9 evaluation images (48 generated now" in output
     for folder in ("synthetic", "eval"):
-        one, two_ = (sorted(p.name for p in (project / out / folder).iterdir()) for out in ("one", "two"))
-        assert one == two_ and len([n for n in one if n.startswith("shard-")]) == {"synthetic": 8, "eval": 5}[folder]
+        one, two_ = (
+            sorted(str(p.relative_to(project / out / folder)) for p in (project / out / folder).rglob("*"))
+            for out in ("one", "two")
+        )
+        assert one == two_
+        for run in ("seed0", "seed1"):
+            shards = [n for n in one if n.startswith(f"{run}/shard-")]
+            assert len(shards) == {"synthetic": 8, "eval": 5}[folder]
         for name in one:
-            assert (project / "one" / folder / name).read_bytes() == (project / "two" / folder / name).read_bytes(), (
-                name
-            )
+            if (project / "one" / folder / name).is_file():
+                assert (project / "one" / folder / name).read_bytes() == (
+                    project / "two" / folder / name
+                ).read_bytes(), name
+    # the runs are independent draws: their shards differ
+    seed0, seed1 = ((project / "one/synthetic" / run / "shard-00000.npz").read_bytes() for run in ("seed0", "seed1"))
+    assert seed0 != seed1
     counted = [json.loads((project / out / "previews.json").read_text()) for out in ("one", "two")]
     for record in counted:  # what the run spent is measured, not reproduced
         assert record.pop("seconds") >= 0 and record.pop("eval_seconds") >= 0 and record.pop("device") == "cpu"
-    assert counted[0] == counted[1] and counted[0]["generated_this_run"] == 24
+        for run in record["runs"].values():
+            assert run.pop("seconds") >= 0 and run.pop("eval_seconds") >= 0
+    assert counted[0] == counted[1] and counted[0]["generated_this_run"] == 48
+    assert [r["seed"] for r in counted[0]["runs"].values()] == [
+        generator_run_seed(0, "seed0"),
+        generator_run_seed(0, "seed1"),
+    ]
     assert not any(p.name.startswith(".") for p in (project / "two").iterdir())  # no work folder left
     with sqlite3.connect(project / "mlflow.db") as db:
-        runs = db.execute("select count(*) from runs where name = 'synthesize/gan' and status = 'FINISHED'").fetchone()[
-            0
-        ]
+        runs = db.execute(
+            "select count(*) from runs where name like 'synthesize/gan/seed_' and status = 'FINISHED'"
+        ).fetchone()[0]
         generated = [row[0] for row in db.execute("select value from metrics where key = 'generated_this_run'")]
-    assert runs == 2 and generated == [24.0, 24.0]  # one run per invocation; rank 1 logs nothing
+    assert runs == 4 and generated == [24.0] * 4  # one MLflow run per generator run and invocation; rank 1 logs nothing

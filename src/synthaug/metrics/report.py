@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from synthaug.errors import MissingInput
+from synthaug.generator_runs import SHARED_RUN
 from synthaug.io import read_metrics
 from synthaug.metrics.verdicts import (
     Interval,
@@ -182,9 +183,10 @@ def variant_compute(
             training, synthesis = trainings.get(generator, {}), syntheses.get(generator, {})
             if "seconds" not in synthesis:
                 continue
-            generator_seconds = float(training.get("seconds", 0.0)) + float(
+            # Each seed pays for one run (its own, or the shared one): the stages record the sum over their runs.
+            generator_seconds = float(training.get("seconds", 0.0)) / max(1, len(training.get("runs", {}))) + float(
                 synthesis["seconds"]
-            )  # pretrained: no training
+            ) / max(1, len(synthesis.get("runs", {})))  # pretrained: no training
             devices |= {d for d in (training.get("device"), synthesis.get("device")) if d}
         costs[(classifier, variant)] = Compute(
             float(np.mean([m.summary["seconds"] for m in members])), generator_seconds, tuple(sorted(devices))
@@ -209,6 +211,7 @@ def verdicts_markdown(
     metric_label: str = "macro-F1",
     flagged: set[str] = frozenset(),
     costs: dict[tuple[str, str], Compute] | None = None,
+    conditional: set[str] = frozenset(),
 ) -> str:
     """The paired comparisons and verdicts (Holm-corrected over the table, the uncorrected interval and its
     half-width beside); with `costs`, each variant's compute and its extra seconds per macro-F1 point over
@@ -227,7 +230,7 @@ def verdicts_markdown(
         ]
     body = []
     for row in rows:
-        line = [row["classifier"], variant_label(row["variant"], flagged)]
+        line = [row["classifier"], variant_label(row["variant"], flagged, conditional)]
         for reference in VERDICT_REFERENCES:
             comparison = row["comparisons"].get(reference)
             line += (
@@ -317,11 +320,36 @@ def cas_by_generator(results: list[EntryResult]) -> dict[str, list[EntryResult]]
     return found
 
 
+def run_readings(records: dict[str, dict]) -> dict[str, dict]:
+    """Each generator run's fid readings, keyed by a label: `<g>` for a shared run, `<g> (seed<k>)` per seed."""
+    readings = {}
+    for generator, record in records.items():
+        for run, result in record["runs"].items():
+            readings[generator if run == SHARED_RUN else f"{generator} ({run})"] = result
+    return readings
+
+
+def generator_of(label: str) -> str:
+    """The generator of a run_readings label."""
+    return label.split(" (")[0]
+
+
+def run_of(label: str) -> str:
+    """The run of a run_readings label."""
+    return label.split(" (")[1].rstrip(")") if " (" in label else SHARED_RUN
+
+
+def cas_of_run(cas: dict[str, list[EntryResult]], label: str) -> list[EntryResult]:
+    """The CAS entries whose seeds trained on this run's images (all of them for a shared run)."""
+    members = cas.get(generator_of(label), [])
+    return [m for m in members if m.summary.get("generator_run", run_of(label)) == run_of(label)]
+
+
 def generator_markdown(
     scores: dict[str, dict], trainings: dict[str, dict], cas: dict[str, list[EntryResult]], real: list[EntryResult]
 ) -> str:
-    """One row per generator: distance to the real test set with its N and dims, coverage, and CAS beside the
-    accuracy of the same classifier trained on the full real data."""
+    """One row per generator run (run_readings): distance to the real test set with its N and dims, coverage, and
+    CAS beside the accuracy of the same classifier trained on the full real data."""
     header = [
         "generator",
         "features",
@@ -344,7 +372,7 @@ def generator_markdown(
             f"Inception {result['fid_dims']}-d" if not sfx else f"{result['features']} {result['fid_dims']}-d (not FID)"
         )
         fid = _number(result[f"fid{sfx}"], 3) + ("" if result["fid_full_rank"] else " (rank-deficient)")
-        members = cas.get(generator, [])
+        members = cas_of_run(cas, generator)
         cas_cell = _accuracy_over_seeds(members)
         if members:
             cas_cell += f" ({members[0].summary.get('train_images', '?')} images)"
@@ -362,35 +390,43 @@ def generator_markdown(
                 cas_cell,
                 _accuracy_over_seeds(real) + (f" ({real[0].summary.get('train_images', '?')} images)" if real else ""),
                 _number(result["real_classifier_accuracy_on_generated"]),
-                str(trainings.get(generator, {}).get("steps", "pretrained")),
+                str(trainings.get(generator_of(generator), {}).get("steps", "pretrained")),
             ]
         )
     return markdown_table(header, body)
 
 
 def unusable_generators(scores: dict[str, dict], synthetic_counts: dict[str, dict[str, int]]) -> dict[str, str]:
-    """Generators at least half of whose added training images belong to classes the fid stage found not usable
-    (collapsed, or not told apart from the other classes' images by the full-data classifier): generator -> the
-    evidence, in words."""
-    unusable = {}
-    for generator, result in scores.items():
+    """Generators with a run (run_readings label) at least half of whose added training images belong to classes
+    the fid stage found not usable (collapsed, or not told apart from the other classes' images by the full-data
+    classifier): generator -> the evidence, in words, run by run."""
+    unusable: dict[str, str] = {}
+    for label, result in scores.items():
+        generator = generator_of(label)
         added = {c: n for c, n in synthetic_counts.get(generator, {}).items() if n > 0}
         failing = [c for c in result["unusable_classes"] if c in added]
         share = sum(added[c] for c in failing) / max(1, sum(added.values()))
         if added and share >= 0.5:
-            unusable[generator] = (
+            where = "" if label == generator else f"in run {run_of(label)}, "
+            evidence = where + (
                 f"{share:.0%} of the {sum(added.values())} images it adds to training are of classes whose generated "
                 f"images are collapsed or that the full-data classifier does not tell from the other classes' "
                 f"({', '.join(failing)}: own − others below fid.usable_margin {result['usable_margin']:g}, or not "
                 f"significant at {result['usable_level']:g}, on {result['per_class'][failing[0]]['images']} "
                 "evaluation images each)"
             )
+            unusable[generator] = f"{unusable[generator]}; {evidence}" if generator in unusable else evidence
     return unusable
+
+
+def synthetic_variants(generators) -> set[str]:
+    """The variants trained on these generators' images."""
+    return {f"{prefix}{g}" for g in generators for prefix in ("synthetic_", "synthetic_only_")}
 
 
 def unusable_variants(unusable: dict[str, str]) -> set[str]:
     """The variants trained on an unusable generator's images."""
-    return {f"{prefix}{g}" for g in unusable for prefix in ("synthetic_", "synthetic_only_")}
+    return synthetic_variants(unusable)
 
 
 def unusable_note(unusable: dict[str, str]) -> str:
@@ -401,8 +437,9 @@ def unusable_note(unusable: dict[str, str]) -> str:
     )
 
 
-def variant_label(variant: str, flagged: set[str]) -> str:
-    return f"{variant} (unusable images)" if variant in flagged else variant
+def variant_label(variant: str, flagged: set[str], conditional: set[str] = frozenset()) -> str:
+    label = f"{variant} (unusable images)" if variant in flagged else variant
+    return f"{label} (conditional on one generator run)" if variant in conditional else label
 
 
 def collapse_notes(scores: dict[str, dict]) -> list[str]:
@@ -425,14 +462,16 @@ def generator_notes(scores: dict[str, dict]) -> list[str]:
     }
     if fallback:
         reason = next(iter(fallback.values()))
+        names = ", ".join(dict.fromkeys(map(generator_of, fallback)))
         notes.append(
-            f"**Not Inception FID** for {', '.join(fallback)}: {reason}. Their distances use a classifier's "
+            f"**Not Inception FID** for {names}: {reason}. Their distances use a classifier's "
             "features and cannot be compared with published FID."
         )
     deficient = [g for g, r in scores.items() if not r["fid_full_rank"]]
     if deficient:
+        names = ", ".join(dict.fromkeys(map(generator_of, deficient)))
         notes.append(
-            f"**Rank-deficient FID** for {', '.join(deficient)}: {scores[deficient[0]]['fid_images']} images per side "
+            f"**Rank-deficient FID** for {names}: {scores[deficient[0]]['fid_images']} images per side "
             f"on {scores[deficient[0]]['fid_dims']}-d features (FID needs more images than dimensions); "
             "read KID, which is unbiased at any size, or lower fid.dims."
         )
@@ -469,7 +508,7 @@ def per_class_generator_markdown(
         row = [name]
         for generator, result in scores.items():
             entry, sfx = result["per_class"][name], score_suffix(result)
-            members = cas.get(generator, [])
+            members = cas_of_run(cas, generator)
             recall = float(np.mean([m.metrics["per_class"][name]["recall"] for m in members])) if members else None
             row += [
                 _number(entry[f"kid_mean{sfx}"]),

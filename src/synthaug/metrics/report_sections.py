@@ -9,6 +9,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from synthaug.data.imbalance import minority_classes
+from synthaug.generator_runs import SHARED_RUN, run_folders
 from synthaug.io import read_json
 from synthaug.metrics import document as doc
 from synthaug.metrics.report import (
@@ -30,8 +31,10 @@ from synthaug.metrics.report import (
     per_class_recall_markdown,
     read_stage_metrics,
     recall_vs_count_figure,
+    run_readings,
     sweep_heatmap_figure,
     sweep_markdown,
+    synthetic_variants,
     unusable_generators,
     unusable_note,
     unusable_variants,
@@ -42,18 +45,30 @@ from synthaug.metrics.report import (
 from synthaug.metrics.sweeps import provenance_file, read_sweep_csv, sweep_staleness
 from synthaug.params import DISTILLED_VARIANT, ExperimentParams
 
-VERDICT_NOTE = (
-    "Each variant's test macro-F1 minus the reference's, seed by seed (a seed varies the classifier's "
-    "initialization, batch order, augmentation and oversampled's copies; the imbalanced split and the generators "
-    "stay fixed), with the 95 % t interval of those differences and its half-width: a 'within noise' row saw no "
-    "effect larger than the interval allows. The verdict is the paired t test's (the test that interval inverts), "
-    "corrected with Holm's step-down over every comparison the table prints, so the chance of any false 'beats' or "
-    "'loses' in the table stays at 5 %: beats or loses where the adjusted p is below 0.05, within noise otherwise; "
-    "where the uncorrected interval alone would say more, the cell says so. With one seed there is no interval. "
-    "Compute: seconds recorded by the stages (classifier training loop, mean over seeds; for a synthetic variant "
-    "also its generator's training and the synthesis of the images it adds, paid once), on the device named; extra "
-    "compute per point is priced only where the gain over baseline is established."
-)
+SEED_VARIES = {
+    "per_seed": "a seed varies the classifier's initialization, batch order, augmentation and oversampled's copies, "
+    "and for a synthetic variant also its generator: seed k trains and samples its own generator run (SDXL-Turbo: "
+    "its own sampling seed), so the interval includes the generator's variance; the imbalanced split stays fixed",
+    "shared": "a seed varies the classifier's initialization, batch order, augmentation and oversampled's copies; "
+    "the imbalanced split and the one shared generator run stay fixed (experiment.generator_runs: shared), so a "
+    "synthetic verdict is conditional on that generator run",
+}
+
+
+def verdict_note(generator_runs: str) -> str:
+    return (
+        f"Each variant's test macro-F1 minus the reference's, seed by seed ({SEED_VARIES[generator_runs]}), with the "
+        "95 % t interval of those differences and its half-width: a 'within noise' row saw no effect larger than the "
+        "interval allows. The verdict is the paired t test's (the test that interval inverts), corrected with Holm's "
+        "step-down over every comparison the table prints, so the chance of any false 'beats' or 'loses' in the "
+        "table stays at 5 %: beats or loses where the adjusted p is below 0.05, within noise otherwise; where the "
+        "uncorrected interval alone would say more, the cell says so. With one seed there is no interval. Compute: "
+        "seconds recorded by the stages (classifier training loop, mean over seeds; for a synthetic variant also the "
+        "training of the generator run it used and the synthesis of its images), on the device named; extra compute "
+        "per point is priced only where the gain over baseline is established."
+    )
+
+
 STALE_SWEEP = "**Not from this run** ({why}): shown for reference; its numbers may not hold for this code and params."
 
 
@@ -125,7 +140,7 @@ def load_report_inputs(
         results=results,
         cas=cas,
         counts=read_json(metrics / "class_counts.json")["counts"],
-        scores={g: read_stage_metrics(metrics, f"fid/{g}.json") for g in generators},
+        scores=run_readings({g: read_stage_metrics(metrics, f"fid/{g}.json") for g in generators}),
         syntheses={g: read_json(metrics / "synthetic" / f"{g}.json") for g in generators},
         trainings={g: read_json(metrics / "generators" / f"{g}.json") for g in generators},
         profiles=[read_json(metrics / "profile" / f"{c}.json") for c in experiment.classifiers],
@@ -186,8 +201,10 @@ def _comparison(inputs: ReportInputs, this_run: str) -> doc.Section:
 def _verdicts(inputs: ReportInputs, this_run: str) -> doc.Section:
     flagged = unusable_variants(inputs.unusable)
     costs = variant_compute(inputs.results, inputs.trainings, inputs.syntheses)
-    table = verdicts_markdown(verdict_rows(inputs.results), flagged=flagged, costs=costs)
-    return doc.Section("Verdicts", (doc.table(table), doc.note(this_run), doc.text(VERDICT_NOTE)))
+    mode = inputs.experiment.generator_runs
+    conditional = set() if mode == "per_seed" else synthetic_variants(inputs.experiment.generators)
+    table = verdicts_markdown(verdict_rows(inputs.results), flagged=flagged, costs=costs, conditional=conditional)
+    return doc.Section("Verdicts", (doc.table(table), doc.note(this_run), doc.text(verdict_note(mode))))
 
 
 def _per_class_recall(inputs: ReportInputs, this_run: str) -> doc.Section:
@@ -215,9 +232,15 @@ def _generators(inputs: ReportInputs, this_run: str) -> doc.Section:
             doc.table(generator_markdown(inputs.scores, inputs.trainings, inputs.cas, real_full)),
             doc.note(this_run),
             doc.text(features),
-            doc.subheading("Per class"),
-            doc.table(per_class_generator_markdown(inputs.scores, inputs.class_names, inputs.cas)),
-            doc.note(this_run),
+            *(
+                block
+                for label, result in inputs.scores.items()
+                for block in (
+                    doc.subheading(f"Per class: {label}"),
+                    doc.table(per_class_generator_markdown({label: result}, inputs.class_names, inputs.cas)),
+                    doc.note(this_run),
+                )
+            ),
         ),
     )
 
@@ -256,11 +279,13 @@ def report_sections(
     inputs: ReportInputs, figures: dict[str, tuple[str, Path]], metrics: Path, this_run: str, commit: str, params: str
 ) -> list[doc.Section]:
     """The report, in order; `figures`: file name -> (caption, written path); `params`: params.yaml's text."""
-    previews = {
-        g: [metrics / "generators" / g / name for name in ("loss.png", "samples.png")]
-        + sorted((metrics / "synthetic" / g).glob("*.png"))
-        for g in inputs.experiment.generators
-    }
+    previews = {}
+    for g in inputs.experiment.generators:  # the first run's: each run's are in metrics/{generators,synthetic}/<g>/
+        run = next(iter(run_folders(metrics / "synthetic" / g)), SHARED_RUN)
+        label = g if run == SHARED_RUN else f"{g} ({run}; the other runs' are beside it in metrics/)"
+        previews[label] = [metrics / "generators" / g / run / name for name in ("loss.png", "samples.png")] + sorted(
+            (metrics / "synthetic" / g / run).glob("*.png")
+        )
     return [
         _comparison(inputs, this_run),
         _verdicts(inputs, this_run),

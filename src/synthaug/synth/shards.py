@@ -75,11 +75,14 @@ def generate_shards(
     return generated
 
 
-def publish_synthetic_set(out: Path, items: list[SynthItem], shard_size: int, generator: str) -> None:
-    """Move the finished shards of `items` from out's work folder into `out`, with metadata.csv, at once."""
+def publish_synthetic_set(
+    out: Path, items: list[SynthItem], shard_size: int, generator: str, workdir: Path | None = None
+) -> None:
+    """Move the finished shards of `items` from their work folder (default: out's) into `out`, with metadata.csv,
+    at once."""
     from synthaug.io import work_folder
 
-    workdir = work_folder(out)
+    workdir = work_folder(out) if workdir is None else workdir
     with atomic_path(out, directory=True) as tmp:
         for shard in sorted(workdir.glob("shard-*.npz")):
             os.replace(shard, tmp / shard.name)

@@ -20,6 +20,7 @@ from synthaug.data.imbalance import minority_classes, variant_sets
 from synthaug.data.storage import ImageSet, concat_image_sets, load_image_set, load_index_arrays
 from synthaug.distributed import Ranks, process_group, rank_done
 from synthaug.errors import MissingInput
+from synthaug.generator_runs import run_folder
 from synthaug.io import file_sha256, fingerprint, work_folder, write_metrics, write_text
 from synthaug.models.checkpoint import WEIGHTS_FILE, load_classifier, save_classifier
 from synthaug.models.classifiers import count_parameters
@@ -96,7 +97,7 @@ def entry_params() -> tuple[TrainParams, list[int]]:
 class AddedImages:
     """Generated images an entry trains on: beside the real set (synthetic_<g>) or alone (synthetic_only_<g>)."""
 
-    folder: Path  # a synthesize output
+    folder: Path  # a synthesize output: one folder per generator run (synth.plan.run_folder picks the seed's)
     alone: bool
     judge: Path | None = None  # the judge entry's checkpoint folder, for train.synthetic_filter (not when alone)
 
@@ -113,13 +114,14 @@ def training_set(
     train_set, val_set = variant_sets(dataset, splits, variant, seed)
     if added is None:
         return train_set, val_set, {}
-    synthetic = load_synthetic(added.folder, train_set.class_names)
+    run = run_folder(added.folder, seed)
+    synthetic = load_synthetic(run, train_set.class_names)
     if added.alone:  # CAS measures the generator as it is: nothing filtered (the variant has no real image)
         report = {"synthetic_images": len(synthetic)}
     else:
         judge = None if added.judge is None else added.judge / f"seed{seed}"
         synthetic, report = filter_synthetic(synthetic, judge, params.synthetic_filter, params.eval_batch_size)
-    return concat_image_sets(train_set, synthetic), val_set, report
+    return concat_image_sets(train_set, synthetic), val_set, {**report, "generator_run": run.name}
 
 
 def with_teacher(setup: TrainingSetup, folder: Path, params: DistillParams) -> tuple[TrainingSetup, str]:
