@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
@@ -90,7 +91,8 @@ def train_run(generator: str, run: str, params: TrainGeneratorParams, args, rank
     train_set = dataset.subset(load_index_arrays(args.splits)["train"])  # imbalanced train only: nothing leaks
     device = resolve_device(params.device, "train_generator.device")
     trainer = build_trainer(generator, params, dataset.images.shape[1], dataset.num_classes, device, ranks)
-    settings = LoopSettings.from_params(params, generator)
+    # The run's seed decides the batches and the noise as well as the initial weights: an independent draw.
+    settings = replace(LoopSettings.from_params(params, generator), seed=seed)
     # Everything that decides the weights: a half-done work folder from other inputs is discarded, not resumed.
     context = {"params": params.model_dump(), "generator": generator, "seed": seed, "device": device.type}
     digest = fingerprint(context | train_set.digest())
