@@ -168,11 +168,15 @@ def test_dvc_yaml_params_exist(project_params):
             assert key in project_params[section], f"stage {name} matrix axis {axis} uses missing {ref}"
 
 
+GENERATOR_RUN_KEYS = ("experiment.seeds", "experiment.generator_runs")
+
+
 @pytest.mark.parametrize(
     "stage, section, own, entries, unused, also",
     [
-        ("train_generator", TrainGeneratorParams, "train_generator.${item}", GENERATORS, (), ()),
-        ("synthesize", SynthesizeParams, "synthesize.${item}", GENERATORS, (), ()),
+        # one generator run per seed, or one shared
+        ("train_generator", TrainGeneratorParams, "train_generator.${item}", GENERATORS, (), GENERATOR_RUN_KEYS),
+        ("synthesize", SynthesizeParams, "synthesize.${item}", GENERATORS, (), GENERATOR_RUN_KEYS),
         # a train entry trains every seed in one process
         ("train_classifier", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill",), ("experiment.seeds",)),
         ("train_synthetic", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill",), ("experiment.seeds",)),
