@@ -2,7 +2,9 @@
 
 mix synthetic: the real imbalanced set plus the generator's images (variant synthetic_<g>), filtered by the judge
 entry when train.synthetic_filter.enabled. mix synthetic_only: the generator's evaluation images alone (variant
-synthetic_only_<g>), tested on real images: the classification accuracy score (CAS), nothing filtered.
+synthetic_only_<g>), tested on real images: the classification accuracy score (CAS), nothing filtered. mix
+real_equal: real images alone, as many per class as the generator's evaluation images (variant real_equal_<g>),
+drawn balanced from the real train pool: CAS's reference at equal size.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from synthaug.params import GENERATORS
 from synthaug.runner import run_stage
 from synthaug.train.entry import AddedImages, EntryOutputs, entry_params, entry_parser, train_entry
 
-MIXES = ("synthetic", "synthetic_only")
+MIXES = ("synthetic", "synthetic_only", "real_equal")
 
 
 def main() -> str:
     parser = entry_parser(__doc__, "experiment.classifiers entry")
-    parser.add_argument("--mix", required=True, choices=MIXES, help="beside the real images, or alone")
+    parser.add_argument(
+        "--mix", required=True, choices=MIXES, help="beside the real images, alone, or as many real ones instead"
+    )
     parser.add_argument("--generator", required=True, choices=GENERATORS, help="experiment.generators entry")
     parser.add_argument("--synthetic", type=Path, required=True, help="the generator's training images")
     parser.add_argument("--synthetic-eval", type=Path, required=True, help="the generator's evaluation images")
@@ -28,7 +32,7 @@ def main() -> str:
     if args.mix == "synthetic":
         added = AddedImages(args.synthetic, alone=False, judge=args.judge)
     else:
-        added = AddedImages(args.synthetic_eval, alone=True)
+        added = AddedImages(args.synthetic_eval, alone=True, count_only=args.mix == "real_equal")
     variant = f"{args.mix}_{args.generator}"
     outputs = EntryOutputs.from_arguments(args)
     return train_entry(

@@ -180,6 +180,7 @@ GENERATOR_RUN_KEYS = ("experiment.seeds", "experiment.generator_runs")
         # a train entry trains every seed in one process
         ("train_classifier", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill",), ("experiment.seeds",)),
         ("train_synthetic", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill",), ("experiment.seeds",)),
+        ("train_composed", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill",), ("experiment.seeds",)),
         # the teacher's own keys reach it through its checkpoint, a dependency
         (
             "train_distilled",

@@ -58,10 +58,21 @@ DiffAugmentation = Literal["color", "translation", "cutout"]  # DiffAugment's po
 CLASSIFIERS = get_args(Classifier)
 BASE_VARIANTS = get_args(BaseVariant)
 LOSS_VARIANTS = get_args(LossVariant)
+COMPOSED_SEPARATOR = "+"  # synthetic_<generator>+<loss variant>: both remedies at once (experiment.composed)
 GENERATORS = get_args(Generator)
 TRAINED_GENERATORS = get_args(TrainedGenerator)
 AUGMENTATION_STAGES = get_args(AugmentationStage)
 AUGMENTATION_ENGINES = get_args(AugmentationEngine)
+
+
+def composed_variant(generator: str, remedy: str) -> str:
+    """The variant that adds `generator`'s images to the imbalanced set and trains with loss variant `remedy`."""
+    return f"synthetic_{generator}{COMPOSED_SEPARATOR}{remedy}"
+
+
+def loss_variant_of(variant: str) -> str:
+    """The variant whose loss `variant` trains with: its remedy when composed, itself otherwise."""
+    return variant.rsplit(COMPOSED_SEPARATOR, 1)[-1]
 
 
 class Section(BaseModel):
@@ -408,6 +419,8 @@ class ExperimentParams(Section):
     # per_seed: seed k trains and samples its own generator run, so intervals include the generator's variance;
     # shared: one run serves every seed, and the verdicts are conditional on it.
     generator_runs: Literal["per_seed", "shared"]
+    # loss variants also trained on top of every generator's images: variants synthetic_<g>+<loss variant>
+    composed: list[LossVariant]
 
     @model_validator(mode="after")
     def _generators_need_features(self) -> ExperimentParams:
@@ -418,6 +431,12 @@ class ExperimentParams(Section):
                 "experiment.variants: must include 'full' when experiment.generators is not empty "
                 "(the fid stage uses the full-data classifier)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _composed_once_each(self) -> ExperimentParams:
+        if len(set(self.composed)) != len(self.composed):
+            raise ValueError(f"experiment.composed: {self.composed} names a loss variant twice")
         return self
 
     @model_validator(mode="after")

@@ -87,3 +87,22 @@ def test_variant_indices():
     assert len(variant_indices("oversampled", splits, labels, 0)) == 150
     with pytest.raises(ImbalanceError, match="unknown variant 'smote'"):
         variant_indices("smote", splits, labels, 0)
+
+
+def test_real_equal_draws_as_many_real_images_per_class_as_it_matches_from_all_of_train():
+    labels = labels_of()
+    val = np.arange(0, 500, 5)
+    full = np.setdiff1d(np.arange(500), val)
+    splits = {"train": full[::3], "full": full, "val": val}
+    per_class = np.array([3, 3, 3, 3, 3])
+    drawn = variant_indices("real_equal_gan", splits, labels, 0, per_class)
+    assert np.bincount(labels[drawn], minlength=5).tolist() == [3] * 5
+    assert set(drawn) <= set(full) and len(set(drawn)) == 15  # no repeats, none from validation
+    assert not set(drawn) <= set(splits["train"])  # from all of train, not only the imbalanced set
+    np.testing.assert_array_equal(drawn, variant_indices("real_equal_gan", splits, labels, 0, per_class))
+    assert not np.array_equal(drawn, variant_indices("real_equal_gan", splits, labels, 1, per_class))
+    with pytest.raises(ValueError, match="needs the per-class counts"):
+        variant_indices("real_equal_gan", splits, labels, 0)
+    pool = int(np.sum(labels[full] == 4))
+    with pytest.raises(ImbalanceError, match=f"class 'e' has {pool} real training images, fewer than the 10000"):
+        variant_indices("real_equal_gan", splits, labels, 0, np.array([1, 1, 1, 1, 10000]), list("abcde"))

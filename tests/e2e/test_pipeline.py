@@ -34,12 +34,16 @@ ENTRIES = [
     "vit-distilled",
     *(f"vit-synthetic_{g}" for g in GENERATORS),
     *(f"vit-synthetic_only_{g}" for g in GENERATORS),
+    *(f"vit-real_equal_{g}" for g in GENERATORS),
+    *(f"vit-synthetic_{g}+logit_adjusted" for g in GENERATORS),
 ]
 
 
 @pytest.fixture(scope="module")
 def pipeline_repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    repo, env = tiny_project(tmp_path_factory.mktemp("e2e"), GENERATORS, ["baseline", "full"], SEEDS, ("vit",))
+    repo, env = tiny_project(
+        tmp_path_factory.mktemp("e2e"), GENERATORS, ["baseline", "full"], SEEDS, ("vit",), composed=("logit_adjusted",)
+    )
     run(["git", "init", "-q"], repo, env)
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "--allow-empty", "-qm", "tiny project"], repo, env)
@@ -58,7 +62,9 @@ def stop_queue_workers(repo: Path) -> None:
 
 
 def entry_stage(entry: str) -> str:
-    if "synthetic" in entry:
+    if "+" in entry:
+        return "train_composed"
+    if "synthetic" in entry or "real_equal" in entry:
         return "train_synthetic"
     return "train_distilled" if entry.endswith("-distilled") else "train_classifier"
 
@@ -213,6 +219,16 @@ def test_cas_classifier_trains_on_generated_images_alone(pipeline_repo):
         assert trained["train_images"] == trained["synthetic_images"] == 12  # the evaluation set, 4 per class, no real
         assert "synthetic_kept_fraction" not in trained  # CAS measures the generator unfiltered
         assert read_metrics(repo, f"vit-synthetic_only_{generator}")["num_samples"] == 18  # the real test set
+        # CAS's reference: the same classifier on as many real images per class, none generated
+        matched = joined(repo, f"train/vit-real_equal_{generator}/seed0.json")
+        assert matched["train_images"] == matched["matched_synthetic_images"] == 12
+        assert matched["generator_run"] == "seed0" and "synthetic_images" not in matched
+        assert read_metrics(repo, f"vit-real_equal_{generator}")["num_samples"] == 18
+        # the composed remedy trains on the synthetic variant's images, with the loss fix
+        composed = joined(repo, f"train/vit-synthetic_{generator}+logit_adjusted/seed0.json")
+        synthetic = joined(repo, f"train/vit-synthetic_{generator}/seed0.json")
+        assert composed["train_images"] == synthetic["train_images"] > 31  # the imbalanced set and generated images
+        assert composed["synthetic_kept_fraction"] == synthetic["synthetic_kept_fraction"]
 
 
 def test_the_distilled_entry_learns_from_the_same_seed_of_its_teacher(pipeline_repo):
@@ -257,12 +273,17 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
         run_readings({g: joined(repo, f"fid/{g}.json") for g in GENERATORS}),
         {g: json.loads((repo / f"metrics/synthetic/{g}.json").read_text())["synthetic_per_class"] for g in GENERATORS},
     )
-    flagged = unusable_variants(unusable)
+    flagged = unusable_variants(unusable, [])
     assert all(f"**Unusable images from {g}**: {why}." in markdown for g, why in unusable.items())
     assert f"| vit | {variant_label('synthetic_sdxl_turbo', flagged)} | 2 |" in markdown and "+0.0000 |" in markdown
     distilled = mean_over_seeds(repo, "vit-distilled", "macro_f1")
     assert re.search(rf"\| vit \| distilled \| 2 \| [0-9.]+ {interval} \| {distilled:.4f} {interval} \|", markdown)
     assert "| vit | synthetic_only_" not in markdown  # CAS entries are generator readings, not remedies
+    assert "| vit | real_equal_" not in markdown
+    composed = mean_over_seeds(repo, "vit-synthetic_gan+logit_adjusted", "macro_f1")
+    assert re.search(
+        rf"\| vit \| synthetic_gan\+logit_adjusted[^|]* \| 2 \| [0-9.]+ {interval} \| {composed:.4f} ", markdown
+    )
     assert (
         "Synthetic filter (seed 0; fraction of generated images kept per class): "
         "vit-synthetic_sdxl_turbo: judge vit-baseline, kept cat " in markdown
@@ -300,12 +321,15 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
         for seed, folder in zip(SEEDS, RUNS):  # one row per generator run, beside the CAS of the seed that used it
             fid = record["runs"][folder]["fid_classifier_features"]
             cas = read_metrics(repo, f"vit-synthetic_only_{generator}", seed)["accuracy"]
+            equal = read_metrics(repo, f"vit-real_equal_{generator}", seed)["accuracy"]
+            ratio = f"{cas / equal:.3f}" if equal else "n/a"
             assert (
                 f"| {generator} ({folder}) | classifier:vit-full-seed0 32-d (not FID) | 12 | "
                 f"{fid:.3f} (rank-deficient) |" in markdown
             )
             assert re.search(
-                rf"\| {cas:.4f} \(12 images\) \| {full_accuracy:.4f} ± [^|]+ \(48 images\) \|",
+                rf"\| {cas:.4f} \(12 images\) \| {equal:.4f} \(12 images\) \| {ratio} \| "
+                rf"{full_accuracy:.4f} ± [^|]+ \(48 images\) \|",
                 markdown,
             )
     assert "| dog |" in markdown.split("### Per class: gan (seed1)")[1]
@@ -527,6 +551,8 @@ def test_exp_run_reruns_only_what_the_changed_param_reaches(pipeline_repo):
         "synthesize@gan",
         "train_synthetic@vit-synthetic-gan",
         "train_synthetic@vit-synthetic_only-gan",
+        "train_synthetic@vit-real_equal-gan",
+        "train_composed@vit-gan-logit_adjusted",
         "fid@gan",
         "report",
     }
@@ -566,7 +592,7 @@ def test_dvc_metrics_show_fits_a_terminal(pipeline_repo):
         "minority_recall",
         "seconds",
     ]
-    assert max(len(line) for line in shown) <= 190  # 186 here: the longest path is 52 characters
+    assert max(len(line) for line in shown) <= 200  # 196 here: the longest path is 58 characters
     assert len(shown) == 1 + 2 * len(ENTRIES) * len(SEEDS) + len(GENERATORS)  # eval and train per seed, fid
     shown = run(["dvc", "exp", "show", "--csv"], repo, env).stdout
     assert {row["train_generator.gan.steps"] for row in csv.DictReader(io.StringIO(shown))} >= {"4", "6"}

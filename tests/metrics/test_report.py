@@ -154,9 +154,9 @@ def fid_result(
     return usability(scores, np.array(judged), tuple(CLASSES), min_margin=0.1, level=0.05)
 
 
-def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy():
+def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy_at_equal_size():
     from synthaug.metrics.report import (
-        cas_by_generator,
+        entries_by_generator,
         generator_markdown,
         generator_notes,
         per_class_generator_markdown,
@@ -171,17 +171,24 @@ def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy():
     cas_entries = [entry("synthetic_only_ddpm", s, a, 0.3, [0.1, 0.2, 0.3, 0.4]) for s, a in ((0, 0.30), (1, 0.34))]
     for result in cas_entries:
         result.summary["train_images"] = 40
+    equal_entries = [entry("real_equal_ddpm", s, a, 0.3, [0.4] * 4) for s, a in ((0, 0.38), (1, 0.42))]
+    for result in equal_entries:
+        result.summary["train_images"] = 40
     full = [entry("full", 0, 0.80, 0.7, [0.8] * 4)]
     full[0].summary["train_images"] = 5000
-    cas = cas_by_generator(cas_entries)
-    table = generator_markdown(scores, {"ddpm": {"steps": 300}}, cas, full)
-    half = T_975_1 * 0.02  # CAS over 2 seeds: std / sqrt(2) = 0.02
+    cas = entries_by_generator(cas_entries + equal_entries, "synthetic_only_")
+    equal = entries_by_generator(cas_entries + equal_entries, "real_equal_")
+    assert list(cas) == list(equal) == ["ddpm"] and [m.variant for m in equal["ddpm"]] == ["real_equal_ddpm"] * 2
+    table = generator_markdown(scores, {"ddpm": {"steps": 300}}, cas, full, equal)
+    half = T_975_1 * 0.02  # over 2 seeds: std / sqrt(2) = 0.02
     assert (
         "| ddpm | Inception 2048-d | 1000 | 12.500 (rank-deficient) | 0.0100 ± 0.0020 | 0.500 | 0.250 | 0.800 | "
-        f"0.050 | 0.3200 ± 0.0283 [{0.32 - half:.4f}, {0.32 + half:.4f}] (40 images) | 0.8000 (5000 images) | "
+        f"0.050 | 0.3200 ± 0.0283 [{0.32 - half:.4f}, {0.32 + half:.4f}] (40 images) | "
+        f"0.4000 ± 0.0283 [{0.40 - half:.4f}, {0.40 + half:.4f}] (40 images) | 0.800 | 0.8000 (5000 images) | "
         "0.7500 | 300 |"
     ) in table
-    assert "| gan | classifier:vit-full-seed0 128-d (not FID) | 1000 | 3.000 | " in table and "| n/a | 0.8000" in table
+    assert "| gan | classifier:vit-full-seed0 128-d (not FID) | 1000 | 3.000 | " in table
+    assert "| n/a | n/a | n/a | 0.8000" in table
     notes = generator_notes(scores)
     assert notes.pop(0) == (
         "**Collapsed classes from gan**: a (0.20). Their generated images' mean pairwise feature distance is below "
@@ -255,7 +262,7 @@ def test_a_generator_most_of_whose_added_images_are_not_usable_is_flagged_with_i
         "(a: own − others below fid.usable_margin 0.1, or not significant at 0.05, on 100 evaluation"
         in (unusable["ddpm"])
     )
-    flagged = unusable_variants(unusable)
+    flagged = unusable_variants(unusable, [])
     assert flagged == {"synthetic_ddpm", "synthetic_only_ddpm"}
     results = RESULTS + [entry("synthetic_ddpm", s, 0.9, 0.9, [0.9] * 4) for s in (0, 1)]
     table = comparison_markdown(comparison_rows(results, ["a"]), ["a"], flagged)
@@ -340,9 +347,9 @@ def test_one_list_of_sections_renders_as_markdown_and_as_html(tmp_path):
 
 def test_each_generator_run_is_read_on_its_own_and_flags_its_generator():
     from synthaug.metrics.report import (
-        cas_by_generator,
-        cas_of_run,
+        entries_by_generator,
         generator_of,
+        of_run,
         run_of,
         run_readings,
         unusable_generators,
@@ -362,15 +369,56 @@ def test_each_generator_run_is_read_on_its_own_and_flags_its_generator():
     cas_entries = [entry("synthetic_only_gan", s, 0.3, 0.3, [0.3] * 4) for s in (0, 1)]
     for seed, result in enumerate(cas_entries):
         result.summary["generator_run"] = f"seed{seed}"
-    cas = cas_by_generator(cas_entries)
-    assert [m.seed for m in cas_of_run(cas, "gan (seed1)")] == [1]
-    assert cas_of_run(cas, "ddpm") == []
+    cas = entries_by_generator(cas_entries, "synthetic_only_")
+    assert [m.seed for m in of_run(cas, "gan (seed1)")] == [1]
+    assert of_run(cas, "ddpm") == []
 
 
 def test_a_shared_generator_run_says_so_in_the_verdict_rows():
     from synthaug.metrics.report import synthetic_variants, verdict_rows, verdicts_markdown
 
     results = [entry(v, s, 0.5, 0.4 + 0.01 * s, [0.5] * 4) for v in ("baseline", "synthetic_gan") for s in (0, 1)]
-    table = verdicts_markdown(verdict_rows(results), conditional=synthetic_variants(["gan"]))
+    table = verdicts_markdown(verdict_rows(results), conditional=synthetic_variants(["gan"], []))
     assert "| vit | synthetic_gan (conditional on one generator run) |" in table
     assert table.count("conditional on one generator run") == 1  # the real-data rows are not conditional
+
+
+def test_a_composed_remedy_is_compared_with_its_loss_fix_alone_and_costs_its_generator():
+    from synthaug.metrics.report import unusable_variants, variant_compute, verdict_rows, verdicts_markdown
+    from synthaug.metrics.verdicts import holm_adjusted, paired_p_value
+
+    def timed(variant, seed, macro_f1):
+        result = entry(variant, seed, 0.5, macro_f1, [0.5] * 4)
+        result.summary.update(seconds=10.0, device="cpu")
+        return result
+
+    scores = {
+        "baseline": (0.40, 0.44, 0.42),
+        "logit_adjusted": (0.45, 0.47, 0.46),
+        "synthetic_gan": (0.42, 0.45, 0.44),
+        "synthetic_gan+logit_adjusted": (0.50, 0.51, 0.53),
+    }
+    results = [timed(v, s, f1) for v, per_seed in scores.items() for s, f1 in enumerate(per_seed)]
+    rows = {row["variant"]: row for row in verdict_rows(results)}
+    composed = rows["synthetic_gan+logit_adjusted"]["comparisons"]
+    assert set(composed) == {"baseline", "its loss fix alone"}  # no oversampled entry here
+    alone = composed["its loss fix alone"]
+    assert alone.difference.mean == pytest.approx(np.mean([0.05, 0.04, 0.07]))
+    assert "its loss fix alone" not in rows["synthetic_gan"]["comparisons"]
+    # Holm counts the extra comparison: 3 against baseline and 1 against the loss fix alone
+    against = [
+        [b - a for a, b in zip(scores[reference], scores[variant])]
+        for variant, reference in (
+            ("logit_adjusted", "baseline"),
+            ("synthetic_gan", "baseline"),
+            ("synthetic_gan+logit_adjusted", "baseline"),
+            ("synthetic_gan+logit_adjusted", "logit_adjusted"),
+        )
+    ]
+    assert alone.adjusted_p == pytest.approx(holm_adjusted([paired_p_value(d) for d in against])[3])
+    costs = variant_compute(results, {"gan": {"seconds": 100.0}}, {"gan": {"seconds": 30.0}})
+    assert costs[("vit", "synthetic_gan+logit_adjusted")].generator_seconds == 130.0
+    table = verdicts_markdown(list(rows.values()), costs=costs)
+    assert "| vs its loss fix alone (Holm over 4) |" in table
+    assert f"| {alone.difference.mean:+.4f} [" in table.split("| vit | synthetic_gan+logit_adjusted |")[1]
+    assert "synthetic_gan+logit_adjusted" in unusable_variants({"gan": "why"}, ["logit_adjusted"])

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from synthaug.data.imbalance import variant_indices
-from synthaug.params import ExperimentParams, TrainParams, parse_section
+from synthaug.params import ExperimentParams, TrainParams, composed_variant, parse_section
 from synthaug.train.losses import (
     LossSpec,
     balanced_class_weights,
@@ -104,3 +104,12 @@ def test_rebalancing_losses_predict_the_rare_class_more_often(variant, project_p
 
     plain, rebalanced = rare_recall(LossSpec(0.0)), rare_recall(loss_for_variant(variant, y, 2, params))
     assert plain < 0.3 and rebalanced > plain + 0.3
+
+
+def test_a_composed_variant_trains_with_its_remedys_loss(project_params):
+    params = parse_section("train", project_params["train"], TrainParams)
+    composed = loss_for_variant(composed_variant("gan", "logit_adjusted"), LABELS, 2, params)
+    assert torch.equal(composed.logit_offset, loss_for_variant("logit_adjusted", LABELS, 2, params).logit_offset)
+    weighted = loss_for_variant(composed_variant("ddpm", "class_weighted"), LABELS, 2, params)
+    assert torch.equal(weighted.class_weights, balanced_class_weights(LABELS, 2))
+    assert loss_for_variant("synthetic_gan", LABELS, 2, params) == LossSpec(params.label_smoothing)

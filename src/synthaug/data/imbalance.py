@@ -108,14 +108,48 @@ def oversample(indices: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray
 
 # synthetic_only_<generator>: trained on that generator's images alone, for the Classification Accuracy Score.
 SYNTHETIC_ONLY_PREFIX = "synthetic_only_"
+# real_equal_<generator>: real images alone, as many per class as synthetic_only_<generator> trains on, so CAS is
+# set beside a classifier trained on a real set of the same size (Ravuri & Vinyals 2019).
+REAL_EQUAL_PREFIX = "real_equal_"
 
 
-def variant_indices(variant: str, splits: dict[str, np.ndarray], labels: np.ndarray, seed: int) -> np.ndarray:
+def equal_size_indices(
+    pool: np.ndarray, labels: np.ndarray, per_class: np.ndarray, seed: int, class_names: list[str]
+) -> np.ndarray:
+    """A balanced draw without replacement from `pool`: per_class[c] indices of class c."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for cls, wanted in enumerate(per_class.tolist()):
+        members = pool[labels[pool] == cls]
+        if len(members) < wanted:
+            raise ImbalanceError(
+                f"{REAL_EQUAL_PREFIX}<generator>: class {class_names[cls]!r} has {len(members)} real training "
+                f"images, fewer than the {wanted} generated ones it must match; lower synthesize.eval_per_class or "
+                "raise imbalance.subset_per_class"
+            )
+        parts.append(rng.choice(members, size=wanted, replace=False))
+    return np.sort(np.concatenate(parts)).astype(np.int64)
+
+
+def variant_indices(
+    variant: str,
+    splits: dict[str, np.ndarray],
+    labels: np.ndarray,
+    seed: int,
+    per_class: np.ndarray | None = None,
+    class_names: list[str] | None = None,
+) -> np.ndarray:
     """Real training indices of a variant: the imbalanced set (also under synthetic_<generator> variants,
     which add generated images to it, and the loss-side and distilled variants), its oversampled form, all of
-    train, or none (synthetic_only_<generator>)."""
+    train, none (synthetic_only_<generator>), or `per_class` images of each class drawn from all of train
+    (real_equal_<generator>)."""
     if variant.startswith(SYNTHETIC_ONLY_PREFIX):
         return np.zeros(0, np.int64)
+    if variant.startswith(REAL_EQUAL_PREFIX):
+        if per_class is None:
+            raise ValueError(f"variant {variant!r}: needs the per-class counts of the set it matches")
+        names = class_names or [str(c) for c in range(len(per_class))]
+        return equal_size_indices(splits["full"], labels, per_class, seed, names)
     if variant in ("baseline", DISTILLED_VARIANT, *LOSS_VARIANTS) or variant.startswith("synthetic_"):
         return splits["train"]
     if variant == "oversampled":
@@ -131,6 +165,7 @@ def variant_indices(variant: str, splits: dict[str, np.ndarray], labels: np.ndar
             DISTILLED_VARIANT,
             "synthetic_<generator>",
             "synthetic_only_<generator>",
+            "real_equal_<generator>",
         )
     )
     raise ImbalanceError(f"unknown variant {variant!r} (allowed: {allowed})")
@@ -143,10 +178,17 @@ def minority_classes(train_counts: dict[str, int]) -> list[str]:
 
 
 def variant_sets(
-    dataset: ImageSet, splits: dict[str, np.ndarray], variant: str, seed: int
+    dataset: ImageSet,
+    splits: dict[str, np.ndarray],
+    variant: str,
+    seed: int,
+    per_class: np.ndarray | None = None,
 ) -> tuple[ImageSet, ImageSet]:
-    """(real training set of `variant`, balanced validation set) of the fetched train split."""
-    train_indices = variant_indices(variant, splits, dataset.labels, derive_seed(seed, "oversample"))
+    """(real training set of `variant`, balanced validation set) of the fetched train split; `per_class` is the
+    size a real_equal_<generator> variant matches."""
+    train_indices = variant_indices(
+        variant, splits, dataset.labels, derive_seed(seed, "oversample"), per_class, dataset.class_names
+    )
     return dataset.subset(train_indices), dataset.subset(splits["val"])
 
 

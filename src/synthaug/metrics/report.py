@@ -26,7 +26,7 @@ from synthaug.metrics.verdicts import (
     t_interval,
     verdict,
 )
-from synthaug.params import DISTILLED_VARIANT
+from synthaug.params import COMPOSED_SEPARATOR, DISTILLED_VARIANT, composed_variant, loss_variant_of
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,17 @@ def format_value(value: tuple[float, float, float, float], seeds: int) -> str:
 
 # Each variant is compared, seed by seed, with these references (name in the verdict).
 VERDICT_REFERENCES = {"oversampled": "oversampling", "baseline": "baseline"}
+# A composed variant (synthetic_<g>+<loss variant>) is also compared with its loss variant alone: what the
+# generator's images add on top of the loss-side fix.
+LOSS_FIX_ALONE = "its loss fix alone"
+
+
+def references_of(variant: str) -> dict[str, str]:
+    """The variants `variant` is compared with -> the key of the comparison (the verdicts table's column)."""
+    found = {reference: reference for reference in VERDICT_REFERENCES if reference != variant}
+    if COMPOSED_SEPARATOR in variant:
+        found[loss_variant_of(variant)] = LOSS_FIX_ALONE
+    return found
 
 
 @dataclass(frozen=True)
@@ -106,16 +117,17 @@ def verdict_rows(results: list[EntryResult], metric: str = "macro_f1") -> list[d
     rows = []
     for (classifier, variant), by_seed in scores.items():
         row: dict = {"classifier": classifier, "variant": variant, "comparisons": {}}
-        for reference, label in VERDICT_REFERENCES.items():
-            if reference == variant or (classifier, reference) not in scores:
+        for reference, key in references_of(variant).items():
+            if (classifier, reference) not in scores:
                 continue
-            pending.append((row, reference, label, paired_differences(by_seed, scores[(classifier, reference)])))
+            differences = paired_differences(by_seed, scores[(classifier, reference)])
+            pending.append((row, key, VERDICT_REFERENCES.get(reference, reference), differences))
         if pending and pending[-1][0] is row:
             rows.append(row)
     adjusted = holm_adjusted([paired_p_value(differences) for *_, differences in pending])
-    for (row, reference, label, differences), adjusted_p in zip(pending, adjusted):
+    for (row, key, label, differences), adjusted_p in zip(pending, adjusted):
         difference = t_interval(differences)
-        row["comparisons"][reference] = Comparison(
+        row["comparisons"][key] = Comparison(
             difference,
             verdict(difference, label),
             paired_p_value(differences),
@@ -160,9 +172,10 @@ class Compute:
 
 
 def synthetic_generator(variant: str) -> str | None:
-    """The generator whose images a `synthetic_<g>` variant adds to the real ones (None for other variants)."""
+    """The generator whose images a `synthetic_<g>` variant (or a composed synthetic_<g>+<loss variant>) adds to
+    the real ones (None for other variants)."""
     if variant.startswith("synthetic_") and not variant.startswith("synthetic_only_"):
-        return variant.removeprefix("synthetic_")
+        return variant.removeprefix("synthetic_").split(COMPOSED_SEPARATOR)[0]
     return None
 
 
@@ -217,8 +230,12 @@ def verdicts_markdown(
     half-width beside); with `costs`, each variant's compute and its extra seconds per macro-F1 point over
     baseline."""
     tests = sum(c.difference.n >= 2 for row in rows for c in row["comparisons"].values())
+    columns = [
+        *VERDICT_REFERENCES,
+        *([LOSS_FIX_ALONE] if any(LOSS_FIX_ALONE in r["comparisons"] for r in rows) else []),
+    ]
     header = ["classifier", "variant"]
-    for reference in VERDICT_REFERENCES:
+    for reference in columns:
         header += [
             f"Δ {metric_label} vs {reference} (uncorrected 95 % CI, paired by seed; ± half-width)",
             f"vs {reference} (Holm over {tests})",
@@ -231,7 +248,7 @@ def verdicts_markdown(
     body = []
     for row in rows:
         line = [row["classifier"], variant_label(row["variant"], flagged, conditional)]
-        for reference in VERDICT_REFERENCES:
+        for reference in columns:
             comparison = row["comparisons"].get(reference)
             line += (
                 ["—", "—"]
@@ -311,12 +328,13 @@ def _accuracy_over_seeds(results: list[EntryResult]) -> str:
     return format_value(_mean_std([r.metrics["accuracy"] for r in results]), len(results))
 
 
-def cas_by_generator(results: list[EntryResult]) -> dict[str, list[EntryResult]]:
-    """synthetic_only_<generator> entries (trained on generated images alone, tested on real ones) per generator."""
+def entries_by_generator(results: list[EntryResult], prefix: str) -> dict[str, list[EntryResult]]:
+    """<prefix><generator> entries per generator: synthetic_only_ (CAS: trained on generated images alone, tested
+    on real ones) or real_equal_ (as many real images per class, CAS's reference at equal size)."""
     found: dict[str, list[EntryResult]] = {}
     for result in results:
-        if result.variant.startswith("synthetic_only_"):
-            found.setdefault(result.variant.removeprefix("synthetic_only_"), []).append(result)
+        if result.variant.startswith(prefix):
+            found.setdefault(result.variant.removeprefix(prefix), []).append(result)
     return found
 
 
@@ -339,17 +357,37 @@ def run_of(label: str) -> str:
     return label.split(" (")[1].rstrip(")") if " (" in label else SHARED_RUN
 
 
-def cas_of_run(cas: dict[str, list[EntryResult]], label: str) -> list[EntryResult]:
-    """The CAS entries whose seeds trained on this run's images (all of them for a shared run)."""
-    members = cas.get(generator_of(label), [])
+def of_run(entries: dict[str, list[EntryResult]], label: str) -> list[EntryResult]:
+    """The entries (entries_by_generator) whose seeds used this run's images (all of them for a shared run)."""
+    members = entries.get(generator_of(label), [])
     return [m for m in members if m.summary.get("generator_run", run_of(label)) == run_of(label)]
 
 
+def cas_ratio(cas: list[EntryResult], equal: list[EntryResult]) -> str:
+    """Mean CAS over mean real accuracy at equal size, over the seeds both ran."""
+    seeds = {m.seed for m in cas} & {m.seed for m in equal}
+    if not seeds:
+        return "n/a"
+    real = float(np.mean([m.metrics["accuracy"] for m in equal if m.seed in seeds]))
+    if real == 0:
+        return "n/a"
+    return _number(float(np.mean([m.metrics["accuracy"] for m in cas if m.seed in seeds])) / real, 3)
+
+
+def _with_images(cell: str, members: list[EntryResult]) -> str:
+    return f"{cell} ({members[0].summary.get('train_images', '?')} images)" if members else cell
+
+
 def generator_markdown(
-    scores: dict[str, dict], trainings: dict[str, dict], cas: dict[str, list[EntryResult]], real: list[EntryResult]
+    scores: dict[str, dict],
+    trainings: dict[str, dict],
+    cas: dict[str, list[EntryResult]],
+    real: list[EntryResult],
+    equal: dict[str, list[EntryResult]],
 ) -> str:
     """One row per generator run (run_readings): distance to the real test set with its N and dims, coverage, and
-    CAS beside the accuracy of the same classifier trained on the full real data."""
+    CAS beside the accuracy of the same classifier trained on as many real images (`equal`, entries_by_generator),
+    their ratio, and the accuracy on the full real data."""
     header = [
         "generator",
         "features",
@@ -361,6 +399,8 @@ def generator_markdown(
         "diversity (generated / real)",
         "near-duplicates",
         "CAS (trained on generated)",
+        "real at CAS size",
+        "CAS / real at CAS size",
         "real-data accuracy (full)",
         "real classifier on generated",
         "training steps",
@@ -372,10 +412,7 @@ def generator_markdown(
             f"Inception {result['fid_dims']}-d" if not sfx else f"{result['features']} {result['fid_dims']}-d (not FID)"
         )
         fid = _number(result[f"fid{sfx}"], 3) + ("" if result["fid_full_rank"] else " (rank-deficient)")
-        members = cas_of_run(cas, generator)
-        cas_cell = _accuracy_over_seeds(members)
-        if members:
-            cas_cell += f" ({members[0].summary.get('train_images', '?')} images)"
+        members, matched = of_run(cas, generator), of_run(equal, generator)
         body.append(
             [
                 generator,
@@ -387,8 +424,10 @@ def generator_markdown(
                 _number(result.get(f"recall{sfx}"), 3),
                 _number(result.get("diversity_ratio"), 3),
                 _number(result.get("near_duplicate_fraction"), 3),
-                cas_cell,
-                _accuracy_over_seeds(real) + (f" ({real[0].summary.get('train_images', '?')} images)" if real else ""),
+                _with_images(_accuracy_over_seeds(members), members),
+                _with_images(_accuracy_over_seeds(matched), matched),
+                cas_ratio(members, matched),
+                _with_images(_accuracy_over_seeds(real), real),
                 _number(result["real_classifier_accuracy_on_generated"]),
                 str(trainings.get(generator_of(generator), {}).get("steps", "pretrained")),
             ]
@@ -419,14 +458,17 @@ def unusable_generators(scores: dict[str, dict], synthetic_counts: dict[str, dic
     return unusable
 
 
-def synthetic_variants(generators) -> set[str]:
-    """The variants trained on these generators' images."""
-    return {f"{prefix}{g}" for g in generators for prefix in ("synthetic_", "synthetic_only_")}
+def synthetic_variants(generators, composed: list[str]) -> set[str]:
+    """The variants trained on these generators' images (composed with the loss variants `composed` too)."""
+    return {
+        *(f"{prefix}{g}" for g in generators for prefix in ("synthetic_", "synthetic_only_")),
+        *(composed_variant(g, remedy) for g in generators for remedy in composed),
+    }
 
 
-def unusable_variants(unusable: dict[str, str]) -> set[str]:
+def unusable_variants(unusable: dict[str, str], composed: list[str]) -> set[str]:
     """The variants trained on an unusable generator's images."""
-    return synthetic_variants(unusable)
+    return synthetic_variants(unusable, composed)
 
 
 def unusable_note(unusable: dict[str, str]) -> str:
@@ -508,7 +550,7 @@ def per_class_generator_markdown(
         row = [name]
         for generator, result in scores.items():
             entry, sfx = result["per_class"][name], score_suffix(result)
-            members = cas_of_run(cas, generator)
+            members = of_run(cas, generator)
             recall = float(np.mean([m.metrics["per_class"][name]["recall"] for m in members])) if members else None
             row += [
                 _number(entry[f"kid_mean{sfx}"]),

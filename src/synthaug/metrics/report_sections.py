@@ -8,19 +8,19 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from synthaug.data.imbalance import minority_classes
+from synthaug.data.imbalance import REAL_EQUAL_PREFIX, SYNTHETIC_ONLY_PREFIX, minority_classes
 from synthaug.generator_runs import SHARED_RUN, run_folders
 from synthaug.io import read_json
 from synthaug.metrics import document as doc
 from synthaug.metrics.report import (
     EntryResult,
-    cas_by_generator,
     class_counts_figure,
     comparison_markdown,
     comparison_rows,
     confusions_figure,
     curves_figure,
     distillation_note,
+    entries_by_generator,
     filter_note,
     generator_markdown,
     generator_notes,
@@ -43,7 +43,7 @@ from synthaug.metrics.report import (
     verdicts_markdown,
 )
 from synthaug.metrics.sweeps import provenance_file, read_sweep_csv, sweep_staleness
-from synthaug.params import DISTILLED_VARIANT, ExperimentParams
+from synthaug.params import DISTILLED_VARIANT, ExperimentParams, composed_variant
 
 SEED_VARIES = {
     "per_seed": "a seed varies the classifier's initialization, batch order, augmentation and oversampled's copies, "
@@ -79,6 +79,7 @@ class ReportInputs:
     experiment: ExperimentParams
     results: list[EntryResult]  # every (classifier, variant, seed) of the comparison
     cas: dict[str, list[EntryResult]]  # per generator: the first classifier trained on its images alone
+    equal_size: dict[str, list[EntryResult]]  # per generator: the same, on as many real images per class
     counts: dict[str, dict[str, int]]  # split -> class -> images
     scores: dict[str, dict]  # per generator: FID/KID and their per-class detail
     syntheses: dict[str, dict]  # per generator: images made per class, seconds
@@ -109,7 +110,9 @@ def load_report_inputs(
     metrics: Path, experiment: ExperimentParams, judge: str, code: str, params_flat: dict
 ) -> ReportInputs:
     """Read the stage outputs; sweeps (committed by `synthaug sweep`) are current only at this code and params."""
-    synthetic = [f"synthetic_{g}" for g in experiment.generators]
+    synthetic = [f"synthetic_{g}" for g in experiment.generators] + [
+        composed_variant(g, remedy) for g in experiment.generators for remedy in experiment.composed
+    ]
     results = [
         load_entry_result(metrics, classifier, variant, seed)
         for classifier in experiment.classifiers
@@ -120,13 +123,18 @@ def load_report_inputs(
         ]
         for seed in experiment.seeds
     ]
-    # CAS: the first classifier (the one fid's features come from) trained on each generator's images alone.
-    cas = cas_by_generator(
-        [
-            load_entry_result(metrics, experiment.classifiers[0], f"synthetic_only_{g}", seed)
-            for g in experiment.generators
-            for seed in experiment.seeds
-        ]
+    # CAS: the first classifier (the one fid's features come from) trained on each generator's images alone, and
+    # on as many real images.
+    cas, equal_size = (
+        entries_by_generator(
+            [
+                load_entry_result(metrics, experiment.classifiers[0], f"{prefix}{g}", seed)
+                for g in experiment.generators
+                for seed in experiment.seeds
+            ],
+            prefix,
+        )
+        for prefix in (SYNTHETIC_ONLY_PREFIX, REAL_EQUAL_PREFIX)
     )
     sweeps = {}
     for path in sorted((metrics / "sweeps").glob("*.csv")):
@@ -139,6 +147,7 @@ def load_report_inputs(
         experiment=experiment,
         results=results,
         cas=cas,
+        equal_size=equal_size,
         counts=read_json(metrics / "class_counts.json")["counts"],
         scores=run_readings({g: read_stage_metrics(metrics, f"fid/{g}.json") for g in generators}),
         syntheses={g: read_json(metrics / "synthetic" / f"{g}.json") for g in generators},
@@ -185,7 +194,7 @@ def preview_caption(generator: str, path: Path) -> str:
 def _comparison(inputs: ReportInputs, this_run: str) -> doc.Section:
     unusable = inputs.unusable
     rows = comparison_rows(inputs.results, inputs.minority)
-    table = comparison_markdown(rows, inputs.minority, unusable_variants(unusable))
+    table = comparison_markdown(rows, inputs.minority, unusable_variants(unusable, inputs.experiment.composed))
     synthetic_results = [r for r in inputs.results if r.variant.startswith("synthetic_")]
     minority = (
         f"Minority classes: the {len(inputs.minority)} with the fewest imbalanced training images "
@@ -199,10 +208,12 @@ def _comparison(inputs: ReportInputs, this_run: str) -> doc.Section:
 
 
 def _verdicts(inputs: ReportInputs, this_run: str) -> doc.Section:
-    flagged = unusable_variants(inputs.unusable)
+    flagged = unusable_variants(inputs.unusable, inputs.experiment.composed)
     costs = variant_compute(inputs.results, inputs.trainings, inputs.syntheses)
     mode = inputs.experiment.generator_runs
-    conditional = set() if mode == "per_seed" else synthetic_variants(inputs.experiment.generators)
+    conditional = (
+        set() if mode == "per_seed" else synthetic_variants(inputs.experiment.generators, inputs.experiment.composed)
+    )
     table = verdicts_markdown(verdict_rows(inputs.results), flagged=flagged, costs=costs, conditional=conditional)
     return doc.Section("Verdicts", (doc.table(table), doc.note(this_run), doc.text(verdict_note(mode))))
 
@@ -222,14 +233,16 @@ def _generators(inputs: ReportInputs, this_run: str) -> doc.Section:
         "Distances on the real test set, same class distribution, N images per side. Inception rows are FID at the "
         "dims shown; classifier-feature rows use the full-data classifier's penultimate features and are not "
         f"comparable to FID. CAS (Ravuri & Vinyals 2019): {cas_classifier} trained on the generator's evaluation "
-        "images alone, accuracy on the real test set, beside the same classifier trained on the full real data. "
+        "images alone, accuracy on the real test set, beside the same classifier with the same params trained on as "
+        "many real images per class (drawn balanced from the real train pool), their ratio, and the accuracy on the "
+        "full real data; each picks its epoch on the real validation split. "
         "'Real classifier on generated': the full-data classifier's accuracy on the generated images."
     )
     return doc.Section(
         "Generators",
         (
             *(doc.warning(w) for w in warnings),
-            doc.table(generator_markdown(inputs.scores, inputs.trainings, inputs.cas, real_full)),
+            doc.table(generator_markdown(inputs.scores, inputs.trainings, inputs.cas, real_full, inputs.equal_size)),
             doc.note(this_run),
             doc.text(features),
             *(

@@ -77,17 +77,20 @@ class TrainingSetup:
     device: torch.device
 
 
-def prepare_training(classifier: str, variant: str, params: TrainParams, train_set: ImageSet) -> TrainingSetup:
-    """The one way the stage, HPO and the benchmarks build a classifier: on train.device, with the variant's loss.
+def prepare_training(
+    classifier: str, variant: str, params: TrainParams, train_set: ImageSet, loss_labels: np.ndarray | None = None
+) -> TrainingSetup:
+    """The one way the stage, HPO and the benchmarks build a classifier: on train.device, with the variant's loss,
+    whose class statistics (class weights, the logit-adjustment prior) come from `loss_labels` (default: the
+    training set's labels).
 
     Call after seeding: the initial weights come from torch's global generator.
     """
     spec = spec_from_params(classifier, params, train_set.num_classes)
     device = resolve_device(params.device, "train.device")
     model = build_classifier(spec).to(device)
-    return TrainingSetup(
-        model, spec, loss_for_variant(variant, train_set.labels, train_set.num_classes, params), device
-    )
+    labels = train_set.labels if loss_labels is None else loss_labels
+    return TrainingSetup(model, spec, loss_for_variant(variant, labels, train_set.num_classes, params), device)
 
 
 def make_optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimizer:

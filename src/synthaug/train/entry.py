@@ -1,8 +1,9 @@
 """One entry of the experiment matrix, a (classifier, variant) pair: trained and tested once per seed.
 
 The train stages run this: `train_classifier` for the real-data variants, `train_synthetic` for the variants that
-add a generator's images to the real ones (synthetic_<g>) or train on them alone (synthetic_only_<g>, CAS), and
-`train_distilled` for the variant that learns from a trained teacher entry's soft targets (distilled).
+add a generator's images to the real ones (synthetic_<g>), train on them alone (synthetic_only_<g>, CAS) or on
+as many real images (real_equal_<g>, CAS's equal-size reference), and `train_distilled` for the variant that
+learns from a trained teacher entry's soft targets (distilled).
 """
 
 from __future__ import annotations
@@ -95,11 +96,23 @@ def entry_params() -> tuple[TrainParams, list[int]]:
 
 @dataclass(frozen=True)
 class AddedImages:
-    """Generated images an entry trains on: beside the real set (synthetic_<g>) or alone (synthetic_only_<g>)."""
+    """Generated images an entry trains on: beside the real set (synthetic_<g>) or alone (synthetic_only_<g>); or,
+    with count_only, whose per-class counts a real set of the same size matches (real_equal_<g>)."""
 
-    folder: Path  # a synthesize output: one folder per generator run (synth.plan.run_folder picks the seed's)
+    folder: Path  # a synthesize output: one folder per generator run (generator_runs.run_folder picks the seed's)
     alone: bool
     judge: Path | None = None  # the judge entry's checkpoint folder, for train.synthetic_filter (not when alone)
+    count_only: bool = False
+
+
+@dataclass(frozen=True)
+class EntrySets:
+    """What one seed of an entry trains and selects its epoch on."""
+
+    train: ImageSet  # the real images of the variant, and the generated ones it adds
+    val: ImageSet  # the balanced real validation split
+    real_labels: np.ndarray  # the real training images' labels: a loss-side fix takes its class statistics from them
+    report: dict  # what the synthetic filter did, the generator run used
 
 
 def training_set(
@@ -109,19 +122,33 @@ def training_set(
     seed: int,
     added: AddedImages | None,
     params: TrainParams,
-) -> tuple[ImageSet, ImageSet, dict]:
-    """(training set, validation set, what the synthetic filter did) for one seed."""
-    train_set, val_set = variant_sets(dataset, splits, variant, seed)
+) -> EntrySets:
+    """The training and validation sets of one seed."""
     if added is None:
-        return train_set, val_set, {}
+        train_set, val_set = variant_sets(dataset, splits, variant, seed)
+        return EntrySets(train_set, val_set, train_set.labels, {})
     run = run_folder(added.folder, seed)
-    synthetic = load_synthetic(run, train_set.class_names)
+    synthetic = load_synthetic(run, dataset.class_names)
+    if added.count_only:
+        per_class = np.bincount(synthetic.labels, minlength=dataset.num_classes)
+        train_set, val_set = variant_sets(dataset, splits, variant, seed, per_class)
+        report = {"matched_synthetic_images": len(synthetic), "generator_run": run.name}
+        return EntrySets(train_set, val_set, train_set.labels, report)
+    train_set, val_set = variant_sets(dataset, splits, variant, seed)
     if added.alone:  # CAS measures the generator as it is: nothing filtered (the variant has no real image)
         report = {"synthetic_images": len(synthetic)}
     else:
         judge = None if added.judge is None else added.judge / f"seed{seed}"
         synthetic, report = filter_synthetic(synthetic, judge, params.synthetic_filter, params.eval_batch_size)
-    return concat_image_sets(train_set, synthetic), val_set, {**report, "generator_run": run.name}
+    combined = concat_image_sets(train_set, synthetic)
+    return EntrySets(combined, val_set, train_set.labels, {**report, "generator_run": run.name})
+
+
+def prepare_entry(classifier: str, variant: str, params: TrainParams, sets: EntrySets) -> TrainingSetup:
+    """The classifier and loss of one seed. A loss fix takes its class statistics from the real images: composed
+    with a generator's images that balance the set, it still corrects the real prior, which is what the classifier
+    learns on real images when it can tell the generated ones apart (on the balanced set it would do nothing)."""
+    return prepare_training(classifier, variant, params, sets.train, sets.real_labels)
 
 
 def with_teacher(setup: TrainingSetup, folder: Path, params: DistillParams) -> tuple[TrainingSetup, str]:
@@ -170,7 +197,7 @@ def train_seed(
     classifier: str,
     variant: str,
     seed: int,
-    sets: tuple[ImageSet, ImageSet, dict],
+    sets: EntrySets,
     test: ImageSet,
     minority: list[str],
     params: TrainParams,
@@ -180,8 +207,8 @@ def train_seed(
 ) -> str:
     """Train, save and test one seed of the entry (learning from the entry in `teacher` too, if given); returns
     its summary line."""
-    train_set, val_set, synthetic_report = sets
-    setup = prepare_training(classifier, variant, params, train_set)
+    train_set, val_set, synthetic_report = sets.train, sets.val, sets.report
+    setup = prepare_entry(classifier, variant, params, sets)
     teacher_digest = {}
     if teacher is not None:
         setup, weights = with_teacher(setup, teacher / f"seed{seed}", params.distill)

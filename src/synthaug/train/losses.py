@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthaug.data.pixels import InputFormat, normalize_pixels
-from synthaug.params import LOSS_VARIANTS, TrainParams
+from synthaug.params import LOSS_VARIANTS, TrainParams, loss_variant_of
 
 __all__ = [
     "LOSS_VARIANTS",
@@ -65,7 +65,9 @@ def log_prior_offset(labels: np.ndarray, num_classes: int, tau: float) -> torch.
 
 
 def loss_for_variant(variant: str, labels: np.ndarray, num_classes: int, params: TrainParams) -> LossSpec:
-    """The loss a variant trains with; every data variant uses plain cross-entropy with train.label_smoothing."""
+    """The loss a variant trains with (a composed one, its remedy's); every data variant uses plain cross-entropy
+    with train.label_smoothing."""
+    variant = loss_variant_of(variant)
     if variant == "class_weighted":
         return LossSpec(params.label_smoothing, class_weights=balanced_class_weights(labels, num_classes))
     if variant == "logit_adjusted":

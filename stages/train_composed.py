@@ -1,0 +1,32 @@
+"""DVC stage `train_composed`: variant synthetic_<g>+<remedy>, two remedies at once, once per experiment.seeds
+entry. The real imbalanced set plus generator g's images (filtered by the judge entry as synthetic_<g>'s are), trained
+with loss variant <remedy> (experiment.composed), whose class statistics come from the real images alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synthaug.params import GENERATORS, LOSS_VARIANTS, composed_variant
+from synthaug.runner import run_stage
+from synthaug.train.entry import AddedImages, EntryOutputs, entry_params, entry_parser, train_entry
+
+
+def main() -> str:
+    parser = entry_parser(__doc__, "experiment.classifiers entry")
+    parser.add_argument("--generator", required=True, choices=GENERATORS, help="experiment.generators entry")
+    parser.add_argument("--remedy", required=True, choices=LOSS_VARIANTS, help="experiment.composed entry")
+    parser.add_argument("--synthetic", type=Path, required=True, help="the generator's training images")
+    parser.add_argument("--judge", type=Path, required=True, help="the judge entry's checkpoints (synthetic filter)")
+    args = parser.parse_args()
+    params, seeds = entry_params()
+    added = AddedImages(args.synthetic, alone=False, judge=args.judge)
+    variant = composed_variant(args.generator, args.remedy)
+    outputs = EntryOutputs.from_arguments(args)
+    return train_entry(
+        "train_composed", args.classifier, variant, args.data, args.splits, outputs, params, seeds, added
+    )
+
+
+if __name__ == "__main__":
+    run_stage("train_composed", main)
