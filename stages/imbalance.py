@@ -40,6 +40,7 @@ def main() -> str:
             val_per_class=params.val_per_class,
             subset_per_class=params.subset_per_class,
             seed=params.seed,
+            val_from=params.val_from,
         )
         save_index_arrays(args.out, splits.as_arrays())
         counts = {

@@ -30,8 +30,8 @@ def main() -> str:
         f"Made by this run: commit `{commit[:10]}`, code digest `{str(code)[:10]}`, "
         f"params.yaml sha256 `{hashlib.sha256(params_text.encode()).hexdigest()[:10]}`."
     )
-    judge = params["train"]["synthetic_filter"]["judge"]
-    inputs = load_report_inputs(args.metrics, experiment, judge, code, flat_params(params))
+    judge, select = params["train"]["synthetic_filter"]["judge"], params["train"]["select"]
+    inputs = load_report_inputs(args.metrics, experiment, judge, select, code, flat_params(params))
 
     with stage_run(run_name("report"), {"experiment": experiment.model_dump()}) as tracker:
         write_text(args.metrics / "model_profile.csv", rows_csv(inputs.profiles))

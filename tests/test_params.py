@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 import yaml
 
+from synthaug.data.imbalance import keep_fractions, make_splits
 from synthaug.models.classifiers import BUILDERS
 from synthaug.params import (
     GENERATORS,
@@ -52,10 +54,44 @@ def test_full_preset_is_the_reference_study():
         10,
         1e-5,
         1e-4,
-        "linear",
+        "torch_linearlr",
         32,
     )
+    assert train.select == "last" and train.early_stopping_patience == 0
     assert sections["imbalance"].subset_per_class is None
+
+
+@pytest.mark.parametrize("preset", ["full", "reference"])
+def test_reference_presets_train_the_reference_class_counts(preset):
+    imbalance = validate_all(compose_params(ROOT / "conf", [f"preset={preset}"]))["imbalance"]
+    labels = np.repeat(np.arange(10), 5000)  # CIFAR-10's train split
+    fractions = keep_fractions(
+        imbalance.shape, 10, min_fraction=imbalance.min_fraction, imbalance_factor=1.0, fractions=None
+    )
+    splits = make_splits(
+        labels,
+        tuple("abcdefghij"),
+        fractions,
+        val_per_class=imbalance.val_per_class,
+        subset_per_class=imbalance.subset_per_class,
+        seed=imbalance.seed,
+        val_from=imbalance.val_from,
+    )
+    # 500 ... 5,000 a class as the reference cut them, but the class kept whole gives its validation images
+    assert np.bincount(labels[splits.train]).tolist() == [500 * k for k in range(1, 10)] + [4500]
+    assert np.bincount(labels[splits.val]).tolist() == [500] * 10
+
+
+def test_reference_preset_is_the_reference_study_alone():
+    sections = validate_all(compose_params(ROOT / "conf", ["preset=reference"]))
+    full = validate_all(compose_params(ROOT / "conf", ["preset=full"]))
+    experiment = sections["experiment"]
+    assert experiment.generators == ["sdxl_turbo"] and experiment.variants == ["baseline", "full"]
+    assert experiment.distilled == [] and experiment.seeds == [0, 1, 2]
+    assert sections["train"] == full["train"].model_copy(
+        update={"synthetic_filter": full["train"].synthetic_filter.model_copy(update={"judge": "baseline"})}
+    )
+    assert sections["imbalance"] == full["imbalance"] and sections["synthesize"] == full["synthesize"]
 
 
 def test_study_preset_trains_both_generators_and_stops_the_classifiers_on_validation():
@@ -99,7 +135,7 @@ def test_nested_unknown_key(project_params):
             TrainParams,
             "schedule",
             "step",
-            r"train\.schedule: Input should be 'linear', 'cosine' or 'constant'",
+            r"train\.schedule: Input should be 'linear', 'cosine', 'constant' or 'torch_linearlr'",
         ),
         (
             "imbalance",
@@ -286,7 +322,7 @@ def run_cache_blind_keys(node: object, path: str = "") -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("preset", ["demo", "study", "full"])
+@pytest.mark.parametrize("preset", ["demo", "study", "full", "reference"])
 def test_no_param_is_named_as_dvc_file_metadata(preset):
     # DVC's run-cache hashes a stage run with every key named `size` or `nfiles` removed, at any depth (its
     # file-metadata fields; DVC issue #10296), so a change to such a param restores the old outputs instead of

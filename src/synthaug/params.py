@@ -52,6 +52,7 @@ Device = Literal["auto", "cpu", "cuda"]
 AugmentationStage = Literal["crop", "geometry", "color", "blur_noise", "occlusion"]  # groups of synthaug.data.augment
 AugmentationEngine = Literal["torch", "albumentations"]
 ImbalanceShape = Literal["linear", "exponential", "explicit"]
+ValidationSource = Literal["pool", "removed"]
 GanLoss = Literal["bce", "hinge"]  # hinge: the SNGAN loss (Miyato et al. 2018)
 DiffAugmentation = Literal["color", "translation", "cutout"]  # DiffAugment's policy (Zhao et al. 2020)
 
@@ -92,6 +93,7 @@ class ImbalanceParams(Section):
     imbalance_factor: Annotated[float, Strict(False), Field(ge=1.0)]
     fractions: list[Fraction] | None
     val_per_class: PositiveInt
+    val_from: ValidationSource
     subset_per_class: PositiveInt | None
 
 
@@ -167,8 +169,9 @@ class TrainParams(Section):
     batch_size: PositiveInt
     lr: PositiveFloat
     weight_decay: NonNegativeFloat
-    schedule: Literal["linear", "cosine", "constant"]
+    schedule: Literal["linear", "cosine", "constant", "torch_linearlr"]
     lr_end_factor: Probability
+    select: Literal["best_val", "last"]
     label_smoothing: BelowOne
     augment_p: Probability
     augment_stages: Annotated[list[AugmentationStage], Field(min_length=1)]

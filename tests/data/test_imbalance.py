@@ -48,6 +48,21 @@ def test_splits_counts_balance_and_disjointness():
     assert set(splits.train) <= set(splits.full)
 
 
+def test_validation_from_removed_images_keeps_a_fraction_of_the_whole_class():
+    labels = labels_of()  # 100 images a class
+    splits = make_splits(
+        labels, CLASSES, linear_fractions(5, 0.2), val_per_class=10, subset_per_class=None, seed=3, val_from="removed"
+    )
+    assert np.bincount(labels[splits.val]).tolist() == [10] * 5
+    # the reference study's counts (fraction x the whole class), except the class kept whole, which gives up 10
+    assert np.bincount(labels[splits.train]).tolist() == [20, 40, 60, 80, 90]
+    assert np.bincount(labels[splits.full]).tolist() == [90] * 5
+    assert not set(splits.val) & set(splits.full) and set(splits.train) <= set(splits.full)
+    # the pool split of the same seed trains 10 % fewer images of every class
+    pooled = make_splits(labels, CLASSES, linear_fractions(5, 0.2), val_per_class=10, subset_per_class=None, seed=3)
+    assert np.bincount(labels[pooled.train]).tolist() == [18, 36, 54, 72, 90]
+
+
 def test_subset_caps_pool_and_seed_is_deterministic():
     labels = labels_of()
     kwargs = dict(val_per_class=10, subset_per_class=40, seed=7)

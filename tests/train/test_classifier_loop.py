@@ -79,6 +79,45 @@ def test_linear_schedule_reaches_end_factor(tiny_train_params):
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)
 
 
+def test_torch_linearlr_gives_per_epoch_linearlr_lrs(tiny_train_params):
+    # The reference: torch's LinearLR with its defaults, stepped once after each epoch.
+    epochs, steps_per_epoch = 8, 3
+    params = tiny_train_params.model_copy(update={"lr": 1.0, "epochs": epochs, "schedule": "torch_linearlr"})
+    ours_optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=params.lr)
+    ours = make_scheduler(ours_optimizer, params, total_steps=epochs * steps_per_epoch)
+    torch_optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=params.lr)
+    reference = torch.optim.lr_scheduler.LinearLR(torch_optimizer)
+    for _ in range(epochs):
+        expected = torch_optimizer.param_groups[0]["lr"]
+        for _ in range(steps_per_epoch):
+            assert ours_optimizer.param_groups[0]["lr"] == pytest.approx(expected)
+            ours_optimizer.step()
+            ours.step()
+        torch_optimizer.step()
+        reference.step()
+    assert ours_optimizer.param_groups[0]["lr"] == pytest.approx(1.0)  # warmed up, no decay
+
+
+def test_select_last_keeps_the_last_epoch_not_the_best(tiny_train_params):
+    data = three_batches(tiny_train_params)
+    # The ViT (no batch statistics) at lr 1e-12: every epoch scores the same, so best_val keeps epoch 1 (the first
+    # best) and last keeps epoch 3
+    tied = tiny_train_params.model_copy(update={"epochs": 3, "lr": 1e-12, "schedule": "constant"})
+    kept = {}
+    for select in ("best_val", "last"):
+        seed_everything(0)
+        setup = prepare_training("vit", "baseline", tied, data)
+        kept[select] = train_classifier(setup, data, data, tied.model_copy(update={"select": select}), seed=0)
+    assert {select: result.best_epoch for select, result in kept.items()} == {"best_val": 1, "last": 3}
+    assert kept["last"].best_val_macro_f1 == kept["last"].history[-1].val_macro_f1
+    # and the kept weights are the model's at the end of the run
+    seed_everything(0)
+    setup = prepare_training("cnn", "baseline", tiny_train_params, data)
+    result = train_classifier(setup, data, data, tiny_train_params.model_copy(update={"select": "last"}), seed=0)
+    final = setup.model.state_dict()
+    assert all(torch.equal(result.best_state[name], final[name]) for name in final)
+
+
 def test_non_finite_loss_stops_with_step(tiny_train_params):
     data = three_batches(tiny_train_params)
     setup = prepare_training("cnn", "baseline", tiny_train_params, data)

@@ -10,7 +10,7 @@ import numpy as np
 
 from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
 from synthaug.errors import ImbalanceError
-from synthaug.params import DISTILLED_VARIANT, LOSS_VARIANTS, ImbalanceShape
+from synthaug.params import DISTILLED_VARIANT, LOSS_VARIANTS, ImbalanceShape, ValidationSource
 from synthaug.seeding import derive_seed
 
 
@@ -67,8 +67,15 @@ def make_splits(
     val_per_class: int,
     subset_per_class: int | None,
     seed: int,
+    val_from: ValidationSource = "pool",
 ) -> Splits:
-    """Per class: shuffle, hold out `val_per_class`, cap the pool at `subset_per_class`, keep a fraction."""
+    """Per class, in one seeded order, a kept fraction for training and `val_per_class` images for validation.
+
+    val_from pool: the validation images are held out first, then the rest is capped at `subset_per_class` and
+    the cut keeps a fraction of it. removed: the class is capped, the cut keeps a fraction of all of it, and the
+    validation images come from the ones the cut removed (they never reach training), topped up from the end of
+    the kept ones where the cut removed too few (a class kept whole). `full` is the capped class without `val`.
+    """
     rng = np.random.default_rng(seed)
     train, val, full = [], [], []
     for cls, name in enumerate(class_names):
@@ -78,17 +85,25 @@ def make_splits(
                 f"class '{name}' has {len(members)} train images, not enough for "
                 f"imbalance.val_per_class={val_per_class}"
             )
-        val.append(members[:val_per_class])
-        pool = members[val_per_class:]
-        if subset_per_class is not None:
-            pool = pool[:subset_per_class]
-        keep = int(round(fractions[cls] * len(pool)))
-        if keep == 0:
+        if val_from == "pool":
+            held_out, pool = members[:val_per_class], members[val_per_class:][:subset_per_class]
+            keep = int(round(fractions[cls] * len(pool)))
+            kept, rest = pool[:keep], pool
+        else:
+            pool = members[:subset_per_class]
+            keep = int(round(fractions[cls] * len(pool)))
+            taken_from_kept = max(0, val_per_class - (len(pool) - keep))
+            held_out = np.concatenate([pool[keep:][:val_per_class], pool[keep - taken_from_kept : keep]])
+            kept = pool[: keep - taken_from_kept]
+            rest = np.setdiff1d(pool, held_out)
+        if len(kept) == 0:
             raise ImbalanceError(
-                f"class '{name}' would be empty after imbalancing ({len(pool)} images x fraction {fractions[cls]:.4g})"
+                f"class '{name}' would be empty after imbalancing ({len(pool)} images x fraction {fractions[cls]:.4g}"
+                + (f", {val_per_class} of them held out for validation)" if val_from == "removed" else ")")
             )
-        full.append(pool)
-        train.append(pool[:keep])
+        val.append(held_out)
+        full.append(rest)
+        train.append(kept)
     return Splits(*(np.sort(np.concatenate(parts)).astype(np.int64) for parts in (train, val, full)))
 
 

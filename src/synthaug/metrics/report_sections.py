@@ -69,6 +69,16 @@ def verdict_note(generator_runs: str) -> str:
     )
 
 
+def selection_note(select: str) -> str:
+    """Which weights every test score comes from (train.select)."""
+    if select == "last":
+        return "Every entry is tested with the weights of its last epoch (train.select: last)."
+    return (
+        "Every entry is tested with the weights of its epoch with the best validation macro-F1 "
+        "(train.select: best_val)."
+    )
+
+
 STALE_SWEEP = "**Not from this run** ({why}): shown for reference; its numbers may not hold for this code and params."
 
 
@@ -86,6 +96,7 @@ class ReportInputs:
     trainings: dict[str, dict]  # per generator: its training summary
     profiles: list[dict]  # per classifier: its cost
     judge: str  # train.synthetic_filter.judge
+    select: str  # train.select: which epoch's weights each entry is tested with
     sweeps: dict[str, tuple[list[dict], str | None]]  # key -> (rows, why stale or None)
 
     @property
@@ -107,7 +118,7 @@ class ReportInputs:
 
 
 def load_report_inputs(
-    metrics: Path, experiment: ExperimentParams, judge: str, code: str, params_flat: dict
+    metrics: Path, experiment: ExperimentParams, judge: str, select: str, code: str, params_flat: dict
 ) -> ReportInputs:
     """Read the stage outputs; sweeps (committed by `synthaug sweep`) are current only at this code and params."""
     synthetic = [f"synthetic_{g}" for g in experiment.generators] + [
@@ -154,6 +165,7 @@ def load_report_inputs(
         trainings={g: read_json(metrics / "generators" / f"{g}.json") for g in generators},
         profiles=[read_json(metrics / "profile" / f"{c}.json") for c in experiment.classifiers],
         judge=judge,
+        select=select,
         sweeps=sweeps,
     )
 
@@ -200,6 +212,7 @@ def _comparison(inputs: ReportInputs, this_run: str) -> doc.Section:
         f"Minority classes: the {len(inputs.minority)} with the fewest imbalanced training images "
         f"({', '.join(inputs.minority)}). {filter_note(synthetic_results or inputs.results, inputs.judge)}"
         + distillation_note(inputs.results)
+        + f" {selection_note(inputs.select)}"
     )
     blocks = [doc.table(table), doc.note(this_run), doc.text(minority)]
     if unusable:

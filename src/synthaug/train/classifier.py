@@ -57,7 +57,7 @@ class EpochRecord:
 
 @dataclass
 class TrainResult:
-    best_state: dict[str, torch.Tensor]
+    best_state: dict[str, torch.Tensor]  # the kept weights: the best validation epoch's, or the last's (train.select)
     best_epoch: int
     history: list[EpochRecord]
     stopped_early: bool = False  # train.early_stopping_patience ended it before train.epochs
@@ -100,7 +100,10 @@ def make_optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimiz
 def make_scheduler(
     optimizer: torch.optim.Optimizer, params: TrainParams, total_steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """Stepped once per batch; decays from lr to lr * lr_end_factor over the whole run."""
+    """Stepped once per batch. linear and cosine decay from lr to lr * lr_end_factor over the whole run;
+    torch_linearlr is torch's LinearLR with its defaults as a loop that steps it once per epoch runs it."""
+    if params.schedule == "torch_linearlr":
+        return torch_linearlr_per_batch(optimizer, -(-total_steps // params.epochs))
     if params.schedule == "linear":
         return torch.optim.lr_scheduler.LinearLR(
             optimizer, start_factor=1.0, end_factor=params.lr_end_factor, total_iters=total_steps
@@ -110,6 +113,25 @@ def make_scheduler(
             optimizer, T_max=total_steps, eta_min=params.lr * params.lr_end_factor
         )
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
+# torch.optim.lr_scheduler.LinearLR's defaults
+TORCH_LINEARLR_START_FACTOR = 1.0 / 3.0
+TORCH_LINEARLR_TOTAL_ITERS = 5
+
+
+def torch_linearlr_factor(epoch_index: int) -> float:
+    """The lr factor of epoch `epoch_index` (0-based) under LinearLR(optimizer) stepped after each epoch."""
+    done = min(epoch_index, TORCH_LINEARLR_TOTAL_ITERS) / TORCH_LINEARLR_TOTAL_ITERS
+    return TORCH_LINEARLR_START_FACTOR + (1.0 - TORCH_LINEARLR_START_FACTOR) * done
+
+
+def torch_linearlr_per_batch(
+    optimizer: torch.optim.Optimizer, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """LinearLR's per-epoch factors, held for every batch of the epoch, so the loop steps every schedule per batch
+    (one resume format) and the lr is what a per-epoch LinearLR gives."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: torch_linearlr_factor(step // steps_per_epoch))
 
 
 @dataclass
@@ -218,8 +240,9 @@ def train_classifier(
     fingerprint: str = "",
     ranks: Ranks = Ranks(),
 ) -> TrainResult:
-    """Train for params.epochs and keep the weights of the epoch with the best validation macro-F1; with
-    params.early_stopping_patience, stop once that many epochs in a row have not raised it.
+    """Train for params.epochs and keep the weights of the epoch with the best validation macro-F1 (params.select
+    best_val) or of the last epoch (last); with params.early_stopping_patience, stop once that many epochs in a row
+    have not raised the best validation macro-F1.
 
     With `checkpoint`, the full training state (weights, optimizer, schedule, every random generator)
     is saved after each epoch and, if it carries the same `fingerprint`, resumed from: an interrupted
@@ -278,6 +301,8 @@ def train_classifier(
         if checkpoint is not None and ranks.is_main:
             save_state(checkpoint, run.state(fingerprint))
     stopped = len(run.history) < params.epochs
+    if params.select == "last":
+        return TrainResult(copy.deepcopy(model.state_dict()), len(run.history), run.history, stopped_early=stopped)
     return TrainResult(run.best_state, run.best_epoch, run.history, stopped_early=stopped)
 
 
