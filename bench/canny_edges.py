@@ -23,7 +23,7 @@ from synthaug.data.storage import load_image_set
 from synthaug.synth.sdxl_turbo import canny_edges
 
 NEARLY_EMPTY = 0.005  # edge-pixel fraction under which a map guides almost nothing
-THRESHOLDS = ((100, 200), (50, 100), (30, 60), (20, 40), (10, 20))
+THRESHOLDS = ((100, 200), (50, 100), (30, 60), (20, 40), (15, 30), (10, 20), (5, 10))
 
 
 def sample_sources(images: np.ndarray, labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:

@@ -65,8 +65,11 @@ def autocast(device: torch.device, optimized: bool) -> contextlib.AbstractContex
 
 
 def classifier_step(
-    kind: str, size: int, options: dict, batch: int, device: torch.device, optimized: bool
+    kind: str, size: int, options: dict, batch: int, device: torch.device, optimized: bool, compiled: bool | None = None
 ) -> Callable[[], None]:
+    """One AdamW training step on random images; optimized: bf16 autocast, channels_last and (unless `compiled` says
+    otherwise) torch.compile."""
+    compiled = optimized if compiled is None else compiled
     model = build_classifier(ClassifierSpec(kind, 10, size, options)).to(device)
     images = torch.randn(batch, 3, size, size, device=device)
     labels = torch.randint(0, 10, (batch,), device=device)
@@ -74,7 +77,7 @@ def classifier_step(
         model = model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    forward = torch.compile(model) if optimized else model
+    forward = torch.compile(model) if compiled else model
 
     def step() -> None:
         with autocast(device, optimized):

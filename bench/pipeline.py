@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -42,16 +43,31 @@ def process_tree(root: int) -> list[int]:
     return found
 
 
-def run_and_sample(command: list[str], repo: Path, interval_s: float = 0.1) -> tuple[float, list[dict]]:
-    """Wall time of `command`, and per stage (in run order) its wall time and peak RSS of its processes."""
+def run_and_sample(
+    command: list[str],
+    repo: Path,
+    interval_s: float = 0.1,
+    env: dict[str, str] | None = None,
+    timeout_s: float | None = None,
+    check: bool = True,
+) -> tuple[float, list[dict]]:
+    """Wall time of `command`, and per stage (in run order) its wall time and peak RSS of its processes. After
+    `timeout_s` the command is killed; with `check`, a command that failed (or was killed) exits this script."""
     stages: list[dict] = []
     current: dict | None = None
     lock = threading.Lock()
     start = time.perf_counter()
     # unbuffered: DVC's "Running stage" lines must arrive while the stage runs, not when the pipe's buffer fills
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        command,
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
     )
     done = threading.Event()
 
@@ -65,6 +81,11 @@ def run_and_sample(command: list[str], repo: Path, interval_s: float = 0.1) -> t
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    # the stage's processes too: DVC runs them in its process group, which is the command's own
+    timer = threading.Timer(timeout_s or 0.0, lambda: os.killpg(process.pid, signal.SIGKILL))
+    timer.daemon = True
+    if timeout_s is not None:
+        timer.start()
     assert process.stdout is not None
     for line in process.stdout:
         print(line, end="", flush=True)
@@ -77,12 +98,13 @@ def run_and_sample(command: list[str], repo: Path, interval_s: float = 0.1) -> t
                 current = {"stage": match[1], "peak_rss_mb": 0.0, "_start": now}
                 stages.append(current)
     returncode = process.wait()
+    timer.cancel()
     done.set()
     sampler.join()
     wall = time.perf_counter() - start
     if current is not None and "_start" in current:
         current["seconds"] = round(time.perf_counter() - current.pop("_start"), 2)
-    if returncode != 0:
+    if returncode != 0 and check:
         raise SystemExit(f"{' '.join(command)} failed with exit code {returncode}")
     return wall, stages
 
