@@ -114,6 +114,30 @@ def build_full_size_sdxl(folder: Path) -> tuple[Path, Path]:
     return folder / "pipeline", folder / "controlnet"
 
 
+def benchmark_params(
+    model: Path, controlnet: Path | None, *, resolution: int, batch_size: int, device: str, compile: bool
+) -> SdxlTurboParams:
+    """The synthesize stage's SDXL-Turbo section for a saved random pipeline: 1 step, no guidance, its own VAE."""
+    return SdxlTurboParams(
+        model=str(model),
+        controlnet=None if controlnet is None else str(controlnet),
+        vae=None,
+        resolution=resolution,
+        steps=1,
+        guidance_scale=0.0,
+        controlnet_conditioning_scale=0.5,
+        canny_low=10,
+        canny_high=20,
+        img2img_strength=None,
+        prompt_templates=["a photo of a {name}"],
+        batch_size=batch_size,
+        device=device,
+        compile=compile,
+        attention_slicing=False,
+        vae_tiling=False,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8])
@@ -138,23 +162,13 @@ def main() -> None:
         for pipeline_kind in args.pipelines:
             for mode in args.modes:
                 for batch_size in args.batch_sizes:
-                    params = SdxlTurboParams(
-                        model=str(model),
-                        controlnet=str(controlnet) if pipeline_kind == "controlnet" else None,
-                        vae=None,
+                    params = benchmark_params(
+                        model,
+                        controlnet if pipeline_kind == "controlnet" else None,
                         resolution=512,
-                        steps=1,
-                        guidance_scale=0.0,
-                        controlnet_conditioning_scale=0.5,
-                        canny_low=100,
-                        canny_high=200,
-                        img2img_strength=None,
-                        prompt_templates=["a photo of a {name}"],
                         batch_size=batch_size,
                         device="cuda",
                         compile=mode == "compile",
-                        attention_slicing=False,
-                        vae_tiling=False,
                     )
                     generator = SdxlTurboGenerator(params, real, 32, torch.device("cuda"))
                     warm = time.perf_counter()

@@ -40,9 +40,12 @@ fetch:
 imbalance:
   min_fraction: 0.3
   val_per_class: 4
+  val_from: pool
   subset_per_class: null
 train:
   epochs: 2
+  schedule: linear
+  select: best_val
   batch_size: 8
   lr: 3.0e-3
   image_size: 8
