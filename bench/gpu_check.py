@@ -23,6 +23,7 @@ Prints a table with the targets beside the figures and writes metrics/bench/gpu_
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -38,7 +39,7 @@ import torch
 import yaml
 from PIL import Image
 
-from models import base_config, classifier_step, generator_train_step, timed
+from models import base_config, classifier_step, generator_train_step, synchronize, timed
 from pipeline import run_and_sample
 from record import machine_info, save_bench
 from sdxl_full import benchmark_params, build_full_size_sdxl
@@ -144,11 +145,6 @@ class Deadline:
 
     def left(self) -> float:
         return self.end - time.perf_counter()
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def random_sdxl(folder: Path, device: torch.device) -> tuple[Path, Path]:
@@ -347,8 +343,6 @@ def dag_row(sizes: Sizes, model: Path, controlnet: Path, scratch: Path, deadline
 
 
 def git_env() -> dict[str, str]:
-    import os
-
     return {
         **os.environ,
         "GIT_AUTHOR_NAME": "gpu-check",
@@ -359,8 +353,6 @@ def git_env() -> dict[str, str]:
 
 
 def dag_env(repo: Path) -> dict[str, str]:
-    import os
-
     return {
         **{k: v for k, v in git_env().items() if not k.startswith(("MLFLOW_", "DVC_"))},
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
