@@ -123,6 +123,7 @@ def benchmark_params(
         controlnet=None if controlnet is None else str(controlnet),
         vae=None,
         resolution=resolution,
+        image_size=None,
         steps=1,
         guidance_scale=0.0,
         controlnet_conditioning_scale=0.5,

@@ -40,7 +40,9 @@ def main() -> None:
         model, controlnet = build_tiny_sdxl(Path(scratch) / "tiny")
         for controlnet_path in (str(controlnet), None):
             raw = compose_params("conf", ["sdxl=tiny"])["synthesize"]
-            raw["sdxl_turbo"].update(model=str(model), controlnet=controlnet_path, resolution=args.resolution)
+            raw["sdxl_turbo"].update(
+                model=str(model), controlnet=controlnet_path, resolution=args.resolution, image_size=None
+            )
             for batch_size in args.batch_sizes:
                 raw["sdxl_turbo"]["batch_size"] = batch_size
                 params = parse_section("synthesize", raw, SynthesizeParams).sdxl_turbo

@@ -129,6 +129,8 @@ def read_run(
         "inception_sha256": None if weights is None else file_sha256(weights),
         "images": len(fake),
         "real_images": len(real),
+        "image_size": fake.image_size,
+        "real_image_size": real.image_size,
         "real_images_lossy": meta.get("lossy_images", 0) > 0,
         "real_image_encodings": meta.get("encodings", {}),
         "real_classifier_accuracy_on_generated": recognized["accuracy"],

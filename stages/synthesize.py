@@ -29,7 +29,7 @@ from synthaug.params import (
 )
 from synthaug.runner import run_stage
 from synthaug.seeding import derive_seed
-from synthaug.synth.backends import GENERATOR_FILE, make_backend, prompt_templates
+from synthaug.synth.backends import GENERATOR_FILE, make_backend, prompt_templates, stored_size
 from synthaug.synth.plan import (
     SynthItem,
     evaluation_counts,
@@ -109,7 +109,8 @@ def synthesize_run(generator: str, run: str, params: SynthesizeParams, args, ran
     )
     # Both sets, written once as shards and once more into the DVC cache.
     planned_images = len(plan.items) + len(plan.eval_items)
-    ensure_free_space(args.out.parent, 2 * planned_images * train.images[0].nbytes, f"synthesize@{generator}")
+    image_bytes = 3 * stored_size(generator, params, train.image_size) ** 2
+    ensure_free_space(args.out.parent, 2 * planned_images * image_bytes, f"synthesize@{generator}")
     name = f"{run_name('synthesize', generator)}/{run}"
     # Under torchrun / accelerate launch each rank makes its share of the shards; rank 0 logs and publishes.
     logged = {"synthesize": params.model_dump(), "generator_run_seed": seed}

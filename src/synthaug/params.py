@@ -192,6 +192,7 @@ class SdxlTurboParams(Section):
     controlnet: str | None
     vae: str | None
     resolution: PositiveInt
+    image_size: PositiveInt | None
     steps: Annotated[int, Field(ge=1, le=4)]
     guidance_scale: NonNegativeFloat
     controlnet_conditioning_scale: NonNegativeFloat
@@ -204,6 +205,15 @@ class SdxlTurboParams(Section):
     compile: bool
     attention_slicing: bool
     vae_tiling: bool
+
+    @model_validator(mode="after")
+    def _stored_no_larger_than_drawn(self) -> SdxlTurboParams:
+        if self.image_size is not None and self.image_size > self.resolution:
+            raise ValueError(
+                f"image_size: {self.image_size} is larger than the {self.resolution} px the images are drawn at "
+                "(resolution): upsampling adds no detail"
+            )
+        return self
 
 
 class DdpmSampleParams(Section):

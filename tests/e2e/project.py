@@ -76,8 +76,8 @@ fid:
 """
 
 
-SDXL_PRESET = """  sdxl_turbo: {{model: {model}, controlnet: {controlnet}, vae: null, resolution: 64, batch_size: 4,
-                device: cpu}}
+SDXL_PRESET = """  sdxl_turbo: {{model: {model}, controlnet: {controlnet}, vae: null, resolution: 64, image_size: 16,
+                batch_size: 4, device: cpu}}
 """
 
 

@@ -128,7 +128,8 @@ def test_synthetic_images_rebalance_the_minority_classes(pipeline_repo):
     shards = sorted((repo / "data/synthetic/sdxl_turbo/seed0").glob("shard-*.npz"))
     assert [s.name for s in shards] == [f"shard-{i:05d}.npz" for i in range(5)]  # 17 images, 4 per shard
     with np.load(shards[0]) as first:
-        assert first["images"].shape == (4, 8, 8, 3) and first["images"].dtype == np.uint8
+        # stored at synthesize.sdxl_turbo.image_size, twice the dataset's 8 px: the synthetic entries train on both
+        assert first["images"].shape == (4, 16, 16, 3) and first["images"].dtype == np.uint8
     rows = (repo / "data/synthetic/sdxl_turbo/seed0/metadata.csv").read_text().splitlines()
     assert rows[0] == "shard,class_index,class_name,index,seed,source_index,prompt,generator"
     assert len(rows) == 18 and rows[1].startswith("shard-00000.npz,0,cat,0,") and rows[1].endswith(",sdxl_turbo")
@@ -289,6 +290,10 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
         "vit-synthetic_sdxl_turbo: judge vit-baseline, kept cat " in markdown
     )
     assert "**Not Inception FID** for sdxl_turbo, ddpm, gan: fid.inception_url: not set" in markdown
+    assert (
+        "**Generated images sharper than the real ones** from sdxl_turbo: stored at 16 px beside real images of 8 px"
+        in markdown
+    )
     assert "**Rank-deficient FID** for sdxl_turbo, ddpm, gan: 12 images per side on 32-d features" in markdown
     commit = run(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
     # every table of this run: 6, plus a per-class table for each of the 3 generators' 2 runs

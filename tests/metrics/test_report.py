@@ -422,3 +422,20 @@ def test_a_composed_remedy_is_compared_with_its_loss_fix_alone_and_costs_its_gen
     assert "| vs its loss fix alone (Holm over 4) |" in table
     assert f"| {alone.difference.mean:+.4f} [" in table.split("| vit | synthetic_gan+logit_adjusted |")[1]
     assert "synthetic_gan+logit_adjusted" in unusable_variants({"gan": "why"}, ["logit_adjusted"])
+
+
+def test_generated_images_stored_sharper_than_the_real_ones_are_named_above_the_generator_table():
+    from synthaug.metrics.report import generator_notes
+
+    scores = {g: fid_result("inception", 12.5, 64, 1000) for g in ("sdxl_turbo", "gan")}
+    for g, size in (("sdxl_turbo", 224), ("gan", 32)):
+        scores[g].update(image_size=size, real_image_size=32)
+    sharper = [note for note in generator_notes(scores) if note.startswith("**Generated images sharper")]
+    assert sharper == [
+        "**Generated images sharper than the real ones** from sdxl_turbo: stored at 224 px beside real images of "
+        "32 px, both resized per batch to the classifier's input. A classifier can tell them apart by sharpness "
+        "alone, and FID reads the resolution gap too; synthesize.sdxl_turbo.image_size=null stores them at the real "
+        "images' size."
+    ]
+    scores["sdxl_turbo"]["image_size"] = 32
+    assert not [note for note in generator_notes(scores) if "sharper" in note]

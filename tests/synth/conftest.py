@@ -24,6 +24,7 @@ def tiny_synth_params(project_params, tiny_sdxl) -> SynthesizeParams:
         controlnet=str(tiny_sdxl[1]),
         vae=None,
         resolution=64,
+        image_size=None,
         batch_size=3,
         device="cpu",
     )

@@ -96,3 +96,39 @@ def test_attention_slicing_keeps_the_images_and_tiling_is_enabled(tiny_synth_par
     assert tiled.pipeline.vae.use_tiling and not plain.pipeline.vae.use_tiling
     output = tiled(items(2))
     assert output.shape == (2, 32, 32, 3) and output.dtype == np.uint8
+
+
+def test_images_are_stored_at_sdxl_turbo_image_size_and_the_trained_generators_at_the_datasets(
+    tiny_synth_params, tmp_path
+):
+    from synthaug.io import write_json
+    from synthaug.synth.backends import GENERATOR_FILE, make_backend, stored_size
+
+    write_json(tmp_path / GENERATOR_FILE, {"generator": "sdxl_turbo", "trained": False})
+    params = tiny_synth_params.model_copy(update={"sdxl_turbo": with_backend(tiny_synth_params, image_size=48)})
+    backend = make_backend("sdxl_turbo", params, tmp_path, real_images(), NAMES)
+    images = backend(items(2))
+    assert images.shape == (2, 48, 48, 3) and images.dtype == np.uint8
+    assert stored_size("sdxl_turbo", tiny_synth_params, 32) == 32  # null: the dataset's
+    assert stored_size("gan", params, 32) == stored_size("ddpm", params, 32) == 32
+
+
+def test_a_stored_size_above_the_drawn_resolution_is_refused_naming_the_key(tiny_synth_params):
+    from synthaug.params import ParamsError, SynthesizeParams, parse_section
+
+    raw = tiny_synth_params.model_dump()
+    raw["sdxl_turbo"]["image_size"] = 128  # resolution 64
+    with pytest.raises(ParamsError, match=r"synthesize\.sdxl_turbo.*image_size: 128 is larger than the 64 px"):
+        parse_section("synthesize", raw, SynthesizeParams)
+
+
+def test_preview_grids_show_real_and_larger_generated_images_at_one_size():
+    from synthaug.data.storage import ImageSet
+    from synthaug.synth.shards import preview_grids
+
+    real = ImageSet(np.zeros((4, 4, 4, 3), np.uint8), np.array([0, 0, 1, 1]), NAMES)
+    generated = ImageSet(np.full((2, 8, 8, 3), 200, np.uint8), np.zeros(2, np.int64), NAMES)
+    grid = preview_grids(real, generated, per_class=2)["cat"]
+    # a row of 2 real and one of 2 generated images, all 8 px, 2 px gaps, doubled
+    assert grid.shape == (2 * (2 * 8 + 2), 2 * (2 * 8 + 2), 3)
+    assert grid[0, 0].tolist() == [0, 0, 0] and grid[2 * 10, 0].tolist() == [200, 200, 200]

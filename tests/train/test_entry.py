@@ -24,11 +24,11 @@ def real_images() -> tuple[ImageSet, dict[str, np.ndarray]]:
     return ImageSet(images, labels, CLASSES), {"train": np.sort(train), "full": full, "val": val}
 
 
-def synthetic_run(root, run: str, per_class: list[int]) -> None:
+def synthetic_run(root, run: str, per_class: list[int], size: int = 4) -> None:
     folder = root / run
     folder.mkdir(parents=True)
     labels = np.repeat(np.arange(3), per_class).astype(np.int64)
-    np.savez(folder / "shard-00000.npz", images=np.full((len(labels), 4, 4, 3), 255, np.uint8), labels=labels)
+    np.savez(folder / "shard-00000.npz", images=np.full((len(labels), size, size, 3), 255, np.uint8), labels=labels)
     (folder / METADATA_FILE).write_text("shard\n", encoding="utf-8")
 
 
@@ -71,3 +71,28 @@ def test_a_composed_variants_loss_fix_takes_the_real_images_prior_not_the_topped
     expected = log_prior_offset(sets.real_labels, 3, params.loss_baselines.logit_adjustment_tau)
     assert torch.equal(setup.loss_spec.logit_offset, expected)
     assert not torch.allclose(expected, expected.mean())  # the real prior is not uniform: the fix does something
+
+
+def test_generated_images_stored_larger_than_the_real_ones_train_beside_them(tmp_path, tiny_train_params):
+    from synthaug.data.mixed import MixedSizeImageSet
+    from synthaug.train.classifier import prepare_training, train_classifier
+
+    dataset, splits = real_images()  # 4 px
+    synthetic_run(tmp_path, "shared", [10, 5, 0], size=8)  # as synthesize.sdxl_turbo.image_size stores them
+    params = tiny_train_params.model_copy(
+        update={
+            "synthetic_filter": tiny_train_params.synthetic_filter.model_copy(update={"enabled": False}),
+            "augment_p": 0.5,
+            "epochs": 1,
+        }
+    )
+    sets = training_set(dataset, splits, "synthetic_gan", 0, AddedImages(tmp_path, False), params)
+    assert isinstance(sets.train, MixedSizeImageSet) and sets.train.image_size == 8
+    assert np.bincount(sets.train.labels, minlength=3).tolist() == [15, 15, 15]
+    generated = np.flatnonzero(np.arange(len(sets.train)) >= len(splits["train"]))
+    assert (sets.train.batch(generated) == 255).all() and sets.train.batch(generated).shape[1:] == (8, 8, 3)
+    torch.manual_seed(0)
+    setup = prepare_training("cnn", "synthetic_gan", params, sets.train)
+    result = train_classifier(setup, sets.train, sets.val, params, seed=0)
+    assert len(result.history) == 1 and np.isfinite(result.history[0].train_loss)
+    assert result.history[0].train_accuracy > 0

@@ -37,6 +37,16 @@ def resize_pixels(pixels: torch.Tensor, image_size: int) -> torch.Tensor:
     return resized.to(torch.float32, memory_format=torch.contiguous_format)
 
 
+def resize_uint8(images: np.ndarray, image_size: int) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> uint8 (N, S, S, 3) by resize_pixels: the resize a classifier applies to its input."""
+    if images.shape[1:3] == (image_size, image_size):
+        return images
+    if len(images) == 0:
+        return np.zeros((0, image_size, image_size, 3), np.uint8)
+    resized = resize_pixels(to_pixels(images), image_size)
+    return resized.round().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
 def normalize_pixels(pixels: torch.Tensor, input_format: InputFormat) -> torch.Tensor:
     """Whole-valued float pixels 0..255 (N, 3, H, W) -> the model's input (N, 3, S, S), same device."""
     size = input_format.size

@@ -31,6 +31,14 @@ class ImageSet:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[1])
+
+    def batch(self, indices: np.ndarray) -> np.ndarray:
+        """uint8 (B, H, W, 3): the images at `indices`, in their order."""
+        return self.images[indices]
+
     def subset(self, indices: np.ndarray) -> ImageSet:
         return ImageSet(self.images[indices], self.labels[indices], self.class_names)
 
@@ -72,16 +80,3 @@ def load_index_arrays(path: str | Path) -> dict[str, np.ndarray]:
         raise MissingInput(f"{path}: split indices not found (run the imbalance stage first)")
     with np.load(path, allow_pickle=False) as archive:
         return {name: archive[name].astype(np.int64) for name in archive.files}
-
-
-def concat_image_sets(first: ImageSet, second: ImageSet) -> ImageSet:
-    """Real + synthetic: both must share class names and image size."""
-    if first.class_names != second.class_names:
-        raise ValueError(f"class names differ: {first.class_names} vs {second.class_names}")
-    if len(second) == 0:
-        return first
-    if first.images.shape[1:] != second.images.shape[1:]:
-        raise ValueError(f"image shapes differ: {first.images.shape[1:]} vs {second.images.shape[1:]}")
-    return ImageSet(
-        np.concatenate([first.images, second.images]), np.concatenate([first.labels, second.labels]), first.class_names
-    )

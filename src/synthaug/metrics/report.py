@@ -517,6 +517,16 @@ def generator_notes(scores: dict[str, dict]) -> list[str]:
             f"on {scores[deficient[0]]['fid_dims']}-d features (FID needs more images than dimensions); "
             "read KID, which is unbiased at any size, or lower fid.dims."
         )
+    sharper = [g for g, r in scores.items() if r.get("image_size", 0) > r.get("real_image_size", 0)]
+    if sharper:
+        reading = scores[sharper[0]]
+        names = ", ".join(dict.fromkeys(map(generator_of, sharper)))
+        notes.append(
+            f"**Generated images sharper than the real ones** from {names}: stored at {reading['image_size']} px "
+            f"beside real images of {reading['real_image_size']} px, both resized per batch to the classifier's "
+            "input. A classifier can tell them apart by sharpness alone, and FID reads the resolution gap too; "
+            "synthesize.sdxl_turbo.image_size=null stores them at the real images' size."
+        )
     lossy = {g: r for g, r in scores.items() if r.get("real_images_lossy")}
     if lossy:
         encodings = ", ".join(f"{n} {name}" for name, n in next(iter(lossy.values()))["real_image_encodings"].items())

@@ -77,10 +77,18 @@ class TrainedGenerator:
         return images
 
 
+def stored_size(generator: str, params: SynthesizeParams, dataset_size: int) -> int:
+    """The size a generator's images are stored at: SDXL-Turbo's synthesize.sdxl_turbo.image_size if set; the
+    dataset's otherwise (the trained generators learn at the dataset's size: they have nothing sharper to give)."""
+    if generator == "sdxl_turbo" and params.sdxl_turbo.image_size is not None:
+        return params.sdxl_turbo.image_size
+    return dataset_size
+
+
 def make_backend(
     generator: str, params: SynthesizeParams, model_dir: Path, real_images: np.ndarray, class_names: tuple[str, ...]
 ) -> Backend:
-    output_size = real_images.shape[1]
+    output_size = stored_size(generator, params, real_images.shape[1])
     if generator == "sdxl_turbo":
         from synthaug.synth.sdxl_turbo import LazyGenerator
 

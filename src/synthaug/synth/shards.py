@@ -123,9 +123,12 @@ def metadata_csv(items: list[SynthItem], shard_size: int, generator: str) -> str
 
 
 def preview_grids(real: ImageSet, synthetic: ImageSet, per_class: int) -> dict[str, np.ndarray]:
-    """Per class that received synthetic images: a row of real images above two rows of synthetic ones."""
+    """Per class that received synthetic images: a row of real images above two rows of synthetic ones, all at the
+    larger of the two sets' sizes."""
+    from synthaug.data.pixels import resize_uint8
     from synthaug.metrics.plots import image_grid
 
+    size = max(real.image_size, synthetic.image_size)
     grids = {}
     for cls, class_name in enumerate(real.class_names):
         fake = synthetic.images[synthetic.labels == cls][: 2 * per_class]
@@ -134,5 +137,5 @@ def preview_grids(real: ImageSet, synthetic: ImageSet, per_class: int) -> dict[s
         rows = [real.images[real.labels == cls][:per_class]] + [
             fake[i : i + per_class] for i in range(0, len(fake), per_class)
         ]
-        grids[class_name] = image_grid(rows)
+        grids[class_name] = image_grid([resize_uint8(row, size) for row in rows])
     return grids

@@ -14,6 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from synthaug.data.augment import Augmenter, make_augmentation
+from synthaug.data.mixed import TrainingImages
 from synthaug.data.pixels import InputFormat, normalize_pixels
 from synthaug.data.storage import ImageSet
 from synthaug.devices import resolve_device, to_device
@@ -78,7 +79,7 @@ class TrainingSetup:
 
 
 def prepare_training(
-    classifier: str, variant: str, params: TrainParams, train_set: ImageSet, loss_labels: np.ndarray | None = None
+    classifier: str, variant: str, params: TrainParams, train_set: TrainingImages, loss_labels: np.ndarray | None = None
 ) -> TrainingSetup:
     """The one way the stage, HPO and the benchmarks build a classifier: on train.device, with the variant's loss,
     whose class statistics (class weights, the logit-adjustment prior) come from `loss_labels` (default: the
@@ -188,7 +189,7 @@ def _train_epoch(
     run: _Run,
     model: nn.Module,
     setup: TrainingSetup,
-    train_set: ImageSet,
+    train_set: TrainingImages,
     params: TrainParams,
     epoch: int,
     ranks: Ranks,
@@ -202,7 +203,7 @@ def _train_epoch(
     bar = tqdm(range(steps), desc=f"epoch {epoch}/{params.epochs}", unit="batch", disable=None)
     for step in bar:
         batch = order[step * params.batch_size : (step + 1) * params.batch_size]
-        pixels = run.augment.batch_pixels(train_set.images[batch], device, ranks)
+        pixels = run.augment.batch_pixels(train_set.batch(batch), device, ranks)
         targets = to_device(torch.from_numpy(rank_share(train_set.labels[batch], ranks)), device)
         logits = model(normalize_pixels(pixels, setup.spec.input_format))
         loss = training_loss(logits, targets, pixels, setup.loss_spec)
@@ -231,7 +232,7 @@ def _validation_confusion(
 
 def train_classifier(
     setup: TrainingSetup,
-    train_set: ImageSet,
+    train_set: TrainingImages,
     val_set: ImageSet,
     params: TrainParams,
     seed: int,
@@ -260,7 +261,7 @@ def train_classifier(
     model = setup.model
     rng = np.random.default_rng(seed)
     augment = make_augmentation(
-        params.augment_engine, params.augment_p, seed, params.augment_stages, train_set.images.shape[1]
+        params.augment_engine, params.augment_p, seed, params.augment_stages, train_set.image_size
     )
     optimizer = make_optimizer(model, params)
     scheduler = make_scheduler(optimizer, params, params.epochs * -(-len(train_set) // params.batch_size))

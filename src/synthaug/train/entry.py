@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from synthaug.data.imbalance import minority_classes, variant_sets
-from synthaug.data.storage import ImageSet, concat_image_sets, load_image_set, load_index_arrays
+from synthaug.data.mixed import TrainingImages, concat_image_sets
+from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
 from synthaug.distributed import Ranks, process_group, rank_done
 from synthaug.errors import MissingInput
 from synthaug.generator_runs import run_folder
@@ -109,7 +110,7 @@ class AddedImages:
 class EntrySets:
     """What one seed of an entry trains and selects its epoch on."""
 
-    train: ImageSet  # the real images of the variant, and the generated ones it adds
+    train: TrainingImages  # the real images of the variant, and the generated ones it adds (sizes may differ)
     val: ImageSet  # the balanced real validation split
     real_labels: np.ndarray  # the real training images' labels: a loss-side fix takes its class statistics from them
     report: dict  # what the synthetic filter did, the generator run used
