@@ -34,6 +34,7 @@ from synthaug.metrics.fid import (
     matched_real_indices,
     usability,
 )
+from synthaug.metrics.keys import INCEPTION_FEATURES, distance_suffix
 from synthaug.models.checkpoint import load_classifier
 from synthaug.params import GENERATORS, FidParams, load_section
 from synthaug.runner import run_stage
@@ -78,7 +79,7 @@ def compared_features(
     inception = load_fid_inception(weights, params.dims)
     real_features = inception_features(inception, real.images, params.batch_size, device)
     fake_features = inception_features(inception, fake.images, params.batch_size, device)
-    return fake_logits, real_features, fake_features, "inception", weights, unavailable
+    return fake_logits, real_features, fake_features, INCEPTION_FEATURES, weights, unavailable
 
 
 def read_run(
@@ -97,7 +98,7 @@ def read_run(
     fake_logits, real_features, fake_features, features, weights, unavailable = compared_features(
         params, classifier, spec.input_format, real, fake, feature_model, device
     )
-    suffix = "" if weights is not None else "_classifier_features"
+    suffix = distance_suffix(features)
     judged = fake_logits.argmax(1)
     scores = labelled(
         generation_scores(
@@ -172,7 +173,7 @@ def main() -> str:
         for run, folder in runs.items():
             results[run] = read_run(params, folder, test, meta, classifier, spec, args.feature_model, device)
         first = next(iter(results.values()))
-        suffix = "" if first["features"] == "inception" else "_classifier_features"
+        suffix = distance_suffix(first["features"])
         headline = (f"fid{suffix}", f"kid_mean{suffix}")  # what dvc metrics show prints: the mean over runs
         record = {
             "generator": args.generator,

@@ -11,7 +11,7 @@ from synthaug.metrics.document import to_html, to_markdown
 from synthaug.metrics.plots import save_figure
 from synthaug.metrics.report import comparison_rows
 from synthaug.metrics.report_sections import load_report_inputs, report_figures, report_sections
-from synthaug.params import PARAMS_FILE, ExperimentParams, load_params, load_section
+from synthaug.params import PARAMS_FILE, ExperimentParams, TrainParams, load_params, load_section
 from synthaug.provenance import code_digest, flat_params, git_commit
 from synthaug.runner import run_stage
 from synthaug.tracking import run_name, stage_run
@@ -30,8 +30,10 @@ def main() -> str:
         f"Made by this run: commit `{commit[:10]}`, code digest `{str(code)[:10]}`, "
         f"params.yaml sha256 `{hashlib.sha256(params_text.encode()).hexdigest()[:10]}`."
     )
-    judge, select = params["train"]["synthetic_filter"]["judge"], params["train"]["select"]
-    inputs = load_report_inputs(args.metrics, experiment, judge, select, code, flat_params(params))
+    train = load_section("train", TrainParams)
+    inputs = load_report_inputs(
+        args.metrics, experiment, train.synthetic_filter.judge, train.select, code, flat_params(params)
+    )
 
     with stage_run(run_name("report"), {"experiment": experiment.model_dump()}) as tracker:
         write_text(args.metrics / "model_profile.csv", rows_csv(inputs.profiles))

@@ -11,17 +11,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthaug.params import GENERATORS
+from synthaug.params import (
+    GENERATORS,
+    REAL_EQUAL_PREFIX,
+    SYNTHETIC_ONLY_PREFIX,
+    SYNTHETIC_PREFIX,
+    generator_variant,
+)
 from synthaug.runner import run_stage
 from synthaug.train.entry import AddedImages, EntryOutputs, entry_params, entry_parser, train_entry
 
-MIXES = ("synthetic", "synthetic_only", "real_equal")
+# --mix names the variant's prefix without its trailing underscore
+MIXES = {prefix.rstrip("_"): prefix for prefix in (SYNTHETIC_PREFIX, SYNTHETIC_ONLY_PREFIX, REAL_EQUAL_PREFIX)}
 
 
 def main() -> str:
     parser = entry_parser(__doc__, "experiment.classifiers entry")
     parser.add_argument(
-        "--mix", required=True, choices=MIXES, help="beside the real images, alone, or as many real ones instead"
+        "--mix", required=True, choices=list(MIXES), help="beside the real images, alone, or as many real ones instead"
     )
     parser.add_argument("--generator", required=True, choices=GENERATORS, help="experiment.generators entry")
     parser.add_argument("--synthetic", type=Path, required=True, help="the generator's training images")
@@ -33,7 +40,7 @@ def main() -> str:
         added = AddedImages(args.synthetic, alone=False, judge=args.judge)
     else:
         added = AddedImages(args.synthetic_eval, alone=True, count_only=args.mix == "real_equal")
-    variant = f"{args.mix}_{args.generator}"
+    variant = generator_variant(MIXES[args.mix], args.generator)
     outputs = EntryOutputs.from_arguments(args)
     return train_entry(
         "train_synthetic", args.classifier, variant, args.data, args.splits, outputs, params, seeds, added

@@ -109,7 +109,3 @@ def sync_batch_norm_for_ranks(model: nn.Module, ranks: Ranks) -> nn.Module:
     if ranks.distributed and next(model.parameters()).device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return model
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

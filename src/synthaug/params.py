@@ -66,9 +66,30 @@ AUGMENTATION_STAGES = get_args(AugmentationStage)
 AUGMENTATION_ENGINES = get_args(AugmentationEngine)
 
 
+# The variants built on a generator's images, <prefix><generator>: synthetic_<g> adds them to the imbalanced set,
+# synthetic_only_<g> trains on them alone (the Classification Accuracy Score), real_equal_<g> on as many real images
+# per class as synthetic_only_<g> has, so CAS is set beside a real set of the same size (Ravuri & Vinyals 2019).
+SYNTHETIC_PREFIX = "synthetic_"
+SYNTHETIC_ONLY_PREFIX = "synthetic_only_"
+REAL_EQUAL_PREFIX = "real_equal_"
+
+
+def generator_variant(prefix: str, generator: str) -> str:
+    """The variant <prefix><generator> (prefix: SYNTHETIC_PREFIX, SYNTHETIC_ONLY_PREFIX or REAL_EQUAL_PREFIX)."""
+    return f"{prefix}{generator}"
+
+
 def composed_variant(generator: str, remedy: str) -> str:
     """The variant that adds `generator`'s images to the imbalanced set and trains with loss variant `remedy`."""
-    return f"synthetic_{generator}{COMPOSED_SEPARATOR}{remedy}"
+    return f"{generator_variant(SYNTHETIC_PREFIX, generator)}{COMPOSED_SEPARATOR}{remedy}"
+
+
+def added_generator(variant: str) -> str | None:
+    """The generator whose images a synthetic_<g> variant (or a composed synthetic_<g>+<loss variant>) adds to the
+    real ones; None for every other variant, synthetic_only_<g> included."""
+    if variant.startswith(SYNTHETIC_PREFIX) and not variant.startswith(SYNTHETIC_ONLY_PREFIX):
+        return variant.removeprefix(SYNTHETIC_PREFIX).split(COMPOSED_SEPARATOR)[0]
+    return None
 
 
 def loss_variant_of(variant: str) -> str:

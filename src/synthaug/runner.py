@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
@@ -28,19 +27,3 @@ def run_stage(name: str, main: Callable[[], str], summary_stream: TextIO | None 
         print(f"{name}: error: {exc}", file=sys.stderr)
         sys.exit(1)
     print(f"{name}: done in {time.perf_counter() - start:.1f}s: {summary}", file=summary_stream or sys.stdout)
-
-
-def add_entry_arguments(parser: argparse.ArgumentParser) -> None:
-    """The (classifier, variant, seed) entry of the experiment matrix that dvc.yaml passes in."""
-    parser.add_argument("--classifier", required=True, help="experiment.classifiers entry: vit, cnn or timm")
-    parser.add_argument("--variant", required=True, help="baseline, oversampled, full or synthetic_<generator>")
-    parser.add_argument("--seed", type=int, required=True, help="experiment.seeds entry")
-
-
-def entry_name(args: argparse.Namespace) -> str:
-    """`<classifier>-<variant>`: the run name's variant part and the output folder prefix."""
-    return f"{args.classifier}-{args.variant}"
-
-
-def entry_tags(args: argparse.Namespace) -> dict[str, str]:
-    return {"classifier": args.classifier, "variant": args.variant, "seed": str(args.seed)}

@@ -119,7 +119,7 @@ JUDGED = [[5, 2, 2, 1], [1, 5, 2, 2], [2, 1, 5, 2], [2, 2, 1, 5]]
 def fid_result(
     features: str, fid: float, dims: int, images: int, unavailable: str | None = None, judged=JUDGED
 ) -> dict:
-    sfx = "" if features == "inception" else "_classifier_features"
+    sfx = "" if features == "inception" else "_classifier_features"  # as the fid stage names them
     scores = {
         "features": features,
         f"fid{sfx}": fid,

@@ -10,7 +10,15 @@ import numpy as np
 
 from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
 from synthaug.errors import ImbalanceError
-from synthaug.params import DISTILLED_VARIANT, LOSS_VARIANTS, ImbalanceShape, ValidationSource
+from synthaug.params import (
+    DISTILLED_VARIANT,
+    LOSS_VARIANTS,
+    REAL_EQUAL_PREFIX,
+    SYNTHETIC_ONLY_PREFIX,
+    SYNTHETIC_PREFIX,
+    ImbalanceShape,
+    ValidationSource,
+)
 from synthaug.seeding import derive_seed
 
 
@@ -121,13 +129,6 @@ def oversample(indices: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray
     return np.sort(np.concatenate(parts)).astype(np.int64)
 
 
-# synthetic_only_<generator>: trained on that generator's images alone, for the Classification Accuracy Score.
-SYNTHETIC_ONLY_PREFIX = "synthetic_only_"
-# real_equal_<generator>: real images alone, as many per class as synthetic_only_<generator> trains on, so CAS is
-# set beside a classifier trained on a real set of the same size (Ravuri & Vinyals 2019).
-REAL_EQUAL_PREFIX = "real_equal_"
-
-
 def equal_size_indices(
     pool: np.ndarray, labels: np.ndarray, per_class: np.ndarray, seed: int, class_names: list[str]
 ) -> np.ndarray:
@@ -165,7 +166,7 @@ def variant_indices(
             raise ValueError(f"variant {variant!r}: needs the per-class counts of the set it matches")
         names = class_names or [str(c) for c in range(len(per_class))]
         return equal_size_indices(splits["full"], labels, per_class, seed, names)
-    if variant in ("baseline", DISTILLED_VARIANT, *LOSS_VARIANTS) or variant.startswith("synthetic_"):
+    if variant in ("baseline", DISTILLED_VARIANT, *LOSS_VARIANTS) or variant.startswith(SYNTHETIC_PREFIX):
         return splits["train"]
     if variant == "oversampled":
         return oversample(splits["train"], labels, seed)

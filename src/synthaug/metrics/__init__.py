@@ -1,1 +1,1 @@
-"""Classification metrics, plots (and later FID/KID)."""
+"""Classification scores, FID/KID and generator readings, verdicts, sweeps, plots and the report."""

@@ -2,35 +2,56 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from synthaug.io import atomic_path
 
 
-def confusion_figure(normalized: np.ndarray, class_names: tuple[str, ...], title: str) -> Figure:
-    """Row-normalized confusion matrix as a heatmap with the recall of each cell written in."""
-    size = 1.2 + 0.55 * len(class_names)
-    figure, axes = plt.subplots(figsize=(size + 1.5, size))
+def draw_confusion(axes: Axes, normalized: np.ndarray, class_names: Sequence[str], title: str, small: bool) -> Any:
+    """A row-normalized confusion matrix on `axes`: a heatmap with each cell's recall written in, or (small, for a row
+    of matrices side by side) the heatmap alone in small type. Returns the heatmap (for a colorbar)."""
+    fontsize = 6 if small else None
     image = axes.imshow(normalized, vmin=0.0, vmax=1.0, cmap="Blues")
     ticks = np.arange(len(class_names))
-    axes.set_xticks(ticks, class_names, rotation=45, ha="right")
-    axes.set_yticks(ticks, class_names)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("actual")
-    axes.set_title(title)
-    for i in ticks:
-        for j in ticks:
-            value = normalized[i, j]
-            axes.text(
-                j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value > 0.5 else "black"
-            )
+    if small:
+        axes.set_xticks(ticks, class_names, rotation=90, fontsize=fontsize)
+    else:
+        axes.set_xticks(ticks, class_names, rotation=45, ha="right")
+    axes.set_yticks(ticks, class_names, fontsize=fontsize)
+    axes.set_xlabel("predicted", fontsize=7 if small else None)
+    axes.set_title(title, fontsize=9 if small else None)
+    if not small:
+        axes.set_ylabel("actual")
+        for i in ticks:
+            for j in ticks:
+                value = normalized[i, j]
+                axes.text(
+                    j,
+                    i,
+                    f"{value:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if value > 0.5 else "black",
+                )
+    return image
+
+
+def confusion_figure(normalized: np.ndarray, class_names: tuple[str, ...], title: str) -> Figure:
+    """One row-normalized confusion matrix with the recall of each cell written in, and a colorbar."""
+    size = 1.2 + 0.55 * len(class_names)
+    figure, axes = plt.subplots(figsize=(size + 1.5, size))
+    image = draw_confusion(axes, normalized, class_names, title, small=False)
     figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
     return figure

@@ -16,6 +16,8 @@ from matplotlib.ticker import MaxNLocator
 from synthaug.errors import MissingInput
 from synthaug.generator_runs import SHARED_RUN
 from synthaug.io import read_metrics
+from synthaug.metrics.keys import distance_suffix
+from synthaug.metrics.plots import draw_confusion
 from synthaug.metrics.verdicts import (
     Interval,
     corrected_verdict,
@@ -26,7 +28,16 @@ from synthaug.metrics.verdicts import (
     t_interval,
     verdict,
 )
-from synthaug.params import COMPOSED_SEPARATOR, DISTILLED_VARIANT, composed_variant, loss_variant_of
+from synthaug.params import (
+    COMPOSED_SEPARATOR,
+    DISTILLED_VARIANT,
+    SYNTHETIC_ONLY_PREFIX,
+    SYNTHETIC_PREFIX,
+    added_generator,
+    composed_variant,
+    generator_variant,
+    loss_variant_of,
+)
 
 
 @dataclass(frozen=True)
@@ -171,14 +182,6 @@ class Compute:
         return f"{parts}{self.total:.0f} s ({'+'.join(self.devices)})"
 
 
-def synthetic_generator(variant: str) -> str | None:
-    """The generator whose images a `synthetic_<g>` variant (or a composed synthetic_<g>+<loss variant>) adds to
-    the real ones (None for other variants)."""
-    if variant.startswith("synthetic_") and not variant.startswith("synthetic_only_"):
-        return variant.removeprefix("synthetic_").split(COMPOSED_SEPARATOR)[0]
-    return None
-
-
 def variant_compute(
     results: list[EntryResult], trainings: dict[str, dict], syntheses: dict[str, dict]
 ) -> dict[tuple[str, str], Compute]:
@@ -191,7 +194,7 @@ def variant_compute(
         if any("seconds" not in m.summary for m in members):
             continue
         devices = {m.summary["device"] for m in members}
-        generator, generator_seconds = synthetic_generator(variant), 0.0
+        generator, generator_seconds = added_generator(variant), 0.0
         if generator is not None:
             training, synthesis = trainings.get(generator, {}), syntheses.get(generator, {})
             if "seconds" not in synthesis:
@@ -315,7 +318,7 @@ def comparison_markdown(rows: list[dict], minority: list[str], flagged: set[str]
 
 def score_suffix(scores: dict) -> str:
     """'' for Inception FID, '_classifier_features' for the classifier-feature stand-in (never mixed)."""
-    return "" if "fid" in scores else "_classifier_features"
+    return distance_suffix(scores["features"])
 
 
 def _number(value: float | None, digits: int = 4) -> str:
@@ -461,7 +464,7 @@ def unusable_generators(scores: dict[str, dict], synthetic_counts: dict[str, dic
 def synthetic_variants(generators, composed: list[str]) -> set[str]:
     """The variants trained on these generators' images (composed with the loss variants `composed` too)."""
     return {
-        *(f"{prefix}{g}" for g in generators for prefix in ("synthetic_", "synthetic_only_")),
+        *(generator_variant(prefix, g) for g in generators for prefix in (SYNTHETIC_PREFIX, SYNTHETIC_ONLY_PREFIX)),
         *(composed_variant(g, remedy) for g in generators for remedy in composed),
     }
 
@@ -592,7 +595,7 @@ def filter_note(results: list[EntryResult], configured_judge: str) -> str:
     lines = []
     for result in results:
         judge = result.summary.get("synthetic_filter_judge")
-        if judge and result.variant.startswith("synthetic_") and result.seed == results[0].seed:
+        if judge and added_generator(result.variant) and result.seed == results[0].seed:
             kept = ", ".join(f"{c} {f:.2f}" for c, f in result.summary.get("synthetic_kept_fraction", {}).items())
             lines.append(f"{result.classifier}-{result.variant}: judge {result.classifier}-{judge}, kept {kept}")
     if not lines:
@@ -764,12 +767,7 @@ def confusions_figure(results: list[EntryResult], class_names: list[str]) -> Fig
         firsts.setdefault(f"{result.classifier}-{result.variant}", result)
     figure, axes = plt.subplots(1, len(firsts), figsize=(3.2 * len(firsts) + 0.5, 3.6), squeeze=False)
     for axis, (label, result) in zip(axes[0], firsts.items()):
-        axis.imshow(result.confusion, vmin=0, vmax=1, cmap="Blues")
-        axis.set_title(f"{label} (seed {result.seed})", fontsize=9)
-        ticks = np.arange(len(class_names))
-        axis.set_xticks(ticks, class_names, rotation=90, fontsize=6)
-        axis.set_yticks(ticks, class_names, fontsize=6)
-        axis.set_xlabel("predicted", fontsize=7)
+        draw_confusion(axis, result.confusion, class_names, f"{label} (seed {result.seed})", small=True)
     axes[0][0].set_ylabel("actual", fontsize=7)
     figure.tight_layout()
     return figure

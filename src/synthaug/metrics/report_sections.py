@@ -8,7 +8,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from synthaug.data.imbalance import REAL_EQUAL_PREFIX, SYNTHETIC_ONLY_PREFIX, minority_classes
+from synthaug.data.imbalance import minority_classes
 from synthaug.generator_runs import SHARED_RUN, run_folders
 from synthaug.io import read_json
 from synthaug.metrics import document as doc
@@ -43,7 +43,16 @@ from synthaug.metrics.report import (
     verdicts_markdown,
 )
 from synthaug.metrics.sweeps import provenance_file, read_sweep_csv, sweep_staleness
-from synthaug.params import DISTILLED_VARIANT, ExperimentParams, composed_variant
+from synthaug.params import (
+    DISTILLED_VARIANT,
+    REAL_EQUAL_PREFIX,
+    SYNTHETIC_ONLY_PREFIX,
+    SYNTHETIC_PREFIX,
+    ExperimentParams,
+    added_generator,
+    composed_variant,
+    generator_variant,
+)
 
 SEED_VARIES = {
     "per_seed": "a seed varies the classifier's initialization, batch order, augmentation and oversampled's copies, "
@@ -121,7 +130,7 @@ def load_report_inputs(
     metrics: Path, experiment: ExperimentParams, judge: str, select: str, code: str, params_flat: dict
 ) -> ReportInputs:
     """Read the stage outputs; sweeps (committed by `synthaug sweep`) are current only at this code and params."""
-    synthetic = [f"synthetic_{g}" for g in experiment.generators] + [
+    synthetic = [generator_variant(SYNTHETIC_PREFIX, g) for g in experiment.generators] + [
         composed_variant(g, remedy) for g in experiment.generators for remedy in experiment.composed
     ]
     results = [
@@ -139,7 +148,7 @@ def load_report_inputs(
     cas, equal_size = (
         entries_by_generator(
             [
-                load_entry_result(metrics, experiment.classifiers[0], f"{prefix}{g}", seed)
+                load_entry_result(metrics, experiment.classifiers[0], generator_variant(prefix, g), seed)
                 for g in experiment.generators
                 for seed in experiment.seeds
             ],
@@ -207,7 +216,7 @@ def _comparison(inputs: ReportInputs, this_run: str) -> doc.Section:
     unusable = inputs.unusable
     rows = comparison_rows(inputs.results, inputs.minority)
     table = comparison_markdown(rows, inputs.minority, unusable_variants(unusable, inputs.experiment.composed))
-    synthetic_results = [r for r in inputs.results if r.variant.startswith("synthetic_")]
+    synthetic_results = [r for r in inputs.results if added_generator(r.variant)]
     minority = (
         f"Minority classes: the {len(inputs.minority)} with the fewest imbalanced training images "
         f"({', '.join(inputs.minority)}). {filter_note(synthetic_results or inputs.results, inputs.judge)}"

@@ -1,1 +1,1 @@
-"""Classifiers (HF ViT, small CNN, timm) and, later, generators."""
+"""Classifiers (HF ViT, small CNN, timm), their checkpoints, inference and cost profiles."""

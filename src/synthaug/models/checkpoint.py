@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -10,7 +9,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from synthaug.errors import MissingInput
-from synthaug.io import atomic_path
+from synthaug.io import atomic_path, read_json, write_json
 from synthaug.models.classifiers import ClassifierSpec, build_classifier
 
 WEIGHTS_FILE = "model.safetensors"
@@ -20,7 +19,7 @@ SPEC_FILE = "spec.json"
 def save_classifier(directory: str | Path, spec: ClassifierSpec, state_dict: dict[str, torch.Tensor]) -> None:
     with atomic_path(directory, directory=True) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, str(tmp / WEIGHTS_FILE))
-        (tmp / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_json(tmp / SPEC_FILE, spec.to_dict())
 
 
 def load_classifier(directory: str | Path) -> tuple[nn.Module, ClassifierSpec]:
@@ -28,7 +27,7 @@ def load_classifier(directory: str | Path) -> tuple[nn.Module, ClassifierSpec]:
     for name in (WEIGHTS_FILE, SPEC_FILE):
         if not (directory / name).is_file():
             raise MissingInput(f"{directory / name}: checkpoint file missing (run train_classifier first)")
-    spec = ClassifierSpec.from_dict(json.loads((directory / SPEC_FILE).read_text(encoding="utf-8")))
+    spec = ClassifierSpec.from_dict(read_json(directory / SPEC_FILE))
     model = build_classifier(spec)
     model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
     return model.eval(), spec

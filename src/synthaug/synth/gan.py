@@ -14,7 +14,6 @@ per rank on the CPU, where torch has no SyncBatchNorm.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from synthaug.distributed import (
     sync_batch_norm_for_ranks,
     wrap_for_ranks,
 )
-from synthaug.io import read_json
+from synthaug.io import read_json, write_json
 from synthaug.params import GanSampleParams, GanTrainParams
 from synthaug.synth.ddpm import to_uint8_images
 from synthaug.synth.diff_augment import diff_augment
@@ -343,7 +342,7 @@ class GanTrainer:
             "image_size": self.image_size,
             "block": self.params.generator_block,
         }
-        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_json(folder / CONFIG_FILE, config)
 
 
 class GanSampler:

@@ -1,1 +1,1 @@
-"""Training loops and checkpoints."""
+"""The classifier training loop, losses, test evaluation, one matrix entry, and HPO."""
