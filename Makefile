@@ -44,6 +44,7 @@ demo: install
 ifdef ARCHIVE
 	$(BIN)/synthaug local 'fetch.archive=$(abspath $(ARCHIVE))'
 endif
+	$(BIN)/synthaug check
 	dvc exp run
 	dvc metrics show
 
@@ -53,6 +54,7 @@ study: install
 ifdef ARCHIVE
 	$(BIN)/synthaug local 'fetch.archive=$(abspath $(ARCHIVE))'
 endif
+	$(BIN)/synthaug check preset=study
 	dvc exp run -S preset=study
 
 # The reference-scale experiment (hours on a CPU): ViT 224/16, 10 epochs, all of imbalanced CIFAR-10.
@@ -60,6 +62,7 @@ full: install
 ifdef ARCHIVE
 	$(BIN)/synthaug local 'fetch.archive=$(abspath $(ARCHIVE))'
 endif
+	$(BIN)/synthaug check preset=full
 	dvc exp run -S preset=full
 
 # Lint and format check first (ruff, configured in pyproject.toml), then the tests. pytest exits 5 when it

@@ -1,4 +1,4 @@
-"""The tools beside the DVC pipeline: `synthaug sweep`, `hpo`, `grid`, `generate` and `local`."""
+"""The tools beside the DVC pipeline: `synthaug check`, `sweep`, `hpo`, `grid`, `generate` and `local`."""
 
 from __future__ import annotations
 
@@ -263,7 +263,33 @@ def local_main(argv: list[str]) -> str:
     return f"{path}: {yaml.safe_dump(settings, default_flow_style=True, width=1000).strip()}"
 
 
+def check_main(argv: list[str]) -> str:
+    from synthaug.errors import ParamsError
+    from synthaug.params import compose_assignments, load_params, params_problems
+
+    parser = argparse.ArgumentParser(
+        prog="synthaug check",
+        description="Every params rule, the ones between sections included, on what `dvc exp run -S KEY=VALUE ...` "
+        "would compose from conf/ (or on --params FILE): one line per problem, before any stage starts.",
+    )
+    parser.add_argument("assignments", nargs="*", metavar="KEY=VALUE", help="overrides, as dvc exp run -S takes them")
+    parser.add_argument("--conf", type=Path, default=Path("conf"), help="the config folder (default conf)")
+    parser.add_argument("--params", type=Path, default=None, help="check this params file instead of composing")
+    args = parser.parse_args(argv)
+    if args.params is not None and args.assignments:
+        raise ParamsError("give KEY=VALUE overrides or --params, not both")
+    data = load_params(args.params) if args.params else compose_assignments(args.conf, args.assignments)[0]
+    problems = params_problems(data)
+    for problem in problems:
+        print(f"synthaug check: {problem}", file=sys.stderr)
+    if problems:
+        raise ParamsError(f"{len(problems)} problem(s) in the params; nothing was run")
+    preset = data["experiment"]["preset"]
+    return f"the params of preset {preset!r} keep every rule ({len(data)} sections)"
+
+
 COMMANDS = {
+    "check": check_main,
     "sweep": sweep_main,
     "hpo": hpo_main,
     "grid": grid_main,

@@ -8,6 +8,8 @@ Literal type below, and the tuples the code iterates over are read from it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
@@ -548,31 +550,90 @@ def load_section(name: str, model: type[S], path: str | Path = PARAMS_FILE) -> S
     return parse_section(name, data[name], model)
 
 
-def validate_all(data: dict[str, Any]) -> dict[str, Section]:
-    """Validate every known section; unknown top-level sections are an error too."""
+def _judge_is_trained(sections: dict[str, Any]) -> str | None:
+    judge, variants = sections["train"].synthetic_filter.judge, sections["experiment"].variants
+    if judge in variants:
+        return None
+    return (
+        f"train.synthetic_filter.judge: {judge!r} is not in experiment.variants {variants}; "
+        "the pipeline must train the judge (add it there, or pick one of them)"
+    )
+
+
+def _teacher_is_trained(sections: dict[str, Any]) -> str | None:
+    distill, experiment = sections["train"].distill, sections["experiment"]
+    if not experiment.distilled or (
+        distill.teacher in experiment.variants and distill.teacher_classifier in experiment.classifiers
+    ):
+        return None
+    return (
+        f"train.distill: the teacher {distill.teacher_classifier}-{distill.teacher} is not trained "
+        f"(experiment.classifiers {experiment.classifiers}, experiment.variants {experiment.variants}); the pipeline "
+        "must train it before experiment.distilled can learn from it"
+    )
+
+
+@dataclass(frozen=True)
+class CrossSectionRule:
+    """A rule between params sections, and the stages that would otherwise fail on it (DVC's "missing dependency"
+    for an entry the matrix never trains). `problem` gets the validated sections and names the key it refuses."""
+
+    sections: tuple[str, ...]
+    stages: tuple[str, ...]
+    problem: Callable[[dict[str, Any]], str | None]
+
+
+CROSS_SECTION_RULES = (
+    # the synthetic variants' filter reads the judge entry's checkpoints
+    CrossSectionRule(("train", "experiment"), ("train_synthetic", "train_composed"), _judge_is_trained),
+    # the distilled variant learns from the teacher entry's checkpoints
+    CrossSectionRule(("train", "experiment"), ("train_distilled",), _teacher_is_trained),
+)
+
+
+def params_problems(data: dict[str, Any]) -> list[str]:
+    """Every problem of a params.yaml dict, one line each: unknown and missing sections, each section's bad keys,
+    then every cross-section rule whose sections are valid."""
+    problems = []
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
-        raise ParamsError(f"{PARAMS_FILE}: unknown section(s) {unknown} (allowed: {', '.join(SECTIONS)})")
+        problems.append(f"{PARAMS_FILE}: unknown section(s) {unknown} (allowed: {', '.join(SECTIONS)})")
     missing = sorted(set(SECTIONS) - set(data))
     if missing:
-        raise ParamsError(f"{PARAMS_FILE}: missing section(s) {missing}")
-    sections = {name: parse_section(name, data[name], model) for name, model in SECTIONS.items()}
-    judge, variants = sections["train"].synthetic_filter.judge, sections["experiment"].variants
-    if judge not in variants:
-        raise ParamsError(
-            f"{PARAMS_FILE}: train.synthetic_filter.judge: {judge!r} is not in experiment.variants {variants}; "
-            "the pipeline must train the judge (add it there, or pick one of them)"
-        )
-    distill, experiment = sections["train"].distill, sections["experiment"]
-    if experiment.distilled and (
-        distill.teacher not in experiment.variants or distill.teacher_classifier not in experiment.classifiers
-    ):
-        raise ParamsError(
-            f"{PARAMS_FILE}: train.distill: the teacher {distill.teacher_classifier}-{distill.teacher} is not trained "
-            f"(experiment.classifiers {experiment.classifiers}, experiment.variants {variants}); the pipeline must "
-            "train it before experiment.distilled can learn from it"
-        )
-    return sections
+        problems.append(f"{PARAMS_FILE}: missing section(s) {missing}")
+    sections: dict[str, Any] = {}
+    for name, model in SECTIONS.items():
+        if name not in data:
+            continue
+        try:
+            sections[name] = parse_section(name, data[name], model)
+        except ParamsError as error:
+            problems.append(str(error))
+    for rule in CROSS_SECTION_RULES:
+        if all(name in sections for name in rule.sections):
+            problem = rule.problem(sections)
+            if problem is not None:
+                problems.append(f"{PARAMS_FILE}: {problem}")
+    return problems
+
+
+def validate_all(data: dict[str, Any]) -> dict[str, Section]:
+    """Every section validated, unknown top-level sections refused, every cross-section rule kept; or ParamsError
+    with the first problem."""
+    problems = params_problems(data)
+    if problems:
+        raise ParamsError(problems[0])
+    return {name: parse_section(name, data[name], model) for name, model in SECTIONS.items()}
+
+
+def check_stage_rules(stage: str, path: str | Path = PARAMS_FILE) -> None:
+    """The cross-section rules that concern `stage`, run before it starts: ParamsError naming the key."""
+    for rule in CROSS_SECTION_RULES:
+        if stage in rule.stages:
+            sections = {name: load_section(name, SECTIONS[name], path) for name in rule.sections}
+            problem = rule.problem(sections)
+            if problem is not None:
+                raise ParamsError(f"{path}: {problem}")
 
 
 def compose_params(conf_dir: str | Path = "conf", overrides: list[str] | None = None) -> dict[str, Any]:
@@ -585,16 +646,12 @@ def compose_params(conf_dir: str | Path = "conf", overrides: list[str] | None = 
     return OmegaConf.to_container(config, resolve=True)
 
 
-def write_local_settings(conf_dir: str | Path, assignments: list[str]) -> tuple[Path, dict[str, Any]]:
-    """Set KEY=VALUE assignments (Hydra's override syntax) in conf_dir/local/settings.yaml, keeping what the file
-    already sets. The composed result must validate, so a wrong key or value fails here, naming it, and the file is
-    left as it was. Returns the file and the values now set."""
+def compose_assignments(conf_dir: str | Path, assignments: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """conf/ composed with KEY=VALUE assignments (as `dvc exp run -S` takes them), and the keys they set; a key
+    conf/config.yaml does not define, or a malformed assignment, is a ParamsError naming it."""
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    path = Path(conf_dir) / LOCAL_SETTINGS
-    settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {} if path.is_file() else {}
     keys = []
     for assignment in assignments:
         key, sep, _ = assignment.partition("=")
@@ -602,10 +659,21 @@ def write_local_settings(conf_dir: str | Path, assignments: list[str]) -> tuple[
             raise ParamsError(f"{assignment!r}: expected KEY=VALUE for a key conf/config.yaml defines")
         keys.append(key)
     try:
-        composed = compose_params(conf_dir, assignments)
+        return compose_params(conf_dir, assignments), keys
     except (HydraException, OmegaConfBaseException) as exc:
         first_line = str(exc).strip().splitlines()[0]  # Hydra's second line suggests '+key', which params refuse
         raise ParamsError(f"{first_line} (not a key of conf/config.yaml, or not a valid value)") from None
+
+
+def write_local_settings(conf_dir: str | Path, assignments: list[str]) -> tuple[Path, dict[str, Any]]:
+    """Set KEY=VALUE assignments (Hydra's override syntax) in conf_dir/local/settings.yaml, keeping what the file
+    already sets. The composed result must validate, so a wrong key or value fails here, naming it, and the file is
+    left as it was. Returns the file and the values now set."""
+    from omegaconf import OmegaConf
+
+    path = Path(conf_dir) / LOCAL_SETTINGS
+    settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {} if path.is_file() else {}
+    composed, keys = compose_assignments(conf_dir, assignments)
     validate_all(composed)
     merged = OmegaConf.create(settings)
     for key in keys:

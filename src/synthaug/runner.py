@@ -10,10 +10,12 @@ from collections.abc import Callable
 from typing import TextIO
 
 from synthaug.errors import UserError
+from synthaug.params import check_stage_rules
 
 
 def run_stage(name: str, main: Callable[[], str], summary_stream: TextIO | None = None) -> None:
-    """Run a stage's main(); print its one-line summary with the wall time, or a one-line error."""
+    """Run a stage's main() after the cross-section params rules that concern it; print its one-line summary with the
+    wall time, or a one-line error."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # SIGTERM (queue cancel, job schedulers) unwinds like Ctrl-C, so temporary outputs are removed.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -22,6 +24,7 @@ def run_stage(name: str, main: Callable[[], str], summary_stream: TextIO | None 
     signal.signal(signal.SIGINT, signal.default_int_handler)
     start = time.perf_counter()
     try:
+        check_stage_rules(name)
         summary = main()
     except UserError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
