@@ -10,7 +10,12 @@ from synthaug.io import atomic_path, rows_csv, write_text
 from synthaug.metrics.document import to_html, to_markdown
 from synthaug.metrics.plots import save_figure
 from synthaug.metrics.report import comparison_rows
-from synthaug.metrics.report_sections import load_report_inputs, report_figures, report_sections
+from synthaug.metrics.report_sections import (
+    load_report_inputs,
+    pipeline_headline,
+    report_figures,
+    report_sections,
+)
 from synthaug.params import PARAMS_FILE, ExperimentParams, TrainParams, load_params, load_section
 from synthaug.provenance import code_digest, flat_params, git_commit
 from synthaug.runner import run_stage
@@ -48,6 +53,8 @@ def main() -> str:
         write_text(args.out.with_suffix(".html"), to_html(title, sections))
         for path in (args.out.with_suffix(".md"), args.out.with_suffix(".html")):
             tracker.log_artifact(path)
+        metrics, tags = pipeline_headline(inputs)
+        tracker.log_to_pipeline_run(metrics, tags, [args.out.with_suffix(".html")])
     rows = comparison_rows(inputs.results, inputs.minority)
     best = max(rows, key=lambda row: row["macro_f1"][0])
     return f"{len(rows)} variants; best macro-F1 {best['macro_f1'][0]:.4f} ({best['classifier']}-{best['variant']})"

@@ -222,3 +222,35 @@ def test_a_tracking_server_keeps_the_artifacts_a_local_store_puts_beside_it(monk
     assert tracking.artifact_root(tmp_path) is None
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     assert tracking.artifact_root(tmp_path) == (tmp_path / "mlartifacts").as_uri()
+
+
+def test_the_pipeline_run_carries_the_headline_the_report_stage_logs(monkeypatch, tmp_path):
+    import mlflow
+
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-headline")
+    report = tmp_path / "report.html"
+    report.write_text("<html></html>")
+    with tracking.stage_run("fetch", {}):
+        pass
+    with tracking.stage_run("report", {}) as run:
+        run.log_to_pipeline_run(
+            {"test_macro_f1.vit-baseline": 0.25, "test_macro_f1.vit-synthetic_gan+logit_adjusted": 0.5},
+            {"verdict.vit-oversampled.vs_baseline": "oversampled: beats baseline (Holm p 0.028)"},
+            [report],
+        )
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
+    (parent,) = [
+        r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("synthaug.role") == "pipeline"
+    ]
+    assert parent.data.metrics == {
+        "test_macro_f1.vit-baseline": 0.25,
+        "test_macro_f1.vit-synthetic_gan plus logit_adjusted": 0.5,  # MLflow refuses '+' in a key
+    }
+    assert parent.data.tags["verdict.vit-oversampled.vs_baseline"] == "oversampled: beats baseline (Holm p 0.028)"
+    assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["report.html"]
+    # the stage's own run keeps only its own
+    (stage,) = [r for r in client.search_runs([experiment.experiment_id]) if r.info.run_name == "report"]
+    assert stage.data.metrics == {} and client.list_artifacts(stage.info.run_id) == []

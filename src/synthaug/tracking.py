@@ -11,8 +11,9 @@ import hashlib
 import logging
 import os
 import subprocess
+import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,12 @@ def pipeline_id(params_file: Path = Path("params.yaml")) -> str:
     return f"workspace-{git_commit()[:10]}-{digest}"
 
 
+def mlflow_key(name: str) -> str:
+    """A metric or tag key MLflow accepts (letters, digits, _ - . / : and space): a composed variant's `+` reads
+    ` plus `."""
+    return name.replace("+", " plus ")
+
+
 def run_name(stage: str, variant: str | None = None, seed: int | None = None) -> str:
     """`<stage>/<variant>/seed<k>`, shortened where a stage has no variant or seed."""
     parts = [stage] + ([variant] if variant else []) + ([f"seed{seed}"] if seed is not None else [])
@@ -92,10 +99,12 @@ class RunLogger:
         return self._mlflow is not None
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> None:
-        if self._mlflow is None:
-            return
+        if self._mlflow is not None:
+            self._call_with(lambda: getattr(self._mlflow, method)(*args, **kwargs), method)
+
+    def _call_with(self, action: Callable[[], Any], method: str) -> None:
         try:
-            getattr(self._mlflow, method)(*args, **kwargs)
+            action()
         except Exception as exc:  # the store is a side channel: never fail the stage over it, unless asked to
             if self._strict:
                 raise TrackingError(
@@ -115,6 +124,31 @@ class RunLogger:
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         self._call("set_tags", dict(tags))
+
+    def log_to_pipeline_run(
+        self, metrics: Mapping[str, float], tags: Mapping[str, str], artifacts: Iterable[str | Path]
+    ) -> None:
+        """Metrics, tags and files on the run that groups this pipeline execution (the active run's parent): the
+        first row a user meets in `mlflow ui`."""
+        if self._mlflow is None:
+            return
+        mlflow = self._mlflow
+
+        def log() -> None:
+            from mlflow.entities import Metric, RunTag
+
+            client = mlflow.MlflowClient()
+            parent = client.get_run(mlflow.active_run().info.run_id).data.tags["mlflow.parentRunId"]
+            now = int(time.time() * 1000)
+            client.log_batch(
+                parent,
+                metrics=[Metric(mlflow_key(k), float(v), now, 0) for k, v in metrics.items()],
+                tags=[RunTag(mlflow_key(k), v[:5000]) for k, v in tags.items()],
+            )
+            for path in artifacts:
+                client.log_artifact(parent, str(path))
+
+        self._call_with(log, "pipeline run logging")
 
 
 @contextmanager

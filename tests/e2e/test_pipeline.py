@@ -453,6 +453,16 @@ def test_runs_are_in_the_mlflow_store(pipeline_repo):
         assert metrics[f"train_classifier/vit-baseline/seed{seed}"] == pytest.approx(
             read_metrics(repo, "vit-baseline", seed)["macro_f1"]
         )
+    # the pipeline's own run, the first row of `mlflow ui`, carries the headline the report stage logged
+    with sqlite3.connect(repo / "mlflow.db") as db:
+        (headline,) = db.execute(
+            "select value from metrics where run_uuid = ? and key = 'test_macro_f1.vit-baseline'", pipeline
+        ).fetchone()
+        verdicts = dict(db.execute("select key, value from tags where run_uuid = ? and key like 'verdict.%'", pipeline))
+        artifacts = db.execute("select artifact_uri from runs where run_uuid = ?", pipeline).fetchone()[0]
+    assert headline == pytest.approx(np.mean([read_metrics(repo, "vit-baseline", s)["macro_f1"] for s in SEEDS]))
+    assert verdicts["verdict.vit-full.vs_baseline"].startswith("full: ")
+    assert (Path(artifacts.removeprefix("file://")) / "report.html").is_file()
 
 
 def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeline_repo, request):

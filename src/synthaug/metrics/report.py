@@ -154,7 +154,7 @@ def _signed_interval(difference: Interval) -> str:
     return f"{difference.mean:+.4f} [{difference.low:+.4f}, {difference.high:+.4f}], ±{half_width(difference):.4f}"
 
 
-def _verdict_cell(comparison: Comparison) -> str:
+def verdict_cell(comparison: Comparison) -> str:
     """The corrected verdict with its adjusted p-value, and what the uncorrected interval said where it differs."""
     if comparison.difference.n < 2:
         return comparison.verdict
@@ -256,7 +256,7 @@ def verdicts_markdown(
             line += (
                 ["—", "—"]
                 if comparison is None
-                else [_signed_interval(comparison.difference), _verdict_cell(comparison)]
+                else [_signed_interval(comparison.difference), verdict_cell(comparison)]
             )
         if costs is not None:
             cost = costs.get((row["classifier"], row["variant"]))

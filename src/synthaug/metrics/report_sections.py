@@ -39,6 +39,8 @@ from synthaug.metrics.report import (
     unusable_note,
     unusable_variants,
     variant_compute,
+    variant_label,
+    verdict_cell,
     verdict_rows,
     verdicts_markdown,
 )
@@ -229,15 +231,39 @@ def _comparison(inputs: ReportInputs, this_run: str) -> doc.Section:
     return doc.Section("Comparison on the test split", tuple(blocks))
 
 
+def _qualified(inputs: ReportInputs) -> tuple[set[str], set[str]]:
+    """The variants whose images are unusable, and those whose verdicts are conditional on one generator run."""
+    experiment = inputs.experiment
+    flagged = unusable_variants(inputs.unusable, experiment.composed)
+    shared = experiment.generator_runs == "shared"
+    return flagged, synthetic_variants(experiment.generators, experiment.composed) if shared else set()
+
+
 def _verdicts(inputs: ReportInputs, this_run: str) -> doc.Section:
-    flagged = unusable_variants(inputs.unusable, inputs.experiment.composed)
+    flagged, conditional = _qualified(inputs)
     costs = variant_compute(inputs.results, inputs.trainings, inputs.syntheses)
-    mode = inputs.experiment.generator_runs
-    conditional = (
-        set() if mode == "per_seed" else synthetic_variants(inputs.experiment.generators, inputs.experiment.composed)
-    )
     table = verdicts_markdown(verdict_rows(inputs.results), flagged=flagged, costs=costs, conditional=conditional)
-    return doc.Section("Verdicts", (doc.table(table), doc.note(this_run), doc.text(verdict_note(mode))))
+    note = verdict_note(inputs.experiment.generator_runs)
+    return doc.Section("Verdicts", (doc.table(table), doc.note(this_run), doc.text(note)))
+
+
+def pipeline_headline(inputs: ReportInputs) -> tuple[dict[str, float], dict[str, str]]:
+    """What the pipeline execution's MLflow run carries: each entry's test macro-F1 and accuracy (mean over the
+    seeds) as metrics, and each verdict as the report words it, qualifiers included, as tags."""
+    metrics = {}
+    for row in comparison_rows(inputs.results, inputs.minority):
+        entry = f"{row['classifier']}-{row['variant']}"
+        metrics[f"test_macro_f1.{entry}"] = row["macro_f1"][0]
+        metrics[f"test_accuracy.{entry}"] = row["accuracy"][0]
+    flagged, conditional = _qualified(inputs)
+    tags = {}
+    for row in verdict_rows(inputs.results):
+        label = variant_label(row["variant"], flagged, conditional)
+        for reference, comparison in row["comparisons"].items():
+            tags[f"verdict.{row['classifier']}-{row['variant']}.vs_{reference}"] = (
+                f"{label}: {verdict_cell(comparison)}"
+            )
+    return metrics, tags
 
 
 def _per_class_recall(inputs: ReportInputs, this_run: str) -> doc.Section:
