@@ -78,6 +78,12 @@ def test_markdown_and_html_tables():
     )
     rendered = markdown_to_html_table(table)
     assert rendered.count("<tr>") == 3 and "<td>+0.1400</td>" in rendered
+    # an interval sits under its value, each on one unbroken line (the style keeps them from wrapping)
+    assert (
+        f'<td><span class="value">0.5600 ± 0.0141</span><span class="interval">[{0.56 - half:.4f}, '
+        f"{0.56 + half:.4f}]</span></td>"
+    ) in rendered
+    assert ".value,.interval{display:block;white-space:nowrap}" in to_html("t", [])
     single = comparison_markdown(comparison_rows(RESULTS[:1], ["a"]), ["a"])
     assert "| vit | baseline | 1 | 0.5000 | 0.4000 | 0.4800 | 0.0000 | +0.0000 |" in single
 
@@ -338,7 +344,7 @@ def test_one_list_of_sections_renders_as_markdown_and_as_html(tmp_path):
         "## More\n\n### Per class\n\nsee `y` & z\n\n![fig](report/fig.png)\n\n```yaml\nk: 1\n```\n"
     )
     page = to_html("Title", sections)
-    assert "<h2>Comparison</h2><table><thead><tr><th>a</th><th>b</th></tr></thead>" in page
+    assert '<h2>Comparison</h2><div class="table"><table><thead><tr><th>a</th><th>b</th></tr></thead>' in page
     assert "<p><em>Made by <code>abc</code>.</em></p>" in page
     assert '<p class="warning"><strong>Flag</strong>: x</p>' in page
     assert '<h3>Per class</h3><p>see <code>y</code> &amp; z</p><figure><img alt="A figure"' in page

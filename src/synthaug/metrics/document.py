@@ -86,12 +86,28 @@ def inline_html(value: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
 
 
+# A value followed by its interval: "0.3012 ± 0.0123 [0.2711, 0.3313]", "-0.1356 [-0.1702, -0.1010], ±0.0346",
+# "0.50 − 0.17 = +0.33 [+0.12, +0.55]", "0.3200 ± 0.0283 [0.2946, 0.3454] (40 images)".
+VALUE_AND_INTERVAL = re.compile(r"^(?P<value>[^\[\]]+?) (?P<interval>\[[^\]]+\].*)$")
+
+
+def html_cell(cell: str) -> str:
+    """A table cell: a value with an interval reads as the value on one line and the interval, in smaller type, on
+    the next, neither broken; any other cell as its escaped text."""
+    match = VALUE_AND_INTERVAL.match(cell)
+    if match is None:
+        return f"<td>{html.escape(cell)}</td>"
+    value, interval = (html.escape(match[name]) for name in ("value", "interval"))
+    return f'<td><span class="value">{value}</span><span class="interval">{interval}</span></td>'
+
+
 def markdown_to_html_table(markdown: str) -> str:
     lines = [line.strip("|").split(" | ") for line in markdown.strip().splitlines()]
     header, body = lines[0], lines[2:]
     head = "".join(f"<th>{html.escape(cell.strip())}</th>" for cell in header)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(cell.strip())}</td>" for cell in row) + "</tr>" for row in body)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    rows = "".join("<tr>" + "".join(html_cell(cell.strip()) for cell in row) + "</tr>" for row in body)
+    # a table wider than the page scrolls inside its own box instead of squeezing its cells
+    return f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
 
 
 def embedded_image(path: Path, caption: str) -> str:
@@ -119,9 +135,11 @@ def _html_block(block: Block) -> str:
 
 
 STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-    "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-    "th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}img{max-width:100%}"
+    "body{font-family:system-ui,sans-serif;max-width:1360px;margin:2em auto;padding:0 1em;color:#222}"
+    "div.table{overflow-x:auto;margin:1em 0}table{border-collapse:collapse;font-size:.85em}"
+    "th,td{border:1px solid #ccc;padding:3px 6px;text-align:right;vertical-align:top}"
+    "th{background:#f3f3f3;font-weight:600;min-width:5em}td:first-child,td:nth-child(2){text-align:left}"
+    ".value,.interval{display:block;white-space:nowrap}.interval{font-size:.85em;color:#555}img{max-width:100%}"
     ".warning{background:#fff4e5;border-left:4px solid #e69500;padding:.5em 1em}"
     "figure{margin:1em 0}figcaption{font-size:.85em;color:#555}pre{background:#f6f6f6;padding:1em;overflow:auto}"
 )
