@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
+from synthaug.data.storage import ImageSet
 from synthaug.errors import ParamsError
 from synthaug.params import SynthesizeParams
 from synthaug.synth.backends import make_backend, prompt_templates
 from synthaug.synth.plan import SynthItem, plan_items
+from synthaug.synth.synthesize import load_sources
 
 
 def class_items(
@@ -32,9 +33,8 @@ def plan_class(
     generator: str, params: SynthesizeParams, data: Path, splits: Path, class_name: str, count: int, seed: int
 ) -> tuple[ImageSet, list[SynthItem]]:
     """The fetched train split and the class's first `count` synthesize items (class_items) from the pipeline's
-    fetch and imbalance outputs."""
-    train = load_image_set(data / "train.npz")
-    train_idx = load_index_arrays(splits)["train"]
+    fetch and imbalance outputs, loaded as the synthesize stage loads them."""
+    train, train_idx = load_sources(data, splits)
     return train, class_items(train, train_idx, class_name, count, prompt_templates(generator, params), seed)
 
 
