@@ -1,146 +1,14 @@
-"""DVC stage `fid`: how close one generator's images are to the real test set (FID/KID, precision/recall).
-
-Features: pytorch-fid's InceptionV3 at `fid.dims` (fetched through torch.hub when not cached), else the
-full-data classifier's penultimate features, reported as `fid_classifier_features` (never mixed with FID).
-Also the full-data classifier's accuracy on the generated images; CAS proper (trained on generated images,
-tested on real ones) is the synthetic_only_<generator> variant's test accuracy.
-"""
+"""DVC stage `fid`: how close one generator's images are to the real test set (FID/KID, precision/recall, diversity,
+recognition by the full-data classifier), once per generator run (synthaug.synth.evaluate)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from synthaug.data.pixels import InputFormat
-from synthaug.data.storage import ImageSet, load_image_set
-from synthaug.devices import resolve_device
-from synthaug.errors import FeatureWeightsMissing, MissingInput
-from synthaug.generator_runs import run_folders
-from synthaug.io import file_sha256, read_json, write_metrics
-from synthaug.metrics.classification import classification_report
-from synthaug.metrics.fid import (
-    classifier_features,
-    generation_scores,
-    inception_features,
-    inception_weights_path,
-    judge_confusion,
-    labelled,
-    load_fid_inception,
-    matched_real_indices,
-    usability,
-)
-from synthaug.metrics.keys import INCEPTION_FEATURES, distance_suffix
-from synthaug.models.checkpoint import load_classifier
 from synthaug.params import GENERATORS, FidParams, load_section
 from synthaug.runner import run_stage
-from synthaug.synth.shards import load_synthetic
-from synthaug.tracking import run_name, stage_run
-
-log = logging.getLogger("synthaug.fid")
-
-
-def inception_or_reason(params: FidParams) -> tuple[Path | None, str | None]:
-    """The Inception weights to use, or why there are none (only when feature_extractor is auto)."""
-    if params.feature_extractor == "classifier":
-        return None, "fid.feature_extractor is classifier"
-    try:
-        return inception_weights_path(params.inception_weights, params.inception_url), None
-    except FeatureWeightsMissing as exc:
-        if params.feature_extractor == "inception":
-            raise
-        log.warning("%s: reporting fid_classifier_features instead; it is not comparable to Inception FID", exc)
-        return None, str(exc)
-
-
-def compared_features(
-    params: FidParams,
-    classifier: torch.nn.Module,
-    input_format: InputFormat,
-    real: ImageSet,
-    fake: ImageSet,
-    feature_model: Path,
-    device: torch.device,
-):
-    """(the full-data classifier's logits on the generated images, real features, generated features, what the
-    features are, the Inception weights or None, why not): Inception when its weights can be had, else the
-    classifier's penultimate features, named so that they are never read as FID."""
-    classes = len(real.class_names)
-    fake_features, fake_logits = classifier_features(classifier, fake.images, input_format, classes, params.batch_size)
-    weights, unavailable = inception_or_reason(params)
-    if weights is None:
-        real_features, _ = classifier_features(classifier, real.images, input_format, classes, params.batch_size)
-        features = f"classifier:{feature_model.parent.name}-{feature_model.name}"
-        return fake_logits, real_features, fake_features, features, None, unavailable
-    inception = load_fid_inception(weights, params.dims)
-    real_features = inception_features(inception, real.images, params.batch_size, device)
-    fake_features = inception_features(inception, fake.images, params.batch_size, device)
-    return fake_logits, real_features, fake_features, INCEPTION_FEATURES, weights, unavailable
-
-
-def read_run(
-    params: FidParams,
-    eval_set: Path,
-    test: ImageSet,
-    meta: dict,
-    classifier: torch.nn.Module,
-    spec,
-    feature_model: Path,
-    device: torch.device,
-) -> dict:
-    """The readings of one generator run's evaluation images against the real test images of the same classes."""
-    fake = load_synthetic(eval_set, test.class_names)
-    real = test.subset(matched_real_indices(test.labels, fake.labels))
-    fake_logits, real_features, fake_features, features, weights, unavailable = compared_features(
-        params, classifier, spec.input_format, real, fake, feature_model, device
-    )
-    suffix = distance_suffix(features)
-    judged = fake_logits.argmax(1)
-    scores = labelled(
-        generation_scores(
-            real_features,
-            fake_features,
-            real.labels,
-            fake.labels,
-            test.class_names,
-            params.kid_subsets,
-            params.kid_subset_size,
-            params.precision_recall_k,
-            params.collapse_ratio,
-            params.near_duplicate_distance,
-        ),
-        suffix,
-    )
-    scores = usability(
-        scores,
-        judge_confusion(fake.labels, judged, len(test.class_names)),
-        test.class_names,
-        params.usable_margin,
-        params.usable_level,
-    )
-    # How recognizable the generated images are to a classifier trained on real data (not CAS: see the docstring).
-    recognized = classification_report(fake.labels, judged, test.class_names)
-    result = {
-        "features": features,
-        "inception_unavailable": unavailable,
-        "inception_sha256": None if weights is None else file_sha256(weights),
-        "images": len(fake),
-        "real_images": len(real),
-        "image_size": fake.image_size,
-        "real_image_size": real.image_size,
-        "real_images_lossy": meta.get("lossy_images", 0) > 0,
-        "real_image_encodings": meta.get("encodings", {}),
-        "real_classifier_accuracy_on_generated": recognized["accuracy"],
-        "real_classifier_macro_f1_on_generated": recognized["macro_f1"],
-        **scores,
-    }
-    for class_name, entry in result["per_class"].items():
-        entry["real_classifier_recall_on_generated"] = recognized["per_class"][class_name]["recall"]
-    return result
+from synthaug.synth.evaluate import FidPaths, read_generator
 
 
 def main() -> str:
@@ -156,59 +24,8 @@ def main() -> str:
     parser.add_argument("--out", type=Path, required=True, help="FID and KID, mean over runs (.json, DVC metrics)")
     parser.add_argument("--detail", type=Path, required=True, help="each run's readings, per class (.json)")
     args = parser.parse_args()
-    params = load_section("fid", FidParams)
-
-    test = load_image_set(args.data / "test.npz")
-    meta = read_json(args.data / "meta.json")
-    runs = run_folders(args.eval_set)
-    if not runs:
-        raise MissingInput(f"{args.eval_set}: no generator run folders (seed<k>/ or shared/): rerun synthesize")
-    device = resolve_device(params.device, "fid.device")
-    classifier, spec = load_classifier(args.feature_model)
-    classifier = classifier.to(device)
-    name = run_name("fid", args.generator)
-    results = {}
-    with stage_run(name, {"fid": params.model_dump()}, {"generator": args.generator}) as tracker:
-        start = time.perf_counter()
-        for run, folder in runs.items():
-            results[run] = read_run(params, folder, test, meta, classifier, spec, args.feature_model, device)
-        first = next(iter(results.values()))
-        suffix = distance_suffix(first["features"])
-        headline = (f"fid{suffix}", f"kid_mean{suffix}")  # what dvc metrics show prints: the mean over runs
-        record = {
-            "generator": args.generator,
-            **{key: float(np.mean([r[key] for r in results.values()])) for key in headline},
-            "runs": results,
-        }
-        write_metrics(args.out, args.detail, record, keys=headline)
-        for run, result in results.items():
-            prefix = "" if len(results) == 1 else f"{run}."
-            tracker.log_metrics(
-                {
-                    f"{prefix}{k}": v
-                    for k, v in result.items()
-                    if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-                }
-            )
-            tracker.log_metrics(
-                {
-                    f"{prefix}{key}.{class_name}": entry[key]
-                    for class_name, entry in result["per_class"].items()
-                    for key in ("diversity_ratio", "near_duplicate_fraction", "recognition_margin")
-                    if np.isfinite(entry[key])
-                }
-            )
-        tracker.log_artifact(args.out)
-        tracker.log_artifact(args.detail)
-        seconds = time.perf_counter() - start
-    readings = "; ".join(
-        f"{run}: fid{suffix} {r[f'fid{suffix}']:.3f}, kid {r[f'kid_mean{suffix}']:.4f}, diversity "
-        f"{r['diversity_ratio']:.2f}, collapsed {r['collapsed_classes'] or 'none'}, not usable "
-        f"{r['unusable_classes'] or 'none'}"
-        for run, r in results.items()
-    )
-    rank = "full rank" if first["fid_full_rank"] else "rank-deficient: not comparable to published FID"
-    return f"{name}: {first['fid_dims']}-d, {first['fid_images']} images per side, {rank}; {readings} ({seconds:.1f}s)"
+    paths = FidPaths(args.eval_set, args.data, args.feature_model, args.out, args.detail)
+    return read_generator(args.generator, load_section("fid", FidParams), paths)
 
 
 if __name__ == "__main__":
