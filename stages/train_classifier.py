@@ -4,7 +4,7 @@ tested once per experiment.seeds entry in one process (synthaug.train.entry)."""
 from __future__ import annotations
 
 from synthaug.runner import run_stage
-from synthaug.train.entry import EntryOutputs, entry_params, entry_parser, train_entry
+from synthaug.train.entry import Entry, entry_params, entry_parser, train_entry
 
 
 def main() -> str:
@@ -12,10 +12,7 @@ def main() -> str:
     parser.add_argument("--variant", required=True, help="experiment.variants entry")
     args = parser.parse_args()
     params, seeds = entry_params()
-    outputs = EntryOutputs.from_arguments(args)
-    return train_entry(
-        "train_classifier", args.classifier, args.variant, args.data, args.splits, outputs, params, seeds
-    )
+    return train_entry(Entry.from_arguments("train_classifier", args, args.variant), params, seeds)
 
 
 if __name__ == "__main__":

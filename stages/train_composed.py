@@ -9,7 +9,7 @@ from pathlib import Path
 
 from synthaug.params import GENERATORS, LOSS_VARIANTS, composed_variant
 from synthaug.runner import run_stage
-from synthaug.train.entry import AddedImages, EntryOutputs, entry_params, entry_parser, train_entry
+from synthaug.train.entry import AddedImages, Entry, entry_params, entry_parser, train_entry
 
 
 def main() -> str:
@@ -22,10 +22,7 @@ def main() -> str:
     params, seeds = entry_params()
     added = AddedImages(args.synthetic, alone=False, judge=args.judge)
     variant = composed_variant(args.generator, args.remedy)
-    outputs = EntryOutputs.from_arguments(args)
-    return train_entry(
-        "train_composed", args.classifier, variant, args.data, args.splits, outputs, params, seeds, added
-    )
+    return train_entry(Entry.from_arguments("train_composed", args, variant, added), params, seeds)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from synthaug.params import DISTILLED_VARIANT
 from synthaug.runner import run_stage
-from synthaug.train.entry import EntryOutputs, entry_params, entry_parser, train_entry
+from synthaug.train.entry import Entry, entry_params, entry_parser, train_entry
 
 
 def main() -> str:
@@ -18,18 +18,8 @@ def main() -> str:
     parser.add_argument("--teacher", type=Path, required=True, help="the teacher entry's checkpoints (seed<k>/)")
     args = parser.parse_args()
     params, seeds = entry_params()
-    outputs = EntryOutputs.from_arguments(args)
-    return train_entry(
-        "train_distilled",
-        args.classifier,
-        DISTILLED_VARIANT,
-        args.data,
-        args.splits,
-        outputs,
-        params,
-        seeds,
-        teacher=args.teacher,
-    )
+    entry = Entry.from_arguments("train_distilled", args, DISTILLED_VARIANT, teacher=args.teacher)
+    return train_entry(entry, params, seeds)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from synthaug.params import (
     generator_variant,
 )
 from synthaug.runner import run_stage
-from synthaug.train.entry import AddedImages, EntryOutputs, entry_params, entry_parser, train_entry
+from synthaug.train.entry import AddedImages, Entry, entry_params, entry_parser, train_entry
 
 # --mix names the variant's prefix without its trailing underscore
 MIXES = {prefix.rstrip("_"): prefix for prefix in (SYNTHETIC_PREFIX, SYNTHETIC_ONLY_PREFIX, REAL_EQUAL_PREFIX)}
@@ -41,10 +41,7 @@ def main() -> str:
     else:
         added = AddedImages(args.synthetic_eval, alone=True, count_only=args.mix == "real_equal")
     variant = generator_variant(MIXES[args.mix], args.generator)
-    outputs = EntryOutputs.from_arguments(args)
-    return train_entry(
-        "train_synthetic", args.classifier, variant, args.data, args.splits, outputs, params, seeds, added
-    )
+    return train_entry(Entry.from_arguments("train_synthetic", args, variant, added), params, seeds)
 
 
 if __name__ == "__main__":

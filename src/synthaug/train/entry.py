@@ -116,6 +116,33 @@ class EntrySets:
     report: dict  # what the synthetic filter did, the generator run used
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One (classifier, variant) entry of the experiment matrix: what every seed of it shares."""
+
+    stage: str  # the train stage that runs it: its MLflow runs are named after it
+    classifier: str
+    variant: str
+    data: Path  # the fetched dataset
+    splits: Path  # the imbalance stage's indices
+    outputs: EntryOutputs
+    added: AddedImages | None = None  # generated images it trains on, beside the real ones or instead of them
+    teacher: Path | None = None  # the teacher entry's checkpoints, seed<k>/ each (the distilled variant)
+
+    @classmethod
+    def from_arguments(
+        cls,
+        stage: str,
+        args: argparse.Namespace,
+        variant: str,
+        added: AddedImages | None = None,
+        teacher: Path | None = None,
+    ) -> Entry:
+        """The entry a train stage's parsed flags (entry_parser's) name."""
+        outputs = EntryOutputs.from_arguments(args)
+        return cls(stage, args.classifier, variant, args.data, args.splits, outputs, added, teacher)
+
+
 def training_set(
     dataset: ImageSet,
     splits: dict[str, np.ndarray],
@@ -194,27 +221,18 @@ def test_seed(
 
 
 def train_seed(
-    stage: str,
-    classifier: str,
-    variant: str,
-    seed: int,
-    sets: EntrySets,
-    test: ImageSet,
-    minority: list[str],
-    params: TrainParams,
-    outputs: EntryOutputs,
-    ranks: Ranks,
-    teacher: Path | None = None,
+    entry: Entry, seed: int, sets: EntrySets, test: ImageSet, minority: list[str], params: TrainParams, ranks: Ranks
 ) -> str:
-    """Train, save and test one seed of the entry (learning from the entry in `teacher` too, if given); returns
-    its summary line."""
+    """Train, save and test one seed of the entry (learning from its teacher too, if it has one); returns its
+    summary line."""
+    classifier, variant, outputs, teacher = entry.classifier, entry.variant, entry.outputs, entry.teacher
     train_set, val_set, synthetic_report = sets.train, sets.val, sets.report
     setup = prepare_entry(classifier, variant, params, sets)
     teacher_digest = {}
     if teacher is not None:
         setup, weights = with_teacher(setup, teacher / f"seed{seed}", params.distill)
         teacher_digest = {"teacher_weights": weights}
-    name = run_name(stage, f"{classifier}-{variant}", seed)
+    name = run_name(entry.stage, f"{classifier}-{variant}", seed)
     tags = {"classifier": classifier, "variant": variant, "seed": str(seed)}
     with main_rank_run(ranks.is_main, name, {"train": params.model_dump()}, tags) as tracker:
         tracker.log_metrics({"train_images": len(train_set), "parameters": count_parameters(setup.model)})
@@ -278,35 +296,22 @@ def train_seed(
     )
 
 
-def train_entry(
-    stage: str,
-    classifier: str,
-    variant: str,
-    data: Path,
-    splits: Path,
-    outputs: EntryOutputs,
-    params: TrainParams,
-    seeds: list[int],
-    added: AddedImages | None = None,
-    teacher: Path | None = None,
-) -> str:
+def train_entry(entry: Entry, params: TrainParams, seeds: list[int]) -> str:
     """Train and test the entry once per seed in this process (start-up is paid once, not once per seed), each
-    seed learning from the same seed of the `teacher` entry's checkpoints, if given.
+    seed learning from the same seed of the entry's teacher, if it has one.
 
     Under torchrun / accelerate launch every rank trains its share; rank 0 alone logs and writes.
     """
-    test = load_image_set(data / "test.npz")
-    dataset, split_indices = load_image_set(data / "train.npz"), load_index_arrays(splits)
+    test = load_image_set(entry.data / "test.npz")
+    dataset, split_indices = load_image_set(entry.data / "train.npz"), load_index_arrays(entry.splits)
     counts = np.bincount(dataset.labels[split_indices["train"]], minlength=dataset.num_classes).tolist()
     minority = minority_classes(dict(zip(dataset.class_names, counts)))
     lines = []
     with process_group() as ranks:
         for seed in seeds:
             seed_everything(seed)
-            sets = training_set(dataset, split_indices, variant, seed, added, params)
-            lines.append(
-                train_seed(stage, classifier, variant, seed, sets, test, minority, params, outputs, ranks, teacher)
-            )
+            sets = training_set(dataset, split_indices, entry.variant, seed, entry.added, params)
+            lines.append(train_seed(entry, seed, sets, test, minority, params, ranks))
         if ranks.is_main:  # every seed is done: nothing left to resume
-            shutil.rmtree(work_folder(outputs.model), ignore_errors=True)
+            shutil.rmtree(work_folder(entry.outputs.model), ignore_errors=True)
     return "; ".join(lines)
