@@ -65,11 +65,13 @@ endif
 	$(BIN)/synthaug check preset=full
 	dvc exp run -S preset=full
 
-# Lint and format check first (ruff, configured in pyproject.toml), then the tests. pytest exits 5 when it
-# collects no test: make fails then, as it should. Two workers, one file each, handed out in collection order: the
-# e2e module (one dvc repository shared by its tests) and the cluster fan-out start first, one per worker
-# (tests/conftest.py, SLOWEST_FIRST), and the unit tests fill in around them.
+# The type checker (mypy over src/), lint and format check first (configured in pyproject.toml; .pre-commit-config.yaml
+# runs the same before a commit), then the tests. pytest exits 5 when it collects no test: make fails then, as it
+# should. Two workers, one file each, handed out in collection order: the e2e module (one dvc repository shared by its
+# tests) and the cluster fan-out start first, one per worker (tests/conftest.py, SLOWEST_FIRST), and the unit tests
+# fill in around them.
 test: install sky
+	$(BIN)/mypy
 	$(BIN)/ruff check src stages tests bench
 	$(BIN)/ruff format --check src stages tests bench
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder

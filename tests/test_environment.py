@@ -118,3 +118,21 @@ def test_installed_environment_equals_the_lock(intent, lock, venv):
         if installed[name] != locked[name]
     ]
     assert not problems, f"{venv} differs from {lock}: " + "; ".join(problems)
+
+
+def test_pre_commit_runs_the_checks_make_test_runs_first():
+    import yaml
+
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    (local,) = config["repos"]
+    assert local["repo"] == "local"  # nothing is fetched: the hooks run the venv's pinned tools
+    entries = [hook["entry"] for hook in local["hooks"]]
+    assert entries == [".venv/bin/ruff check", ".venv/bin/ruff format --check", ".venv/bin/mypy"]
+    recipe = (ROOT / "Makefile").read_text().split("\ntest:")[1].split("\n\n")[0]
+    assert "$(BIN)/mypy\n" in recipe and "$(BIN)/ruff check" in recipe and "$(BIN)/ruff format --check" in recipe
+    checked = subprocess.run(
+        [str(ROOT / ".venv/bin/pre-commit"), "validate-config", str(ROOT / ".pre-commit-config.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -113,6 +113,7 @@ def hpo_main(argv: list[str]) -> str:
         result = run_search(params, base, train_set, val_set, url, tracker, args.worker)
         write_results(result.study, out)
         best = result.best
+        assert best.value is not None  # the best of the finished trials, each with its value
         tracker.log_metrics({"best_val_macro_f1": best.value, "finished_trials": finished_trials(result.study)})
         tracker.log_artifact(out / "best_params.yaml")
     print(f"apply the best: dvc exp run {' '.join(best_overrides(best))}")

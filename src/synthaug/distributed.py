@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import numpy as np
 import torch
@@ -70,7 +71,11 @@ def close_ranks(ranks: Ranks) -> None:
         dist.destroy_process_group()
 
 
-def rank_share(batch: np.ndarray | torch.Tensor, ranks: Ranks) -> np.ndarray | torch.Tensor:
+Batch = TypeVar("Batch", np.ndarray, torch.Tensor)
+Model = TypeVar("Model", bound=nn.Module)
+
+
+def rank_share(batch: Batch, ranks: Ranks) -> Batch:
     """This rank's interleaved share of a global batch (sizes differ by at most one)."""
     return batch[ranks.rank :: ranks.world_size]
 
@@ -103,9 +108,9 @@ def wrap_for_ranks(model: nn.Module, ranks: Ranks) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model) if ranks.distributed else model
 
 
-def sync_batch_norm_for_ranks(model: nn.Module, ranks: Ranks) -> nn.Module:
+def sync_batch_norm_for_ranks(model: Model, ranks: Ranks) -> Model:
     """BatchNorm statistics over the global batch on CUDA (SyncBatchNorm, same state-dict keys). torch's
     SyncBatchNorm has no CPU kernel: on CPU ranks each normalize over their own share, as plain DDP does."""
     if ranks.distributed and next(model.parameters()).device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return cast(Model, nn.SyncBatchNorm.convert_sync_batchnorm(model))  # the same module, its BatchNorms swapped
     return model

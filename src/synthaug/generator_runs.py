@@ -37,10 +37,13 @@ def generator_run_seed(base: int, run: str) -> int:
 def run_folders(root: Path) -> dict[str, Path]:
     """The run folders a generator output holds, shared first, then by seed."""
     found = [p for p in Path(root).iterdir() if p.is_dir() and RUN_FOLDER.match(p.name)] if Path(root).is_dir() else []
-    return {
-        p.name: p
-        for p in sorted(found, key=lambda p: -1 if p.name == SHARED_RUN else int(RUN_FOLDER.match(p.name)["seed"]))
-    }
+    return {p.name: p for p in sorted(found, key=lambda p: run_order(p.name))}
+
+
+def run_order(run: str) -> int:
+    """Where a run folder sorts: shared first, then seed<k> by k."""
+    match = RUN_FOLDER.match(run)
+    return -1 if match is None or run == SHARED_RUN else int(match["seed"])
 
 
 def run_folder(root: Path, seed: int) -> Path:

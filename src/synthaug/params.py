@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar, cast, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from synthaug.errors import ParamsError
 from synthaug.io import redact_url, write_text
@@ -501,7 +502,7 @@ SECTIONS: dict[str, type[Section]] = {
 S = TypeVar("S", bound=Section)
 
 
-def _describe(error: dict[str, Any], section: str, model: type[Section]) -> str:
+def _describe(error: ErrorDetails, section: str, model: type[Section]) -> str:
     key = ".".join([section, *map(str, error["loc"])])
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key (allowed: {', '.join(_allowed_keys(model, error['loc'][:-1]))})"
@@ -643,7 +644,7 @@ def compose_params(conf_dir: str | Path = "conf", overrides: list[str] | None = 
 
     with initialize_config_dir(str(Path(conf_dir).resolve()), version_base=None):
         config = compose(config_name="config", overrides=overrides or [])
-    return OmegaConf.to_container(config, resolve=True)
+    return cast(dict[str, Any], OmegaConf.to_container(config, resolve=True))
 
 
 def compose_assignments(conf_dir: str | Path, assignments: list[str]) -> tuple[dict[str, Any], list[str]]:
@@ -681,7 +682,7 @@ def write_local_settings(conf_dir: str | Path, assignments: list[str]) -> tuple[
         for part in key.split("."):
             value = value[part]
         OmegaConf.update(merged, key, value, force_add=True)
-    settings = OmegaConf.to_container(merged)
+    settings = cast(dict[str, Any], OmegaConf.to_container(merged))
     header = (
         "# @package _global_\n# This clone's own settings, composed after the preset (git-ignored): written by "
         "`synthaug local KEY=VALUE` and `make demo ARCHIVE=...`.\n"

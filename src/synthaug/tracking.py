@@ -244,6 +244,8 @@ def _start(root: Path, name: str, strict: bool = False) -> Any | None:
                 if mlflow.get_experiment_by_name(EXPERIMENT_NAME) is None:
                     raise
             experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
+        if experiment is None:
+            raise RuntimeError(f"experiment {EXPERIMENT_NAME!r} missing right after it was created")
         for key, value in EXPERIMENT_KIND.items():  # a store made before the tag existed
             if experiment.tags.get(key) != value:
                 mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)

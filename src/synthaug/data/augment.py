@@ -3,6 +3,7 @@ batched in torch (batch_augment.py), or none."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import albumentations as A
@@ -20,7 +21,7 @@ REFERENCE_STAGES = ("geometry", "color", "blur_noise")  # the reference study tr
 
 
 def reference_augmentations(
-    p: float, seed: int, stages: tuple[str, ...] | list[str] = REFERENCE_STAGES, image_size: int = 32
+    p: float, seed: int, stages: Sequence[str] = REFERENCE_STAGES, image_size: int = 32
 ) -> A.Compose:
     """RandomResizedCrop back to `image_size` (crop, the CNN-vs-ViT study's), HorizontalFlip,
     RandomBrightnessContrast, HueSaturationValue, Rotate(10), GaussianBlur, GaussNoise, then CoarseDropout
@@ -105,7 +106,7 @@ class AlbumentationsAugmenter:
 
 
 def make_augmentation(
-    engine: str, p: float, seed: int, stages: tuple[str, ...] | list[str] = REFERENCE_STAGES, image_size: int = 32
+    engine: str, p: float, seed: int, stages: Sequence[str] = REFERENCE_STAGES, image_size: int = 32
 ) -> Augmenter:
     """The reference augmentations through `engine` ("torch": batched on the training device, "albumentations":
     per image on the CPU; the same distribution); no augmentation at p = 0."""

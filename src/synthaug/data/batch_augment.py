@@ -11,6 +11,7 @@ seeded CPU generator, so a seed gives the same batches on the CPU and on a GPU.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +40,7 @@ CROP_RATIO_RANGE = (3 / 4, 4 / 3)  # width / height
 CROP_ATTEMPTS = 10
 
 
-def check_stages(stages: tuple[str, ...] | list[str]) -> None:
+def check_stages(stages: Sequence[str]) -> None:
     """Both engines accept the same augmentation stages (params.AUGMENTATION_STAGES)."""
     unknown = sorted(set(stages) - set(AUGMENTATION_STAGES))
     if unknown:

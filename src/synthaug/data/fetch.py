@@ -92,13 +92,21 @@ def _load_batch(raw: bytes, member: str) -> dict:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
 
 
+def member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    """A regular file's bytes from an open tar archive."""
+    handle = tar.extractfile(member)
+    if handle is None:
+        raise DataError(f"{tar.name!s}:{member.name}: not a regular file")
+    return handle.read()
+
+
 def read_cifar10_python(archive: Path, image_size: int) -> dict[str, ImageSet]:
     batches: dict[str, dict] = {}
     with tarfile.open(archive, "r:*") as tar:
         for member in tar:
             name = Path(member.name).name
             if member.isfile() and (name.startswith(("data_batch_", "test_batch")) or name == "batches.meta"):
-                batches[name] = _load_batch(tar.extractfile(member).read(), f"{archive}:{member.name}")
+                batches[name] = _load_batch(member_bytes(tar, member), f"{archive}:{member.name}")
     if "batches.meta" not in batches:
         raise DataError(f"{archive}: no batches.meta, not a cifar-10-python archive")
     class_names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in batches["batches.meta"]["label_names"])
@@ -134,7 +142,7 @@ def _iter_encoded_images(source: Path) -> Iterator[tuple[str, bytes]]:
     with tarfile.open(source, "r:*") as tar:
         for member in tar:  # streamed: a .tar.gz is read once, front to back
             if member.isfile():
-                yield member.name, tar.extractfile(member).read()
+                yield member.name, member_bytes(tar, member)
 
 
 def decode_image(
@@ -144,11 +152,11 @@ def decode_image(
     conversions = Counter() if conversions is None else conversions
     encodings = Counter() if encodings is None else encodings
     try:
-        with Image.open(io.BytesIO(encoded)) as image:
-            encodings[image.format or "unknown"] += 1
-            if image.mode != "RGB":
-                conversions[f"mode_{image.mode}"] += 1
-            image = image.convert("RGB")
+        with Image.open(io.BytesIO(encoded)) as opened:
+            encodings[opened.format or "unknown"] += 1
+            if opened.mode != "RGB":
+                conversions[f"mode_{opened.mode}"] += 1
+            image = opened.convert("RGB")
             if image.size != (image_size, image_size):
                 conversions["resized"] += 1
                 image = image.resize((image_size, image_size), Image.Resampling.BICUBIC, reducing_gap=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
@@ -130,7 +131,7 @@ def oversample(indices: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray
 
 
 def equal_size_indices(
-    pool: np.ndarray, labels: np.ndarray, per_class: np.ndarray, seed: int, class_names: list[str]
+    pool: np.ndarray, labels: np.ndarray, per_class: np.ndarray, seed: int, class_names: Sequence[str]
 ) -> np.ndarray:
     """A balanced draw without replacement from `pool`: per_class[c] indices of class c."""
     rng = np.random.default_rng(seed)
@@ -153,7 +154,7 @@ def variant_indices(
     labels: np.ndarray,
     seed: int,
     per_class: np.ndarray | None = None,
-    class_names: list[str] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Real training indices of a variant: the imbalanced set (also under synthetic_<generator> variants,
     which add generated images to it, and the loss-side and distilled variants), its oversampled form, all of

@@ -47,7 +47,10 @@ class ImageSet:
 
     def digest(self) -> dict[str, str]:
         """sha256 of the pixels and of the labels: part of a resume fingerprint (other data, other result)."""
-        return {"images": hashlib.sha256(self.images).hexdigest(), "labels": hashlib.sha256(self.labels).hexdigest()}
+        return {
+            key: hashlib.sha256(values.data).hexdigest()
+            for key, values in (("images", self.images), ("labels", self.labels))
+        }
 
 
 def save_image_set(path: str | Path, data: ImageSet) -> None:
@@ -71,7 +74,7 @@ def load_image_set(path: str | Path) -> ImageSet:
 
 def save_index_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
 
 
 def load_index_arrays(path: str | Path) -> dict[str, np.ndarray]:

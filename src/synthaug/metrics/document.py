@@ -58,11 +58,17 @@ def code(value: str) -> Block:
     return Block("code", value)
 
 
+def image_path(block: Block) -> Path:
+    if block.path is None:
+        raise ValueError(f"image block {block.text!r} has no file")
+    return block.path
+
+
 def _markdown_block(block: Block, base: Path) -> str:
     if block.kind == "note":
         return f"_{block.text}_"
     if block.kind == "image":
-        return f"![{block.text}]({block.path.relative_to(base).as_posix()})"
+        return f"![{block.text}]({image_path(block).relative_to(base).as_posix()})"
     if block.kind == "subheading":
         return f"### {block.text}"
     if block.kind == "code":
@@ -126,7 +132,7 @@ def _html_block(block: Block) -> str:
     if block.kind == "table":
         return markdown_to_html_table(block.text)
     if block.kind == "image":
-        return embedded_image(block.path, block.caption)
+        return embedded_image(image_path(block), block.caption)
     if block.kind == "subheading":
         return f"<h3>{html.escape(block.text)}</h3>"
     if block.kind == "code":

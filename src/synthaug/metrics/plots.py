@@ -22,7 +22,7 @@ def draw_confusion(axes: Axes, normalized: np.ndarray, class_names: Sequence[str
     of matrices side by side) the heatmap alone in small type. Returns the heatmap (for a colorbar)."""
     fontsize = 6 if small else None
     image = axes.imshow(normalized, vmin=0.0, vmax=1.0, cmap="Blues")
-    ticks = np.arange(len(class_names))
+    ticks = range(len(class_names))
     if small:
         axes.set_xticks(ticks, class_names, rotation=90, fontsize=fontsize)
     else:

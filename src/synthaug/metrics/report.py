@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -64,7 +67,7 @@ def comparison_rows(results: list[EntryResult], minority: list[str]) -> list[dic
     groups: dict[tuple[str, str], list[EntryResult]] = {}
     for result in results:
         groups.setdefault((result.classifier, result.variant), []).append(result)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (classifier, variant), members in groups.items():
         minority_recall = [np.mean([m.metrics["per_class"][c]["recall"] for c in minority]) for m in members]
         rows.append(
@@ -225,9 +228,9 @@ def cost_per_point(cost: Compute | None, reference: Compute | None, comparison: 
 def verdicts_markdown(
     rows: list[dict],
     metric_label: str = "macro-F1",
-    flagged: set[str] = frozenset(),
+    flagged: AbstractSet[str] = frozenset(),
     costs: dict[tuple[str, str], Compute] | None = None,
-    conditional: set[str] = frozenset(),
+    conditional: AbstractSet[str] = frozenset(),
 ) -> str:
     """The paired comparisons and verdicts (Holm-corrected over the table, the uncorrected interval and its
     half-width beside); with `costs`, each variant's compute and its extra seconds per macro-F1 point over
@@ -289,7 +292,7 @@ def per_class_recall_markdown(results: list[EntryResult], train_counts: dict[str
     return markdown_table(["class", "imbalanced training images", *groups], body)
 
 
-def comparison_markdown(rows: list[dict], minority: list[str], flagged: set[str] = frozenset()) -> str:
+def comparison_markdown(rows: list[dict], minority: list[str], flagged: AbstractSet[str] = frozenset()) -> str:
     header = [
         "classifier",
         "variant",
@@ -461,7 +464,7 @@ def unusable_generators(scores: dict[str, dict], synthetic_counts: dict[str, dic
     return unusable
 
 
-def synthetic_variants(generators, composed: list[str]) -> set[str]:
+def synthetic_variants(generators: Iterable[str], composed: Sequence[str]) -> set[str]:
     """The variants trained on these generators' images (composed with the loss variants `composed` too)."""
     return {
         *(generator_variant(prefix, g) for g in generators for prefix in (SYNTHETIC_PREFIX, SYNTHETIC_ONLY_PREFIX)),
@@ -469,7 +472,7 @@ def synthetic_variants(generators, composed: list[str]) -> set[str]:
     }
 
 
-def unusable_variants(unusable: dict[str, str], composed: list[str]) -> set[str]:
+def unusable_variants(unusable: dict[str, str], composed: Sequence[str]) -> set[str]:
     """The variants trained on an unusable generator's images."""
     return synthetic_variants(unusable, composed)
 
@@ -482,7 +485,7 @@ def unusable_note(unusable: dict[str, str]) -> str:
     )
 
 
-def variant_label(variant: str, flagged: set[str], conditional: set[str] = frozenset()) -> str:
+def variant_label(variant: str, flagged: AbstractSet[str], conditional: AbstractSet[str] = frozenset()) -> str:
     label = f"{variant} (unusable images)" if variant in flagged else variant
     return f"{label} (conditional on one generator run)" if variant in conditional else label
 
@@ -728,7 +731,7 @@ def recall_vs_count_figure(
     x = np.arange(len(classes))
     figure, counts_axes = plt.subplots(figsize=(11, 4.5))
     real = np.array([real_counts[c] for c in classes], dtype=float)
-    generators = list(synthetic_counts) or [None]
+    generators: list[str | None] = [*synthetic_counts] or [None]
     width = 0.8 / len(generators)
     for index, generator in enumerate(generators):
         position = x - 0.4 + width * (index + 0.5)

@@ -57,7 +57,7 @@ class HFViTClassifier(nn.Module):
             intermediate_size=opts["intermediate_size"],
             hidden_dropout_prob=opts["dropout"],
             attention_probs_dropout_prob=opts["dropout"],
-            num_labels=spec.num_classes,
+            num_labels=spec.num_classes,  # type: ignore[call-arg]  # PretrainedConfig's **kwargs, undeclared here
         )
         self.vit = ViTForImageClassification(config)
 
@@ -108,13 +108,15 @@ class TimmClassifier(nn.Module):
         name = spec.options["name"]
         check_timm_name(name)
         try:
-            self.model = timm.create_model(name, pretrained=spec.options["pretrained"], num_classes=spec.num_classes)
+            pretrained = spec.options["pretrained"]
+            model: Any = timm.create_model(name, pretrained=pretrained, num_classes=spec.num_classes)
         except Exception as exc:
             raise ModelLoadError(
                 f"train.timm: cannot load pretrained weights for {name!r} ({type(exc).__name__}); "
                 "offline? set train.timm.pretrained=false or pre-populate the Hugging Face cache"
             ) from None
-        fixed_size = getattr(getattr(self.model, "patch_embed", None), "img_size", None)
+        self.model = model
+        fixed_size = getattr(getattr(model, "patch_embed", None), "img_size", None)
         if fixed_size is not None and tuple(fixed_size) != (spec.image_size, spec.image_size):
             raise ValueError(
                 f"train.timm.image_size: {name} reads {fixed_size[0]} px images only, not {spec.image_size}; "
@@ -122,8 +124,8 @@ class TimmClassifier(nn.Module):
             )
         self.linear_probe = bool(spec.options.get("linear_probe", False))
         if self.linear_probe:
-            head = {id(p) for p in self.model.get_classifier().parameters()}
-            for parameter in self.model.parameters():
+            head = {id(p) for p in model.get_classifier().parameters()}
+            for parameter in model.parameters():
                 parameter.requires_grad_(id(parameter) in head)
 
     def train(self, mode: bool = True) -> TimmClassifier:
@@ -154,7 +156,12 @@ def timm_input_format(name: str, image_size: int | None) -> InputFormat:
     pretrained = get_pretrained_cfg(name)
     config = timm.data.resolve_data_config(pretrained_cfg=pretrained.to_dict() if pretrained else None)
     size = image_size if image_size is not None else int(config["input_size"][-1])
-    return InputFormat(size, tuple(map(float, config["mean"])), tuple(map(float, config["std"])))
+    return InputFormat(size, per_channel(config["mean"]), per_channel(config["std"]))
+
+
+def per_channel(values: Any) -> tuple[float, float, float]:
+    red, green, blue = (float(value) for value in values)
+    return red, green, blue
 
 
 BUILDERS: dict[str, type[nn.Module]] = {"vit": HFViTClassifier, "cnn": SmallCNN, "timm": TimmClassifier}

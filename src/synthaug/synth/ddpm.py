@@ -29,8 +29,9 @@ UNET_FOLDER = "unet"
 SCHEDULER_FOLDER = "scheduler"
 
 
-def build_unet(params: DdpmTrainParams, image_size: int, num_classes: int) -> nn.Module:
-    """UNet2DModel with one extra class index (`num_classes`) meaning "no label" for guidance."""
+def build_unet(params: DdpmTrainParams, image_size: int, num_classes: int) -> Any:
+    """A diffusers UNet2DModel (an nn.Module its stubs do not type as one) with one extra class index
+    (`num_classes`) meaning "no label" for guidance."""
     from diffusers import UNet2DModel
 
     channels = tuple(params.block_out_channels)
@@ -67,13 +68,13 @@ class Ema:
     def __init__(self, model: nn.Module, decay: float) -> None:
         import copy
 
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.model: Any = copy.deepcopy(model).eval().requires_grad_(False)  # a diffusers model: save_pretrained
         self.decay = decay
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
         decay = min(self.decay, (1 + step) / (10 + step))
-        ema_params = list(self.model.parameters())
+        ema_params: list[torch.Tensor] = list(self.model.parameters())
         torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], 1.0 - decay)
         for ema_buffer, buffer in zip(self.model.buffers(), model.buffers()):
             ema_buffer.copy_(buffer)
@@ -177,7 +178,7 @@ class DdpmSampler:
     """(labels, seeds) -> uint8 images; each image's starting noise comes from its own seed."""
 
     def __init__(
-        self, unet: nn.Module, scheduler_config: Any, num_classes: int, params: DdpmSampleParams, device: torch.device
+        self, unet: Any, scheduler_config: Any, num_classes: int, params: DdpmSampleParams, device: torch.device
     ) -> None:
         self.unet, self.scheduler_config, self.num_classes = unet.eval(), scheduler_config, num_classes
         self.params, self.device = params, device

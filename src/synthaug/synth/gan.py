@@ -132,9 +132,9 @@ class ConditionalDiscriminator(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = wrap(nn.Linear(width, 1))
         if conditioning == "projection":  # Miyato & Koyama: logit += <embed(y), features>
-            self.projection = nn.Embedding(num_classes, width)
-            nn.init.xavier_uniform_(self.projection.weight)  # N(0, 1) rows would swamp the logit at the start
-            self.projection = wrap(self.projection)
+            projection = nn.Embedding(num_classes, width)
+            nn.init.xavier_uniform_(projection.weight)  # N(0, 1) rows would swamp the logit at the start
+            self.projection = wrap(projection)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor, conditioning: float = 1.0) -> torch.Tensor:
         """`conditioning` weighs the label's term (0: an unconditional discriminator)."""

@@ -58,6 +58,7 @@ def load_pipeline(params: SdxlTurboParams, device: torch.device) -> Any:
     if params.vae is not None and dtype == torch.float16:
         components["vae"] = _from_pretrained(AutoencoderKL, params.vae, "synthesize.sdxl_turbo.vae", dtype=dtype)
     img2img = params.img2img_strength is not None
+    pipeline_class: type[Any]
     if params.controlnet is not None:
         pipeline_class = StableDiffusionXLControlNetImg2ImgPipeline if img2img else StableDiffusionXLControlNetPipeline
     else:

@@ -176,7 +176,11 @@ def synthesize_generator(
     line (each rank under torchrun / accelerate launch makes its share of the shards; rank 0 publishes)."""
     runs = generator_runs(experiment.generator_runs, experiment.seeds)
     with process_group() as ranks:
-        summaries = {run: synthesize_run(generator, run, params, paths, ranks) for run in runs}
+        summaries: dict[str, dict] = {}
+        for run in runs:
+            summary = synthesize_run(generator, run, params, paths, ranks)
+            if summary is not None:  # the main rank's
+                summaries[run] = summary
         if not ranks.is_main:
             return rank_done(run_name("synthesize", generator), ranks)
     for root in (paths.out, paths.eval_out):  # each run's work folder went with its publication

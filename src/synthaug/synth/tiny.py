@@ -108,8 +108,8 @@ def build_tiny_sdxl(out: str | Path, seed: int = 0) -> tuple[Path, Path]:
     )
     out = Path(out)
     with atomic_path(out, directory=True) as tmp:
-        pipeline.save_pretrained(tmp / "pipeline")
-        controlnet.save_pretrained(tmp / "controlnet")
+        pipeline.save_pretrained(tmp / "pipeline")  # type: ignore[attr-defined]  # diffusers' mixins, untyped
+        controlnet.save_pretrained(tmp / "controlnet")  # type: ignore[attr-defined]
     return out / "pipeline", out / "controlnet"
 
 

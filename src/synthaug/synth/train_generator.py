@@ -166,9 +166,11 @@ def train_generator_runs(
     if generator not in TRAINED_GENERATORS:
         return record_pretrained(generator, runs, paths.out, paths.curves)
     with process_group() as ranks:
-        summaries = {}
+        summaries: dict[str, dict] = {}
         for run in runs:
-            summaries[run] = train_run(generator, run, params, paths, ranks)
+            summary = train_run(generator, run, params, paths, ranks)
+            if summary is not None:  # the main rank's
+                summaries[run] = summary
         if not ranks.is_main:
             return rank_done(run_name("train_generator", generator), ranks)
     write_json(paths.curves.with_suffix(".json"), runs_summary(summaries))
