@@ -592,9 +592,9 @@ CROSS_SECTION_RULES = (
 )
 
 
-def params_problems(data: dict[str, Any]) -> list[str]:
-    """Every problem of a params.yaml dict, one line each: unknown and missing sections, each section's bad keys,
-    then every cross-section rule whose sections are valid."""
+def checked_sections(data: dict[str, Any]) -> tuple[dict[str, Section], list[str]]:
+    """The sections of a params.yaml dict that validate, and every problem, one line each: unknown and missing
+    sections, each section's bad keys, then every cross-section rule whose sections are valid."""
     problems = []
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
@@ -602,7 +602,7 @@ def params_problems(data: dict[str, Any]) -> list[str]:
     missing = sorted(set(SECTIONS) - set(data))
     if missing:
         problems.append(f"{PARAMS_FILE}: missing section(s) {missing}")
-    sections: dict[str, Any] = {}
+    sections: dict[str, Section] = {}
     for name, model in SECTIONS.items():
         if name not in data:
             continue
@@ -615,16 +615,21 @@ def params_problems(data: dict[str, Any]) -> list[str]:
             problem = rule.problem(sections)
             if problem is not None:
                 problems.append(f"{PARAMS_FILE}: {problem}")
-    return problems
+    return sections, problems
+
+
+def params_problems(data: dict[str, Any]) -> list[str]:
+    """Every problem of a params.yaml dict, one line each (checked_sections)."""
+    return checked_sections(data)[1]
 
 
 def validate_all(data: dict[str, Any]) -> dict[str, Section]:
     """Every section validated, unknown top-level sections refused, every cross-section rule kept; or ParamsError
     with the first problem."""
-    problems = params_problems(data)
+    sections, problems = checked_sections(data)
     if problems:
         raise ParamsError(problems[0])
-    return {name: parse_section(name, data[name], model) for name, model in SECTIONS.items()}
+    return sections
 
 
 def check_stage_rules(stage: str, path: str | Path = PARAMS_FILE) -> None:
