@@ -237,7 +237,10 @@ def test_the_pipeline_run_carries_the_headline_the_report_stage_logs(monkeypatch
     with tracking.stage_run("report", {}) as run:
         run.log_to_pipeline_run(
             {"test_macro_f1.vit-baseline": 0.25, "test_macro_f1.vit-synthetic_gan+logit_adjusted": 0.5},
-            {"verdict.vit-oversampled.vs_baseline": "oversampled: beats baseline (Holm p 0.028)"},
+            {
+                "verdict.vit-oversampled.vs_baseline": "oversampled: beats baseline (Holm p 0.028)",
+                **{f"verdict.vit-v{k}.vs_baseline": "within noise" for k in range(150)},  # past MLflow's 100 a batch
+            },
             [report],
         )
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
@@ -250,6 +253,7 @@ def test_the_pipeline_run_carries_the_headline_the_report_stage_logs(monkeypatch
         "test_macro_f1.vit-synthetic_gan plus logit_adjusted": 0.5,  # MLflow refuses '+' in a key
     }
     assert parent.data.tags["verdict.vit-oversampled.vs_baseline"] == "oversampled: beats baseline (Holm p 0.028)"
+    assert sum(key.startswith("verdict.") for key in parent.data.tags) == 151
     assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["report.html"]
     # the stage's own run keeps only its own
     (stage,) = [r for r in client.search_runs([experiment.experiment_id]) if r.info.run_name == "report"]

@@ -30,6 +30,7 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 PIPELINE_TAG, ROLE_TAG = "synthaug.pipeline", "synthaug.role"
 # MLflow 3.17 ignores that tag and follows the UI's GenAI / Model training switch: this address sets it.
 UI_PATH = "#/experiments?workflowType=machine_learning"
+BATCH_LIMIT = 100  # tags (and params) one log_batch call may carry; metrics may be 1,000
 
 log = logging.getLogger("synthaug.tracking")
 
@@ -140,11 +141,11 @@ class RunLogger:
             client = mlflow.MlflowClient()
             parent = client.get_run(mlflow.active_run().info.run_id).data.tags["mlflow.parentRunId"]
             now = int(time.time() * 1000)
-            client.log_batch(
-                parent,
-                metrics=[Metric(mlflow_key(k), float(v), now, 0) for k, v in metrics.items()],
-                tags=[RunTag(mlflow_key(k), v[:5000]) for k, v in tags.items()],
-            )
+            logged = [Metric(mlflow_key(k), float(v), now, 0) for k, v in metrics.items()]
+            tagged = [RunTag(mlflow_key(k), v[:5000]) for k, v in tags.items()]
+            for start in range(0, max(len(logged), len(tagged)), BATCH_LIMIT):  # MLflow's limits per batch
+                window = slice(start, start + BATCH_LIMIT)
+                client.log_batch(parent, metrics=logged[window], tags=tagged[window])
             for path in artifacts:
                 client.log_artifact(parent, str(path))
 
