@@ -7,17 +7,13 @@ import hashlib
 from pathlib import Path
 
 from synthaug.io import atomic_path, rows_csv, write_text
-from synthaug.metrics.document import to_html, to_markdown
 from synthaug.metrics.plots import save_figure
-from synthaug.metrics.report import comparison_rows
-from synthaug.metrics.report_sections import (
-    load_report_inputs,
-    pipeline_headline,
-    report_figures,
-    report_sections,
-)
 from synthaug.params import PARAMS_FILE, ExperimentParams, TrainParams, load_params, load_section
 from synthaug.provenance import code_digest, flat_params, git_commit
+from synthaug.report.document import to_html, to_markdown
+from synthaug.report.inputs import load_report_inputs
+from synthaug.report.sections import pipeline_headline, report_figures, report_sections
+from synthaug.report.summaries import comparison_rows
 from synthaug.runner import run_stage
 from synthaug.tracking import run_name, stage_run
 

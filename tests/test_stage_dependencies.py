@@ -124,6 +124,7 @@ LAYERS = (
     ("metrics",),
     ("synth",),
     ("train",),
+    ("report",),
     ("cli",),
 )
 

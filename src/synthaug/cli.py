@@ -22,7 +22,6 @@ def require_pipeline_inputs(data: Path, splits: Path) -> None:
 
 def sweep_main(argv: list[str]) -> str:
     from synthaug.io import write_json, write_text
-    from synthaug.metrics.report import sweep_markdown
     from synthaug.metrics.sweeps import (
         exp_show,
         provenance_file,
@@ -32,6 +31,7 @@ def sweep_main(argv: list[str]) -> str:
         sweep_provenance,
         sweep_rows,
     )
+    from synthaug.report.sweeps import sweep_markdown
 
     parser = argparse.ArgumentParser(
         prog="synthaug sweep",

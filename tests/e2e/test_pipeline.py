@@ -268,7 +268,9 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
         markdown,
     )
     # Generators whose added images the full-data classifier labels at chance are flagged, with their variants.
-    from synthaug.metrics.report import run_readings, unusable_generators, unusable_variants, variant_label
+    from synthaug.report.records import run_readings
+    from synthaug.report.summaries import unusable_generators, unusable_variants
+    from synthaug.report.tables import variant_label
 
     unusable = unusable_generators(
         run_readings({g: joined(repo, f"fid/{g}.json") for g in GENERATORS}),

@@ -7,19 +7,14 @@ import numpy as np
 import pytest
 
 from synthaug.data.imbalance import minority_classes
-from synthaug.metrics.document import Section, embedded_image, image, markdown_to_html_table, to_html
 from synthaug.metrics.fid import usability
 from synthaug.metrics.plots import save_figure
-from synthaug.metrics.report import (
-    EntryResult,
-    class_counts_figure,
-    comparison_markdown,
-    comparison_rows,
-    confusions_figure,
-    curves_figure,
-    recall_vs_count_figure,
-)
 from synthaug.metrics.verdicts import difference_interval
+from synthaug.report.document import Section, embedded_image, image, markdown_to_html_table, to_html
+from synthaug.report.figures import class_counts_figure, confusions_figure, curves_figure, recall_vs_count_figure
+from synthaug.report.records import EntryResult
+from synthaug.report.summaries import comparison_rows
+from synthaug.report.tables import comparison_markdown
 
 CLASSES = ["a", "b", "c", "d"]
 T_975_1 = 12.706204736  # Student's t, 97.5 % quantile, 1 degree of freedom
@@ -161,12 +156,9 @@ def fid_result(
 
 
 def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy_at_equal_size():
-    from synthaug.metrics.report import (
-        entries_by_generator,
-        generator_markdown,
-        generator_notes,
-        per_class_generator_markdown,
-    )
+    from synthaug.report.notes import generator_notes
+    from synthaug.report.records import entries_by_generator
+    from synthaug.report.tables import generator_markdown, per_class_generator_markdown
 
     scores = {
         "ddpm": fid_result("inception", 12.5, 2048, 1000),
@@ -217,7 +209,7 @@ def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy_at_e
 
 
 def test_filter_note_names_the_judge_and_what_it_kept():
-    from synthaug.metrics.report import filter_note
+    from synthaug.report.notes import filter_note
 
     synthetic = entry("synthetic_gan", 0, 0.5, 0.4, [0.1] * 4)
     assert filter_note([synthetic], "oversampled") == (
@@ -231,7 +223,7 @@ def test_filter_note_names_the_judge_and_what_it_kept():
 
 
 def test_distillation_note_names_each_students_teacher():
-    from synthaug.metrics.report import distillation_note
+    from synthaug.report.notes import distillation_note
 
     assert distillation_note(RESULTS) == ""
     student = entry("distilled", 0, 0.5, 0.4, [0.1] * 4)
@@ -242,7 +234,8 @@ def test_distillation_note_names_each_students_teacher():
 
 
 def test_a_generator_most_of_whose_added_images_are_not_usable_is_flagged_with_its_variants():
-    from synthaug.metrics.report import unusable_generators, unusable_variants, verdict_rows, verdicts_markdown
+    from synthaug.report.summaries import unusable_generators, unusable_variants, verdict_rows
+    from synthaug.report.tables import verdicts_markdown
 
     def scores_with(judged: list[list[int]]) -> dict:
         return fid_result("inception", 12.5, 64, 400, judged=judged)
@@ -277,7 +270,8 @@ def test_a_generator_most_of_whose_added_images_are_not_usable_is_flagged_with_i
 
 
 def test_compute_comes_from_stage_records_and_is_priced_only_for_an_established_gain():
-    from synthaug.metrics.report import variant_compute, verdict_rows, verdicts_markdown
+    from synthaug.report.summaries import variant_compute, verdict_rows
+    from synthaug.report.tables import verdicts_markdown
 
     def timed(variant, seed, macro_f1, seconds):
         result = entry(variant, seed, 0.5, macro_f1, [0.5] * 4)
@@ -311,7 +305,7 @@ def test_compute_comes_from_stage_records_and_is_priced_only_for_an_established_
 
 
 def test_per_class_recall_table_gives_mean_and_sample_std_over_seeds_fewest_images_first():
-    from synthaug.metrics.report import per_class_recall_markdown
+    from synthaug.report.tables import per_class_recall_markdown
 
     table = per_class_recall_markdown(RESULTS, TRAIN_COUNTS)
     lines = table.splitlines()
@@ -325,7 +319,7 @@ def test_per_class_recall_table_gives_mean_and_sample_std_over_seeds_fewest_imag
 
 
 def test_one_list_of_sections_renders_as_markdown_and_as_html(tmp_path):
-    from synthaug.metrics.document import code, note, subheading, table, text, to_markdown, warning
+    from synthaug.report.document import code, note, subheading, table, text, to_markdown, warning
 
     picture = tmp_path / "report" / "fig.png"
     picture.parent.mkdir()
@@ -352,14 +346,8 @@ def test_one_list_of_sections_renders_as_markdown_and_as_html(tmp_path):
 
 
 def test_each_generator_run_is_read_on_its_own_and_flags_its_generator():
-    from synthaug.metrics.report import (
-        entries_by_generator,
-        generator_of,
-        of_run,
-        run_of,
-        run_readings,
-        unusable_generators,
-    )
+    from synthaug.report.records import entries_by_generator, generator_of, of_run, run_of, run_readings
+    from synthaug.report.summaries import unusable_generators
 
     usable = fid_result("inception", 12.5, 64, 400, judged=[[90, 5, 5, 0], [5, 90, 5, 0], [0, 5, 95, 0], [0, 0, 5, 95]])
     at_chance = fid_result("inception", 30.0, 64, 400, judged=[[25, 25, 25, 25]] * 4)
@@ -381,7 +369,8 @@ def test_each_generator_run_is_read_on_its_own_and_flags_its_generator():
 
 
 def test_a_shared_generator_run_says_so_in_the_verdict_rows():
-    from synthaug.metrics.report import synthetic_variants, verdict_rows, verdicts_markdown
+    from synthaug.report.summaries import synthetic_variants, verdict_rows
+    from synthaug.report.tables import verdicts_markdown
 
     results = [entry(v, s, 0.5, 0.4 + 0.01 * s, [0.5] * 4) for v in ("baseline", "synthetic_gan") for s in (0, 1)]
     table = verdicts_markdown(verdict_rows(results), conditional=synthetic_variants(["gan"], []))
@@ -390,8 +379,9 @@ def test_a_shared_generator_run_says_so_in_the_verdict_rows():
 
 
 def test_a_composed_remedy_is_compared_with_its_loss_fix_alone_and_costs_its_generator():
-    from synthaug.metrics.report import unusable_variants, variant_compute, verdict_rows, verdicts_markdown
     from synthaug.metrics.verdicts import holm_adjusted, paired_p_value
+    from synthaug.report.summaries import unusable_variants, variant_compute, verdict_rows
+    from synthaug.report.tables import verdicts_markdown
 
     def timed(variant, seed, macro_f1):
         result = entry(variant, seed, 0.5, macro_f1, [0.5] * 4)
@@ -431,7 +421,7 @@ def test_a_composed_remedy_is_compared_with_its_loss_fix_alone_and_costs_its_gen
 
 
 def test_generated_images_stored_sharper_than_the_real_ones_are_named_above_the_generator_table():
-    from synthaug.metrics.report import generator_notes
+    from synthaug.report.notes import generator_notes
 
     scores = {g: fid_result("inception", 12.5, 64, 1000) for g in ("sdxl_turbo", "gan")}
     for g, size in (("sdxl_turbo", 224), ("gan", 32)):

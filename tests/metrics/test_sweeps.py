@@ -6,7 +6,6 @@ import math
 
 import pytest
 
-from synthaug.metrics.report import sweep_heatmap_figure, sweep_markdown
 from synthaug.metrics.sweeps import (
     SweepError,
     chosen_values,
@@ -16,6 +15,7 @@ from synthaug.metrics.sweeps import (
     sweep_points,
     sweep_rows,
 )
+from synthaug.report.sweeps import sweep_heatmap_figure, sweep_markdown
 
 
 def revision(

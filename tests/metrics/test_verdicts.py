@@ -7,8 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from synthaug.metrics.report import EntryResult, verdict_rows, verdicts_markdown
 from synthaug.metrics.verdicts import paired_differences, t_interval, verdict
+from synthaug.report.records import EntryResult
+from synthaug.report.summaries import verdict_rows
+from synthaug.report.tables import verdicts_markdown
 
 
 def test_t_interval_is_the_textbook_one():

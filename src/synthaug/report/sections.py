@@ -1,184 +1,52 @@
-"""What the report says, section by section: its inputs read once from the metrics folder, its figures, and its
-sections (synthaug.metrics.document writes them as Markdown and HTML)."""
+"""What the report says, section by section, and the headline the pipeline's MLflow run carries
+(synthaug.report.document writes the sections as Markdown and HTML)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from synthaug.data.imbalance import minority_classes
 from synthaug.generator_runs import SHARED_RUN, run_folders
-from synthaug.io import read_json
-from synthaug.metrics import document as doc
-from synthaug.metrics.report import (
-    EntryResult,
+from synthaug.params import (
+    added_generator,
+)
+from synthaug.report import document as doc
+from synthaug.report.figures import (
     class_counts_figure,
-    comparison_markdown,
-    comparison_rows,
     confusions_figure,
     curves_figure,
+    recall_vs_count_figure,
+)
+from synthaug.report.inputs import ReportInputs
+from synthaug.report.notes import (
+    STALE_SWEEP,
     distillation_note,
-    entries_by_generator,
     filter_note,
-    generator_markdown,
     generator_notes,
-    load_entry_result,
+    selection_note,
+    unusable_note,
+    verdict_note,
+)
+from synthaug.report.summaries import (
+    comparison_rows,
+    synthetic_variants,
+    unusable_variants,
+    variant_compute,
+    verdict_rows,
+)
+from synthaug.report.sweeps import sweep_heatmap_figure, sweep_markdown
+from synthaug.report.tables import (
+    comparison_markdown,
+    generator_markdown,
     markdown_table,
     model_profile_markdown,
     per_class_generator_markdown,
     per_class_recall_markdown,
-    read_stage_metrics,
-    recall_vs_count_figure,
-    run_readings,
-    sweep_heatmap_figure,
-    sweep_markdown,
-    synthetic_variants,
-    unusable_generators,
-    unusable_note,
-    unusable_variants,
-    variant_compute,
     variant_label,
     verdict_cell,
-    verdict_rows,
     verdicts_markdown,
 )
-from synthaug.metrics.sweeps import provenance_file, read_sweep_csv, sweep_staleness
-from synthaug.params import (
-    DISTILLED_VARIANT,
-    REAL_EQUAL_PREFIX,
-    SYNTHETIC_ONLY_PREFIX,
-    SYNTHETIC_PREFIX,
-    ExperimentParams,
-    added_generator,
-    composed_variant,
-    generator_variant,
-)
-
-SEED_VARIES = {
-    "per_seed": "a seed varies the classifier's initialization, batch order, augmentation and oversampled's copies, "
-    "and for a synthetic variant also its generator: seed k trains and samples its own generator run (SDXL-Turbo: "
-    "its own sampling seed), so the interval includes the generator's variance; the imbalanced split stays fixed",
-    "shared": "a seed varies the classifier's initialization, batch order, augmentation and oversampled's copies; "
-    "the imbalanced split and the one shared generator run stay fixed (experiment.generator_runs: shared), so a "
-    "synthetic verdict is conditional on that generator run",
-}
-
-
-def verdict_note(generator_runs: str) -> str:
-    return (
-        f"Each variant's test macro-F1 minus the reference's, seed by seed ({SEED_VARIES[generator_runs]}), with the "
-        "95 % t interval of those differences and its half-width: a 'within noise' row saw no effect larger than the "
-        "interval allows. The verdict is the paired t test's (the test that interval inverts), corrected with Holm's "
-        "step-down over every comparison the table prints, so the chance of any false 'beats' or 'loses' in the "
-        "table stays at 5 %: beats or loses where the adjusted p is below 0.05, within noise otherwise; where the "
-        "uncorrected interval alone would say more, the cell says so. With one seed there is no interval. Compute: "
-        "seconds recorded by the stages (classifier training loop, mean over seeds; for a synthetic variant also the "
-        "training of the generator run it used and the synthesis of its images), on the device named; extra compute "
-        "per point is priced only where the gain over baseline is established."
-    )
-
-
-def selection_note(select: str) -> str:
-    """Which weights every test score comes from (train.select)."""
-    if select == "last":
-        return "Every entry is tested with the weights of its last epoch (train.select: last)."
-    return (
-        "Every entry is tested with the weights of its epoch with the best validation macro-F1 "
-        "(train.select: best_val)."
-    )
-
-
-STALE_SWEEP = "**Not from this run** ({why}): shown for reference; its numbers may not hold for this code and params."
-
-
-@dataclass(frozen=True)
-class ReportInputs:
-    """Everything the report reads, from the stages' outputs under the metrics folder."""
-
-    experiment: ExperimentParams
-    results: list[EntryResult]  # every (classifier, variant, seed) of the comparison
-    cas: dict[str, list[EntryResult]]  # per generator: the first classifier trained on its images alone
-    equal_size: dict[str, list[EntryResult]]  # per generator: the same, on as many real images per class
-    counts: dict[str, dict[str, int]]  # split -> class -> images
-    scores: dict[str, dict]  # per generator: FID/KID and their per-class detail
-    syntheses: dict[str, dict]  # per generator: images made per class, seconds
-    trainings: dict[str, dict]  # per generator: its training summary
-    profiles: list[dict]  # per classifier: its cost
-    judge: str  # train.synthetic_filter.judge
-    select: str  # train.select: which epoch's weights each entry is tested with
-    sweeps: dict[str, tuple[list[dict], str | None]]  # key -> (rows, why stale or None)
-
-    @property
-    def minority(self) -> list[str]:
-        return minority_classes(self.counts["train"])
-
-    @property
-    def synthetic(self) -> dict[str, dict[str, int]]:
-        return {g: meta["synthetic_per_class"] for g, meta in self.syntheses.items()}
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.counts["train"])
-
-    @property
-    def unusable(self) -> dict[str, str]:
-        """Generators whose added images a real-data classifier labels at chance, with why."""
-        return unusable_generators(self.scores, self.synthetic)
-
-
-def load_report_inputs(
-    metrics: Path, experiment: ExperimentParams, judge: str, select: str, code: str, params_flat: dict
-) -> ReportInputs:
-    """Read the stage outputs; sweeps (committed by `synthaug sweep`) are current only at this code and params."""
-    synthetic = [generator_variant(SYNTHETIC_PREFIX, g) for g in experiment.generators] + [
-        composed_variant(g, remedy) for g in experiment.generators for remedy in experiment.composed
-    ]
-    results = [
-        load_entry_result(metrics, classifier, variant, seed)
-        for classifier in experiment.classifiers
-        for variant in [
-            *experiment.variants,
-            *([DISTILLED_VARIANT] if classifier in experiment.distilled else []),
-            *synthetic,
-        ]
-        for seed in experiment.seeds
-    ]
-    # CAS: the first classifier (the one fid's features come from) trained on each generator's images alone, and
-    # on as many real images.
-    cas, equal_size = (
-        entries_by_generator(
-            [
-                load_entry_result(metrics, experiment.classifiers[0], generator_variant(prefix, g), seed)
-                for g in experiment.generators
-                for seed in experiment.seeds
-            ],
-            prefix,
-        )
-        for prefix in (SYNTHETIC_ONLY_PREFIX, REAL_EQUAL_PREFIX)
-    )
-    sweeps = {}
-    for path in sorted((metrics / "sweeps").glob("*.csv")):
-        collected = read_sweep_csv(path)
-        provenance = read_json(provenance_file(path)) if provenance_file(path).is_file() else None
-        if collected:
-            sweeps[path.stem] = (collected, sweep_staleness(provenance, code, params_flat))
-    generators = experiment.generators
-    return ReportInputs(
-        experiment=experiment,
-        results=results,
-        cas=cas,
-        equal_size=equal_size,
-        counts=read_json(metrics / "class_counts.json")["counts"],
-        scores=run_readings({g: read_stage_metrics(metrics, f"fid/{g}.json") for g in generators}),
-        syntheses={g: read_json(metrics / "synthetic" / f"{g}.json") for g in generators},
-        trainings={g: read_json(metrics / "generators" / f"{g}.json") for g in generators},
-        profiles=[read_json(metrics / "profile" / f"{c}.json") for c in experiment.classifiers],
-        judge=judge,
-        select=select,
-        sweeps=sweeps,
-    )
 
 
 def report_figures(inputs: ReportInputs) -> dict[str, tuple[str, Figure]]:

@@ -1,0 +1,142 @@
+"""The report's prose: what a reader must know beside a table (flags, caveats, what a seed varies)."""
+
+from __future__ import annotations
+
+from synthaug.params import (
+    DISTILLED_VARIANT,
+    added_generator,
+)
+from synthaug.report.records import EntryResult, generator_of, score_suffix
+
+
+def unusable_note(unusable: dict[str, str]) -> str:
+    return " ".join(
+        f"**Unusable images from {g}**: {why}. Its synthetic variants measure images a classifier cannot recognise, "
+        "whatever their score."
+        for g, why in unusable.items()
+    )
+
+
+def collapse_notes(scores: dict[str, dict]) -> list[str]:
+    """One line per generator with collapsed classes: their names and diversity ratios."""
+    return [
+        f"**Collapsed classes from {g}**: "
+        + ", ".join(f"{c} ({result['per_class'][c]['diversity_ratio']:.2f})" for c in result["collapsed_classes"])
+        + f". Their generated images' mean pairwise feature distance is below {result['collapse_ratio']:g} of the "
+        "real test images' (fid.collapse_ratio): the generator draws nearly the same image whatever its latent."
+        for g, result in scores.items()
+        if result.get("collapsed_classes")
+    ]
+
+
+def generator_notes(scores: dict[str, dict]) -> list[str]:
+    """The caveats a reader must see above the generator table, from what the fid stage recorded."""
+    notes = collapse_notes(scores)
+    fallback = {
+        g: r["inception_unavailable"] for g, r in scores.items() if score_suffix(r) and r.get("inception_unavailable")
+    }
+    if fallback:
+        reason = next(iter(fallback.values()))
+        names = ", ".join(dict.fromkeys(map(generator_of, fallback)))
+        notes.append(
+            f"**Not Inception FID** for {names}: {reason}. Their distances use a classifier's "
+            "features and cannot be compared with published FID."
+        )
+    deficient = [g for g, r in scores.items() if not r["fid_full_rank"]]
+    if deficient:
+        names = ", ".join(dict.fromkeys(map(generator_of, deficient)))
+        notes.append(
+            f"**Rank-deficient FID** for {names}: {scores[deficient[0]]['fid_images']} images per side "
+            f"on {scores[deficient[0]]['fid_dims']}-d features (FID needs more images than dimensions); "
+            "read KID, which is unbiased at any size, or lower fid.dims."
+        )
+    sharper = [g for g, r in scores.items() if r.get("image_size", 0) > r.get("real_image_size", 0)]
+    if sharper:
+        reading = scores[sharper[0]]
+        names = ", ".join(dict.fromkeys(map(generator_of, sharper)))
+        notes.append(
+            f"**Generated images sharper than the real ones** from {names}: stored at {reading['image_size']} px "
+            f"beside real images of {reading['real_image_size']} px, both resized per batch to the classifier's "
+            "input. A classifier can tell them apart by sharpness alone, and FID reads the resolution gap too; "
+            "synthesize.sdxl_turbo.image_size=null stores them at the real images' size."
+        )
+    lossy = {g: r for g, r in scores.items() if r.get("real_images_lossy")}
+    if lossy:
+        encodings = ", ".join(f"{n} {name}" for name, n in next(iter(lossy.values()))["real_image_encodings"].items())
+        notes.append(
+            f"The real images were decoded from a lossy format ({encodings}): compression artefacts alone move "
+            "FID, so compare these values only with FIDs computed on the same decoded set."
+        )
+    return notes
+
+
+def distillation_note(results: list[EntryResult]) -> str:
+    """Which teacher each distilled entry learnt from (its compute counts the student's loop only), or nothing."""
+    taught = {
+        f"{r.classifier}-{r.variant}": r.summary["teacher"]
+        for r in results
+        if r.variant == DISTILLED_VARIANT and "teacher" in r.summary
+    }
+    if not taught:
+        return ""
+    pairs = "; ".join(f"{student} from {teacher}" for student, teacher in taught.items())
+    return f" Distilled (same seed's teacher; its compute is the student's loop only): {pairs}."
+
+
+def filter_note(results: list[EntryResult], configured_judge: str) -> str:
+    """What the synthetic filter did to each synthetic variant (judge, kept fraction per class), or that it was off."""
+    lines = []
+    for result in results:
+        judge = result.summary.get("synthetic_filter_judge")
+        if judge and added_generator(result.variant) and result.seed == results[0].seed:
+            kept = ", ".join(f"{c} {f:.2f}" for c, f in result.summary.get("synthetic_kept_fraction", {}).items())
+            lines.append(f"{result.classifier}-{result.variant}: judge {result.classifier}-{judge}, kept {kept}")
+    if not lines:
+        return (
+            "Synthetic filter: off (every generated image is used; "
+            f"train.synthetic_filter.judge is {configured_judge})."
+        )
+    return (
+        "Synthetic filter (seed "
+        + str(results[0].seed)
+        + "; fraction of generated images kept per class): "
+        + "; ".join(lines)
+        + "."
+    )
+
+
+SEED_VARIES = {
+    "per_seed": "a seed varies the classifier's initialization, batch order, augmentation and oversampled's copies, "
+    "and for a synthetic variant also its generator: seed k trains and samples its own generator run (SDXL-Turbo: "
+    "its own sampling seed), so the interval includes the generator's variance; the imbalanced split stays fixed",
+    "shared": "a seed varies the classifier's initialization, batch order, augmentation and oversampled's copies; "
+    "the imbalanced split and the one shared generator run stay fixed (experiment.generator_runs: shared), so a "
+    "synthetic verdict is conditional on that generator run",
+}
+
+
+def verdict_note(generator_runs: str) -> str:
+    return (
+        f"Each variant's test macro-F1 minus the reference's, seed by seed ({SEED_VARIES[generator_runs]}), with the "
+        "95 % t interval of those differences and its half-width: a 'within noise' row saw no effect larger than the "
+        "interval allows. The verdict is the paired t test's (the test that interval inverts), corrected with Holm's "
+        "step-down over every comparison the table prints, so the chance of any false 'beats' or 'loses' in the "
+        "table stays at 5 %: beats or loses where the adjusted p is below 0.05, within noise otherwise; where the "
+        "uncorrected interval alone would say more, the cell says so. With one seed there is no interval. Compute: "
+        "seconds recorded by the stages (classifier training loop, mean over seeds; for a synthetic variant also the "
+        "training of the generator run it used and the synthesis of its images), on the device named; extra compute "
+        "per point is priced only where the gain over baseline is established."
+    )
+
+
+def selection_note(select: str) -> str:
+    """Which weights every test score comes from (train.select)."""
+    if select == "last":
+        return "Every entry is tested with the weights of its last epoch (train.select: last)."
+    return (
+        "Every entry is tested with the weights of its epoch with the best validation macro-F1 "
+        "(train.select: best_val)."
+    )
+
+
+STALE_SWEEP = "**Not from this run** ({why}): shown for reference; its numbers may not hold for this code and params."

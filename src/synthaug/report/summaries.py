@@ -1,0 +1,215 @@
+"""What the report computes from the records: the comparison's means and intervals, the verdicts (paired by seed,
+Holm-corrected), each variant's compute and which generators' images are unusable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from synthaug.metrics.verdicts import (
+    Interval,
+    corrected_verdict,
+    holm_adjusted,
+    paired_differences,
+    paired_p_value,
+    t_interval,
+    verdict,
+)
+from synthaug.params import (
+    COMPOSED_SEPARATOR,
+    SYNTHETIC_ONLY_PREFIX,
+    SYNTHETIC_PREFIX,
+    added_generator,
+    composed_variant,
+    generator_variant,
+    loss_variant_of,
+)
+from synthaug.report.records import EntryResult, generator_of, run_of
+
+
+def mean_std(values: list[float]) -> tuple[float, float, float, float]:
+    """(mean, sample std, 95 % t interval low, high) over seeds; NaN bounds with one seed."""
+    interval = t_interval(values)
+    return interval.mean, interval.std, interval.low, interval.high
+
+
+def comparison_rows(results: list[EntryResult], minority: list[str]) -> list[dict]:
+    """One row per (classifier, variant), in run order; metrics averaged over seeds; delta to baseline macro-F1."""
+    groups: dict[tuple[str, str], list[EntryResult]] = {}
+    for result in results:
+        groups.setdefault((result.classifier, result.variant), []).append(result)
+    rows: list[dict[str, Any]] = []
+    for (classifier, variant), members in groups.items():
+        minority_recall = [np.mean([m.metrics["per_class"][c]["recall"] for c in minority]) for m in members]
+        rows.append(
+            {
+                "classifier": classifier,
+                "variant": variant,
+                "seeds": len(members),
+                "accuracy": mean_std([m.metrics["accuracy"] for m in members]),
+                "macro_f1": mean_std([m.metrics["macro_f1"] for m in members]),
+                "weighted_f1": mean_std([m.metrics["weighted_f1"] for m in members]),
+                "minority_recall": mean_std(minority_recall),
+            }
+        )
+    baselines = {row["classifier"]: row["macro_f1"][0] for row in rows if row["variant"] == "baseline"}
+    for row in rows:
+        base = baselines.get(row["classifier"])
+        row["delta_macro_f1"] = None if base is None else row["macro_f1"][0] - base
+    return rows
+
+
+# Each variant is compared, seed by seed, with these references (name in the verdict).
+VERDICT_REFERENCES = {"oversampled": "oversampling", "baseline": "baseline"}
+
+
+# A composed variant (synthetic_<g>+<loss variant>) is also compared with its loss variant alone: what the
+# generator's images add on top of the loss-side fix.
+LOSS_FIX_ALONE = "its loss fix alone"
+
+
+def references_of(variant: str) -> dict[str, str]:
+    """The variants `variant` is compared with -> the key of the comparison (the verdicts table's column)."""
+    found = {reference: reference for reference in VERDICT_REFERENCES if reference != variant}
+    if COMPOSED_SEPARATOR in variant:
+        found[loss_variant_of(variant)] = LOSS_FIX_ALONE
+    return found
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One variant against one reference: the paired differences' interval (uncorrected), what it alone
+    supports, the t test's p-value, Holm's adjustment over every comparison of the table, and the verdict."""
+
+    difference: Interval
+    uncorrected: str
+    p_value: float
+    adjusted_p: float
+    verdict: str
+
+
+def verdict_rows(results: list[EntryResult], metric: str = "macro_f1") -> list[dict]:
+    """Per (classifier, variant): the paired difference to each reference variant's `metric` over the seeds both
+    ran, its 95 % t interval, and the verdict after Holm's correction over all the comparisons returned."""
+    scores: dict[tuple[str, str], dict[int, float]] = {}
+    for result in results:
+        scores.setdefault((result.classifier, result.variant), {})[result.seed] = float(result.metrics[metric])
+    pending: list[tuple[dict, str, str, list[float]]] = []
+    rows = []
+    for (classifier, variant), by_seed in scores.items():
+        row: dict = {"classifier": classifier, "variant": variant, "comparisons": {}}
+        for reference, key in references_of(variant).items():
+            if (classifier, reference) not in scores:
+                continue
+            differences = paired_differences(by_seed, scores[(classifier, reference)])
+            pending.append((row, key, VERDICT_REFERENCES.get(reference, reference), differences))
+        if pending and pending[-1][0] is row:
+            rows.append(row)
+    adjusted = holm_adjusted([paired_p_value(differences) for *_, differences in pending])
+    for (row, key, label, differences), adjusted_p in zip(pending, adjusted):
+        difference = t_interval(differences)
+        row["comparisons"][key] = Comparison(
+            difference,
+            verdict(difference, label),
+            paired_p_value(differences),
+            adjusted_p,
+            corrected_verdict(difference, adjusted_p, label),
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class Compute:
+    """What a variant cost, from the stages' own records: its classifier's training loop (mean over seeds) and,
+    for a synthetic variant, its generator's training and the synthesis of the images it adds (paid once)."""
+
+    classifier_seconds: float
+    generator_seconds: float
+    devices: tuple[str, ...]
+
+    @property
+    def total(self) -> float:
+        return self.classifier_seconds + self.generator_seconds
+
+    def describe(self) -> str:
+        parts = f"{self.classifier_seconds:.0f} + {self.generator_seconds:.0f} = " if self.generator_seconds else ""
+        return f"{parts}{self.total:.0f} s ({'+'.join(self.devices)})"
+
+
+def variant_compute(
+    results: list[EntryResult], trainings: dict[str, dict], syntheses: dict[str, dict]
+) -> dict[tuple[str, str], Compute]:
+    """(classifier, variant) -> Compute, for the entries whose stages recorded their seconds."""
+    groups: dict[tuple[str, str], list[EntryResult]] = {}
+    for result in results:
+        groups.setdefault((result.classifier, result.variant), []).append(result)
+    costs = {}
+    for (classifier, variant), members in groups.items():
+        if any("seconds" not in m.summary for m in members):
+            continue
+        devices = {m.summary["device"] for m in members}
+        generator, generator_seconds = added_generator(variant), 0.0
+        if generator is not None:
+            training, synthesis = trainings.get(generator, {}), syntheses.get(generator, {})
+            if "seconds" not in synthesis:
+                continue
+            # Each seed pays for one run (its own, or the shared one): the stages record the sum over their runs.
+            generator_seconds = float(training.get("seconds", 0.0)) / max(1, len(training.get("runs", {}))) + float(
+                synthesis["seconds"]
+            ) / max(1, len(synthesis.get("runs", {})))  # pretrained: no training
+            devices |= {d for d in (training.get("device"), synthesis.get("device")) if d}
+        costs[(classifier, variant)] = Compute(
+            float(np.mean([m.summary["seconds"] for m in members])), generator_seconds, tuple(sorted(devices))
+        )
+    return costs
+
+
+def cost_per_point(cost: Compute | None, reference: Compute | None, comparison: Comparison | None) -> str:
+    """Extra seconds per macro-F1 point (0.01) over the reference, only where the gain is established."""
+    if cost is None or reference is None or comparison is None:
+        return "—"
+    if not comparison.verdict.startswith("beats"):
+        return f"no established gain: {comparison.verdict}"
+    extra = cost.total - reference.total
+    if extra <= 0:
+        return f"no extra compute ({extra:+.0f} s)"
+    return f"{extra / (comparison.difference.mean * 100):.1f} s"
+
+
+def unusable_generators(scores: dict[str, dict], synthetic_counts: dict[str, dict[str, int]]) -> dict[str, str]:
+    """Generators with a run (run_readings label) at least half of whose added training images belong to classes
+    the fid stage found not usable (collapsed, or not told apart from the other classes' images by the full-data
+    classifier): generator -> the evidence, in words, run by run."""
+    unusable: dict[str, str] = {}
+    for label, result in scores.items():
+        generator = generator_of(label)
+        added = {c: n for c, n in synthetic_counts.get(generator, {}).items() if n > 0}
+        failing = [c for c in result["unusable_classes"] if c in added]
+        share = sum(added[c] for c in failing) / max(1, sum(added.values()))
+        if added and share >= 0.5:
+            where = "" if label == generator else f"in run {run_of(label)}, "
+            evidence = where + (
+                f"{share:.0%} of the {sum(added.values())} images it adds to training are of classes whose generated "
+                f"images are collapsed or that the full-data classifier does not tell from the other classes' "
+                f"({', '.join(failing)}: own − others below fid.usable_margin {result['usable_margin']:g}, or not "
+                f"significant at {result['usable_level']:g}, on {result['per_class'][failing[0]]['images']} "
+                "evaluation images each)"
+            )
+            unusable[generator] = f"{unusable[generator]}; {evidence}" if generator in unusable else evidence
+    return unusable
+
+
+def synthetic_variants(generators: Iterable[str], composed: Sequence[str]) -> set[str]:
+    """The variants trained on these generators' images (composed with the loss variants `composed` too)."""
+    return {
+        *(generator_variant(prefix, g) for g in generators for prefix in (SYNTHETIC_PREFIX, SYNTHETIC_ONLY_PREFIX)),
+        *(composed_variant(g, remedy) for g in generators for remedy in composed),
+    }
+
+
+def unusable_variants(unusable: dict[str, str], composed: Sequence[str]) -> set[str]:
+    """The variants trained on an unusable generator's images."""
+    return synthetic_variants(unusable, composed)
