@@ -73,17 +73,11 @@ def close_ranks(ranks: Ranks) -> None:
 
 Batch = TypeVar("Batch", np.ndarray, torch.Tensor)
 Model = TypeVar("Model", bound=nn.Module)
-Result = TypeVar("Result")
 
 
 def rank_share(batch: Batch, ranks: Ranks) -> Batch:
     """This rank's interleaved share of a global batch (sizes differ by at most one)."""
     return batch[ranks.rank :: ranks.world_size]
-
-
-def main_rank_results(results: dict[str, Result | None]) -> dict[str, Result]:
-    """What the main rank got from functions that return None on the other ranks (they only help make it)."""
-    return {key: value for key, value in results.items() if value is not None}
 
 
 def sum_over_ranks(values: np.ndarray, ranks: Ranks) -> np.ndarray:

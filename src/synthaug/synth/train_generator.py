@@ -15,7 +15,7 @@ from pathlib import Path
 
 from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
 from synthaug.devices import resolve_device
-from synthaug.distributed import Ranks, main_rank_results, process_group, rank_done
+from synthaug.distributed import Ranks, process_group, rank_done
 from synthaug.generator_runs import generator_run_seed, generator_runs
 from synthaug.io import atomic_path, fingerprint, rows_csv, work_folder, write_json, write_text
 from synthaug.metrics.plots import loss_curves_figure, save_figure, save_png
@@ -166,7 +166,11 @@ def train_generator_runs(
     if generator not in TRAINED_GENERATORS:
         return record_pretrained(generator, runs, paths.out, paths.curves)
     with process_group() as ranks:
-        summaries = main_rank_results({run: train_run(generator, run, params, paths, ranks) for run in runs})
+        summaries: dict[str, dict] = {}
+        for run in runs:
+            summary = train_run(generator, run, params, paths, ranks)
+            if summary is not None:  # the main rank's
+                summaries[run] = summary
         if not ranks.is_main:
             return rank_done(run_name("train_generator", generator), ranks)
     write_json(paths.curves.with_suffix(".json"), runs_summary(summaries))
