@@ -91,5 +91,5 @@ endif
 
 # The address opens the experiment on its runs (MLflow 3.17's UI otherwise starts on its GenAI overview).
 mlflow-ui: install
-	@echo "open http://127.0.0.1:5000/$$($(BIN)/python -c 'from synthaug.tracking import UI_PATH; print(UI_PATH)')"
+	@echo "open http://127.0.0.1:5000/$$($(BIN)/python -c 'from synthaug.core.tracking import UI_PATH; print(UI_PATH)')"
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

@@ -20,7 +20,7 @@ import numpy as np
 
 from record import machine_info, save_bench
 from synthaug.data.storage import load_image_set
-from synthaug.synth.sdxl_turbo import canny_edges
+from synthaug.generators.sdxl_turbo import canny_edges
 
 NEARLY_EMPTY = 0.005  # edge-pixel fraction under which a map guides almost nothing
 THRESHOLDS = ((100, 200), (50, 100), (30, 60), (20, 40), (15, 30), (10, 20), (5, 10))

@@ -28,8 +28,11 @@ import numpy as np
 import yaml
 
 from record import machine_info, save_bench
+from synthaug.core.devices import resolve_device
+from synthaug.core.params import TRAINED_GENERATORS, compose_params, validate_all
+from synthaug.core.seeding import derive_seed, seed_everything
 from synthaug.data.storage import load_image_set, load_index_arrays
-from synthaug.devices import resolve_device
+from synthaug.generators.training import LoopSettings, build_trainer, train_generator_loop
 from synthaug.metrics.classification import classification_report
 from synthaug.metrics.fid import (
     classifier_features,
@@ -39,9 +42,6 @@ from synthaug.metrics.fid import (
     usability,
 )
 from synthaug.models.checkpoint import load_classifier
-from synthaug.params import TRAINED_GENERATORS, compose_params, validate_all
-from synthaug.seeding import derive_seed, seed_everything
-from synthaug.synth.training import LoopSettings, build_trainer, train_generator_loop
 
 
 def read_samples(images, labels, test, judge, input_format, fid, minority: list[str]) -> dict:

@@ -43,9 +43,9 @@ from models import base_config, classifier_step, generator_train_step, synchroni
 from pipeline import run_and_sample
 from record import machine_info, save_bench
 from sdxl_full import benchmark_params, build_full_size_sdxl
-from synthaug.params import compose_params
-from synthaug.synth.plan import plan_items
-from synthaug.synth.sdxl_turbo import SdxlTurboGenerator
+from synthaug.core.params import compose_params
+from synthaug.generators.sdxl_turbo import SdxlTurboGenerator
+from synthaug.synthetic.plan import plan_items
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the DAG part copies: everything a stage reads, nothing a run wrote.
@@ -152,7 +152,7 @@ def random_sdxl(folder: Path, device: torch.device) -> tuple[Path, Path]:
     """A random SDXL-Turbo pipeline and canny ControlNet: full size on CUDA, tiny on the CPU."""
     if device.type == "cuda":
         return build_full_size_sdxl(folder)
-    from synthaug.synth.tiny import build_tiny_sdxl
+    from synthaug.tools.tiny import build_tiny_sdxl
 
     return build_tiny_sdxl(folder)
 

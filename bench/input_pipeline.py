@@ -27,10 +27,10 @@ import yaml
 from PIL import Image
 
 from record import machine_info, save_bench
+from synthaug.core.params import TrainParams, load_section, parse_section
 from synthaug.data.augment import make_augmentation, reference_augmentations
 from synthaug.data.pixels import InputFormat, normalize_pixels, to_model_input
 from synthaug.data.storage import ImageSet
-from synthaug.params import TrainParams, load_section, parse_section
 from synthaug.train.classifier import prepare_training
 
 

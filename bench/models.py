@@ -25,13 +25,13 @@ import torch.nn.functional as F
 import yaml
 
 from record import machine_info, save_bench
-from synthaug.models.classifiers import ClassifierSpec, build_classifier
-from synthaug.params import (
+from synthaug.core.params import (
     DdpmSampleParams,
     GanSampleParams,
     TrainGeneratorParams,
     parse_section,
 )
+from synthaug.models.classifiers import ClassifierSpec, build_classifier
 
 CASES = ("vit224", "vit32", "cnn", "ddpm_train", "gan_train", "ddpm_sample", "gan_sample", "inception")
 
@@ -90,7 +90,7 @@ def classifier_step(
 
 
 def generator_trainer(name: str, config: dict, device: torch.device, optimized: bool):
-    from synthaug.synth.training import build_trainer
+    from synthaug.generators.training import build_trainer
 
     raw = dict(config["train_generator"])
     raw["ddpm"] = dict(raw["ddpm"], mixed_precision="bf16" if optimized else "no")

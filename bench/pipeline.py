@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from record import machine_info, save_bench
-from synthaug.models.profile import resident_bytes
+from synthaug.pipeline.profile_model import resident_bytes
 
 STAGE_LINE = re.compile(r"Running stage '([^']+)'")
 

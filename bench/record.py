@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from synthaug.io import write_json
+from synthaug.core.io import write_json
 
 SUMMARY = Path("metrics/bench.json")
 

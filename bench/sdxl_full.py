@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from record import machine_info, save_bench
-from synthaug.params import SdxlTurboParams
-from synthaug.synth.plan import plan_items
-from synthaug.synth.sdxl_turbo import SdxlTurboGenerator
-from synthaug.synth.tiny import _byte_level_tokenizer
+from synthaug.core.params import SdxlTurboParams
+from synthaug.generators.sdxl_turbo import SdxlTurboGenerator
+from synthaug.synthetic.plan import plan_items
+from synthaug.tools.tiny import _byte_level_tokenizer
 
 # stabilityai/sdxl-turbo's architecture (same as SDXL 1.0 base).
 UNET = dict(

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from record import machine_info, save_bench
-from synthaug.params import SynthesizeParams, compose_params, parse_section
-from synthaug.synth.plan import plan_items
-from synthaug.synth.sdxl_turbo import SdxlTurboGenerator
-from synthaug.synth.tiny import build_tiny_sdxl
+from synthaug.core.params import SynthesizeParams, compose_params, parse_section
+from synthaug.generators.sdxl_turbo import SdxlTurboGenerator
+from synthaug.synthetic.plan import plan_items
+from synthaug.tools.tiny import build_tiny_sdxl
 
 
 def main() -> None:

@@ -7,12 +7,12 @@ import logging
 import time
 from pathlib import Path
 
-from synthaug.data.fetch import download_cifar10, read_archive
+from synthaug.core.io import atomic_path, ensure_free_space, write_json
+from synthaug.core.params import FetchParams, load_section
+from synthaug.core.runner import run_stage
+from synthaug.core.tracking import run_name, stage_run
 from synthaug.data.storage import save_image_set
-from synthaug.io import atomic_path, ensure_free_space, write_json
-from synthaug.params import FetchParams, load_section
-from synthaug.runner import run_stage
-from synthaug.tracking import run_name, stage_run
+from synthaug.pipeline.fetch import download_cifar10, read_archive
 
 log = logging.getLogger("synthaug.fetch")
 

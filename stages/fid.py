@@ -1,14 +1,14 @@
 """DVC stage `fid`: how close one generator's images are to the real test set (FID/KID, precision/recall, diversity,
-recognition by the full-data classifier), once per generator run (synthaug.synth.evaluate)."""
+recognition by the full-data classifier), once per generator run (synthaug.pipeline.fid)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from synthaug.params import GENERATORS, FidParams, load_section
-from synthaug.runner import run_stage
-from synthaug.synth.evaluate import FidPaths, read_generator
+from synthaug.core.params import GENERATORS, FidParams, load_section
+from synthaug.core.runner import run_stage
+from synthaug.pipeline.fid import FidPaths, read_generator
 
 
 def main() -> str:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from synthaug.core.io import write_json, write_text
+from synthaug.core.params import ImbalanceParams, load_section
+from synthaug.core.runner import run_stage
+from synthaug.core.tracking import run_name, stage_run
 from synthaug.data.imbalance import keep_fractions, make_splits
 from synthaug.data.storage import load_image_set, save_index_arrays
-from synthaug.io import write_json, write_text
-from synthaug.params import ImbalanceParams, load_section
-from synthaug.runner import run_stage
-from synthaug.tracking import run_name, stage_run
 
 
 def main() -> str:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import torch
 
-from synthaug.devices import resolve_device
-from synthaug.io import atomic_path, write_json
+from synthaug.core.devices import resolve_device
+from synthaug.core.io import atomic_path, write_json
+from synthaug.core.params import ProfileModelParams, load_section
+from synthaug.core.runner import run_stage
+from synthaug.core.tracking import run_name, stage_run
 from synthaug.models.checkpoint import load_classifier
-from synthaug.models.profile import profile_classifier, trace_training_steps
-from synthaug.params import ProfileModelParams, load_section
-from synthaug.runner import run_stage
-from synthaug.tracking import run_name, stage_run
+from synthaug.pipeline.profile_model import profile_classifier, trace_training_steps
 
 TRACE_FILE = "trace.json"
 

@@ -6,16 +6,16 @@ import argparse
 import hashlib
 from pathlib import Path
 
-from synthaug.io import atomic_path, rows_csv, write_text
-from synthaug.metrics.plots import save_figure
-from synthaug.params import PARAMS_FILE, ExperimentParams, TrainParams, load_params, load_section
-from synthaug.provenance import code_digest, flat_params, git_commit
+from synthaug.core.io import atomic_path, rows_csv, write_text
+from synthaug.core.params import PARAMS_FILE, ExperimentParams, TrainParams, load_params, load_section
+from synthaug.core.plots import save_figure
+from synthaug.core.provenance import code_digest, flat_params, git_commit
+from synthaug.core.runner import run_stage
+from synthaug.core.tracking import run_name, stage_run
 from synthaug.report.document import to_html, to_markdown
 from synthaug.report.inputs import load_report_inputs
 from synthaug.report.sections import pipeline_headline, report_figures, report_sections
 from synthaug.report.summaries import comparison_rows
-from synthaug.runner import run_stage
-from synthaug.tracking import run_name, stage_run
 
 
 def main() -> str:

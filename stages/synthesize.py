@@ -1,14 +1,14 @@
 """DVC stage `synthesize`: one generator's images for the minority classes, and a test-distributed set for FID, once
-per generator run (synthaug.synth.synthesize)."""
+per generator run (synthaug.pipeline.synthesize)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from synthaug.params import GENERATORS, ExperimentParams, SynthesizeParams, load_section
-from synthaug.runner import run_stage
-from synthaug.synth.synthesize import SynthesizePaths, synthesize_generator
+from synthaug.core.params import GENERATORS, ExperimentParams, SynthesizeParams, load_section
+from synthaug.core.runner import run_stage
+from synthaug.pipeline.synthesize import SynthesizePaths, synthesize_generator
 
 
 def main() -> str:

@@ -3,7 +3,7 @@ tested once per experiment.seeds entry in one process (synthaug.train.entry)."""
 
 from __future__ import annotations
 
-from synthaug.runner import run_stage
+from synthaug.core.runner import run_stage
 from synthaug.train.entry import Entry, entry_params, entry_parser, train_entry
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthaug.params import GENERATORS, LOSS_VARIANTS, composed_variant
-from synthaug.runner import run_stage
+from synthaug.core.params import GENERATORS, LOSS_VARIANTS, composed_variant
+from synthaug.core.runner import run_stage
 from synthaug.train.entry import AddedImages, Entry, entry_params, entry_parser, train_entry
 
 

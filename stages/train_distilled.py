@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthaug.params import DISTILLED_VARIANT
-from synthaug.runner import run_stage
+from synthaug.core.params import DISTILLED_VARIANT
+from synthaug.core.runner import run_stage
 from synthaug.train.entry import Entry, entry_params, entry_parser, train_entry
 
 

@@ -1,5 +1,6 @@
-"""DVC stage `train_generator`: train one of the pipeline's own generators (ddpm, gan) on the imbalanced split, once
-per generator run; a pretrained one (sdxl_turbo) records that it has nothing to train (synthaug.synth.train_generator).
+"""DVC stage `train_generator`: train one of the pipeline's own generators (ddpm, gan) on the imbalanced split,
+once per generator run; a pretrained one (sdxl_turbo) records that it has nothing to train
+(synthaug.pipeline.train_generator).
 """
 
 from __future__ import annotations
@@ -7,9 +8,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from synthaug.params import GENERATORS, ExperimentParams, TrainGeneratorParams, load_section
-from synthaug.runner import run_stage
-from synthaug.synth.train_generator import GeneratorPaths, train_generator_runs
+from synthaug.core.params import GENERATORS, ExperimentParams, TrainGeneratorParams, load_section
+from synthaug.core.runner import run_stage
+from synthaug.pipeline.train_generator import GeneratorPaths, train_generator_runs
 
 
 def main() -> str:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthaug.params import (
+from synthaug.core.params import (
     GENERATORS,
     REAL_EQUAL_PREFIX,
     SYNTHETIC_ONLY_PREFIX,
     SYNTHETIC_PREFIX,
     generator_variant,
 )
-from synthaug.runner import run_stage
+from synthaug.core.runner import run_stage
 from synthaug.train.entry import AddedImages, Entry, entry_params, entry_parser, train_entry
 
 # --mix names the variant's prefix without its trailing underscore

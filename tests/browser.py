@@ -29,12 +29,19 @@ def chromium() -> str:
     pytest.skip("Chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
 
 
-def render(url: str, screenshot: Path, wait_ms: int = 5000) -> str:
-    """Load url, save a 1280x1600 screenshot, and return the DOM as serialized after `wait_ms` of scripts."""
+def render(url: str, screenshot: Path, wait_ms: int = 5000, window: str = "1280,1600") -> str:
+    """Load url in a `window` (width,height) window, save a screenshot, and return the DOM as serialized after
+    `wait_ms` of scripts (laid out at that width)."""
     with tempfile.TemporaryDirectory() as profile:
-        common = [chromium(), *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={wait_ms}"]
+        common = [
+            chromium(),
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            f"--virtual-time-budget={wait_ms}",
+            f"--window-size={window}",
+        ]
         subprocess.run(
-            [*common, "--window-size=1280,1600", f"--screenshot={screenshot}", url],
+            [*common, f"--screenshot={screenshot}", url],
             capture_output=True,
             timeout=120,
             check=True,

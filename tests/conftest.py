@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from synthaug.params import TrainParams, load_params, parse_section
+from synthaug.core.params import TrainParams, load_params, parse_section
 
 ROOT = Path(__file__).resolve().parents[1]
 

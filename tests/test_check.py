@@ -7,8 +7,8 @@ import sys
 import pytest
 import yaml
 
-from synthaug.params import CROSS_SECTION_RULES, compose_params
-from synthaug.runner import run_stage
+from synthaug.core.params import CROSS_SECTION_RULES, compose_params
+from synthaug.core.runner import run_stage
 
 from .conftest import ROOT
 
@@ -33,7 +33,7 @@ def test_every_cross_section_rule_has_a_case():
 
 
 def synthaug(monkeypatch, *argv: str) -> int:
-    from synthaug.cli import main
+    from synthaug.tools.cli import main
 
     monkeypatch.setattr(sys, "argv", ["synthaug", *argv])
     try:

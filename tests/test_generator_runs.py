@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from synthaug.generator_runs import (
+from synthaug.core.generator_runs import (
     SHARED_RUN,
     generator_run,
     generator_run_seed,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from synthaug.errors import MissingInput, ParamsError
-from synthaug.grid import differing_keys, expand_grid, fixed_overrides, read_grid, shared_stages, touches
+from synthaug.core.errors import MissingInput, ParamsError
+from synthaug.tools.grid import differing_keys, expand_grid, fixed_overrides, read_grid, shared_stages, touches
 
 from .conftest import HANG_GUARD_S, ROOT
 
@@ -97,7 +97,7 @@ def test_a_key_touches_its_section_and_its_subkeys():
 
 def synthaug_grid(repo: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "synthaug.cli", "grid", *args],
+        [sys.executable, "-m", "synthaug.tools.cli", "grid", *args],
         cwd=repo,
         capture_output=True,
         text=True,

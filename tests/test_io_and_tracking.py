@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from synthaug import tracking
-from synthaug.io import atomic_path, read_json, write_json
+from synthaug.core import tracking
+from synthaug.core.io import atomic_path, read_json, write_json
 
 from .conftest import ROOT
 
@@ -198,7 +198,7 @@ def test_free_space_is_checked_before_writing(monkeypatch, tmp_path):
     import shutil
     from collections import namedtuple
 
-    from synthaug.io import DiskSpaceError, ensure_free_space
+    from synthaug.core.io import DiskSpaceError, ensure_free_space
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 0, 50 * 2**20))
@@ -210,7 +210,7 @@ def test_free_space_is_checked_before_writing(monkeypatch, tmp_path):
 
 
 def test_urls_are_printed_without_their_password():
-    from synthaug.io import redact_url
+    from synthaug.core.io import redact_url
 
     assert redact_url("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert redact_url("http://127.0.0.1:5000") == "http://127.0.0.1:5000"

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from synthaug import tracking
+from synthaug.core import tracking
 
 from .browser import png_is_not_blank, render
 from .mlflow_server import mlflow_server as start_mlflow_server

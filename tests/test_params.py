@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from synthaug.data.imbalance import keep_fractions, make_splits
-from synthaug.models.classifiers import BUILDERS
-from synthaug.params import (
+from synthaug.core.params import (
     GENERATORS,
     SECTIONS,
     ExperimentParams,
@@ -26,6 +24,8 @@ from synthaug.params import (
     validate_all,
     write_local_settings,
 )
+from synthaug.data.imbalance import keep_fractions, make_splits
+from synthaug.models.classifiers import BUILDERS
 
 from .conftest import ROOT
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from synthaug.metrics.sweeps import sweep_provenance, sweep_staleness
-from synthaug.provenance import code_digest, flat_params, params_differences
+from synthaug.core.provenance import code_digest, flat_params, params_differences
+from synthaug.report.sweep_runs import sweep_provenance, sweep_staleness
 
 
 def git(repo: Path, *args: str) -> str:

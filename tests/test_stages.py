@@ -71,8 +71,8 @@ def test_killed_stage_leaves_no_partial_output(tmp_path, signum):
     script = tmp_path / "slow_stage.py"
     script.write_text(
         "import time\n"
-        "from synthaug.runner import run_stage\n"
-        "from synthaug.io import atomic_path\n"
+        "from synthaug.core.runner import run_stage\n"
+        "from synthaug.core.io import atomic_path\n"
         "def main():\n"
         "    with atomic_path('out', directory=True) as tmp:\n"
         "        (tmp / 'half.bin').write_bytes(b'x' * 1000)\n"

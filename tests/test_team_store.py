@@ -31,7 +31,7 @@ STAGES_SCRIPT = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from synthaug.tracking import stage_run
+    from synthaug.core.tracking import stage_run
 
     artifact = Path(sys.argv[1])
     artifact.write_text("{}")
@@ -93,7 +93,7 @@ def test_two_hpo_workers_share_one_postgres_study(postgres, tmp_path):
         project = tmp_path / f"worker{worker}"
         project.mkdir()
         env = {**make_project(project, storage=url, trials=4, study="shared"), **postgres.env()}
-        command = [sys.executable, "-m", "synthaug.cli", "hpo", "--worker", str(worker)]
+        command = [sys.executable, "-m", "synthaug.tools.cli", "hpo", "--worker", str(worker)]
         workers.append(
             (project, subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
         )

@@ -262,7 +262,7 @@ def test_engine_selection_and_errors():
 
 @pytest.mark.parametrize(("engine", "p"), [("torch", 0.5), ("albumentations", 0.5), ("torch", 0.0)])
 def test_every_engine_gives_each_rank_its_share_of_one_augmented_batch(engine, p):
-    from synthaug.distributed import Ranks
+    from synthaug.core.distributed import Ranks
 
     cpu = torch.device("cpu")
     whole = make_augmentation(engine, p, 4).batch_pixels(IMAGES[:9], cpu)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synthaug.data import fetch
-from synthaug.data.fetch import DataError, read_archive, sha256_of
+from synthaug.pipeline import fetch
+from synthaug.pipeline.fetch import DataError, read_archive, sha256_of
 
 from ..conftest import make_image_folder, png_bytes, tar_folder
 

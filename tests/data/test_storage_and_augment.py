@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from synthaug.core.params import AUGMENTATION_STAGES
 from synthaug.data.augment import augment_batch, reference_augmentations
 from synthaug.data.pixels import InputFormat, to_model_input
 from synthaug.data.storage import (
@@ -13,7 +14,6 @@ from synthaug.data.storage import (
     save_image_set,
     save_index_arrays,
 )
-from synthaug.params import AUGMENTATION_STAGES
 
 
 def random_set(n: int = 6, size: int = 8, seed: int = 0) -> ImageSet:

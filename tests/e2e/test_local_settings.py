@@ -33,7 +33,7 @@ def test_a_later_exp_run_keeps_the_archive_and_reruns_no_fetch(tmp_path):
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "tiny project"], repo, env)
     # what `make demo ARCHIVE=...` runs, then the README's next command
-    run([sys.executable, "-m", "synthaug.cli", "local", f"fetch.archive={archive}"], repo, env)
+    run([sys.executable, "-m", "synthaug.tools.cli", "local", f"fetch.archive={archive}"], repo, env)
     run(["git", "check-ignore", "-q", "conf/local/settings.yaml"], repo, env)  # the clone's own, never committed
     first = run(["dvc", "exp", "run", TARGET], repo, env)
     assert "Running stage 'fetch'" in first.stdout and "Running stage 'imbalance'" in first.stdout

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import yaml
 
-from synthaug.generator_runs import generator_run_seed
-from synthaug.params import validate_all
+from synthaug.core.generator_runs import generator_run_seed
+from synthaug.core.params import validate_all
 
 from ..conftest import finished_stage_runs
 from .project import run, tiny_project
@@ -373,9 +373,10 @@ def test_second_repro_is_a_noop(pipeline_repo):
 
 
 def test_editing_a_covered_module_makes_its_stages_changed(pipeline_repo):
-    """dvc.yaml lists each stage's import closure, so a library edit is a changed dependency, not a stale cache."""
+    """dvc.yaml covers each stage's import closure, so a library edit is a changed dependency, not a stale cache."""
     repo, env = pipeline_repo
-    module = repo / "src/synthaug/distributed.py"  # shapes gradients; imported by classifier and generator training
+    # the synthetic set's plan: read by the generator, synthesize, fid and train stages, by file or by folder
+    module = repo / "src/synthaug/synthetic/plan.py"
     original = module.read_bytes()
     module.write_bytes(original + b"\n# edited\n")
     try:
@@ -402,7 +403,8 @@ def test_forced_rerun_is_byte_identical(pipeline_repo):
         *(f"metrics/eval/{entry}/seed{seed}.json" for seed in SEEDS),
         *(f"metrics/predictions/{entry}/seed{seed}.csv" for seed in SEEDS),
     ]
-    # SDXL sampling is deterministic per seed in tests/synth; here the DDPM sampler and GAN training cross processes
+    # SDXL sampling is deterministic per seed in tests/generators; here the DDPM sampler and GAN training cross
+    # processes
     outputs += sorted(str(p.relative_to(repo)) for p in (repo / "data/synthetic/ddpm").rglob("*") if p.is_file())
     outputs += [f"models/generators/gan/{folder}/generator.safetensors" for folder in RUNS]
     before = {path: (repo / path).read_bytes() for path in outputs}

@@ -20,7 +20,6 @@ from synthaug.metrics.fid import (
     inception_features,
     inception_weights_path,
     kernel_inception_distance,
-    labelled,
     load_fid_inception,
     matched_real_indices,
     mean_pairwise_distance,
@@ -124,21 +123,6 @@ def test_real_set_is_matched_to_the_generated_class_distribution():
     assert chosen.tolist() == [0, 1, 2, 3, 6] and np.bincount(real_labels[chosen]).tolist() == [3, 1, 1]
     with pytest.raises(ValueError, match="class 2: 4 generated images but only 3 real"):
         matched_real_indices(real_labels, np.array([2, 2, 2, 2]))
-
-
-def test_scores_are_labelled_by_their_features():
-    rng = np.random.default_rng(7)
-    real, fake = rng.normal(size=(60, 3)), rng.normal(size=(60, 3))
-    labels = np.repeat([0, 1], 30)
-    scores = labelled(
-        generation_scores(real, fake, labels, labels, ("a", "b"), 4, 20, 3, 0.5, 0.1), "_classifier_features"
-    )
-    assert {"fid_classifier_features", "kid_mean_classifier_features", "precision_classifier_features"} <= set(scores)
-    assert "fid" not in scores and "kid_mean" not in scores
-    assert scores["per_class"]["a"]["images"] == 30 and "kid_mean_classifier_features" in scores["per_class"]["b"]
-    assert not any(key.startswith("fid") for key in scores["per_class"]["b"])  # per class: KID only
-    assert (scores["fid_dims"], scores["fid_images"], scores["fid_full_rank"]) == (3, 60, True)
-    assert scores["fid_classifier_features"] == pytest.approx(frechet_distance(real, fake))
 
 
 def test_mean_pairwise_distance_by_hand():

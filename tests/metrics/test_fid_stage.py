@@ -14,8 +14,8 @@ import pytest
 import yaml
 from PIL import Image
 
+from synthaug.core.io import write_json
 from synthaug.data.storage import ImageSet, save_image_set
-from synthaug.io import write_json
 from synthaug.models.checkpoint import save_classifier
 from synthaug.models.classifiers import ClassifierSpec, build_classifier
 

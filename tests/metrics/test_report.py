@@ -6,11 +6,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from synthaug.core.plots import save_figure
 from synthaug.data.imbalance import minority_classes
 from synthaug.metrics.fid import usability
-from synthaug.metrics.plots import save_figure
+from synthaug.metrics.readings import GeneratorReading
 from synthaug.metrics.verdicts import difference_interval
 from synthaug.report.document import Section, embedded_image, image, markdown_to_html_table, to_html
+from synthaug.report.document import table as table_block
 from synthaug.report.figures import class_counts_figure, confusions_figure, curves_figure, recall_vs_count_figure
 from synthaug.report.records import EntryResult
 from synthaug.report.summaries import comparison_rows
@@ -83,6 +85,32 @@ def test_markdown_and_html_tables():
     assert "| vit | baseline | 1 | 0.5000 | 0.4000 | 0.4800 | 0.0000 | +0.0000 |" in single
 
 
+# Runs in the page after layout: how many value or interval lines broke (taller than one line of their type), and
+# whether anything pushes the page wider than the window.
+LAYOUT_PROBE = """<script>addEventListener("load", () => {
+  const parts = [...document.querySelectorAll(".value, .interval")];
+  const broken = parts.filter(e => e.getBoundingClientRect().height > 1.8 * parseFloat(getComputedStyle(e).fontSize));
+  document.body.dataset.layout = JSON.stringify({parts: parts.length, broken: broken.length,
+    overflow: document.documentElement.scrollWidth > window.innerWidth});
+});</script>"""
+
+
+def test_interval_cells_stay_on_one_line_each_in_a_1400_px_browser(tmp_path):
+    import html
+    import json
+
+    from ..browser import render
+
+    wide = [entry(f"variant_{k}", s, 0.5 + k / 100, 0.4, [0.3, 0.4, 0.5, 0.6]) for k in range(4) for s in (0, 1)]
+    table = comparison_markdown(comparison_rows(RESULTS + wide, list(CLASSES)), list(CLASSES))
+    page = to_html("layout", [Section("Comparison", (table_block(table),) * 3)])
+    path = tmp_path / "report.html"
+    path.write_text(page.replace("</body>", LAYOUT_PROBE + "</body>"), encoding="utf-8")
+    dom = render(path.as_uri(), tmp_path / "report.png", window="1400,1000")
+    layout = json.loads(html.unescape(re.search(r'data-layout="([^"]+)"', dom)[1]))
+    assert layout == {"parts": layout["parts"], "broken": 0, "overflow": False} and layout["parts"] >= 60
+
+
 def test_recall_figure_has_one_bar_per_generator_on_the_real_counts():
     synthetic = {"ddpm": {"a": 70, "b": 40, "c": 60, "d": 0}, "gan": {"a": 30, "b": 0, "c": 0, "d": 0}}
     figure = recall_vs_count_figure(RESULTS, TRAIN_COUNTS, synthetic)
@@ -123,6 +151,12 @@ def fid_result(
     sfx = "" if features == "inception" else "_classifier_features"  # as the fid stage names them
     scores = {
         "features": features,
+        "inception_sha256": None,
+        "images": sum(map(sum, judged)),
+        "real_images": sum(map(sum, judged)),
+        "image_size": 32,
+        "real_image_size": 32,
+        "real_classifier_macro_f1_on_generated": 0.7,
         f"fid{sfx}": fid,
         f"kid_mean{sfx}": 0.01,
         f"kid_std{sfx}": 0.002,
@@ -155,6 +189,11 @@ def fid_result(
     return usability(scores, np.array(judged), tuple(CLASSES), min_margin=0.1, level=0.05)
 
 
+def as_readings(records: dict[str, dict]) -> dict[str, GeneratorReading]:
+    """The records as the report reads them back (run_readings does the same per run)."""
+    return {label: GeneratorReading.from_record(record) for label, record in records.items()}
+
+
 def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy_at_equal_size():
     from synthaug.report.notes import generator_notes
     from synthaug.report.records import entries_by_generator
@@ -177,7 +216,7 @@ def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy_at_e
     cas = entries_by_generator(cas_entries + equal_entries, "synthetic_only_")
     equal = entries_by_generator(cas_entries + equal_entries, "real_equal_")
     assert list(cas) == list(equal) == ["ddpm"] and [m.variant for m in equal["ddpm"]] == ["real_equal_ddpm"] * 2
-    table = generator_markdown(scores, {"ddpm": {"steps": 300}}, cas, full, equal)
+    table = generator_markdown(as_readings(scores), {"ddpm": {"steps": 300}}, cas, full, equal)
     half = T_975_1 * 0.02  # over 2 seeds: std / sqrt(2) = 0.02
     assert (
         "| ddpm | Inception 2048-d | 1000 | 12.500 (rank-deficient) | 0.0100 ± 0.0020 | 0.500 | 0.250 | 0.800 | "
@@ -187,7 +226,7 @@ def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy_at_e
     ) in table
     assert "| gan | classifier:vit-full-seed0 128-d (not FID) | 1000 | 3.000 | " in table
     assert "| n/a | n/a | n/a | 0.8000" in table
-    notes = generator_notes(scores)
+    notes = generator_notes(as_readings(scores))
     assert notes.pop(0) == (
         "**Collapsed classes from gan**: a (0.20). Their generated images' mean pairwise feature distance is below "
         "0.5 of the real test images' (fid.collapse_ratio): the generator draws nearly the same image whatever its "
@@ -199,7 +238,7 @@ def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy_at_e
     )
     assert notes[1].startswith("**Rank-deficient FID** for ddpm: 1000 images per side on 2048-d features")
     assert notes[2].startswith("The real images were decoded from a lossy format (60000 JPEG)")
-    per_class = per_class_generator_markdown(scores, CLASSES, cas)
+    per_class = per_class_generator_markdown(as_readings(scores), CLASSES, cas)
     low, high = difference_interval(5, 10, 5, 30)  # a: 5 of its 10 images called a, 5 of the other 30
     judge = f"0.50 − 0.17 = +0.33 [{low:+.2f}, {high:+.2f}]"
     assert (
@@ -252,7 +291,7 @@ def test_a_generator_most_of_whose_added_images_are_not_usable_is_flagged_with_i
     # gan: b's images are called b 25 % of the time, the others' 18 % (margin 0.07): 40 %; c, d add nothing.
     gan = scores_with([[90, 5, 5, 0], at_chance, [0, 25, 75, 0], [0, 25, 0, 75]])
     assert ddpm["unusable_classes"] == ["a"] and gan["unusable_classes"] == ["b"]
-    unusable = unusable_generators({"ddpm": ddpm, "gan": gan}, {"ddpm": added, "gan": added})
+    unusable = unusable_generators(as_readings({"ddpm": ddpm, "gan": gan}), {"ddpm": added, "gan": added})
     assert list(unusable) == ["ddpm"]
     assert unusable["ddpm"].startswith(
         "60% of the 100 images it adds to training are of classes whose generated images are collapsed or"
@@ -426,7 +465,7 @@ def test_generated_images_stored_sharper_than_the_real_ones_are_named_above_the_
     scores = {g: fid_result("inception", 12.5, 64, 1000) for g in ("sdxl_turbo", "gan")}
     for g, size in (("sdxl_turbo", 224), ("gan", 32)):
         scores[g].update(image_size=size, real_image_size=32)
-    sharper = [note for note in generator_notes(scores) if note.startswith("**Generated images sharper")]
+    sharper = [note for note in generator_notes(as_readings(scores)) if note.startswith("**Generated images sharper")]
     assert sharper == [
         "**Generated images sharper than the real ones** from sdxl_turbo: stored at 224 px beside real images of "
         "32 px, both resized per batch to the classifier's input. A classifier can tell them apart by sharpness "
@@ -434,4 +473,4 @@ def test_generated_images_stored_sharper_than_the_real_ones_are_named_above_the_
         "images' size."
     ]
     scores["sdxl_turbo"]["image_size"] = 32
-    assert not [note for note in generator_notes(scores) if "sharper" in note]
+    assert not [note for note in generator_notes(as_readings(scores)) if "sharper" in note]

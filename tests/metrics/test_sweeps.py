@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from synthaug.metrics.sweeps import (
+from synthaug.report.sweep_runs import (
     SweepError,
     chosen_values,
     read_sweep_csv,

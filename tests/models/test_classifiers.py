@@ -95,7 +95,7 @@ def test_a_fixed_size_timm_vit_refuses_another_size(tiny_train_params):
 
 
 def test_vit_and_a_vit_tiny_probe_train_side_by_side_each_on_its_own_input(tiny_train_params):
-    from synthaug.seeding import seed_everything
+    from synthaug.core.seeding import seed_everything
     from synthaug.train.classifier import prepare_training, train_classifier
 
     params = timm_params(

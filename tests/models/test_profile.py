@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from synthaug.models.classifiers import ClassifierSpec, build_classifier, count_parameters
-from synthaug.models.profile import (
+from synthaug.pipeline.profile_model import (
     count_flops,
     peak_memory,
     profile_classifier,
@@ -98,7 +98,7 @@ def test_linear_probe_trains_the_head_only(tiny_train_params):
 def test_pretrained_timm_offline_is_a_clear_error(monkeypatch):
     import huggingface_hub
 
-    from synthaug.errors import ModelLoadError
+    from synthaug.core.errors import ModelLoadError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from synthaug.core.resume import load_state
+from synthaug.core.seeding import seed_everything
 from synthaug.data.storage import ImageSet
-from synthaug.resume import load_state
-from synthaug.seeding import seed_everything
 from synthaug.train.classifier import (
     history_csv,
     make_scheduler,

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from synthaug.core.errors import MissingInput, ParamsError
+from synthaug.core.params import DistillParams, compose_params, validate_all
+from synthaug.core.seeding import seed_everything
 from synthaug.data.pixels import InputFormat
 from synthaug.data.storage import ImageSet
-from synthaug.errors import MissingInput, ParamsError
 from synthaug.models.checkpoint import save_classifier
 from synthaug.models.classifiers import ClassifierSpec, build_classifier
-from synthaug.params import DistillParams, compose_params, validate_all
-from synthaug.seeding import seed_everything
 from synthaug.train.classifier import prepare_training, train_classifier
 from synthaug.train.entry import with_teacher
 from synthaug.train.losses import distillation_loss

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from safetensors.numpy import load_file
 
+from synthaug.core.distributed import Ranks, rank_share, sum_over_ranks
 from synthaug.data.storage import ImageSet, save_image_set, save_index_arrays
-from synthaug.distributed import Ranks, rank_share, sum_over_ranks
 
 from ..conftest import HANG_GUARD_S, ROOT, finished_stage_runs, stage_env
 

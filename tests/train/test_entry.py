@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from synthaug.core.params import TrainParams, load_section
 from synthaug.data.storage import ImageSet
-from synthaug.params import TrainParams, load_section
-from synthaug.synth.shards import METADATA_FILE
+from synthaug.synthetic.shards import METADATA_FILE
 from synthaug.train.entry import AddedImages, training_set
 
 from ..conftest import ROOT
@@ -51,7 +51,7 @@ def test_real_equal_trains_on_as_many_real_images_per_class_as_its_seeds_synthet
 
 
 def test_a_composed_variants_loss_fix_takes_the_real_images_prior_not_the_topped_up_one(tmp_path):
-    from synthaug.params import composed_variant
+    from synthaug.core.params import composed_variant
     from synthaug.train.entry import prepare_entry
     from synthaug.train.losses import log_prior_offset
 

@@ -14,10 +14,10 @@ import optuna
 import pytest
 import yaml
 
+from synthaug.core.params import HpoParams, ParamsError, TrainParams, parse_section
 from synthaug.data.storage import ImageSet, save_image_set, save_index_arrays
-from synthaug.params import HpoParams, ParamsError, TrainParams, parse_section
+from synthaug.tools.hpo import pruning_callback, trial_params
 from synthaug.train.classifier import EpochRecord
-from synthaug.train.hpo import pruning_callback, trial_params
 
 from ..conftest import ROOT
 
@@ -61,7 +61,7 @@ def make_project(root: Path, **hpo_overrides) -> dict[str, str]:
 
 def run_hpo(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "synthaug.cli", "hpo"], cwd=root, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "synthaug.tools.cli", "hpo"], cwd=root, env=env, capture_output=True, text=True
     )
 
 
@@ -159,7 +159,7 @@ def test_pruning_reports_each_epoch_and_stops_after_the_warmup():
 
 
 def test_fresh_studies_with_one_sampler_seed_draw_the_same_trials(tmp_path):
-    from synthaug.train.hpo import open_study, storage_url, suggest
+    from synthaug.tools.hpo import open_study, storage_url, suggest
 
     params = parse_section("hpo", hpo_section(), HpoParams)
     draws = []
@@ -173,8 +173,9 @@ def test_fresh_studies_with_one_sampler_seed_draw_the_same_trials(tmp_path):
 
 def test_trials_train_on_train_device_with_the_variants_loss(tmp_path, monkeypatch, tiny_train_params):
     """HPO builds each trial's model through the same prepare_training as the stage: on train.device, with the loss."""
-    from synthaug.tracking import RunLogger
-    from synthaug.train import classifier, hpo
+    from synthaug.core.tracking import RunLogger
+    from synthaug.tools import hpo
+    from synthaug.train import classifier
 
     asked: list[tuple[str, str]] = []
     real_resolve = classifier.resolve_device
@@ -213,7 +214,7 @@ def test_trials_train_on_train_device_with_the_variants_loss(tmp_path, monkeypat
 def test_prepare_training_refuses_a_missing_device_by_key(tiny_train_params):
     import torch
 
-    from synthaug.errors import ModelLoadError
+    from synthaug.core.errors import ModelLoadError
     from synthaug.train.classifier import prepare_training
 
     images = ImageSet(np.zeros((4, 8, 8, 3), np.uint8), np.array([0, 1, 0, 1]), ("a", "b"))
@@ -235,7 +236,7 @@ def test_prepare_training_refuses_a_missing_device_by_key(tiny_train_params):
 def test_a_worker_that_loses_the_race_to_create_the_study_loads_it(error, retried, monkeypatch, tmp_path):
     import sqlalchemy
 
-    from synthaug.train import hpo
+    from synthaug.tools import hpo
 
     calls = []
     real_create = optuna.create_study

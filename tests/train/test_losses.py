@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from synthaug.core.params import ExperimentParams, TrainParams, composed_variant, parse_section
 from synthaug.data.imbalance import variant_indices
-from synthaug.params import ExperimentParams, TrainParams, composed_variant, parse_section
 from synthaug.train.losses import (
     LossSpec,
     balanced_class_weights,

@@ -1,1 +1,1 @@
-"""Datasets as uint8 arrays: fetch/decode, storage, imbalance, augmentation."""
+"""Datasets as uint8 arrays: storage, pixel conversions, imbalance, augmentation and mixed real/generated sets."""

@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import torch
 
+from synthaug.core.devices import to_device
+from synthaug.core.distributed import Ranks, rank_share
+from synthaug.core.params import AUGMENTATION_ENGINES
 from synthaug.data.batch_augment import BatchAugmenter, check_stages
 from synthaug.data.pixels import to_pixels
-from synthaug.devices import to_device
-from synthaug.distributed import Ranks, rank_share
-from synthaug.params import AUGMENTATION_ENGINES
 
 REFERENCE_STAGES = ("geometry", "color", "blur_noise")  # the reference study trained without occlusion
 

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from synthaug.core.devices import to_device
+from synthaug.core.distributed import Ranks, rank_share
+from synthaug.core.params import AUGMENTATION_STAGES
 from synthaug.data.pixels import to_pixels
-from synthaug.devices import to_device
-from synthaug.distributed import Ranks, rank_share
-from synthaug.params import AUGMENTATION_STAGES
 
 # The albumentations ranges the reference study ran with (see reference_augmentations).
 BRIGHTNESS_LIMIT = 0.2

@@ -9,9 +9,8 @@ from typing import get_args
 
 import numpy as np
 
-from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
-from synthaug.errors import ImbalanceError
-from synthaug.params import (
+from synthaug.core.errors import ImbalanceError
+from synthaug.core.params import (
     DISTILLED_VARIANT,
     LOSS_VARIANTS,
     REAL_EQUAL_PREFIX,
@@ -20,7 +19,8 @@ from synthaug.params import (
     ImbalanceShape,
     ValidationSource,
 )
-from synthaug.seeding import derive_seed
+from synthaug.core.seeding import derive_seed
+from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
 
 
 def linear_fractions(num_classes: int, min_fraction: float) -> np.ndarray:

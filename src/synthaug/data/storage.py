@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug.errors import MissingInput
-from synthaug.io import atomic_path
+from synthaug.core.errors import MissingInput
+from synthaug.core.io import atomic_path
 
 
 @dataclass(frozen=True)

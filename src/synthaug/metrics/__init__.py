@@ -1,1 +1,1 @@
-"""Classification scores, FID/KID and generator readings, verdicts, sweeps, plots and the report."""
+"""Classification scores, FID/KID with the generator readings (diversity, recognition) and paired verdicts."""

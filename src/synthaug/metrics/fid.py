@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from synthaug.core.errors import FeatureWeightsMissing
 from synthaug.data.pixels import InputFormat
-from synthaug.errors import FeatureWeightsMissing
 from synthaug.metrics.verdicts import class_recognition, recognized
 
 log = logging.getLogger("synthaug.fid")
@@ -329,17 +329,6 @@ def generation_scores(
     scores["collapse_ratio"] = collapse_ratio
     scores["collapsed_classes"] = [name for name, e in per_class.items() if e["collapsed"]]
     return scores
-
-
-def labelled(scores: dict, suffix: str) -> dict:
-    """Append the feature label to every distance key (fid -> fid_classifier_features), per class too."""
-    distance_keys = {"fid", "kid_mean", "kid_std", "precision", "recall"}
-    renamed = {}
-    for key, value in scores.items():
-        if key == "per_class":
-            value = {name: labelled(entry, suffix) for name, entry in value.items()}
-        renamed[f"{key}{suffix}" if key in distance_keys and suffix else key] = value
-    return renamed
 
 
 def judge_confusion(fake_labels: np.ndarray, judge_labels: np.ndarray, num_classes: int) -> np.ndarray:

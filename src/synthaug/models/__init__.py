@@ -1,1 +1,1 @@
-"""Classifiers (HF ViT, small CNN, timm), their checkpoints, inference and cost profiles."""
+"""Classifiers (HF ViT, small CNN, timm), their checkpoints and inference."""

@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from synthaug.errors import MissingInput
-from synthaug.io import atomic_path, read_json, write_json
+from synthaug.core.errors import MissingInput
+from synthaug.core.io import atomic_path, read_json, write_json
 from synthaug.models.classifiers import ClassifierSpec, build_classifier
 
 WEIGHTS_FILE = "model.safetensors"

@@ -103,7 +103,7 @@ class TimmClassifier(nn.Module):
         super().__init__()
         import timm
 
-        from synthaug.errors import ModelLoadError
+        from synthaug.core.errors import ModelLoadError
 
         name = spec.options["name"]
         check_timm_name(name)

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from synthaug.core.devices import to_device
 from synthaug.data.pixels import InputFormat, to_model_input
-from synthaug.devices import to_device
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from synthaug.metrics.plots import draw_confusion
+from synthaug.core.plots import draw_confusion
 from synthaug.report.records import EntryResult
 
 matplotlib.use("Agg")

@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from synthaug.data.imbalance import minority_classes
-from synthaug.io import read_json
-from synthaug.metrics.sweeps import provenance_file, read_sweep_csv, sweep_staleness
-from synthaug.params import (
+from synthaug.core.io import read_json
+from synthaug.core.params import (
     DISTILLED_VARIANT,
     REAL_EQUAL_PREFIX,
     SYNTHETIC_ONLY_PREFIX,
@@ -17,6 +15,8 @@ from synthaug.params import (
     composed_variant,
     generator_variant,
 )
+from synthaug.data.imbalance import minority_classes
+from synthaug.metrics.readings import GeneratorReading
 from synthaug.report.records import (
     EntryResult,
     entries_by_generator,
@@ -25,6 +25,7 @@ from synthaug.report.records import (
     run_readings,
 )
 from synthaug.report.summaries import unusable_generators
+from synthaug.report.sweep_runs import provenance_file, read_sweep_csv, sweep_staleness
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class ReportInputs:
     cas: dict[str, list[EntryResult]]  # per generator: the first classifier trained on its images alone
     equal_size: dict[str, list[EntryResult]]  # per generator: the same, on as many real images per class
     counts: dict[str, dict[str, int]]  # split -> class -> images
-    scores: dict[str, dict]  # per generator: FID/KID and their per-class detail
+    scores: dict[str, GeneratorReading]  # per generator run (run_readings): FID/KID, per class too
     syntheses: dict[str, dict]  # per generator: images made per class, seconds
     trainings: dict[str, dict]  # per generator: its training summary
     profiles: list[dict]  # per classifier: its cost

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from synthaug.params import (
+from synthaug.core.params import (
     DISTILLED_VARIANT,
     added_generator,
 )
-from synthaug.report.records import EntryResult, generator_of, score_suffix
+from synthaug.metrics.readings import GeneratorReading
+from synthaug.report.records import EntryResult, generator_of
 
 
 def unusable_note(unusable: dict[str, str]) -> str:
@@ -17,24 +18,22 @@ def unusable_note(unusable: dict[str, str]) -> str:
     )
 
 
-def collapse_notes(scores: dict[str, dict]) -> list[str]:
+def collapse_notes(scores: dict[str, GeneratorReading]) -> list[str]:
     """One line per generator with collapsed classes: their names and diversity ratios."""
     return [
         f"**Collapsed classes from {g}**: "
-        + ", ".join(f"{c} ({result['per_class'][c]['diversity_ratio']:.2f})" for c in result["collapsed_classes"])
-        + f". Their generated images' mean pairwise feature distance is below {result['collapse_ratio']:g} of the "
+        + ", ".join(f"{c} ({result.per_class[c].diversity_ratio:.2f})" for c in result.collapsed_classes)
+        + f". Their generated images' mean pairwise feature distance is below {result.collapse_ratio:g} of the "
         "real test images' (fid.collapse_ratio): the generator draws nearly the same image whatever its latent."
         for g, result in scores.items()
-        if result.get("collapsed_classes")
+        if result.collapsed_classes
     ]
 
 
-def generator_notes(scores: dict[str, dict]) -> list[str]:
+def generator_notes(scores: dict[str, GeneratorReading]) -> list[str]:
     """The caveats a reader must see above the generator table, from what the fid stage recorded."""
     notes = collapse_notes(scores)
-    fallback = {
-        g: r["inception_unavailable"] for g, r in scores.items() if score_suffix(r) and r.get("inception_unavailable")
-    }
+    fallback = {g: r.inception_unavailable for g, r in scores.items() if r.suffix and r.inception_unavailable}
     if fallback:
         reason = next(iter(fallback.values()))
         names = ", ".join(dict.fromkeys(map(generator_of, fallback)))
@@ -42,27 +41,27 @@ def generator_notes(scores: dict[str, dict]) -> list[str]:
             f"**Not Inception FID** for {names}: {reason}. Their distances use a classifier's "
             "features and cannot be compared with published FID."
         )
-    deficient = [g for g, r in scores.items() if not r["fid_full_rank"]]
+    deficient = [g for g, r in scores.items() if not r.fid_full_rank]
     if deficient:
         names = ", ".join(dict.fromkeys(map(generator_of, deficient)))
         notes.append(
-            f"**Rank-deficient FID** for {names}: {scores[deficient[0]]['fid_images']} images per side "
-            f"on {scores[deficient[0]]['fid_dims']}-d features (FID needs more images than dimensions); "
+            f"**Rank-deficient FID** for {names}: {scores[deficient[0]].fid_images} images per side "
+            f"on {scores[deficient[0]].fid_dims}-d features (FID needs more images than dimensions); "
             "read KID, which is unbiased at any size, or lower fid.dims."
         )
-    sharper = [g for g, r in scores.items() if r.get("image_size", 0) > r.get("real_image_size", 0)]
+    sharper = [g for g, r in scores.items() if r.image_size > r.real_image_size]
     if sharper:
         reading = scores[sharper[0]]
         names = ", ".join(dict.fromkeys(map(generator_of, sharper)))
         notes.append(
-            f"**Generated images sharper than the real ones** from {names}: stored at {reading['image_size']} px "
-            f"beside real images of {reading['real_image_size']} px, both resized per batch to the classifier's "
+            f"**Generated images sharper than the real ones** from {names}: stored at {reading.image_size} px "
+            f"beside real images of {reading.real_image_size} px, both resized per batch to the classifier's "
             "input. A classifier can tell them apart by sharpness alone, and FID reads the resolution gap too; "
             "synthesize.sdxl_turbo.image_size=null stores them at the real images' size."
         )
-    lossy = {g: r for g, r in scores.items() if r.get("real_images_lossy")}
+    lossy = {g: r for g, r in scores.items() if r.real_images_lossy}
     if lossy:
-        encodings = ", ".join(f"{n} {name}" for name, n in next(iter(lossy.values()))["real_image_encodings"].items())
+        encodings = ", ".join(f"{n} {name}" for name, n in next(iter(lossy.values())).real_image_encodings.items())
         notes.append(
             f"The real images were decoded from a lossy format ({encodings}): compression artefacts alone move "
             "FID, so compare these values only with FIDs computed on the same decoded set."

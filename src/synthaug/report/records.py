@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug.errors import MissingInput
-from synthaug.generator_runs import SHARED_RUN
-from synthaug.io import read_metrics
-from synthaug.metrics.keys import distance_suffix
+from synthaug.core.errors import MissingInput
+from synthaug.core.generator_runs import SHARED_RUN
+from synthaug.core.io import read_metrics
+from synthaug.metrics.readings import GeneratorReading
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,6 @@ class EntryResult:
     summary: dict = field(default_factory=dict)  # metrics/train/<entry>/seed<k>.json (train images, seconds, filter)
 
 
-def score_suffix(scores: dict) -> str:
-    """'' for Inception FID, '_classifier_features' for the classifier-feature stand-in (never mixed)."""
-    return distance_suffix(scores["features"])
-
-
 def entries_by_generator(results: list[EntryResult], prefix: str) -> dict[str, list[EntryResult]]:
     """<prefix><generator> entries per generator: synthetic_only_ (CAS: trained on generated images alone, tested
     on real ones) or real_equal_ (as many real images per class, CAS's reference at equal size)."""
@@ -42,12 +37,13 @@ def entries_by_generator(results: list[EntryResult], prefix: str) -> dict[str, l
     return found
 
 
-def run_readings(records: dict[str, dict]) -> dict[str, dict]:
+def run_readings(records: dict[str, dict]) -> dict[str, GeneratorReading]:
     """Each generator run's fid readings, keyed by a label: `<g>` for a shared run, `<g> (seed<k>)` per seed."""
     readings = {}
     for generator, record in records.items():
         for run, result in record["runs"].items():
-            readings[generator if run == SHARED_RUN else f"{generator} ({run})"] = result
+            label = generator if run == SHARED_RUN else f"{generator} ({run})"
+            readings[label] = GeneratorReading.from_record(result, f"metrics/fid/{generator}.json: runs.{run}")
     return readings
 
 

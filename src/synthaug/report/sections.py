@@ -7,8 +7,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from synthaug.generator_runs import SHARED_RUN, run_folders
-from synthaug.params import (
+from synthaug.core.generator_runs import SHARED_RUN, run_folders
+from synthaug.core.params import (
     added_generator,
 )
 from synthaug.report import document as doc

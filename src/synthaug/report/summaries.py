@@ -9,6 +9,16 @@ from typing import Any
 
 import numpy as np
 
+from synthaug.core.params import (
+    COMPOSED_SEPARATOR,
+    SYNTHETIC_ONLY_PREFIX,
+    SYNTHETIC_PREFIX,
+    added_generator,
+    composed_variant,
+    generator_variant,
+    loss_variant_of,
+)
+from synthaug.metrics.readings import GeneratorReading
 from synthaug.metrics.verdicts import (
     Interval,
     corrected_verdict,
@@ -17,15 +27,6 @@ from synthaug.metrics.verdicts import (
     paired_p_value,
     t_interval,
     verdict,
-)
-from synthaug.params import (
-    COMPOSED_SEPARATOR,
-    SYNTHETIC_ONLY_PREFIX,
-    SYNTHETIC_PREFIX,
-    added_generator,
-    composed_variant,
-    generator_variant,
-    loss_variant_of,
 )
 from synthaug.report.records import EntryResult, generator_of, run_of
 
@@ -179,7 +180,9 @@ def cost_per_point(cost: Compute | None, reference: Compute | None, comparison: 
     return f"{extra / (comparison.difference.mean * 100):.1f} s"
 
 
-def unusable_generators(scores: dict[str, dict], synthetic_counts: dict[str, dict[str, int]]) -> dict[str, str]:
+def unusable_generators(
+    scores: dict[str, GeneratorReading], synthetic_counts: dict[str, dict[str, int]]
+) -> dict[str, str]:
     """Generators with a run (run_readings label) at least half of whose added training images belong to classes
     the fid stage found not usable (collapsed, or not told apart from the other classes' images by the full-data
     classifier): generator -> the evidence, in words, run by run."""
@@ -187,15 +190,15 @@ def unusable_generators(scores: dict[str, dict], synthetic_counts: dict[str, dic
     for label, result in scores.items():
         generator = generator_of(label)
         added = {c: n for c, n in synthetic_counts.get(generator, {}).items() if n > 0}
-        failing = [c for c in result["unusable_classes"] if c in added]
+        failing = [c for c in result.unusable_classes if c in added]
         share = sum(added[c] for c in failing) / max(1, sum(added.values()))
         if added and share >= 0.5:
             where = "" if label == generator else f"in run {run_of(label)}, "
             evidence = where + (
                 f"{share:.0%} of the {sum(added.values())} images it adds to training are of classes whose generated "
                 f"images are collapsed or that the full-data classifier does not tell from the other classes' "
-                f"({', '.join(failing)}: own − others below fid.usable_margin {result['usable_margin']:g}, or not "
-                f"significant at {result['usable_level']:g}, on {result['per_class'][failing[0]]['images']} "
+                f"({', '.join(failing)}: own − others below fid.usable_margin {result.usable_margin:g}, or not "
+                f"significant at {result.usable_level:g}, on {result.per_class[failing[0]].images} "
                 "evaluation images each)"
             )
             unusable[generator] = f"{unusable[generator]}; {evidence}" if generator in unusable else evidence

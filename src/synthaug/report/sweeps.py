@@ -29,9 +29,9 @@ def _sweep_cell(row: dict | None) -> str:
 
 
 def sweep_markdown(rows: list[dict]) -> str:
-    """A collected sweep (synthaug.metrics.sweeps): one line per classifier/variant, one column per value; each
+    """A collected sweep (synthaug.report.sweep_runs): one line per classifier/variant, one column per value; each
     cell validation / test macro-F1, and the value chosen on validation."""
-    from synthaug.metrics.sweeps import chosen_values
+    from synthaug.report.sweep_runs import chosen_values
 
     labels = list(dict.fromkeys(f"{r['classifier']}/{r['variant']}" for r in rows))
     values = list(dict.fromkeys(r["value"] for r in rows))
@@ -53,7 +53,7 @@ def sweep_markdown(rows: list[dict]) -> str:
 def sweep_heatmap_figure(rows: list[dict]) -> Figure:
     """Coloured by mean validation macro-F1 per (classifier/variant, swept value), each cell also giving the
     test mean; the value chosen on validation is boxed; blank cells were not run."""
-    from synthaug.metrics.sweeps import chosen_values, sweep_matrix
+    from synthaug.report.sweep_runs import chosen_values, sweep_matrix
 
     labels, values, validation = sweep_matrix(rows, "val_mean")
     _, _, test = sweep_matrix(rows, "mean")

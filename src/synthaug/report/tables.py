@@ -6,11 +6,12 @@ from collections.abc import Set as AbstractSet
 
 import numpy as np
 
+from synthaug.metrics.readings import ClassReading, GeneratorReading
 from synthaug.metrics.verdicts import (
     Interval,
     half_width,
 )
-from synthaug.report.records import EntryResult, generator_of, of_run, score_suffix
+from synthaug.report.records import EntryResult, generator_of, of_run
 from synthaug.report.summaries import LOSS_FIX_ALONE, VERDICT_REFERENCES, Comparison, Compute, cost_per_point, mean_std
 
 
@@ -156,7 +157,7 @@ def _with_images(cell: str, members: list[EntryResult]) -> str:
 
 
 def generator_markdown(
-    scores: dict[str, dict],
+    scores: dict[str, GeneratorReading],
     trainings: dict[str, dict],
     cas: dict[str, list[EntryResult]],
     real: list[EntryResult],
@@ -184,28 +185,26 @@ def generator_markdown(
     ]
     body = []
     for generator, result in scores.items():
-        sfx = score_suffix(result)
-        features = (
-            f"Inception {result['fid_dims']}-d" if not sfx else f"{result['features']} {result['fid_dims']}-d (not FID)"
-        )
-        fid = number_cell(result[f"fid{sfx}"], 3) + ("" if result["fid_full_rank"] else " (rank-deficient)")
+        dims = f"{result.fid_dims}-d"
+        features = f"Inception {dims}" if not result.suffix else f"{result.features} {dims} (not FID)"
+        fid = number_cell(result.fid, 3) + ("" if result.fid_full_rank else " (rank-deficient)")
         members, matched = of_run(cas, generator), of_run(equal, generator)
         body.append(
             [
                 generator,
                 features,
-                str(result["fid_images"]),
+                str(result.fid_images),
                 fid,
-                f"{number_cell(result[f'kid_mean{sfx}'])} ± {number_cell(result[f'kid_std{sfx}'])}",
-                number_cell(result.get(f"precision{sfx}"), 3),
-                number_cell(result.get(f"recall{sfx}"), 3),
-                number_cell(result.get("diversity_ratio"), 3),
-                number_cell(result.get("near_duplicate_fraction"), 3),
+                f"{number_cell(result.kid_mean)} ± {number_cell(result.kid_std)}",
+                number_cell(result.precision, 3),
+                number_cell(result.recall, 3),
+                number_cell(result.diversity_ratio, 3),
+                number_cell(result.near_duplicate_fraction, 3),
                 _with_images(_accuracy_over_seeds(members), members),
                 _with_images(_accuracy_over_seeds(matched), matched),
                 cas_ratio(members, matched),
                 _with_images(_accuracy_over_seeds(real), real),
-                number_cell(result["real_classifier_accuracy_on_generated"]),
+                number_cell(result.real_classifier_accuracy_on_generated),
                 str(trainings.get(generator_of(generator), {}).get("steps", "pretrained")),
             ]
         )
@@ -217,16 +216,16 @@ def variant_label(variant: str, flagged: AbstractSet[str], conditional: Abstract
     return f"{label} (conditional on one generator run)" if variant in conditional else label
 
 
-def recognition_cell(entry: dict) -> str:
+def recognition_cell(entry: ClassReading) -> str:
     """own share − others' share = margin [interval], as the judge labels one class's generated images."""
     return (
-        f"{entry['recognition']:.2f} − {entry['false_recognition']:.2f} = {entry['recognition_margin']:+.2f} "
-        f"[{entry['recognition_margin_low']:+.2f}, {entry['recognition_margin_high']:+.2f}]"
+        f"{entry.recognition:.2f} − {entry.false_recognition:.2f} = {entry.recognition_margin:+.2f} "
+        f"[{entry.recognition_margin_low:+.2f}, {entry.recognition_margin_high:+.2f}]"
     )
 
 
 def per_class_generator_markdown(
-    scores: dict[str, dict], class_names: list[str], cas: dict[str, list[EntryResult]]
+    scores: dict[str, GeneratorReading], class_names: list[str], cas: dict[str, list[EntryResult]]
 ) -> str:
     """Per class: KID (unbiased at these sizes; no per-class FID), the images compared, CAS recall, and how the
     full-data classifier labels the class's generated images against the other classes' (the usability test)."""
@@ -239,16 +238,16 @@ def per_class_generator_markdown(
     for name in class_names:
         row = [name]
         for generator, result in scores.items():
-            entry, sfx = result["per_class"][name], score_suffix(result)
+            entry = result.per_class[name]
             members = of_run(cas, generator)
             recall = float(np.mean([m.metrics["per_class"][name]["recall"] for m in members])) if members else None
             row += [
-                number_cell(entry[f"kid_mean{sfx}"]),
-                str(entry["images"]),
-                number_cell(entry.get("diversity_ratio"), 2) + (" (collapsed)" if entry.get("collapsed") else ""),
+                number_cell(entry.kid_mean),
+                str(entry.images),
+                number_cell(entry.diversity_ratio, 2) + (" (collapsed)" if entry.collapsed else ""),
                 number_cell(recall),
                 recognition_cell(entry),
-                "yes" if entry["usable"] else ("no: collapsed" if entry.get("collapsed") else "no"),
+                "yes" if entry.usable else ("no: collapsed" if entry.collapsed else "no"),
             ]
         body.append(row)
     return markdown_table(header, body)

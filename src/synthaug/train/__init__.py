@@ -1,1 +1,1 @@
-"""The classifier training loop, losses, test evaluation, one matrix entry, and HPO."""
+"""Classifier training: the loop, losses, the synthetic filter, test evaluation and one matrix entry."""

@@ -13,20 +13,22 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from synthaug.data.augment import Augmenter, make_augmentation
-from synthaug.data.mixed import TrainingImages
-from synthaug.data.pixels import InputFormat, normalize_pixels
-from synthaug.data.storage import ImageSet
-from synthaug.devices import resolve_device, to_device
-from synthaug.distributed import (
+from synthaug.core.devices import resolve_device, to_device
+from synthaug.core.distributed import (
     Ranks,
     rank_share,
     share_weight,
     sum_over_ranks,
     wrap_for_ranks,
 )
-from synthaug.errors import NonFiniteLoss
-from synthaug.io import rows_csv
+from synthaug.core.errors import NonFiniteLoss
+from synthaug.core.io import rows_csv
+from synthaug.core.params import TrainParams
+from synthaug.core.resume import load_state, save_state
+from synthaug.data.augment import Augmenter, make_augmentation
+from synthaug.data.mixed import TrainingImages
+from synthaug.data.pixels import InputFormat, normalize_pixels
+from synthaug.data.storage import ImageSet
 from synthaug.metrics.classification import confusion_matrix, per_class_scores
 from synthaug.models.classifiers import (
     BUILDERS,
@@ -36,8 +38,6 @@ from synthaug.models.classifiers import (
     trainable_parameters,
 )
 from synthaug.models.inference import model_device, predict_logits
-from synthaug.params import TrainParams
-from synthaug.resume import load_state, save_state
 from synthaug.train.losses import LossSpec, loss_for_variant, training_loss
 
 log = logging.getLogger("synthaug.train")

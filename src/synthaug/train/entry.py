@@ -17,22 +17,22 @@ from pathlib import Path
 
 import numpy as np
 
+from synthaug.core.distributed import Ranks, process_group, rank_done
+from synthaug.core.errors import MissingInput
+from synthaug.core.generator_runs import run_folder
+from synthaug.core.io import file_sha256, fingerprint, work_folder, write_metrics, write_text
+from synthaug.core.params import CLASSIFIERS, DistillParams, ExperimentParams, TrainParams, load_section
+from synthaug.core.seeding import seed_everything
+from synthaug.core.tracking import main_rank_run, run_name
 from synthaug.data.imbalance import minority_classes, variant_sets
 from synthaug.data.mixed import TrainingImages, concat_image_sets
 from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
-from synthaug.distributed import Ranks, process_group, rank_done
-from synthaug.errors import MissingInput
-from synthaug.generator_runs import run_folder
-from synthaug.io import file_sha256, fingerprint, work_folder, write_metrics, write_text
 from synthaug.models.checkpoint import WEIGHTS_FILE, load_classifier, save_classifier
 from synthaug.models.classifiers import count_parameters
-from synthaug.params import CLASSIFIERS, DistillParams, ExperimentParams, TrainParams, load_section
-from synthaug.seeding import seed_everything
-from synthaug.synth.filter import filter_synthetic
-from synthaug.synth.shards import load_synthetic
-from synthaug.tracking import main_rank_run, run_name
+from synthaug.synthetic.shards import load_synthetic
 from synthaug.train.classifier import TrainingSetup, history_csv, prepare_training, train_classifier
 from synthaug.train.evaluation import HEADLINE_SCORES, evaluate_classifier, write_evaluation
+from synthaug.train.filter import filter_synthetic
 from synthaug.train.losses import Teacher
 
 

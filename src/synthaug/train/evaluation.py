@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from synthaug.core.io import write_json, write_text
+from synthaug.core.plots import confusion_figure, save_figure
 from synthaug.data.pixels import InputFormat
 from synthaug.data.storage import ImageSet
-from synthaug.io import write_json, write_text
 from synthaug.metrics.classification import (
     classification_report,
     confusion_matrix,
     normalize_rows,
 )
-from synthaug.metrics.plots import confusion_figure, save_figure
 from synthaug.models.inference import predict_logits
 
 # What `dvc metrics show` prints per entry and seed; the rest of the report goes to its detail file.

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synthaug.core.params import LOSS_VARIANTS, TrainParams, loss_variant_of
 from synthaug.data.pixels import InputFormat, normalize_pixels
-from synthaug.params import LOSS_VARIANTS, TrainParams, loss_variant_of
 
 __all__ = [
     "LOSS_VARIANTS",
