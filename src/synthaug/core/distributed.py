@@ -73,6 +73,12 @@ def close_ranks(ranks: Ranks) -> None:
 
 Batch = TypeVar("Batch", np.ndarray, torch.Tensor)
 Model = TypeVar("Model", bound=nn.Module)
+Result = TypeVar("Result")
+
+
+def main_rank_results(results: dict[str, Result | None]) -> dict[str, Result]:
+    """What the main rank got from work that returns None on the other ranks (they only help make it)."""
+    return {key: value for key, value in results.items() if value is not None}
 
 
 def rank_share(batch: Batch, ranks: Ranks) -> Batch:

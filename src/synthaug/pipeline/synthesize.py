@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from synthaug.core.devices import resolve_device
-from synthaug.core.distributed import Ranks, process_group, rank_done, sum_over_ranks
+from synthaug.core.distributed import Ranks, main_rank_results, process_group, rank_done, sum_over_ranks
 from synthaug.core.errors import MissingInput
 from synthaug.core.generator_runs import generator_run_seed, generator_runs
 from synthaug.core.io import atomic_path, ensure_free_space, fingerprint, read_json, work_folder, write_json
@@ -176,11 +176,7 @@ def synthesize_generator(
     line (each rank under torchrun / accelerate launch makes its share of the shards; rank 0 publishes)."""
     runs = generator_runs(experiment.generator_runs, experiment.seeds)
     with process_group() as ranks:
-        summaries: dict[str, dict] = {}
-        for run in runs:
-            summary = synthesize_run(generator, run, params, paths, ranks)
-            if summary is not None:  # the main rank's
-                summaries[run] = summary
+        summaries = main_rank_results({run: synthesize_run(generator, run, params, paths, ranks) for run in runs})
         if not ranks.is_main:
             return rank_done(run_name("synthesize", generator), ranks)
     for root in (paths.out, paths.eval_out):  # each run's work folder went with its publication

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from synthaug.core.devices import resolve_device
-from synthaug.core.distributed import Ranks, process_group, rank_done
+from synthaug.core.distributed import Ranks, main_rank_results, process_group, rank_done
 from synthaug.core.generator_runs import generator_run_seed, generator_runs
 from synthaug.core.io import atomic_path, fingerprint, rows_csv, work_folder, write_json, write_text
 from synthaug.core.params import TRAINED_GENERATORS, ExperimentParams, TrainGeneratorParams
@@ -166,11 +166,7 @@ def train_generator_runs(
     if generator not in TRAINED_GENERATORS:
         return record_pretrained(generator, runs, paths.out, paths.curves)
     with process_group() as ranks:
-        summaries: dict[str, dict] = {}
-        for run in runs:
-            summary = train_run(generator, run, params, paths, ranks)
-            if summary is not None:  # the main rank's
-                summaries[run] = summary
+        summaries = main_rank_results({run: train_run(generator, run, params, paths, ranks) for run in runs})
         if not ranks.is_main:
             return rank_done(run_name("train_generator", generator), ranks)
     write_json(paths.curves.with_suffix(".json"), runs_summary(summaries))
