@@ -4,10 +4,8 @@ batched in torch (batch_augment.py), or none."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import albumentations as A
-import cv2
 import numpy as np
 import torch
 
@@ -16,6 +14,9 @@ from synthaug.core.distributed import Ranks, rank_share
 from synthaug.core.params import AUGMENTATION_ENGINES
 from synthaug.data.batch_augment import BatchAugmenter, check_stages
 from synthaug.data.pixels import to_pixels
+
+if TYPE_CHECKING:  # imported where used: a second of every train stage's start-up, and the torch engine is the default
+    import albumentations as A
 
 REFERENCE_STAGES = ("geometry", "color", "blur_noise")  # the reference study trained without occlusion
 
@@ -30,6 +31,9 @@ def reference_augmentations(
     Arguments reproduce the albumentations 1.x defaults the reference study ran with, where 2.x changed them. The
     reference order is kept whatever the stages, so the reference set gives exactly the reference study's transform.
     """
+    import albumentations as A
+    import cv2
+
     check_stages(stages)
     staged = [
         ("crop", A.RandomResizedCrop(size=(image_size, image_size), p=p)),
