@@ -33,10 +33,14 @@ class Ranks:
         return self.world_size > 1
 
 
+def launched() -> bool:
+    """Whether a launcher (torchrun, accelerate launch) started this process as one of several ranks."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def init_ranks() -> Ranks:
     """Join the process group the launcher describes (gloo on CPU, nccl on CUDA); one process: no group."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    if not launched():
         return Ranks()
     if torch.cuda.is_available():  # one GPU per process on each machine: "cuda" then means this rank's
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))

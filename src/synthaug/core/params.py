@@ -336,6 +336,7 @@ class PretrainedGeneratorParams(Section):
 class TrainGeneratorParams(Section):
     seed: int
     device: Device
+    run_processes: PositiveInt
     balanced_sampling: bool
     horizontal_flip: bool
     log_every: PositiveInt

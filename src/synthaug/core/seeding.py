@@ -6,7 +6,6 @@ import os
 import random
 
 import numpy as np
-import torch
 
 
 def seed_everything(seed: int) -> None:
@@ -16,6 +15,8 @@ def seed_everything(seed: int) -> None:
     deterministic mode would only fill every new tensor with NaN (7 % of the demo ViT's training step on 2 cores)
     and import its compiler on the first call (1.8 s of every stage's start).
     """
+    import torch  # here, not above: derive_seed's users (imbalance, the report) run without torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

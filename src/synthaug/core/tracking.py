@@ -230,26 +230,43 @@ def pipeline_run(client: Any, experiment_id: str, pipeline: str) -> str:
     return kept
 
 
+def _store_experiment(root: Path) -> tuple[Any, Any]:
+    """mlflow, pointed at the store, and the pipeline's experiment in it (created, with the store's tables, if
+    missing)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import mlflow
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(tracking_uri(root))
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is None:
+        try:
+            mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_root(root), tags=EXPERIMENT_KIND)
+        except Exception:  # created concurrently by another stage: use theirs
+            if mlflow.get_experiment_by_name(EXPERIMENT_NAME) is None:
+                raise
+        experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is None:
+        raise RuntimeError(f"experiment {EXPERIMENT_NAME!r} missing right after it was created")
+    for key, value in EXPERIMENT_KIND.items():  # a store made before the tag existed
+        if experiment.tags.get(key) != value:
+            mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
+    return mlflow, experiment
+
+
+def prepare_store() -> None:
+    """Create the store's tables and the experiment before worker processes start runs in it at once: two processes
+    creating a new sqlite store together fail in its schema migration. A store that cannot be reached is left for
+    the workers to report, as a stage alone would."""
+    try:
+        _store_experiment(repo_root())
+    except Exception:
+        pass
+
+
 def _start(root: Path, name: str, strict: bool = False) -> Any | None:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import mlflow
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        mlflow.set_tracking_uri(tracking_uri(root))
-        experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
-        if experiment is None:
-            try:
-                mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_root(root), tags=EXPERIMENT_KIND)
-            except Exception:  # created concurrently by another stage: use theirs
-                if mlflow.get_experiment_by_name(EXPERIMENT_NAME) is None:
-                    raise
-            experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
-        if experiment is None:
-            raise RuntimeError(f"experiment {EXPERIMENT_NAME!r} missing right after it was created")
-        for key, value in EXPERIMENT_KIND.items():  # a store made before the tag existed
-            if experiment.tags.get(key) != value:
-                mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
+        mlflow, experiment = _store_experiment(root)
         mlflow.set_experiment(EXPERIMENT_NAME)
         parent = pipeline_run(mlflow.MlflowClient(), experiment.experiment_id, pipeline_id())
         mlflow.start_run(run_name=name, parent_run_id=parent)

@@ -1,9 +1,10 @@
 """The train_generator stage: train one of the pipeline's own generators (ddpm, gan) on the imbalanced split.
 
 One run per `experiment.generator_runs` entry (per seed, or one shared): models/generators/<g>/<run>/, curves in
-metrics/generators/<g>/<run>/. Runs unchanged under torchrun / accelerate launch: DDP over the processes, rank 0
-logs and writes. Pretrained generators (sdxl_turbo) have nothing to train: their entry only records that, so every
-generator has a models/generators/<g>/<run> folder for the synthesize stage to depend on.
+metrics/generators/<g>/<run>/; `train_generator.run_processes` of them at once on the CPU, each in a worker process.
+Runs unchanged under torchrun / accelerate launch: DDP over the processes, rank 0 logs and writes. Pretrained
+generators (sdxl_turbo) have nothing to train: their entry only records that, so every generator has a
+models/generators/<g>/<run> folder for the synthesize stage to depend on.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
+
 from synthaug.core.devices import resolve_device
-from synthaug.core.distributed import Ranks, main_rank_results, process_group, rank_done
+from synthaug.core.distributed import Ranks, launched, main_rank_results, process_group, rank_done
 from synthaug.core.generator_runs import generator_run_seed, generator_runs
 from synthaug.core.io import atomic_path, fingerprint, rows_csv, work_folder, write_json, write_text
 from synthaug.core.params import TRAINED_GENERATORS, ExperimentParams, TrainGeneratorParams
 from synthaug.core.plots import loss_curves_figure, save_figure, save_png
 from synthaug.core.seeding import seed_everything
-from synthaug.core.tracking import main_rank_run, run_name
+from synthaug.core.tracking import main_rank_run, prepare_store, run_name
+from synthaug.core.workers import map_in_processes
 from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
 from synthaug.generators.backends import GENERATOR_FILE
 from synthaug.generators.training import (
@@ -138,11 +142,27 @@ def train_run(
             "steps_per_second": round(steps_run / seconds, 3),
             "resumed_from_step": result.resumed_from,
             "device": device.type,
+            "torch_threads": torch.get_num_threads(),
             **{f"final_{k}": v for k, v in final.items()},
         }
         tracker.log_metrics({"seconds": seconds, "steps_per_second": steps_run / seconds})
         tracker.log_artifact(paths.curves / run / "loss.png")
     return summary
+
+
+def train_run_alone(generator: str, run: str, params: TrainGeneratorParams, paths: GeneratorPaths) -> dict:
+    """One run in a worker process of its own (one rank of one)."""
+    summary = train_run(generator, run, params, paths, Ranks())
+    assert summary is not None  # the only rank is the main one
+    return summary
+
+
+def runs_at_once(params: TrainGeneratorParams, runs: list[str]) -> int:
+    """How many runs train at once: train_generator.run_processes on the CPU, one at a time on a GPU (they would
+    share its memory) and under a launcher (the ranks already share the work)."""
+    if launched() or resolve_device(params.device, "train_generator.device").type != "cpu":
+        return 1
+    return min(params.run_processes, len(runs))
 
 
 def runs_summary(runs: dict[str, dict]) -> dict:
@@ -165,15 +185,22 @@ def train_generator_runs(
     runs = generator_runs(experiment.generator_runs, experiment.seeds)
     if generator not in TRAINED_GENERATORS:
         return record_pretrained(generator, runs, paths.out, paths.curves)
-    with process_group() as ranks:
-        summaries = main_rank_results({run: train_run(generator, run, params, paths, ranks) for run in runs})
-        if not ranks.is_main:
-            return rank_done(run_name("train_generator", generator), ranks)
+    processes = runs_at_once(params, runs)
+    if processes > 1:
+        prepare_store()
+        calls = [(generator, run, params, paths) for run in runs]
+        summaries = dict(zip(runs, map_in_processes(train_run_alone, calls, processes)))
+    else:
+        with process_group() as ranks:
+            summaries = main_rank_results({run: train_run(generator, run, params, paths, ranks) for run in runs})
+            if not ranks.is_main:
+                return rank_done(run_name("train_generator", generator), ranks)
     write_json(paths.curves.with_suffix(".json"), runs_summary(summaries))
     shutil.rmtree(work_folder(paths.out))
     first = next(iter(summaries.values()))
     rates = ", ".join(f"{run} {summary['steps_per_second']:.2f}" for run, summary in summaries.items())
+    at_once = f", {processes} at once" if processes > 1 else ""
     return (
         f"{run_name('train_generator', generator)}: {len(runs)} run(s) of {first['steps']} steps on "
-        f"{first['train_images']} images (steps/s: {rates})"
+        f"{first['train_images']} images (steps/s: {rates}{at_once})"
     )
