@@ -12,15 +12,15 @@ from synthaug.core.runner import run_stage
 
 from .conftest import ROOT
 
-# One case per cross-section rule: the override that breaks it, the stage it concerns, the line that names the key.
+# One case per cross-section rule: the overrides that break it, the stage it concerns, the line that names the key.
 BROKEN = [
     (
-        "train.synthetic_filter.judge=logit_adjusted",
+        ("train.synthetic_filter.judge=logit_adjusted",),
         "train_synthetic",
         "params.yaml: train.synthetic_filter.judge: 'logit_adjusted' is not in experiment.variants",
     ),
     (
-        "train.distill.teacher=logit_adjusted",
+        ("experiment.distilled=[vit]", "train.distill.teacher=logit_adjusted"),  # the demo trains no student
         "train_distilled",
         "params.yaml: train.distill: the teacher vit-logit_adjusted is not trained",
     ),
@@ -50,17 +50,17 @@ def test_check_passes_the_presets(monkeypatch, capsys):
         assert f"the params of preset '{preset}' keep every rule" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("override", "stage", "line"), BROKEN)
-def test_check_prints_one_line_per_broken_rule(monkeypatch, capsys, override, stage, line):
+@pytest.mark.parametrize(("overrides", "stage", "line"), BROKEN)
+def test_check_prints_one_line_per_broken_rule(monkeypatch, capsys, overrides, stage, line):
     monkeypatch.chdir(ROOT)
-    assert synthaug(monkeypatch, "check", override) == 1
+    assert synthaug(monkeypatch, "check", *overrides) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(f"synthaug check: {line}")
     assert err[-1] == "synthaug check: error: 1 problem(s) in the params; nothing was run"
 
 
 def test_check_lists_every_problem_and_reads_a_params_file(monkeypatch, capsys, tmp_path):
-    data = compose_params(ROOT / "conf", [override for override, _, _ in BROKEN])
+    data = compose_params(ROOT / "conf", [override for overrides, _, _ in BROKEN for override in overrides])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
     assert synthaug(monkeypatch, "check", "--params", str(tmp_path / "params.yaml")) == 1
     err = capsys.readouterr().err.splitlines()
@@ -81,9 +81,9 @@ def test_check_names_a_key_conf_does_not_define(monkeypatch, capsys):
     assert "not a key of conf/config.yaml" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("override", "stage", "line"), BROKEN)
-def test_a_stage_stops_on_its_rule_before_any_work(monkeypatch, capsys, tmp_path, override, stage, line):
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(compose_params(ROOT / "conf", [override])))
+@pytest.mark.parametrize(("overrides", "stage", "line"), BROKEN)
+def test_a_stage_stops_on_its_rule_before_any_work(monkeypatch, capsys, tmp_path, overrides, stage, line):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(compose_params(ROOT / "conf", list(overrides))))
     monkeypatch.chdir(tmp_path)
     started = []
     with pytest.raises(SystemExit) as exit:

@@ -205,18 +205,26 @@ def test_dvc_yaml_params_exist(project_params):
 
 
 GENERATOR_RUN_KEYS = ("experiment.seeds", "experiment.generator_runs")
+SEED_KEYS = ("experiment.seeds", "experiment.seed_processes")  # how many train at once changes their floats
 
 
 @pytest.mark.parametrize(
     "stage, section, own, entries, unused, also",
     [
         # one generator run per seed, or one shared
-        ("train_generator", TrainGeneratorParams, "train_generator.${item}", GENERATORS, (), GENERATOR_RUN_KEYS),
+        (
+            "train_generator",
+            TrainGeneratorParams,
+            "train_generator.${item}",
+            GENERATORS,
+            (),
+            (*GENERATOR_RUN_KEYS, "experiment.seed_processes"),
+        ),
         ("synthesize", SynthesizeParams, "synthesize.${item}", GENERATORS, (), GENERATOR_RUN_KEYS),
         # a train entry trains every seed in one process
-        ("train_classifier", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill",), ("experiment.seeds",)),
-        ("train_synthetic", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill",), ("experiment.seeds",)),
-        ("train_composed", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill",), ("experiment.seeds",)),
+        ("train_classifier", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill",), SEED_KEYS),
+        ("train_synthetic", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill",), SEED_KEYS),
+        ("train_composed", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill",), SEED_KEYS),
         # the teacher's own keys reach it through its checkpoint, a dependency
         (
             "train_distilled",
@@ -224,7 +232,7 @@ GENERATOR_RUN_KEYS = ("experiment.seeds", "experiment.generator_runs")
             "train.${item.classifier}",
             CLASSIFIERS,
             ("synthetic_filter", "loss_baselines"),
-            ("experiment.seeds",),
+            SEED_KEYS,
         ),
     ],
 )

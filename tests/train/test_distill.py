@@ -123,12 +123,18 @@ def test_a_missing_or_mismatched_teacher_is_a_clear_error(tiny_train_params, tmp
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["train.distill.teacher=full"], r"train\.distill\.teacher: 'full' trained on the images the imbalance"),
         (
-            ["train.distill.teacher=logit_adjusted"],
+            ["experiment.distilled=[vit]", "train.distill.teacher=full"],
+            r"train\.distill\.teacher: 'full' trained on the images the imbalance",
+        ),
+        (
+            ["experiment.distilled=[vit]", "train.distill.teacher=logit_adjusted"],
             r"train\.distill: the teacher vit-logit_adjusted is not trained",
         ),
-        (["train.distill.teacher_classifier=cnn"], r"train\.distill: the teacher cnn-oversampled is not trained"),
+        (
+            ["experiment.distilled=[vit]", "train.distill.teacher_classifier=cnn"],
+            r"train\.distill: the teacher cnn-oversampled is not trained",
+        ),
         (["experiment.distilled=[cnn]"], r"experiment\.distilled: \['cnn'\] must name each classifier once"),
     ],
 )

@@ -336,7 +336,6 @@ class PretrainedGeneratorParams(Section):
 class TrainGeneratorParams(Section):
     seed: int
     device: Device
-    run_processes: PositiveInt
     balanced_sampling: bool
     horizontal_flip: bool
     log_every: PositiveInt
@@ -457,6 +456,8 @@ class ExperimentParams(Section):
     # per_seed: seed k trains and samples its own generator run, so intervals include the generator's variance;
     # shared: one run serves every seed, and the verdicts are conditional on it.
     generator_runs: Literal["per_seed", "shared"]
+    # seeds (train stages) and generator runs (train_generator) trained at once on the CPU, a worker process each
+    seed_processes: PositiveInt
     # loss variants also trained on top of every generator's images: variants synthetic_<g>+<loss variant>
     composed: list[LossVariant]
 

@@ -25,6 +25,16 @@ def threads_per_worker(processes: int) -> int:
     return max(1, usable_cores() // processes)
 
 
+def jobs_at_once(requested: int, jobs: int, device: str) -> int:
+    """How many of `jobs` run at once: `requested` (experiment.seed_processes) on the CPU; one at a time on a GPU
+    (they would share its memory) and under a launcher (its ranks already share the work)."""
+    from synthaug.core.distributed import launched
+
+    if launched() or device != "cpu":
+        return 1
+    return max(1, min(requested, jobs))
+
+
 def _start_worker(threads: int) -> None:
     import torch
 

@@ -1,7 +1,7 @@
 """The train_generator stage: train one of the pipeline's own generators (ddpm, gan) on the imbalanced split.
 
 One run per `experiment.generator_runs` entry (per seed, or one shared): models/generators/<g>/<run>/, curves in
-metrics/generators/<g>/<run>/; `train_generator.run_processes` of them at once on the CPU, each in a worker process.
+metrics/generators/<g>/<run>/; `experiment.seed_processes` of them at once on the CPU, each in a worker process.
 Runs unchanged under torchrun / accelerate launch: DDP over the processes, rank 0 logs and writes. Pretrained
 generators (sdxl_turbo) have nothing to train: their entry only records that, so every generator has a
 models/generators/<g>/<run> folder for the synthesize stage to depend on.
@@ -17,14 +17,14 @@ from pathlib import Path
 import torch
 
 from synthaug.core.devices import resolve_device
-from synthaug.core.distributed import Ranks, launched, main_rank_results, process_group, rank_done
+from synthaug.core.distributed import Ranks, main_rank_results, process_group, rank_done
 from synthaug.core.generator_runs import generator_run_seed, generator_runs
 from synthaug.core.io import atomic_path, fingerprint, rows_csv, work_folder, write_json, write_text
 from synthaug.core.params import TRAINED_GENERATORS, ExperimentParams, TrainGeneratorParams
 from synthaug.core.plots import loss_curves_figure, save_figure, save_png
 from synthaug.core.seeding import seed_everything
 from synthaug.core.tracking import main_rank_run, prepare_store, run_name
-from synthaug.core.workers import map_in_processes
+from synthaug.core.workers import jobs_at_once, map_in_processes
 from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
 from synthaug.generators.backends import GENERATOR_FILE
 from synthaug.generators.training import (
@@ -157,14 +157,6 @@ def train_run_alone(generator: str, run: str, params: TrainGeneratorParams, path
     return summary
 
 
-def runs_at_once(params: TrainGeneratorParams, runs: list[str]) -> int:
-    """How many runs train at once: train_generator.run_processes on the CPU, one at a time on a GPU (they would
-    share its memory) and under a launcher (the ranks already share the work)."""
-    if launched() or resolve_device(params.device, "train_generator.device").type != "cpu":
-        return 1
-    return min(params.run_processes, len(runs))
-
-
 def runs_summary(runs: dict[str, dict]) -> dict:
     """metrics/generators/<g>.json: what every run shares, the compute of all runs together, and each run."""
     first = next(iter(runs.values()))
@@ -185,7 +177,8 @@ def train_generator_runs(
     runs = generator_runs(experiment.generator_runs, experiment.seeds)
     if generator not in TRAINED_GENERATORS:
         return record_pretrained(generator, runs, paths.out, paths.curves)
-    processes = runs_at_once(params, runs)
+    device = resolve_device(params.device, "train_generator.device").type
+    processes = jobs_at_once(experiment.seed_processes, len(runs), device)
     if processes > 1:
         prepare_store()
         calls = [(generator, run, params, paths) for run in runs]

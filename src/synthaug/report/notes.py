@@ -123,8 +123,9 @@ def verdict_note(generator_runs: str) -> str:
         "table stays at 5 %: beats or loses where the adjusted p is below 0.05, within noise otherwise; where the "
         "uncorrected interval alone would say more, the cell says so. With one seed there is no interval. Compute: "
         "seconds recorded by the stages (classifier training loop, mean over seeds; for a synthetic variant also the "
-        "training of the generator run it used and the synthesis of its images), on the device named; extra compute "
-        "per point is priced only where the gain over baseline is established."
+        "training of the generator run it used and the synthesis of its images), on the device named, in wall time: "
+        "seeds and generator runs trained at once (experiment.seed_processes) shared the cores, so each reads longer "
+        "than it would alone; extra compute per point is priced only where the gain over baseline is established."
     )
 
 

@@ -16,14 +16,17 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from synthaug.core.devices import resolve_device
 from synthaug.core.distributed import Ranks, process_group, rank_done
 from synthaug.core.errors import MissingInput
 from synthaug.core.generator_runs import run_folder
 from synthaug.core.io import file_sha256, fingerprint, work_folder, write_metrics, write_text
 from synthaug.core.params import CLASSIFIERS, DistillParams, ExperimentParams, TrainParams, load_section
 from synthaug.core.seeding import seed_everything
-from synthaug.core.tracking import main_rank_run, run_name
+from synthaug.core.tracking import main_rank_run, prepare_store, run_name
+from synthaug.core.workers import jobs_at_once, map_in_processes
 from synthaug.data.imbalance import minority_classes, variant_sets
 from synthaug.data.mixed import TrainingImages, concat_image_sets
 from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
@@ -90,9 +93,18 @@ def entry_parser(description: str, classifier_help: str) -> argparse.ArgumentPar
     return parser
 
 
-def entry_params() -> tuple[TrainParams, list[int]]:
-    """What every train stage reads: the train section and experiment.seeds."""
-    return load_section("train", TrainParams), load_section("experiment", ExperimentParams).seeds
+@dataclass(frozen=True)
+class SeedPlan:
+    """experiment.seeds, and how many of them train at once on the CPU (experiment.seed_processes)."""
+
+    seeds: list[int]
+    at_once: int = 1
+
+
+def entry_params() -> tuple[TrainParams, SeedPlan]:
+    """What every train stage reads: the train section, experiment.seeds and experiment.seed_processes."""
+    experiment = load_section("experiment", ExperimentParams)
+    return load_section("train", TrainParams), SeedPlan(experiment.seeds, experiment.seed_processes)
 
 
 @dataclass(frozen=True)
@@ -268,6 +280,7 @@ def train_seed(
             "parameters": count_parameters(setup.model),
             "seconds": round(seconds, 2),  # this run's loop (epochs done before a resume are not counted)
             "device": setup.device.type,
+            "torch_threads": torch.get_num_threads(),  # one per seed when seeds train at once on 2 cores
             **({"teacher": teacher.name} if teacher is not None else {}),
             **synthetic_report,
         }
@@ -296,19 +309,40 @@ def train_seed(
     )
 
 
-def train_entry(entry: Entry, params: TrainParams, seeds: list[int]) -> str:
-    """Train and test the entry once per seed in this process (start-up is paid once, not once per seed), each
-    seed learning from the same seed of the entry's teacher, if it has one.
-
-    Under torchrun / accelerate launch every rank trains its share; rank 0 alone logs and writes.
-    """
+def entry_data(entry: Entry) -> tuple[ImageSet, ImageSet, dict[str, np.ndarray], list[str]]:
+    """(test split, fetched train split, the imbalance stage's indices, the minority classes) of the entry."""
     test = load_image_set(entry.data / "test.npz")
     dataset, split_indices = load_image_set(entry.data / "train.npz"), load_index_arrays(entry.splits)
     counts = np.bincount(dataset.labels[split_indices["train"]], minlength=dataset.num_classes).tolist()
-    minority = minority_classes(dict(zip(dataset.class_names, counts)))
+    return test, dataset, split_indices, minority_classes(dict(zip(dataset.class_names, counts)))
+
+
+def train_seed_alone(entry: Entry, seed: int, params: TrainParams) -> str:
+    """One seed in a worker process of its own (one rank of one): its summary line."""
+    test, dataset, split_indices, minority = entry_data(entry)
+    seed_everything(seed)
+    sets = training_set(dataset, split_indices, entry.variant, seed, entry.added, params)
+    return train_seed(entry, seed, sets, test, minority, params, Ranks())
+
+
+def train_entry(entry: Entry, params: TrainParams, plan: SeedPlan) -> str:
+    """Train and test the entry once per seed, each seed learning from the same seed of the entry's teacher, if it
+    has one: in this process one after another (start-up is paid once, not once per seed), or on the CPU
+    `plan.at_once` seeds at a time in worker processes that share the cores.
+
+    Under torchrun / accelerate launch every rank trains its share; rank 0 alone logs and writes.
+    """
+    at_once = jobs_at_once(plan.at_once, len(plan.seeds), resolve_device(params.device, "train.device").type)
+    if at_once > 1:
+        prepare_store()
+        calls = [(entry, seed, params) for seed in plan.seeds]
+        lines = map_in_processes(train_seed_alone, calls, at_once)
+        shutil.rmtree(work_folder(entry.outputs.model), ignore_errors=True)  # every seed is done
+        return "; ".join(lines) + f" ({at_once} seeds at once)"
+    test, dataset, split_indices, minority = entry_data(entry)
     lines = []
     with process_group() as ranks:
-        for seed in seeds:
+        for seed in plan.seeds:
             seed_everything(seed)
             sets = training_set(dataset, split_indices, entry.variant, seed, entry.added, params)
             lines.append(train_seed(entry, seed, sets, test, minority, params, ranks))
