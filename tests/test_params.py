@@ -205,7 +205,7 @@ def test_dvc_yaml_params_exist(project_params):
 
 
 GENERATOR_RUN_KEYS = ("experiment.seeds", "experiment.generator_runs")
-SEED_KEYS = ("experiment.seeds", "experiment.seed_processes")  # how many train at once changes their floats
+SEED_KEYS = ("experiment.seeds",)
 
 
 @pytest.mark.parametrize(
@@ -218,7 +218,7 @@ SEED_KEYS = ("experiment.seeds", "experiment.seed_processes")  # how many train 
             "train_generator.${item}",
             GENERATORS,
             (),
-            (*GENERATOR_RUN_KEYS, "experiment.seed_processes"),
+            GENERATOR_RUN_KEYS,
         ),
         ("synthesize", SynthesizeParams, "synthesize.${item}", GENERATORS, (), GENERATOR_RUN_KEYS),
         # a train entry trains every seed in one process

@@ -1,4 +1,4 @@
-"""Seeds and generator runs trained at once in worker processes (experiment.seed_processes)."""
+"""Seeds (train.seed_processes) and generator runs (train_generator.run_processes) trained at once in workers."""
 
 from __future__ import annotations
 
@@ -47,9 +47,9 @@ def test_runs_trained_at_once_are_the_runs_trained_one_after_another(
     save_index_arrays(tmp_path / "splits.npz", {"train": np.arange(len(tiny_images))})
 
     def train(name: str, processes: int) -> str:
-        raw = dict(project_params["experiment"], seeds=[0, 1], generator_runs="per_seed", seed_processes=processes)
+        raw = dict(project_params["experiment"], seeds=[0, 1], generator_runs="per_seed")
         experiment = parse_section("experiment", raw, ExperimentParams)
-        params = generator_params.model_copy(update={"device": "cpu"})
+        params = generator_params.model_copy(update={"device": "cpu", "run_processes": processes})
         paths = GeneratorPaths(tmp_path / "data", tmp_path / "splits.npz", tmp_path / name, tmp_path / f"{name}_curves")
         return train_generator_runs("gan", params, experiment, paths)
 

@@ -188,6 +188,7 @@ class LossBaselineParams(Section):
 
 
 class TrainParams(Section):
+    seed_processes: PositiveInt  # seeds trained at once on the CPU, a worker process each
     epochs: PositiveInt
     early_stopping_patience: NonNegativeInt
     batch_size: PositiveInt
@@ -336,6 +337,7 @@ class PretrainedGeneratorParams(Section):
 class TrainGeneratorParams(Section):
     seed: int
     device: Device
+    run_processes: PositiveInt  # generator runs trained at once on the CPU, a worker process each
     balanced_sampling: bool
     horizontal_flip: bool
     log_every: PositiveInt
@@ -456,8 +458,6 @@ class ExperimentParams(Section):
     # per_seed: seed k trains and samples its own generator run, so intervals include the generator's variance;
     # shared: one run serves every seed, and the verdicts are conditional on it.
     generator_runs: Literal["per_seed", "shared"]
-    # seeds (train stages) and generator runs (train_generator) trained at once on the CPU, a worker process each
-    seed_processes: PositiveInt
     # loss variants also trained on top of every generator's images: variants synthetic_<g>+<loss variant>
     composed: list[LossVariant]
 

@@ -26,7 +26,7 @@ def threads_per_worker(processes: int) -> int:
 
 
 def jobs_at_once(requested: int, jobs: int, device: str) -> int:
-    """How many of `jobs` run at once: `requested` (experiment.seed_processes) on the CPU; one at a time on a GPU
+    """How many of `jobs` run at once: `requested` on the CPU; one at a time on a GPU
     (they would share its memory) and under a launcher (its ranks already share the work)."""
     from synthaug.core.distributed import launched
 

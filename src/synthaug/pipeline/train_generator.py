@@ -1,7 +1,7 @@
 """The train_generator stage: train one of the pipeline's own generators (ddpm, gan) on the imbalanced split.
 
 One run per `experiment.generator_runs` entry (per seed, or one shared): models/generators/<g>/<run>/, curves in
-metrics/generators/<g>/<run>/; `experiment.seed_processes` of them at once on the CPU, each in a worker process.
+metrics/generators/<g>/<run>/; `train_generator.run_processes` of them at once on the CPU, each in a worker process.
 Runs unchanged under torchrun / accelerate launch: DDP over the processes, rank 0 logs and writes. Pretrained
 generators (sdxl_turbo) have nothing to train: their entry only records that, so every generator has a
 models/generators/<g>/<run> folder for the synthesize stage to depend on.
@@ -178,7 +178,7 @@ def train_generator_runs(
     if generator not in TRAINED_GENERATORS:
         return record_pretrained(generator, runs, paths.out, paths.curves)
     device = resolve_device(params.device, "train_generator.device").type
-    processes = jobs_at_once(experiment.seed_processes, len(runs), device)
+    processes = jobs_at_once(params.run_processes, len(runs), device)
     if processes > 1:
         prepare_store()
         calls = [(generator, run, params, paths) for run in runs]

@@ -124,8 +124,9 @@ def verdict_note(generator_runs: str) -> str:
         "uncorrected interval alone would say more, the cell says so. With one seed there is no interval. Compute: "
         "seconds recorded by the stages (classifier training loop, mean over seeds; for a synthetic variant also the "
         "training of the generator run it used and the synthesis of its images), on the device named, in wall time: "
-        "seeds and generator runs trained at once (experiment.seed_processes) shared the cores, so each reads longer "
-        "than it would alone; extra compute per point is priced only where the gain over baseline is established."
+        "seeds and generator runs trained at once (train.seed_processes, train_generator.run_processes) shared the "
+        "cores, so each reads longer than it would alone; extra compute per point is priced only where the gain over "
+        "baseline is established."
     )
 
 

@@ -95,16 +95,16 @@ def entry_parser(description: str, classifier_help: str) -> argparse.ArgumentPar
 
 @dataclass(frozen=True)
 class SeedPlan:
-    """experiment.seeds, and how many of them train at once on the CPU (experiment.seed_processes)."""
+    """experiment.seeds, and how many of them train at once on the CPU (train.seed_processes)."""
 
     seeds: list[int]
     at_once: int = 1
 
 
 def entry_params() -> tuple[TrainParams, SeedPlan]:
-    """What every train stage reads: the train section, experiment.seeds and experiment.seed_processes."""
-    experiment = load_section("experiment", ExperimentParams)
-    return load_section("train", TrainParams), SeedPlan(experiment.seeds, experiment.seed_processes)
+    """What every train stage reads: the train section and experiment.seeds."""
+    params = load_section("train", TrainParams)
+    return params, SeedPlan(load_section("experiment", ExperimentParams).seeds, params.seed_processes)
 
 
 @dataclass(frozen=True)
