@@ -1,16 +1,18 @@
 """Throughput of the DDPM sampler (DdpmSampler) on this machine, by batch size.
 
-Builds the study preset's UNet (random weights: the time does not depend on them) and samples the same labels and
+Builds the study preset's UNet (random weights: the time does not depend on them), or loads a trained one
+(`--model`, a train_generator run folder such as models/generators/ddpm/shared), and samples the same labels and
 seeds at each batch size with the study's sampler, steps and guidance, in interleaved rounds (the fastest round
 counts: this machine's speed drifts). Prints a table and writes metrics/bench/ddpm_sampling.json.
 
-    python bench/ddpm_sampling.py [--images 256] [--rounds 2] [--batch-sizes 256 128 64 32]
+    python bench/ddpm_sampling.py [--images 256] [--rounds 2] [--batch-sizes 256 128 64 32] [--model FOLDER]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,13 +27,18 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 128, 64, 32])
+    parser.add_argument("--model", type=Path, default=None, help="a trained DDPM run folder (default: random UNet)")
     args = parser.parse_args()
 
     params = compose_params("conf", ["preset=study"])
     train = parse_section("train_generator.ddpm", params["train_generator"]["ddpm"], DdpmTrainParams)
-    torch.manual_seed(0)
-    unet = build_unet(train, 32, 10)
-    scheduler_config = build_noise_scheduler(train).config
+    if args.model is None:
+        torch.manual_seed(0)
+        unet, scheduler_config = build_unet(train, 32, 10), build_noise_scheduler(train).config
+    else:
+        sample = parse_section("synthesize", params["synthesize"], SynthesizeParams).ddpm
+        trained = DdpmSampler.load(args.model, 10, sample, torch.device("cpu"))
+        unet, scheduler_config = trained.unet, trained.scheduler_config
     labels = np.arange(args.images) % 10
     seeds = list(range(args.images))
     best: dict[int, float] = {}
@@ -63,8 +70,9 @@ def main() -> None:
             "machine": machine_info(),
             "sampler": {k: study[k] for k in ("sampler", "steps", "guidance_scale")},
             "unet": {k: params["train_generator"]["ddpm"][k] for k in ("block_out_channels", "layers_per_block")},
+            "weights": str(args.model) if args.model else "random",
             "command": "python bench/ddpm_sampling.py "
-            + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+            + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
             "results": rows,
         },
     )
