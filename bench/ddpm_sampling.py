@@ -32,27 +32,25 @@ def main() -> None:
 
     params = compose_params("conf", ["preset=study"])
     train = parse_section("train_generator.ddpm", params["train_generator"]["ddpm"], DdpmTrainParams)
+    study_sample = parse_section("synthesize", params["synthesize"], SynthesizeParams).ddpm
     if args.model is None:
         torch.manual_seed(0)
         unet, scheduler_config = build_unet(train, 32, 10), build_noise_scheduler(train).config
     else:
-        sample = parse_section("synthesize", params["synthesize"], SynthesizeParams).ddpm
-        trained = DdpmSampler.load(args.model, 10, sample, torch.device("cpu"))
+        trained = DdpmSampler.load(args.model, 10, study_sample, torch.device("cpu"))
         unet, scheduler_config = trained.unet, trained.scheduler_config
     labels = np.arange(args.images) % 10
     seeds = list(range(args.images))
     best: dict[int, float] = {}
     for round_index in range(args.rounds):
         for batch_size in args.batch_sizes:
-            raw = {**params["synthesize"], "ddpm": {**params["synthesize"]["ddpm"], "batch_size": batch_size}}
-            sample = parse_section("synthesize", raw, SynthesizeParams).ddpm.model_copy(update={"device": "cpu"})
+            sample = study_sample.model_copy(update={"batch_size": batch_size, "device": "cpu"})
             sampler = DdpmSampler(unet, scheduler_config, 10, sample, torch.device("cpu"))
             start = time.perf_counter()
             sampler(labels, seeds)
             seconds = time.perf_counter() - start
             best[batch_size] = min(best.get(batch_size, seconds), seconds)
             print(f"round {round_index} batch {batch_size:4d}: {args.images / seconds:6.2f} images/s")
-    study = params["synthesize"]["ddpm"]
     rows = [
         {
             "batch_size": batch_size,
@@ -68,7 +66,7 @@ def main() -> None:
         "ddpm_sampling",
         {
             "machine": machine_info(),
-            "sampler": {k: study[k] for k in ("sampler", "steps", "guidance_scale")},
+            "sampler": study_sample.model_dump(include={"sampler", "steps", "guidance_scale"}),
             "unet": {k: params["train_generator"]["ddpm"][k] for k in ("block_out_channels", "layers_per_block")},
             "weights": str(args.model) if args.model else "random",
             "command": "python bench/ddpm_sampling.py "
