@@ -2,9 +2,10 @@
 
 Runs a pipeline command in a repository (default `dvc repro --force`, every stage from scratch), reads
 DVC's "Running stage" lines to know which stage runs, and samples the resident memory of the stage's
-process tree (DVC's own process excluded) from /proc twice a second (walking /proc ten times a second took
-about 6 % of a core from the stages it timed). Then times a plain `dvc repro`, which should do nothing. Prints a table; writes metrics/bench/<--name, default pipeline>.json and
-its section of metrics/bench.json.
+process tree (DVC's own process excluded) from /proc twice a second (walking /proc ten times a second
+took about 6 % of a core from the stages it timed). Then times a plain `dvc repro`, which should do
+nothing. Prints a table; writes metrics/bench/<--name, default pipeline>.json and its section of
+metrics/bench.json.
 
     python bench/pipeline.py --repo ../demo-clone -- dvc exp run --force -S fetch.archive=/abs/cifar10-jpg.tar.gz
 """
