@@ -1,9 +1,10 @@
 """Uncertainty over seeds: t intervals, paired differences between variants, and the verdict they support.
 
-A seed varies the classifier's initialization, batch order, augmentation and the copies `oversampled` draws;
-the imbalanced split and the generators stay fixed. Two variants trained with the same seed are paired: their
-difference per seed cancels what the seed does to both, so the interval of the differences is what a verdict
-rests on. A table of verdicts is a family of tests: its verdicts are corrected with Holm's step-down.
+A seed varies the classifier's initialization, batch order, augmentation and the copies `oversampled` draws, and
+for a synthetic variant also the generator run it draws from (experiment.generator_runs: per_seed; shared keeps one);
+the imbalanced split stays fixed. Two variants trained with the same seed are paired: their difference per seed
+cancels what the seed does to both, so the interval of the differences is what a verdict rests on. A table of
+verdicts is a family of tests: its verdicts are corrected with Holm's step-down.
 """
 
 from __future__ import annotations
