@@ -5,7 +5,8 @@ SDXL's published architecture with random weights (the cost of a step does not d
 saved like a real pipeline, and loaded through the synthesize stage's own loader and backend
 (SdxlTurboGenerator): 512x512, 1 step, fp16, batch 1/4/8, text-only and with a full-size canny
 ControlNet (ControlNetModel.from_unet; the "small" ControlNet the params name is lighter), eager and with
-the stage's `compile` option. Prints a table and writes metrics/bench/sdxl_full.json.
+the stage's `compile` option. The VAE decodes in fp16, as the fp16-fix VAE the params name does.
+Prints a table and writes metrics/bench/sdxl_full.json.
 
     python bench/sdxl_full.py [--batch-sizes 1 4 8] [--images 32] [--modes eager compile]
 """
@@ -53,6 +54,7 @@ VAE = dict(
     up_block_types=("UpDecoderBlock2D",) * 4,
     sample_size=1024,
     scaling_factor=0.13025,
+    force_upcast=False,  # as the fp16-fix VAE the params name: it decodes in fp16
 )
 CLIP_L = dict(
     hidden_size=768,
@@ -120,8 +122,11 @@ def benchmark_params(
     """The synthesize stage's SDXL-Turbo section for a saved random pipeline: 1 step, no guidance, its own VAE."""
     return SdxlTurboParams(
         model=str(model),
+        model_revision=None,
         controlnet=None if controlnet is None else str(controlnet),
+        controlnet_revision=None,
         vae=None,
+        vae_revision=None,
         resolution=resolution,
         image_size=None,
         steps=1,
@@ -134,8 +139,11 @@ def benchmark_params(
         batch_size=batch_size,
         device=device,
         compile=compile,
-        attention_slicing=False,
-        vae_tiling=False,
+        compile_vae=False,
+        channels_last=False,
+        fuse_qkv=False,
+        vae_slicing=False,
+        model_cpu_offload=False,
     )
 
 

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import torch
+
 from .conftest import HANG_GUARD_S, ROOT
 
 
@@ -14,7 +16,7 @@ def test_gpu_check_cpu_smoke_runs_every_path(tmp_path):
     result = subprocess.run(
         # a budget with room: the smoke run shares the CI machine's two cores with the other test worker
         [sys.executable, "bench/gpu_check.py", "--cpu-smoke", "--budget-s", "600", "--out", str(out)]
-        + ["--summary", str(summary)],
+        + ["--summary", str(summary), "--fail-step", "+ channels_last"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -24,10 +26,15 @@ def test_gpu_check_cpu_smoke_runs_every_path(tmp_path):
     check = json.loads(out.read_text())
     assert json.loads(summary.read_text())["gpu_check"] == check
 
-    # SDXL-Turbo through the stage's backend, text-only and guided, along the fast path (compile is GPU-only)
+    # SDXL-Turbo through the stage's backend, text-only and guided, along the speed-up params (compile is GPU-only);
+    # the step made to fail is a row with its error, and the next step is still measured
+    pipelines = ("sdxl_turbo", "sdxl_turbo+controlnet")
     measured = {(row["pipeline"], row["path"]) for row in check["sdxl"] if row.get("images_per_s", 0) > 0}
-    paths = ("fp16 eager", "+ channels_last", "+ fused QKV")
-    assert measured == {(pipeline, path) for pipeline in ("sdxl_turbo", "sdxl_turbo+controlnet") for path in paths}
+    assert measured == {(pipeline, path) for pipeline in pipelines for path in ("fp16 eager", "+ fuse_qkv")}
+    failed = {(row["pipeline"], row["path"]): row["error"] for row in check["sdxl"] if "error" in row}
+    assert failed == {(p, "+ channels_last"): "RuntimeError: --fail-step asked this step to fail" for p in pipelines}
+    assert "failed: sdxl_turbo + channels_last: RuntimeError" in result.stdout
+    assert check["gpu"] == {"driver": None, "torch_cuda": torch.version.cuda}
     trained = {(row["case"], row["mode"]) for row in check["training"] if row.get("steps_per_s", 0) > 0}
     assert trained == {("gan", "fp32 eager"), ("ddpm", "fp32 eager"), ("vit", "bf16 eager"), ("vit", "bf16 compiled")}
 
@@ -46,3 +53,48 @@ def test_gpu_check_cpu_smoke_runs_every_path(tmp_path):
     } <= set(dag["stages"])
     assert dag["report_headline"].startswith("| vit | baseline | 1 |")
     assert "target >= 40" in result.stdout and "<= 15 min" in result.stdout
+
+
+def test_gpu_check_real_checks_downloaded_weights_and_fails_on_broken_images(tmp_path):
+    """--real on a folder laid out as `synthaug download` leaves it (fp16 files), then on one whose VAE gives NaN."""
+    from diffusers import ControlNetModel, StableDiffusionXLPipeline
+
+    from synthaug.tools.tiny import build_tiny_sdxl
+
+    model, controlnet = build_tiny_sdxl(tmp_path / "tiny")
+    real = tmp_path / "models"
+    pipeline = StableDiffusionXLPipeline.from_pretrained(model)
+    pipeline.save_pretrained(real / "model", variant="fp16")
+    ControlNetModel.from_pretrained(controlnet).save_pretrained(real / "controlnet", variant="fp16")
+
+    def check(folder):
+        out = tmp_path / f"{folder.name}.json"
+        command = [sys.executable, "bench/gpu_check.py", "--cpu-smoke", "--real", str(folder), "--out", str(out)]
+        result = subprocess.run(
+            [*command, "--summary", str(tmp_path / "bench.json")],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=HANG_GUARD_S,
+        )
+        return result, json.loads(out.read_text())
+
+    result, record = check(real)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    quality = {row["pipeline"]: row for row in record["sdxl"] if row["path"] == "quality"}
+    assert set(quality) == {"sdxl_turbo", "sdxl_turbo+controlnet"}
+    assert all(row["ok"] and row["images"] == 20 and row["min_pair_distance"] > 2 for row in quality.values())
+    timed = {(row["pipeline"], row["batch"]) for row in record["sdxl"] if row.get("images_per_s", 0) > 0}
+    assert timed >= {(p, b) for p in quality for b in (1, 2)} and "dag" not in record
+
+    # a VAE whose decoder weights are NaN: every image is NaN, the check says so and fails, its JSON written
+    from safetensors.torch import load_file, save_file
+
+    weights = real / "model/vae/diffusion_pytorch_model.fp16.safetensors"
+    tensors = load_file(weights)
+    tensors["decoder.conv_out.bias"] = tensors["decoder.conv_out.bias"] * float("nan")
+    save_file(tensors, weights)
+    result, record = check(real)
+    assert result.returncode != 0 and "broken images from the real weights" in result.stderr
+    broken = [row["broken"] for row in record["sdxl"] if row["path"] == "quality"]
+    assert broken and all(b.startswith("1 image(s) of class airplane are non-finite (NaN or inf)") for b in broken)

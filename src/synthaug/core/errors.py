@@ -50,3 +50,7 @@ class MissingInput(UserError, FileNotFoundError):
 
 class NonFiniteLoss(UserError, FloatingPointError):
     """Training diverged; the message gives the epoch or step and where the last good state is kept."""
+
+
+class BrokenImages(UserError, ValueError):
+    """A generator returned images that are not images (non-finite or constant); the message names the class."""

@@ -214,8 +214,11 @@ class TrainParams(Section):
 
 class SdxlTurboParams(Section):
     model: str
+    model_revision: str | None
     controlnet: str | None
+    controlnet_revision: str | None
     vae: str | None
+    vae_revision: str | None
     resolution: PositiveInt
     image_size: PositiveInt | None
     steps: Annotated[int, Field(ge=1, le=4)]
@@ -228,16 +231,30 @@ class SdxlTurboParams(Section):
     batch_size: PositiveInt
     device: Device
     compile: bool
-    attention_slicing: bool
-    vae_tiling: bool
+    compile_vae: bool
+    channels_last: bool
+    fuse_qkv: bool
+    vae_slicing: bool
+    model_cpu_offload: bool
 
     @model_validator(mode="after")
-    def _stored_no_larger_than_drawn(self) -> SdxlTurboParams:
+    def _drawable(self) -> SdxlTurboParams:
         if self.image_size is not None and self.image_size > self.resolution:
             raise ValueError(
                 f"image_size: {self.image_size} is larger than the {self.resolution} px the images are drawn at "
                 "(resolution): upsampling adds no detail"
             )
+        if self.resolution % 64:
+            raise ValueError(f"resolution: {self.resolution} is not a multiple of 64 (the canny detector's grid)")
+        if self.canny_low >= self.canny_high:
+            raise ValueError(f"canny_low: {self.canny_low} must be below canny_high ({self.canny_high})")
+        if self.img2img_strength is not None and self.steps * self.img2img_strength < 1:
+            raise ValueError(
+                f"steps * img2img_strength = {self.steps} * {self.img2img_strength:g} is below 1: img2img would "
+                "run no denoising step"
+            )
+        if self.model_cpu_offload and self.device == "cpu":
+            raise ValueError("model_cpu_offload: true needs a GPU (device auto or cuda), not device: cpu")
         return self
 
 

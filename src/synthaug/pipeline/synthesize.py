@@ -15,7 +15,7 @@ import numpy as np
 
 from synthaug.core.devices import resolve_device
 from synthaug.core.distributed import Ranks, main_rank_results, process_group, rank_done, sum_over_ranks
-from synthaug.core.errors import MissingInput
+from synthaug.core.errors import BrokenImages, MissingInput
 from synthaug.core.generator_runs import generator_run_seed, generator_runs
 from synthaug.core.io import atomic_path, ensure_free_space, fingerprint, read_json, work_folder, write_json
 from synthaug.core.params import ExperimentParams, SynthesizeParams
@@ -127,7 +127,10 @@ def synthesize_run(
         generated, set_seconds = 0, []
         for _, planned, work in sets:
             start = time.perf_counter()
-            generated += generate_shards(planned, params.shard_size, work, digest, generate, ranks)
+            try:
+                generated += generate_shards(planned, params.shard_size, work, digest, generate, ranks)
+            except BrokenImages as exc:
+                raise BrokenImages(f"{name}: {exc}") from exc
             set_seconds.append(time.perf_counter() - start)
         seconds = sum(set_seconds)
         generated = int(sum_over_ranks(np.array([generated]), ranks)[0])
@@ -135,7 +138,7 @@ def synthesize_run(
             return None
         for target, planned, work in sets:
             publish_synthetic_set(target, planned, params.shard_size, generator, work)
-        device = resolve_device(getattr(params, generator).device, f"synthesize.{generator}.device").type
+        device, weights = used_device_and_weights(generator, params, generate)
         real = train.subset(plan.train_idx)
         grids = preview_grids(real, load_synthetic(out, train.class_names), params.preview_per_class)
         with atomic_path(previews, directory=True) as folder:
@@ -152,7 +155,20 @@ def synthesize_run(
         tracker.log_metrics({f"synthetic.{k}": v for k, v in zip(train.class_names, plan.counts.tolist())})
         for preview in sorted(previews.glob("*.png")):
             tracker.log_artifact(preview)
-    return {**summary(generator, plan, set_seconds, generated, device), "seed": seed}
+    return {**summary(generator, plan, set_seconds, generated, device), "seed": seed, **weights}
+
+
+def used_device_and_weights(generator: str, params: SynthesizeParams, backend: object) -> tuple[str, dict]:
+    """The device the images were drawn on and, for SDXL-Turbo, the weights' sources and commits."""
+    if generator != "sdxl_turbo":
+        return resolve_device(getattr(params, generator).device, f"synthesize.{generator}.device").type, {}
+    from synthaug.generators.sdxl_turbo import LoadedPipeline, model_weights
+
+    loaded: LoadedPipeline | None = getattr(backend, "loaded", None)
+    if loaded is None:  # every shard was already complete: nothing was drawn in this process
+        device = resolve_device(params.sdxl_turbo.device, "synthesize.sdxl_turbo.device").type
+        return device, {"weights": {role: w.provenance() for role, w in model_weights(params.sdxl_turbo).items()}}
+    return loaded.device.type, {"weights": loaded.provenance()}
 
 
 def runs_summary(runs: dict[str, dict]) -> dict:

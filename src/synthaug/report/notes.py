@@ -141,3 +141,13 @@ def selection_note(select: str) -> str:
 
 
 STALE_SWEEP = "**Not from this run** ({why}): shown for reference; its numbers may not hold for this code and params."
+
+
+def weights_note(syntheses: dict[str, dict]) -> str | None:
+    """Which pretrained weights drew the images: each model's source, Hub commit and variant."""
+    parts = [
+        f"{generator} {role} {w['source']} (commit {w['commit'] or 'unknown: a local folder'}, {w['variant']})"
+        for generator, record in syntheses.items()
+        for role, w in record.get("weights", {}).items()
+    ]
+    return "Pretrained weights: " + "; ".join(parts) + "." if parts else None

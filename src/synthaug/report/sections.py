@@ -27,6 +27,7 @@ from synthaug.report.notes import (
     selection_note,
     unusable_note,
     verdict_note,
+    weights_note,
 )
 from synthaug.report.summaries import (
     comparison_rows,
@@ -160,6 +161,7 @@ def _generators(inputs: ReportInputs, this_run: str) -> doc.Section:
             *(doc.warning(w) for w in warnings),
             doc.table(generator_markdown(inputs.scores, inputs.trainings, inputs.cas, real_full, inputs.equal_size)),
             doc.note(this_run),
+            *((doc.note(weights),) if (weights := weights_note(inputs.syntheses)) else ()),
             doc.text(features),
             *(
                 block

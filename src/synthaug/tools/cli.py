@@ -1,4 +1,5 @@
-"""The tools beside the DVC pipeline: `synthaug check`, `sweep`, `hpo`, `grid`, `generate` and `local`."""
+"""The tools beside the DVC pipeline: `synthaug check`, `sweep`, `hpo`, `grid`, `generate`, `local` and
+`download`."""
 
 from __future__ import annotations
 
@@ -264,6 +265,39 @@ def local_main(argv: list[str]) -> str:
     return f"{path}: {yaml.safe_dump(settings, default_flow_style=True, width=1000).strip()}"
 
 
+def download_main(argv: list[str]) -> str:
+    from synthaug.core.params import SynthesizeParams, compose_assignments, parse_section, write_local_settings
+    from synthaug.generators.weights import local_commit, snapshot
+
+    parser = argparse.ArgumentParser(
+        prog="synthaug download",
+        description="Fetch the SDXL-Turbo models the params name (synthesize.sdxl_turbo: model, controlnet, vae) "
+        "from the Hugging Face Hub into DIR/<role>: configs, tokenizers and safetensors weights only, fp16 where "
+        "the repository has them. Then point this clone at them (conf/local/settings.yaml), pinned to the "
+        "commits fetched.",
+    )
+    parser.add_argument("dir", type=Path, help="folder to fill (DIR/model, DIR/controlnet, DIR/vae)")
+    parser.add_argument("assignments", nargs="*", metavar="KEY=VALUE", help="overrides, as dvc exp run -S takes them")
+    parser.add_argument("--conf", type=Path, default=Path("conf"), help="the config folder (default conf)")
+    parser.add_argument("--endpoint", default=None, help="Hub address (default: HF_ENDPOINT, else the Hub)")
+    args = parser.parse_args(argv)
+    composed = compose_assignments(args.conf, args.assignments)[0]["synthesize"]
+    params = parse_section("synthesize", composed, SynthesizeParams).sdxl_turbo
+    settings = []
+    for role in ("model", "controlnet", "vae"):
+        source, revision = getattr(params, role), getattr(params, f"{role}_revision")
+        if source is None or Path(source).expanduser().is_dir():
+            continue
+        folder = snapshot(source, revision, local_dir=args.dir.resolve() / role, endpoint=args.endpoint)
+        commit = local_commit(folder)
+        settings += [f"synthesize.sdxl_turbo.{role}='{folder}'", f"synthesize.sdxl_turbo.{role}_revision='{commit}'"]
+        print(f"{source} -> {folder} (commit {commit})")
+    if not settings:
+        return "nothing to download: every configured model is a local folder"
+    path, _ = write_local_settings(args.conf, settings)
+    return f"{len(settings) // 2} model(s) in {args.dir}; {path} now points the pipeline at them"
+
+
 def check_main(argv: list[str]) -> str:
     from synthaug.core.errors import ParamsError
     from synthaug.core.params import compose_assignments, load_params, params_problems
@@ -296,6 +330,7 @@ COMMANDS = {
     "grid": grid_main,
     "generate": generate_main,
     "local": local_main,
+    "download": download_main,
 }
 
 
