@@ -4,7 +4,8 @@ Runs a pipeline command in a repository (default `dvc repro --force`, every stag
 DVC's "Running stage" lines to know which stage runs, and samples the resident memory of the stage's
 process tree (DVC's own process excluded) from /proc twice a second (walking /proc ten times a second
 took about 6 % of a core from the stages it timed). Then times a plain `dvc repro`, which should do
-nothing. Prints a table; writes metrics/bench/<--name, default pipeline>.json and its section of
+nothing, and reads the gaps between one stage's MLflow run and the next (start-up and DVC's bookkeeping). Prints a
+table; writes metrics/bench/<--name, default pipeline>.json and its section of
 metrics/bench.json.
 
     python bench/pipeline.py --repo ../demo-clone -- dvc exp run --force -S fetch.archive=/abs/cifar10-jpg.tar.gz
@@ -16,6 +17,7 @@ import argparse
 import os
 import re
 import signal
+import statistics
 import subprocess
 import threading
 import time
@@ -110,6 +112,27 @@ def run_and_sample(
     return wall, stages
 
 
+def stage_gaps(store: Path) -> list[float]:
+    """Seconds between one stage run's end and the next one's start, from an MLflow sqlite store (the pipeline
+    executions' parent runs and runs nested in a stage left out)."""
+    import sqlite3
+
+    if not store.is_file():
+        return []
+    with sqlite3.connect(store) as db:
+        rows = db.execute(
+            "select start_time, end_time from runs r where status = 'FINISHED' and end_time is not null and not exists "
+            "(select 1 from tags t where t.run_uuid = r.run_uuid and t.key = 'synthaug.role') order by start_time"
+        ).fetchall()
+    spans: list[tuple[int, int]] = []
+    for start, end in rows:  # runs that start inside an earlier run are its children
+        if spans and start < spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((start, end))
+    return [round((spans[i + 1][0] - spans[i][1]) / 1000, 2) for i in range(len(spans) - 1)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repo", type=Path, default=Path("."), help="the DVC repository to run in")
@@ -135,6 +158,9 @@ def main() -> None:
         f"{'no-op dvc repro':44s} {noop_seconds:8.2f}   "
         f"({'no stage ran' if not reran else 'reran: ' + ', '.join(reran)})"
     )
+    gaps = stage_gaps(args.repo / "mlflow.db")
+    if gaps:
+        print(f"{'gap between stage runs (MLflow), median':44s} {statistics.median(gaps):8.2f}   (max {max(gaps):.2f})")
     save_bench(
         args.name,
         {
@@ -144,6 +170,8 @@ def main() -> None:
             "peak_stage_rss_mb": peak,
             "noop_repro_seconds": round(noop_seconds, 2),
             "noop_reran_stages": len(reran),
+            "stage_gap_seconds_median": statistics.median(gaps) if gaps else None,
+            "stage_gap_seconds": gaps,
             "stages": {s["stage"]: {"seconds": s["seconds"], "peak_rss_mb": s["peak_rss_mb"]} for s in stages},
         },
     )

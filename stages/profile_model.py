@@ -6,12 +6,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from synthaug.core.devices import resolve_device
 from synthaug.core.io import atomic_path, write_json
 from synthaug.core.params import ProfileModelParams, load_section
 from synthaug.core.runner import run_stage
+from synthaug.core.seeding import seed_everything
 from synthaug.core.tracking import run_name, stage_run
 from synthaug.models.checkpoint import load_classifier
 from synthaug.pipeline.profile_model import profile_classifier, trace_training_steps
@@ -30,7 +29,7 @@ def main() -> str:
     args = parser.parse_args()
     params = load_section("profile_model", ProfileModelParams)
     device = resolve_device(params.device, "profile_model.device")
-    torch.manual_seed(0)
+    seed_everything(0)
 
     model, spec = load_classifier(args.model)
     name = run_name("profile_model", args.classifier)
