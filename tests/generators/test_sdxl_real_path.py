@@ -438,3 +438,17 @@ def test_a_nan_image_fails_the_stage_naming_the_run_and_publishes_nothing(sdxl_p
     with pytest.raises(BrokenImages, match=r"^synthesize/sdxl_turbo/seed0: 1 image\(s\) of class cat are non-finite"):
         synthesize_generator("sdxl_turbo", params, experiment, paths)
     assert not paths.out.exists() and not paths.eval_out.exists()
+
+
+def test_synthaug_download_says_in_one_line_when_the_hub_cannot_give_a_model(hub_layout, tmp_path):
+    from synthaug.tools.cli import download_main
+
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", conf, ignore=shutil.ignore_patterns("local"))
+    with serve({"org/sdxl": hub_layout / "sdxl"}) as (endpoint, _):
+        with pytest.raises(ModelLoadError, match=r"^cannot download org/missing: RepositoryNotFoundError"):
+            download_main(
+                [str(tmp_path / "models"), "synthesize.sdxl_turbo.model=org/missing", f"--conf={conf}"]
+                + [f"--endpoint={endpoint}"]
+            )
+    assert not (conf / "local/settings.yaml").exists()

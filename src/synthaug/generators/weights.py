@@ -92,9 +92,11 @@ def is_repo_id(source: str) -> bool:
 
 
 def unreachable_errors() -> tuple[type[BaseException], ...]:
-    """What "not downloaded here, and the Hub cannot give it" raises: the advice to download applies to these only."""
+    """What "not downloaded here, and the Hub cannot give it" raises: the advice to download applies to these only
+    (an HTTP error covers a Hub that is down and a gated repository without a token)."""
     import httpx2
     from huggingface_hub.errors import (
+        HfHubHTTPError,
         LocalEntryNotFoundError,
         OfflineModeIsEnabled,
         RepositoryNotFoundError,
@@ -102,6 +104,7 @@ def unreachable_errors() -> tuple[type[BaseException], ...]:
     )
 
     return (
+        HfHubHTTPError,
         LocalEntryNotFoundError,
         OfflineModeIsEnabled,
         RepositoryNotFoundError,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from synthaug.core.errors import MissingInput, SweepError
+from synthaug.core.errors import MissingInput, ModelLoadError, SweepError
 from synthaug.core.runner import run_stage
 
 
@@ -267,7 +267,7 @@ def local_main(argv: list[str]) -> str:
 
 def download_main(argv: list[str]) -> str:
     from synthaug.core.params import SynthesizeParams, compose_assignments, parse_section, write_local_settings
-    from synthaug.generators.weights import local_commit, snapshot
+    from synthaug.generators.weights import local_commit, snapshot, unreachable_errors
 
     parser = argparse.ArgumentParser(
         prog="synthaug download",
@@ -288,7 +288,10 @@ def download_main(argv: list[str]) -> str:
         source, revision = getattr(params, role), getattr(params, f"{role}_revision")
         if source is None or Path(source).expanduser().is_dir():
             continue
-        folder = snapshot(source, revision, local_dir=args.dir.resolve() / role, endpoint=args.endpoint)
+        try:
+            folder = snapshot(source, revision, local_dir=args.dir.resolve() / role, endpoint=args.endpoint)
+        except unreachable_errors() as exc:
+            raise ModelLoadError(f"cannot download {source}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
         commit = local_commit(folder)
         settings += [f"synthesize.sdxl_turbo.{role}='{folder}'", f"synthesize.sdxl_turbo.{role}_revision='{commit}'"]
         print(f"{source} -> {folder} (commit {commit})")
