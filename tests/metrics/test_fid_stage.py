@@ -98,7 +98,7 @@ def run_fid(root: Path, torch_home: Path) -> tuple[subprocess.CompletedProcess, 
     headline = json.loads((root / "metrics/fid/gan.json").read_text())
     detail = json.loads((root / "metrics/detail/fid/gan.json").read_text())
     assert set(headline) in ({"fid", "kid_mean"}, {"fid_classifier_features", "kid_mean_classifier_features"})
-    assert list(detail["runs"]) == ["seed0", "seed1"]
+    assert list(detail["runs"]) == ["seed0", "seed1"] and detail["device"] == "cpu"
     for key, value in headline.items():  # dvc metrics show: the mean over the generator runs
         assert value == pytest.approx(np.mean([run[key] for run in detail["runs"].values()]))
     assert detail["runs"]["seed0"][next(iter(headline))] != detail["runs"]["seed1"][next(iter(headline))]

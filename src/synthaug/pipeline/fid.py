@@ -170,6 +170,7 @@ def read_generator(generator: str, params: FidParams, paths: FidPaths) -> str:
         headline = (f"fid{first.suffix}", f"kid_mean{first.suffix}")  # what dvc metrics show prints: the run mean
         record = {
             "generator": generator,
+            "device": device.type,
             **{key: float(np.mean([r[key] for r in results.values()])) for key in headline},
             "runs": results,
         }
