@@ -8,6 +8,7 @@ where the repository has one. The same patterns drive `synthaug download` and th
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 import shlex
 from dataclasses import dataclass
@@ -133,6 +134,7 @@ def snapshot(source: str, revision: str | None, local_dir: Path | None = None, e
     )
 
 
+@functools.lru_cache(maxsize=16)  # the device check and the load resolve the same models once per process
 def resolve_weights(source: str, revision: str | None, key: str) -> Weights:
     """A local folder as it is, or a Hub repository fetched (or found in the cache); a one-line error otherwise."""
     folder = Path(source).expanduser()
