@@ -113,19 +113,26 @@ def run_and_sample(
 
 
 def stage_gaps(store: Path) -> list[float]:
-    """Seconds between one stage run's end and the next one's start, from an MLflow sqlite store (the pipeline
-    executions' parent runs and runs nested in a stage left out)."""
+    """Seconds between one DVC stage's end and the next stage's first work, from an MLflow sqlite store.
+
+    A stage is its runs' names without `/seed<k>` (one run per seed); runs nested in a stage fall inside its span.
+    """
     import sqlite3
 
     if not store.is_file():
         return []
     with sqlite3.connect(store) as db:
         rows = db.execute(
-            "select start_time, end_time from runs r where status = 'FINISHED' and end_time is not null and not exists "
-            "(select 1 from tags t where t.run_uuid = r.run_uuid and t.key = 'synthaug.role') order by start_time"
+            "select name, start_time, end_time from runs r where status = 'FINISHED' and end_time is not null and "
+            "not exists (select 1 from tags t where t.run_uuid = r.run_uuid and t.key = 'synthaug.role')"
         ).fetchall()
+    stages: dict[str, tuple[int, int]] = {}
+    for name, start, end in rows:
+        stage = re.sub(r"/seed\d+$", "", name or "")
+        first, last = stages.get(stage, (start, end))
+        stages[stage] = (min(first, start), max(last, end))
     spans: list[tuple[int, int]] = []
-    for start, end in rows:  # runs that start inside an earlier run are its children
+    for start, end in sorted(stages.values()):  # a span that starts inside an earlier one is its child
         if spans and start < spans[-1][1]:
             spans[-1] = (spans[-1][0], max(spans[-1][1], end))
         else:

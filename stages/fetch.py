@@ -57,4 +57,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("fetch", main)
+    run_stage("fetch", main, exit_process=True)

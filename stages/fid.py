@@ -29,4 +29,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("fid", main)
+    run_stage("fid", main, exit_process=True)

@@ -66,4 +66,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("imbalance", main)
+    run_stage("imbalance", main, exit_process=True)

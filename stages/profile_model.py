@@ -58,4 +58,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("profile_model", main)
+    run_stage("profile_model", main, exit_process=True)

@@ -57,4 +57,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("report", main)
+    run_stage("report", main, exit_process=True)

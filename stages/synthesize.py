@@ -29,4 +29,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("synthesize", main)
+    run_stage("synthesize", main, exit_process=True)

@@ -16,4 +16,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("train_classifier", main)
+    run_stage("train_classifier", main, exit_process=True)

@@ -26,4 +26,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("train_composed", main)
+    run_stage("train_composed", main, exit_process=True)

@@ -23,4 +23,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("train_distilled", main)
+    run_stage("train_distilled", main, exit_process=True)

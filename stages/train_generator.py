@@ -34,4 +34,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("train_generator", main)
+    run_stage("train_generator", main, exit_process=True)

@@ -45,4 +45,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("train_synthetic", main)
+    run_stage("train_synthetic", main, exit_process=True)

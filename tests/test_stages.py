@@ -13,7 +13,7 @@ import yaml
 
 from .conftest import ROOT, make_image_folder
 
-STAGES = ["fetch", "imbalance", "train_generator", "synthesize", "train_classifier", "fid", "profile_model", "report"]
+STAGES = sorted(path.stem for path in (ROOT / "stages").glob("*.py"))
 
 
 def run_stage(stage: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
