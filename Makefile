@@ -48,8 +48,8 @@ endif
 	dvc exp run
 	dvc metrics show
 
-# The study preset (about an hour on 2 CPU cores): both trained generators long enough to learn, the CNN trained
-# until validation macro-F1 stops rising; docs/benchmarks.md has its measurements.
+# The study preset: both trained generators long enough to learn, the CNN trained until validation macro-F1 stops
+# rising. Its time is in docs/benchmarks.md.
 study: install
 ifdef ARCHIVE
 	$(BIN)/synthaug local 'fetch.archive=$(abspath $(ARCHIVE))'
@@ -76,9 +76,9 @@ test: install sky
 	$(BIN)/ruff format --check src stages tests bench
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
-# The CPU benchmarks, one after the other (about 5 minutes on 2 cores): each prints its table and writes its
-# section of metrics/bench.json. GPU-only (bench/sdxl_full.py; bench/models.py's ddpm_sample and inception, which
-# take hours and half an hour on 2 cores at the full config) and whole-DAG (bench/pipeline.py) ones: see docs/benchmarks.md.
+# The CPU benchmarks, one after the other: each prints its table and writes its
+# section of metrics/bench.json. GPU-only (bench/sdxl_full.py; bench/models.py's ddpm_sample and inception) and
+# whole-DAG (bench/pipeline.py) ones: see docs/benchmarks.md.
 bench: install
 ifndef ARCHIVE
 	$(error make bench needs ARCHIVE=<CIFAR-10 ImageFolder tarball>)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,7 +81,8 @@ def main() -> None:
     parser.add_argument("--archive", type=Path, required=True, help="CIFAR-10 archive (as fetch.archive takes)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--policies", nargs="+", default=list(POLICIES)[:2], choices=list(POLICIES), help="rows")
-    parser.add_argument("--out", type=Path, default=None, help="default metrics/bench/busy_core.json")
+    parser.add_argument("--alone-only", action="store_true", help="time each setting alone only (its cost alone)")
+    parser.add_argument("--out", type=Path, default=None, help="default metrics/bench/busy_core[_alone].json")
     args = parser.parse_args()
     runs: dict[str, list[dict]] = {name: [] for name in args.policies}
     with tempfile.TemporaryDirectory() as scratch:
@@ -89,7 +91,12 @@ def main() -> None:
         for repeat in range(args.repeats):
             for name in args.policies:
                 policy = POLICIES[name]
-                alone, busy = timed_stage(repo, policy, False), timed_stage(repo, policy, True)
+                alone = timed_stage(repo, policy, False)
+                if args.alone_only:
+                    runs[name].append({"alone_s": round(alone, 1)})
+                    print(f"run {repeat + 1} {name:28s} alone {alone:6.1f} s", flush=True)
+                    continue
+                busy = timed_stage(repo, policy, True)
                 runs[name].append(
                     {"alone_s": round(alone, 1), "busy_s": round(busy, 1), "ratio": round(busy / alone, 2)}
                 )
@@ -98,17 +105,17 @@ def main() -> None:
                     f"ratio {busy / alone:.2f}",
                     flush=True,
                 )
-    worst = ", ".join(f"{name} {max(r['ratio'] for r in rows):.2f}" for name, rows in runs.items())
-    alone = {name: round(sum(r["alone_s"] for r in rows) / len(rows), 1) for name, rows in runs.items()}
-    print(f"worst ratio: {worst}; mean alone (s): {alone}")
+    alone = {name: round(statistics.median(r["alone_s"] for r in rows), 1) for name, rows in runs.items()}
+    worst = ", ".join(f"{name} {max(r.get('ratio', 0) for r in rows):.2f}" for name, rows in runs.items())
+    print(f"median alone (s): {alone}" + ("" if args.alone_only else f"; worst ratio: {worst}"))
     save_bench(
-        "busy_core",
+        "busy_core_alone" if args.alone_only else "busy_core",
         {
             "machine": machine_info(),
             "command": " ".join(["python", "bench/busy_core.py", *sys.argv[1:]]),
             "stage": "train_classifier@vit-baseline, demo preset, seed 0",
             "runs": runs,
-            "mean_alone_s": alone,
+            "median_alone_s": alone,
         },
         out=args.out,
     )

@@ -4,7 +4,7 @@ Generator: [z, label embedding] -> 4x4 map -> up blocks (transposed conv, upsamp
 split blocks), BatchNorm + LeakyReLU, tanh output. Discriminator: DCGAN conv stack with LeakyReLU, the label
 through a projection head or an embedding plane, optional spectral norm (SNGAN, then no BatchNorm in D).
 Loss: non-saturating BCE with one-sided label smoothing, or hinge; Adam with separate learning rates for D and G.
-For few images per class (the minority classes): DiffAugment on every discriminator input (synth/diff_augment.py),
+For few images per class (the minority classes): DiffAugment on every discriminator input (generators/diff_augment.py),
 transitional conditioning (Shahbazi et al. 2022: the label's weight in both networks ramps from 0 to 1, so the
 networks first learn the images, then the classes), the LeCam penalty (Tseng et al. 2021) and the mode-seeking
 term (Mao et al. 2019: a generator that maps two latents of one class to one image is penalized), each a param.
