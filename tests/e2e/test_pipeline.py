@@ -267,6 +267,8 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
         rf"\| vit \| baseline \| 2 \| {accuracy:.4f} {interval} \| {macro_f1:.4f} {interval} \| {weighted_f1:.4f} ± ",
         markdown,
     )
+    ece = mean_over_seeds(repo, "vit-baseline", "ece")
+    assert re.search(rf"\| vit \| baseline \| 2 \|.* \| {ece:.4f} {interval} \| \+0\.0000 \|", markdown)
     # Generators whose added images the full-data classifier labels at chance are flagged, with their variants.
     from synthaug.report.records import run_readings
     from synthaug.report.summaries import unusable_generators, unusable_variants
@@ -317,11 +319,12 @@ def test_report_summarizes_every_variant(pipeline_repo, tmp_path):
         "confusion.png",
         "curves.png",
         "recall_vs_count.png",
+        "reliability.png",
     ]
     page = (repo / "metrics/report.html").read_text()
-    # the report's 4 figures; per generator (its first run) one preview per topped-up class (2), trained ones + loss
+    # the report's 5 figures; per generator (its first run) one preview per topped-up class (2), trained ones + loss
     # and samples
-    assert page.count("data:image/png;base64,") == 4 + 2 + 2 * (2 + 2)
+    assert page.count("data:image/png;base64,") == 5 + 2 + 2 * (2 + 2)
     full_accuracy = mean_over_seeds(repo, "vit-full", "accuracy")
     for generator in GENERATORS:
         record = joined(repo, f"fid/{generator}.json")
@@ -605,13 +608,14 @@ def test_dvc_metrics_show_fits_a_terminal(pipeline_repo):
         "Path",
         "accuracy",
         "best_val_macro_f1",
+        "ece",
         "fid_classifier_features",
         "kid_mean_classifier_features",
         "macro_f1",
         "minority_recall",
         "seconds",
     ]
-    assert max(len(line) for line in shown) <= 200  # 196 here: the longest path is 58 characters
+    assert max(len(line) for line in shown) <= 210  # 205 here: the longest path is 58 characters
     assert len(shown) == 1 + 2 * len(ENTRIES) * len(SEEDS) + len(GENERATORS)  # eval and train per seed, fid
     shown = run(["dvc", "exp", "show", "--csv"], repo, env).stdout
     assert {row["train_generator.gan.steps"] for row in csv.DictReader(io.StringIO(shown))} >= {"4", "6"}

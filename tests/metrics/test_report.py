@@ -8,12 +8,19 @@ import pytest
 
 from synthaug.core.plots import save_figure
 from synthaug.data.imbalance import minority_classes
+from synthaug.metrics.calibration import calibration
 from synthaug.metrics.fid import usability
 from synthaug.metrics.readings import GeneratorReading
 from synthaug.metrics.verdicts import difference_interval
 from synthaug.report.document import Section, embedded_image, image, markdown_to_html_table, to_html
 from synthaug.report.document import table as table_block
-from synthaug.report.figures import class_counts_figure, confusions_figure, curves_figure, recall_vs_count_figure
+from synthaug.report.figures import (
+    class_counts_figure,
+    confusions_figure,
+    curves_figure,
+    recall_vs_count_figure,
+    reliability_figure,
+)
 from synthaug.report.records import EntryResult
 from synthaug.report.summaries import comparison_rows
 from synthaug.report.tables import comparison_markdown
@@ -31,6 +38,8 @@ def entry(variant: str, seed: int, accuracy: float, macro_f1: float, recalls: li
     ]
     # weighted F1 set apart from the other scores (accuracy - 0.02), so a swapped column shows
     scores = {"accuracy": accuracy, "macro_f1": macro_f1, "weighted_f1": accuracy - 0.02, "per_class": per_class}
+    scores["ece"] = round(accuracy / 10, 6)  # apart from the other columns too
+    scores["reliability"] = calibration(np.array([0.9, 0.9, 0.5, 0.3]), np.array([seed, 1, 0, seed]))[1]
     return EntryResult("vit", variant, seed, scores, np.eye(4), history)
 
 
@@ -66,12 +75,14 @@ def test_markdown_and_html_tables():
     assert lines[0].startswith(
         "| classifier | variant | seeds | accuracy | macro-F1 | weighted F1 | minority recall (a, c)"
     )
-    half, recall_half = T_975_1 * 0.01, T_975_1 * 0.1  # std / sqrt(2) is 0.01 (accuracy, F1) and 0.1 (recall)
+    # std / sqrt(2) is 0.01 (accuracy, F1), 0.1 (recall) and 0.001 (ECE)
+    half, recall_half, ece_half = T_975_1 * 0.01, T_975_1 * 0.1, T_975_1 * 0.001
     assert lines[3] == (
         f"| vit | oversampled | 2 | 0.6100 ± 0.0141 [{0.61 - half:.4f}, {0.61 + half:.4f}] | "
         f"0.5600 ± 0.0141 [{0.56 - half:.4f}, {0.56 + half:.4f}] | "
         f"0.5900 ± 0.0141 [{0.59 - half:.4f}, {0.59 + half:.4f}] | "
-        f"0.6000 ± 0.1414 [{0.6 - recall_half:.4f}, {0.6 + recall_half:.4f}] | +0.1400 |"
+        f"0.6000 ± 0.1414 [{0.6 - recall_half:.4f}, {0.6 + recall_half:.4f}] | "
+        f"0.0610 ± 0.0014 [{0.061 - ece_half:.4f}, {0.061 + ece_half:.4f}] | +0.1400 |"
     )
     rendered = markdown_to_html_table(table)
     assert rendered.count("<tr>") == 3 and "<td>+0.1400</td>" in rendered
@@ -82,7 +93,11 @@ def test_markdown_and_html_tables():
     ) in rendered
     assert ".value,.interval{display:block;white-space:nowrap}" in to_html("t", [])
     single = comparison_markdown(comparison_rows(RESULTS[:1], ["a"]), ["a"])
-    assert "| vit | baseline | 1 | 0.5000 | 0.4000 | 0.4800 | 0.0000 | +0.0000 |" in single
+    assert "| vit | baseline | 1 | 0.5000 | 0.4000 | 0.4800 | 0.0000 | 0.0500 | +0.0000 |" in single
+    older = EntryResult(
+        "vit", "baseline", 0, {k: v for k, v in RESULTS[0].metrics.items() if k != "ece"}, np.eye(4), []
+    )
+    assert "| 0.0000 | n/a | +0.0000 |" in comparison_markdown(comparison_rows([older], ["a"]), ["a"])
 
 
 # Runs in the page after layout: how many value or interval lines broke (taller than one line of their type), and
@@ -116,6 +131,16 @@ def test_interval_cells_stay_on_one_line_each_in_a_1400_px_browser(tmp_path):
     assert layout == {"parts": layout["parts"], "broken": 0, "overflow": False} and layout["parts"] >= 2 * 36
 
 
+def test_reliability_figure_pools_the_seeds_bins_per_entry():
+    figure = reliability_figure(RESULTS)
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    assert list(lines) == ["calibrated", "vit-baseline", "vit-oversampled"]
+    # seeds 0 and 1 pooled: confidence 0.3 (correct 0, 1), 0.5 (0, 0), 0.9 (1 of 2, 2 of 2)
+    assert list(lines["vit-baseline"].get_xdata()) == pytest.approx([0.3, 0.5, 0.9])
+    assert list(lines["vit-baseline"].get_ydata()) == pytest.approx([0.5, 0.0, 0.75])
+    plt.close(figure)
+
+
 def test_recall_figure_has_one_bar_per_generator_on_the_real_counts():
     synthetic = {"ddpm": {"a": 70, "b": 40, "c": 60, "d": 0}, "gan": {"a": 30, "b": 0, "c": 0, "d": 0}}
     figure = recall_vs_count_figure(RESULTS, TRAIN_COUNTS, synthetic)
@@ -134,6 +159,7 @@ def test_figures_render_and_html_is_self_contained(tmp_path):
         ),
         "confusion.png": confusions_figure(RESULTS, CLASSES),
         "curves.png": curves_figure(RESULTS),
+        "reliability.png": reliability_figure(RESULTS),
         "counts.png": class_counts_figure({"full": TRAIN_COUNTS, "train": TRAIN_COUNTS}, {}),
     }
     for name, figure in figures.items():
@@ -142,7 +168,7 @@ def test_figures_render_and_html_is_self_contained(tmp_path):
     page = to_html("t <report>", [Section("Figures", tuple(image(tmp_path / n, n) for n in figures))])
     assert embedded_image(tmp_path / "curves.png", "x").startswith('<figure><img alt="x" src="data:image/png;base64,')
     assert "<title>t &lt;report&gt;</title>" in page
-    assert len(re.findall(r'src="data:image/png;base64,', page)) == 4
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == len(figures)
     assert not re.search(r'src="(?!data:)', page)  # nothing loaded from elsewhere
 
 

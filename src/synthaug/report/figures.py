@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from synthaug.core.plots import draw_confusion
+from synthaug.metrics.calibration import ECE_BINS, pooled_reliability
 from synthaug.report.records import EntryResult
 
 matplotlib.use("Agg")
@@ -85,6 +86,24 @@ def curves_figure(results: list[EntryResult]) -> Figure:
     loss_axes.set(xlabel="epoch", ylabel="training loss", title="Training loss")
     f1_axes.set(xlabel="epoch", ylabel="validation macro-F1", title="Validation macro-F1")
     f1_axes.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def reliability_figure(results: list[EntryResult]) -> Figure:
+    """Test accuracy against mean confidence per confidence bin, the seeds' bins pooled, one line per entry."""
+    figure, axes = plt.subplots(figsize=(5.5, 5))
+    axes.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="calibrated")
+    by_entry: dict[str, list[EntryResult]] = {}
+    for result in results:
+        if "reliability" in result.metrics:
+            by_entry.setdefault(f"{result.classifier}-{result.variant}", []).append(result)
+    for label, members in by_entry.items():
+        confidence, accuracy = pooled_reliability([m.metrics["reliability"] for m in members])
+        axes.plot(confidence, accuracy, marker="o", markersize=3, label=label)
+    axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence in the bin", ylabel="test accuracy in the bin")
+    axes.set_title(f"Reliability (top label, {ECE_BINS} equal-width bins, seeds pooled)", fontsize=9)
+    axes.legend(fontsize=6)
     figure.tight_layout()
     return figure
 

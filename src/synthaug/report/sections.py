@@ -17,6 +17,7 @@ from synthaug.report.figures import (
     confusions_figure,
     curves_figure,
     recall_vs_count_figure,
+    reliability_figure,
 )
 from synthaug.report.inputs import ReportInputs
 from synthaug.report.notes import (
@@ -60,6 +61,7 @@ def report_figures(inputs: ReportInputs) -> dict[str, tuple[str, Figure]]:
         ),
         "confusion.png": ("Normalized test confusion matrices", confusions_figure(results, inputs.class_names)),
         "curves.png": ("Training curves", curves_figure(results)),
+        "reliability.png": ("Calibration: test accuracy against confidence", reliability_figure(results)),
         "class_counts.png": (
             "Class counts before/after imbalance and rebalancing",
             class_counts_figure(inputs.counts, inputs.synthetic),

@@ -54,6 +54,7 @@ def comparison_rows(results: list[EntryResult], minority: list[str]) -> list[dic
                 "macro_f1": mean_std([m.metrics["macro_f1"] for m in members]),
                 "weighted_f1": mean_std([m.metrics["weighted_f1"] for m in members]),
                 "minority_recall": mean_std(minority_recall),
+                "ece": mean_std([m.metrics.get("ece", float("nan")) for m in members]),  # NaN in older records
             }
         )
     baselines = {row["classifier"]: row["macro_f1"][0] for row in rows if row["variant"] == "baseline"}

@@ -6,6 +6,7 @@ from collections.abc import Set as AbstractSet
 
 import numpy as np
 
+from synthaug.metrics.calibration import ECE_BINS
 from synthaug.metrics.readings import ClassReading, GeneratorReading
 from synthaug.metrics.verdicts import (
     Interval,
@@ -16,8 +17,10 @@ from synthaug.report.summaries import LOSS_FIX_ALONE, VERDICT_REFERENCES, Compar
 
 
 def format_value(value: tuple[float, float, float, float], seeds: int) -> str:
-    """`mean ± std [95 % CI]` over several seeds, the bare value for one."""
+    """`mean ± std [95 % CI]` over several seeds, the bare value for one; n/a where a record lacks it."""
     mean, std, low, high = value
+    if not np.isfinite(mean):
+        return "n/a"
     return f"{mean:.4f} ± {std:.4f} [{low:.4f}, {high:.4f}]" if seeds > 1 else f"{mean:.4f}"
 
 
@@ -113,6 +116,7 @@ def comparison_markdown(rows: list[dict], minority: list[str], flagged: Abstract
         "macro-F1",
         "weighted F1",
         f"minority recall ({', '.join(minority)})",
+        f"ECE ({ECE_BINS} bins)",
         "Δ macro-F1 vs baseline",
     ]
     body = [
@@ -124,6 +128,7 @@ def comparison_markdown(rows: list[dict], minority: list[str], flagged: Abstract
             format_value(row["macro_f1"], row["seeds"]),
             format_value(row["weighted_f1"], row["seeds"]),
             format_value(row["minority_recall"], row["seeds"]),
+            format_value(row["ece"], row["seeds"]),
             "n/a" if row["delta_macro_f1"] is None else f"{row['delta_macro_f1']:+.4f}",
         ]
         for row in rows

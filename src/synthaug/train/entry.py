@@ -47,7 +47,7 @@ class EntryOutputs:
     summary: Path  # seed<k>.json: training seconds (DVC metrics)
     summary_detail: Path  # seed<k>.json: best epoch, images, device, what the synthetic filter kept
     curves: Path  # seed<k>.csv: per-epoch validation curve (DVC plots)
-    scores: Path  # seed<k>.json: test accuracy, macro-F1, minority recall (DVC metrics)
+    scores: Path  # seed<k>.json: test accuracy, macro-F1, minority recall, ECE (DVC metrics)
     scores_detail: Path  # seed<k>.json: test precision / recall / F1 per class
     predictions: Path  # seed<k>.csv: test predictions (DVC's confusion plot)
     confusion: Path  # seed<k>.json and seed<k>.png: confusion matrices
@@ -76,7 +76,7 @@ OUTPUT_HELP = {
     "summary": "seed<k>.json, training seconds",
     "summary_detail": "seed<k>.json, the rest of the training summary",
     "curves": "seed<k>.csv, per-epoch curves",
-    "scores": "seed<k>.json, test accuracy, macro-F1, minority recall",
+    "scores": "seed<k>.json, test accuracy, macro-F1, minority recall, ECE",
     "scores_detail": "seed<k>.json, test scores per class",
     "predictions": "seed<k>.csv, test predictions",
     "confusion": "seed<k>.json and seed<k>.png, confusion matrices",
@@ -298,6 +298,7 @@ def train_seed(
                 "test_macro_f1": report["macro_f1"],
                 "test_weighted_f1": report["weighted_f1"],
                 "test_minority_recall": report["minority_recall"],
+                "test_ece": report["ece"],
             }
         )
         tracker.log_metrics({f"test_recall.{c}": v["recall"] for c, v in report["per_class"].items()})

@@ -12,6 +12,7 @@ from synthaug.core.io import write_json, write_text
 from synthaug.core.plots import confusion_figure, save_figure
 from synthaug.data.pixels import InputFormat
 from synthaug.data.storage import ImageSet
+from synthaug.metrics.calibration import ECE_BINS, calibration, top_label
 from synthaug.metrics.classification import (
     classification_report,
     confusion_matrix,
@@ -20,7 +21,7 @@ from synthaug.metrics.classification import (
 from synthaug.models.inference import predict_logits
 
 # What `dvc metrics show` prints per entry and seed; the rest of the report goes to its detail file.
-HEADLINE_SCORES = ("accuracy", "macro_f1", "minority_recall")
+HEADLINE_SCORES = ("accuracy", "macro_f1", "minority_recall", "ece")
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,14 @@ class Evaluation:
 def evaluate_classifier(
     model: nn.Module, input_format: InputFormat, test: ImageSet, batch_size: int, minority: list[str]
 ) -> Evaluation:
-    """The report adds minority_recall: the mean recall over `minority` (the report's minority classes)."""
-    predicted = predict_logits(model, test.images, input_format, batch_size, "test").argmax(1)
+    """The report adds minority_recall (the mean recall over `minority`, the report's minority classes) and the
+    top-label calibration: ece over ECE_BINS equal-width bins, and the bins themselves (reliability)."""
+    predicted, confidence = top_label(predict_logits(model, test.images, input_format, batch_size, "test"))
     report = classification_report(test.labels, predicted, test.class_names)
     report["minority_recall"] = float(np.mean([report["per_class"][name]["recall"] for name in minority]))
+    ece, reliability = calibration(confidence, predicted == test.labels, ECE_BINS)
+    report["ece"] = round(ece, 6)
+    report["reliability"] = reliability
     return Evaluation(report, confusion_matrix(test.labels, predicted, test.num_classes), predicted)
 
 
