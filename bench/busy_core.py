@@ -23,8 +23,8 @@ import yaml
 
 from gpu_check import copy_project, dag_env, git_env
 from record import machine_info, save_bench
-from synthaug.core.params import compose_params
 from synthaug.core.threads import SPIN_BEFORE_SLEEP, WAIT_SETTINGS
+from synthaug.tools.compose import compose_params
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = [

@@ -18,8 +18,10 @@ import numpy as np
 import torch
 
 from record import machine_info, save_bench
-from synthaug.core.params import DdpmTrainParams, SynthesizeParams, compose_params, parse_section
+from synthaug.core.generator_params import DdpmTrainParams, SynthesizeParams
+from synthaug.core.param_rules import parse_section
 from synthaug.generators.ddpm import DdpmSampler, build_noise_scheduler, build_unet
+from synthaug.tools.compose import compose_params
 
 
 def main() -> None:

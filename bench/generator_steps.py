@@ -29,19 +29,16 @@ import yaml
 
 from record import machine_info, save_bench
 from synthaug.core.devices import resolve_device
-from synthaug.core.params import TRAINED_GENERATORS, compose_params, validate_all
+from synthaug.core.param_rules import validate_all
 from synthaug.core.seeding import derive_seed, seed_everything
+from synthaug.core.variants import TRAINED_GENERATORS
 from synthaug.data.storage import load_image_set, load_index_arrays
 from synthaug.generators.training import LoopSettings, build_trainer, train_generator_loop
 from synthaug.metrics.classification import classification_report
-from synthaug.metrics.fid import (
-    classifier_features,
-    generation_scores,
-    judge_confusion,
-    matched_real_indices,
-    usability,
-)
+from synthaug.metrics.features import classifier_features
+from synthaug.metrics.generated import generation_scores, judge_confusion, matched_real_indices, usability
 from synthaug.models.checkpoint import load_classifier
+from synthaug.tools.compose import compose_params
 
 
 def read_samples(images, labels, test, judge, input_format, fid, minority: list[str]) -> dict:

@@ -52,10 +52,12 @@ from record import machine_info, save_bench
 from sdxl_full import benchmark_params, build_full_size_sdxl
 from synthaug.core.devices import nvidia_driver_version
 from synthaug.core.errors import BrokenImages
-from synthaug.core.params import SdxlTurboParams, SynthesizeParams, compose_params, parse_section
+from synthaug.core.generator_params import SdxlTurboParams, SynthesizeParams
+from synthaug.core.param_rules import parse_section
 from synthaug.generators import sdxl_turbo
 from synthaug.generators.sdxl_turbo import SdxlTurboGenerator, apply_speedups
 from synthaug.synthetic.plan import plan_items
+from synthaug.tools.compose import compose_params
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the DAG part copies: everything a stage reads, nothing a run wrote.

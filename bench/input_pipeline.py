@@ -27,7 +27,8 @@ import yaml
 from PIL import Image
 
 from record import machine_info, save_bench
-from synthaug.core.params import TrainParams, load_section, parse_section
+from synthaug.core.param_rules import load_section, parse_section
+from synthaug.core.params import TrainParams
 from synthaug.data.augment import make_augmentation, reference_augmentations
 from synthaug.data.pixels import InputFormat, normalize_pixels, to_model_input
 from synthaug.data.storage import ImageSet

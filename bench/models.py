@@ -25,12 +25,8 @@ import torch.nn.functional as F
 import yaml
 
 from record import machine_info, save_bench
-from synthaug.core.params import (
-    DdpmSampleParams,
-    GanSampleParams,
-    TrainGeneratorParams,
-    parse_section,
-)
+from synthaug.core.generator_params import DdpmSampleParams, GanSampleParams, TrainGeneratorParams
+from synthaug.core.param_rules import parse_section
 from synthaug.models.classifiers import ClassifierSpec, build_classifier
 
 CASES = ("vit224", "vit32", "cnn", "ddpm_train", "gan_train", "ddpm_sample", "gan_sample", "inception")

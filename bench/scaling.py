@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from record import machine_info, save_bench
-from synthaug.core.params import TrainParams, load_section
+from synthaug.core.param_rules import load_section
+from synthaug.core.params import TrainParams
 from synthaug.pipeline.fetch import read_archive
 from synthaug.train.classifier import prepare_training, train_classifier
 

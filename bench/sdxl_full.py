@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from record import machine_info, save_bench
-from synthaug.core.params import SdxlTurboParams
+from synthaug.core.generator_params import SdxlTurboParams
 from synthaug.generators.sdxl_turbo import SdxlTurboGenerator
 from synthaug.synthetic.plan import plan_items
 from synthaug.tools.tiny import _byte_level_tokenizer

@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 from record import machine_info, save_bench
-from synthaug.core.params import SynthesizeParams, compose_params, parse_section
+from synthaug.core.generator_params import SynthesizeParams
+from synthaug.core.param_rules import parse_section
 from synthaug.generators.sdxl_turbo import SdxlTurboGenerator
 from synthaug.synthetic.plan import plan_items
+from synthaug.tools.compose import compose_params
 from synthaug.tools.tiny import build_tiny_sdxl
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from synthaug.core.params import GENERATORS, FidParams, load_section
+from synthaug.core.param_rules import load_section
+from synthaug.core.params import FidParams
 from synthaug.core.runner import run_stage
+from synthaug.core.variants import GENERATORS
 from synthaug.pipeline.fid import FidPaths, read_generator
 
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from synthaug.core.params import GENERATORS, ExperimentParams, SynthesizeParams, load_section
+from synthaug.core.generator_params import SynthesizeParams
+from synthaug.core.param_rules import load_section
+from synthaug.core.params import ExperimentParams
 from synthaug.core.runner import run_stage
+from synthaug.core.variants import GENERATORS
 from synthaug.pipeline.synthesize import SynthesizePaths, synthesize_generator
 
 

@@ -4,15 +4,11 @@ tested once per experiment.seeds entry in one process (synthaug.train.entry)."""
 from __future__ import annotations
 
 from synthaug.core.runner import run_stage
-from synthaug.train.entry import Entry, entry_params, entry_parser, train_entry
+from synthaug.pipeline.train_classifier import parser, train_classifier
 
 
 def main() -> str:
-    parser = entry_parser(__doc__, "experiment.classifiers entry")
-    parser.add_argument("--variant", required=True, help="experiment.variants entry")
-    args = parser.parse_args()
-    params, seeds = entry_params()
-    return train_entry(Entry.from_arguments("train_classifier", args, args.variant), params, seeds)
+    return train_classifier(parser(__doc__).parse_args())
 
 
 if __name__ == "__main__":

@@ -5,24 +5,12 @@ with loss variant <remedy> (experiment.composed), whose class statistics come fr
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from synthaug.core.params import GENERATORS, LOSS_VARIANTS, composed_variant
 from synthaug.core.runner import run_stage
-from synthaug.train.entry import AddedImages, Entry, entry_params, entry_parser, train_entry
+from synthaug.pipeline.train_composed import parser, train_composed
 
 
 def main() -> str:
-    parser = entry_parser(__doc__, "experiment.classifiers entry")
-    parser.add_argument("--generator", required=True, choices=GENERATORS, help="experiment.generators entry")
-    parser.add_argument("--remedy", required=True, choices=LOSS_VARIANTS, help="experiment.composed entry")
-    parser.add_argument("--synthetic", type=Path, required=True, help="the generator's training images")
-    parser.add_argument("--judge", type=Path, required=True, help="the judge entry's checkpoints (synthetic filter)")
-    args = parser.parse_args()
-    params, seeds = entry_params()
-    added = AddedImages(args.synthetic, alone=False, judge=args.judge)
-    variant = composed_variant(args.generator, args.remedy)
-    return train_entry(Entry.from_arguments("train_composed", args, variant, added), params, seeds)
+    return train_composed(parser(__doc__).parse_args())
 
 
 if __name__ == "__main__":

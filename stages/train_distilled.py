@@ -6,20 +6,12 @@ its classifier and variant, never full), each seed from the teacher's same seed 
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from synthaug.core.params import DISTILLED_VARIANT
 from synthaug.core.runner import run_stage
-from synthaug.train.entry import Entry, entry_params, entry_parser, train_entry
+from synthaug.pipeline.train_distilled import parser, train_distilled
 
 
 def main() -> str:
-    parser = entry_parser(__doc__, "experiment.distilled entry")
-    parser.add_argument("--teacher", type=Path, required=True, help="the teacher entry's checkpoints (seed<k>/)")
-    args = parser.parse_args()
-    params, seeds = entry_params()
-    entry = Entry.from_arguments("train_distilled", args, DISTILLED_VARIANT, teacher=args.teacher)
-    return train_entry(entry, params, seeds)
+    return train_distilled(parser(__doc__).parse_args())
 
 
 if __name__ == "__main__":

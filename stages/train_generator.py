@@ -8,8 +8,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from synthaug.core.params import GENERATORS, ExperimentParams, TrainGeneratorParams, load_section
+from synthaug.core.generator_params import TrainGeneratorParams
+from synthaug.core.param_rules import load_section
+from synthaug.core.params import ExperimentParams
 from synthaug.core.runner import run_stage
+from synthaug.core.variants import GENERATORS
 from synthaug.pipeline.train_generator import GeneratorPaths, train_generator_runs
 
 

@@ -16,7 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from synthaug.core.params import TrainParams, load_params, parse_section
+from synthaug.core.param_rules import load_params, parse_section
+from synthaug.core.params import TrainParams
 
 ROOT = Path(__file__).resolve().parents[1]
 

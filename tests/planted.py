@@ -12,7 +12,7 @@ from unittest import mock
 
 import torch
 
-from synthaug.metrics.fid import INCEPTION_FILE
+from synthaug.metrics.features import INCEPTION_FILE
 
 
 def random_fid_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:

@@ -7,8 +7,9 @@ import sys
 import pytest
 import yaml
 
-from synthaug.core.params import CROSS_SECTION_RULES, compose_params
+from synthaug.core.param_rules import CROSS_SECTION_RULES
 from synthaug.core.runner import run_stage
+from synthaug.tools.compose import compose_params
 
 from .conftest import ROOT
 

@@ -6,26 +6,14 @@ import numpy as np
 import pytest
 import yaml
 
-from synthaug.core.params import (
-    GENERATORS,
-    SECTIONS,
-    ExperimentParams,
-    FetchParams,
-    FidParams,
-    HpoParams,
-    ImbalanceParams,
-    ParamsError,
-    SynthesizeParams,
-    TrainGeneratorParams,
-    TrainParams,
-    compose_params,
-    load_section,
-    parse_section,
-    validate_all,
-    write_local_settings,
-)
+from synthaug.core.errors import ParamsError
+from synthaug.core.generator_params import SynthesizeParams, TrainGeneratorParams
+from synthaug.core.param_rules import SECTIONS, load_section, parse_section, validate_all
+from synthaug.core.params import ExperimentParams, FetchParams, FidParams, HpoParams, ImbalanceParams, TrainParams
+from synthaug.core.variants import GENERATORS
 from synthaug.data.imbalance import keep_fractions, make_splits
 from synthaug.models.classifiers import BUILDERS
+from synthaug.tools.compose import compose_params, write_local_settings
 
 from .conftest import ROOT
 

@@ -266,3 +266,40 @@ def test_a_missing_module_is_reported(tmp_path, deps, expected):
         )
     )
     assert missing_dependencies(tmp_path) == ({"fid": expected} if expected else {})
+
+
+def library_imports(script: Path) -> set[str]:
+    """The synthaug modules a file names in its own import statements."""
+    found = set()
+    for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"), str(script))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.split(".")[0] == "synthaug"}
+
+
+def stage_rule_violations(root: Path) -> list[str]:
+    """Stage <name>'s work is in synthaug/pipeline/<name>.py: its script imports that module and core/ only."""
+    found = []
+    for name, (script, _) in stage_dependencies(root / "dvc.yaml").items():
+        own = f"synthaug.pipeline.{name}"
+        imported = library_imports(root / script)
+        if own not in imported:
+            found.append(f"{script} does not import {own}")
+        found += [f"{script} imports {m}" for m in sorted(imported - {own}) if not m.startswith("synthaug.core.")]
+    return found
+
+
+def test_each_stage_calls_its_own_pipeline_module():
+    assert stage_rule_violations(ROOT) == []
+
+
+def test_stage_rule_catches_work_done_elsewhere(tmp_path):
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "dvc.yaml").write_text("stages:\n  imbalance:\n    cmd: python stages/imbalance.py\n    deps: []\n")
+    (tmp_path / "stages/imbalance.py").write_text("from synthaug.data.imbalance import make_splits\n")
+    assert stage_rule_violations(tmp_path) == [
+        "stages/imbalance.py does not import synthaug.pipeline.imbalance",
+        "stages/imbalance.py imports synthaug.data.imbalance",
+    ]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from synthaug.core.params import compose_params
+from synthaug.tools.compose import compose_params
 from synthaug.tools.tiny import build_tiny_sdxl
 
 from ..conftest import HANG_GUARD_S, ROOT, make_image_folder, tar_folder

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthaug.core.params import SdxlTurboParams, SynthesizeParams, TrainGeneratorParams, parse_section
+from synthaug.core.generator_params import SdxlTurboParams, SynthesizeParams, TrainGeneratorParams
+from synthaug.core.param_rules import parse_section
 from synthaug.data.storage import ImageSet
 from synthaug.tools.tiny import build_tiny_sdxl
 

@@ -87,7 +87,9 @@ def test_a_rebalanced_judge_keeps_the_minority_images_the_baseline_drops(tmp_pat
 
 
 def test_full_is_refused_as_judge_and_the_judge_must_be_trained(project_params):
-    from synthaug.core.params import ParamsError, TrainParams, parse_section, validate_all
+    from synthaug.core.errors import ParamsError
+    from synthaug.core.param_rules import parse_section, validate_all
+    from synthaug.core.params import TrainParams
 
     raw = dict(project_params["train"], synthetic_filter={"enabled": True, "min_confidence": 0.5, "judge": "full"})
     with pytest.raises(

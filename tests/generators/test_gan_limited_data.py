@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from synthaug.core.params import ParamsError, TrainGeneratorParams, parse_section
+from synthaug.core.errors import ParamsError
+from synthaug.core.generator_params import TrainGeneratorParams
+from synthaug.core.param_rules import parse_section
 from synthaug.generators.diff_augment import colour, cutout, diff_augment, translate
 from synthaug.generators.gan import MODE_SEEKING_EPSILON, conditioning_weight, lecam_penalty, mode_seeking_penalty
 from synthaug.generators.training import build_trainer

@@ -112,7 +112,8 @@ REPLICA_SCRIPT = textwrap.dedent("""
     from safetensors.torch import save_file
     from synthaug.data.storage import load_image_set
     from synthaug.core.distributed import close_ranks, init_ranks
-    from synthaug.core.params import TrainGeneratorParams, load_section
+    from synthaug.core.generator_params import TrainGeneratorParams
+    from synthaug.core.param_rules import load_section
     from synthaug.generators.training import LoopSettings, build_trainer, train_generator_loop
 
     ranks = init_ranks()

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from synthaug.core.errors import ParamsError
+from synthaug.core.generator_params import SynthesizeParams, TrainGeneratorParams
 from synthaug.core.io import write_json
-from synthaug.core.params import SynthesizeParams, TrainGeneratorParams, parse_section
+from synthaug.core.param_rules import parse_section
 from synthaug.core.resume import load_state, save_state
 from synthaug.generators.backends import GENERATOR_FILE, make_backend
 from synthaug.generators.gan import discriminator_loss, generator_loss

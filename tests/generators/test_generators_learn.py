@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from synthaug.core.params import DdpmSampleParams, GanSampleParams, TrainGeneratorParams, parse_section
+from synthaug.core.generator_params import DdpmSampleParams, GanSampleParams, TrainGeneratorParams
+from synthaug.core.param_rules import parse_section
 from synthaug.data.storage import ImageSet
 from synthaug.generators.training import LoopSettings, build_trainer, train_generator_loop
 
@@ -41,7 +42,7 @@ def colour_agreement(sample) -> tuple[float, float]:
 def within_class_diversity(sample) -> float:
     """The lowest, over classes, of the samples' mean pairwise pixel distance over the training images' (1 when
     samples vary as much as the class's images, 0 when every sample of a class is the same image)."""
-    from synthaug.metrics.fid import mean_pairwise_distance
+    from synthaug.metrics.generated import mean_pairwise_distance
 
     real = solid_colours()
     ratios = []
@@ -60,7 +61,7 @@ def learnt(agreement: tuple[float, float]) -> bool:
 
 @pytest.fixture(scope="module")
 def toy_params() -> TrainGeneratorParams:
-    from synthaug.core.params import load_params
+    from synthaug.core.param_rules import load_params
     from tests.conftest import ROOT
 
     raw = dict(

@@ -392,7 +392,8 @@ def sdxl_project(tmp_path, monkeypatch, project_params, tiny_synth_params):
     paths = SynthesizePaths(
         tmp_path / "models", tmp_path / "data", tmp_path / "splits.npz", *(tmp_path / n for n in names)
     )
-    from synthaug.core.params import ExperimentParams, parse_section
+    from synthaug.core.param_rules import parse_section
+    from synthaug.core.params import ExperimentParams
 
     experiment = dict(project_params["experiment"], seeds=[0, 1], generator_runs="per_seed", generators=["sdxl_turbo"])
     params = tiny_synth_params.model_copy(update={"eval_per_class": 1})

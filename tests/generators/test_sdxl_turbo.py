@@ -85,7 +85,9 @@ def test_images_are_stored_at_sdxl_turbo_image_size_and_the_trained_generators_a
 
 
 def test_a_stored_size_above_the_drawn_resolution_is_refused_naming_the_key(tiny_synth_params):
-    from synthaug.core.params import ParamsError, SynthesizeParams, parse_section
+    from synthaug.core.errors import ParamsError
+    from synthaug.core.generator_params import SynthesizeParams
+    from synthaug.core.param_rules import parse_section
 
     raw = tiny_synth_params.model_dump()
     raw["sdxl_turbo"]["image_size"] = 128  # resolution 64

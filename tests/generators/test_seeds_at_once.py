@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from synthaug.core.io import read_json, work_folder
-from synthaug.core.params import ExperimentParams, parse_section
+from synthaug.core.param_rules import parse_section
+from synthaug.core.params import ExperimentParams
 from synthaug.core.workers import map_in_processes, threads_per_worker
 from synthaug.data.imbalance import make_splits
 from synthaug.data.storage import ImageSet, save_image_set, save_index_arrays

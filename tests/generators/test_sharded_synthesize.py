@@ -13,9 +13,10 @@ import pytest
 import torch
 import yaml
 
+from synthaug.core.generator_params import TrainGeneratorParams
 from synthaug.core.generator_runs import generator_run_seed
 from synthaug.core.io import write_json
-from synthaug.core.params import TrainGeneratorParams, parse_section
+from synthaug.core.param_rules import parse_section
 from synthaug.data.storage import ImageSet, save_image_set, save_index_arrays
 from synthaug.generators.backends import GENERATOR_FILE
 from synthaug.generators.training import build_trainer

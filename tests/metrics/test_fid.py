@@ -7,25 +7,25 @@ import pytest
 import scipy.linalg
 import torch
 
+from synthaug.core.errors import FeatureWeightsMissing
 from synthaug.data.pixels import InputFormat
-from synthaug.metrics.fid import (
+from synthaug.metrics.features import (
     INCEPTION_FILE,
-    FeatureWeightsMissing,
     classifier_features,
-    feature_statistics,
-    frechet_distance,
-    full_rank,
-    generation_scores,
     hub_weights_path,
     inception_features,
     inception_weights_path,
-    kernel_inception_distance,
     load_fid_inception,
-    matched_real_indices,
-    mean_pairwise_distance,
+)
+from synthaug.metrics.fid import (
+    feature_statistics,
+    frechet_distance,
+    full_rank,
+    kernel_inception_distance,
     polynomial_mmd,
     precision_recall,
 )
+from synthaug.metrics.generated import generation_scores, matched_real_indices, mean_pairwise_distance
 from synthaug.models.classifiers import ClassifierSpec, build_classifier
 
 from ..planted import write_random_fid_inception

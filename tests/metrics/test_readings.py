@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from synthaug.metrics.fid import frechet_distance, generation_scores, judge_confusion, usability
+from synthaug.metrics.fid import frechet_distance
+from synthaug.metrics.generated import generation_scores, judge_confusion, usability
 from synthaug.metrics.readings import ClassReading, GeneratorReading
 
 CLASSES = ("a", "b")

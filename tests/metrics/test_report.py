@@ -9,7 +9,7 @@ import pytest
 from synthaug.core.plots import save_figure
 from synthaug.data.imbalance import minority_classes
 from synthaug.metrics.calibration import calibration
-from synthaug.metrics.fid import usability
+from synthaug.metrics.generated import usability
 from synthaug.metrics.readings import GeneratorReading
 from synthaug.metrics.verdicts import difference_interval
 from synthaug.report.document import Section, embedded_image, image, markdown_to_html_table, to_html
@@ -23,7 +23,7 @@ from synthaug.report.figures import (
 )
 from synthaug.report.records import EntryResult
 from synthaug.report.summaries import comparison_rows
-from synthaug.report.tables import comparison_markdown
+from synthaug.report.tables import comparison_markdown, weighted_equals_macro
 
 CLASSES = ["a", "b", "c", "d"]
 T_975_1 = 12.706204736  # Student's t, 97.5 % quantile, 1 degree of freedom
@@ -98,6 +98,14 @@ def test_markdown_and_html_tables():
         "vit", "baseline", 0, {k: v for k, v in RESULTS[0].metrics.items() if k != "ece"}, np.eye(4), []
     )
     assert "| 0.0000 | n/a | +0.0000 |" in comparison_markdown(comparison_rows([older], ["a"]), ["a"])
+    # on a balanced test split weighted F1 repeats macro-F1: the column is left out
+    balanced = [EntryResult(r.classifier, r.variant, r.seed, {**r.metrics}, r.confusion, r.history) for r in RESULTS]
+    for result in balanced:
+        result.metrics["weighted_f1"] = result.metrics["macro_f1"]
+    rows = comparison_rows(balanced, ["a"])
+    assert weighted_equals_macro(rows) and not weighted_equals_macro(comparison_rows(RESULTS, ["a"]))
+    header = comparison_markdown(rows, ["a"]).splitlines()[0]
+    assert header.startswith("| classifier | variant | seeds | accuracy | macro-F1 | minority")
 
 
 # Runs in the page after layout: how many value or interval lines broke (taller than one line of their type), and
@@ -269,12 +277,17 @@ def test_generator_table_says_n_dims_rank_and_puts_cas_beside_real_accuracy_at_e
     )
     assert notes[1].startswith("**Rank-deficient FID** for ddpm: 1000 images per side on 2048-d features")
     assert notes[2].startswith("The real images were decoded from a lossy format (60000 JPEG)")
-    per_class = per_class_generator_markdown(as_readings(scores), CLASSES, cas)
+    readings = as_readings(scores)
     low, high = difference_interval(5, 10, 5, 30)  # a: 5 of its 10 images called a, 5 of the other 30
-    judge = f"0.50 − 0.17 = +0.33 [{low:+.2f}, {high:+.2f}]"
+    one = per_class_generator_markdown({"ddpm": readings["ddpm"]}, CLASSES, cas)
+    assert f"| a | 0.0200 | 10 | 0.80 | 0.1000 | 0.50 − 0.17 = +0.33 [{low:+.2f}, {high:+.2f}] | yes |" in one
+    # several runs share a table: each cell lists them in the header's order, equal image counts once
+    both = per_class_generator_markdown(readings, CLASSES, cas)
+    assert both.startswith("| class | KID (ddpm / gan) | images (ddpm / gan) |")
+    margin = f"+0.33 [{low:+.2f}, {high:+.2f}]"
     assert (
-        f"| a | 0.0200 | 10 | 0.80 | 0.1000 | {judge} | yes | 0.0200 | 10 | 0.20 (collapsed) | n/a | {judge} | "
-        "no: collapsed |" in per_class
+        f"| a | 0.0200 / 0.0200 | 10 | 0.80 / 0.20 (collapsed) | 0.1000 / n/a | {margin} / {margin} | "
+        "yes / no: collapsed |" in both
     )  # CAS recall: mean of seeds; Fisher's p for 5/10 against 5/30 is 0.04
 
 
@@ -304,7 +317,7 @@ def test_distillation_note_names_each_students_teacher():
 
 
 def test_a_generator_most_of_whose_added_images_are_not_usable_is_flagged_with_its_variants():
-    from synthaug.report.summaries import unusable_generators, unusable_variants, verdict_rows
+    from synthaug.report.summaries import UnusableRun, unusable_generators, unusable_variants, verdict_rows
     from synthaug.report.tables import verdicts_markdown
 
     def scores_with(judged: list[list[int]]) -> dict:
@@ -323,14 +336,7 @@ def test_a_generator_most_of_whose_added_images_are_not_usable_is_flagged_with_i
     gan = scores_with([[90, 5, 5, 0], at_chance, [0, 25, 75, 0], [0, 25, 0, 75]])
     assert ddpm["unusable_classes"] == ["a"] and gan["unusable_classes"] == ["b"]
     unusable = unusable_generators(as_readings({"ddpm": ddpm, "gan": gan}), {"ddpm": added, "gan": added})
-    assert list(unusable) == ["ddpm"]
-    assert unusable["ddpm"].startswith(
-        "60% of the 100 images it adds to training are of classes whose generated images are collapsed or"
-    )
-    assert (
-        "(a: own − others below fid.usable_margin 0.1, or not significant at 0.05, on 100 evaluation"
-        in (unusable["ddpm"])
-    )
+    assert unusable == {"ddpm": [UnusableRun("shared", 100, 0.6, ("a",))]}
     flagged = unusable_variants(unusable, [])
     assert flagged == {"synthetic_ddpm", "synthetic_only_ddpm"}
     results = RESULTS + [entry("synthetic_ddpm", s, 0.9, 0.9, [0.9] * 4) for s in (0, 1)]
@@ -399,25 +405,33 @@ def test_one_list_of_sections_renders_as_markdown_and_as_html(tmp_path):
             "Comparison", (table("| a | b |\n|---|---|\n| 1 | 2 |"), note("Made by `abc`."), warning("**Flag**: x"))
         ),
         Section(
-            "More", (subheading("Per class"), text("see `y` & z"), image(picture, "fig", "A figure"), code("k: 1\n"))
+            "More",
+            (
+                subheading("Per class"),
+                text("see `y` & z"),
+                image(picture, "fig", "A figure"),
+                code("k: 1\n", "The `params`."),
+            ),
         ),
     ]
-    markdown = to_markdown("Title", sections, tmp_path)
+    markdown = to_markdown("Title", sections, tmp_path, "Made by `run`.")
     assert markdown == (
-        "# Title\n\n## Comparison\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n_Made by `abc`._\n\n**Flag**: x\n\n"
-        "## More\n\n### Per class\n\nsee `y` & z\n\n![fig](report/fig.png)\n\n```yaml\nk: 1\n```\n"
-    )
-    page = to_html("Title", sections)
+        "# Title\n\n_Made by `run`._\n\n## Comparison\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n_Made by `abc`._\n\n"
+        "**Flag**: x\n\n## More\n\n### Per class\n\nsee `y` & z\n\n![fig](report/fig.png)\n\nThe `params`.\n"
+    )  # the listing is folded in HTML and only named in Markdown
+    page = to_html("Title", sections, "Made by `run`.")
+    assert "<h1>Title</h1><p><em>Made by <code>run</code>.</em></p><h2>Comparison</h2>" in page
     assert '<h2>Comparison</h2><div class="table"><table><thead><tr><th>a</th><th>b</th></tr></thead>' in page
     assert "<p><em>Made by <code>abc</code>.</em></p>" in page
     assert '<p class="warning"><strong>Flag</strong>: x</p>' in page
     assert '<h3>Per class</h3><p>see <code>y</code> &amp; z</p><figure><img alt="A figure"' in page
-    assert "<pre>k: 1\n</pre>" in page
+    assert "<details><summary>The <code>params</code>.</summary><pre>k: 1\n</pre></details>" in page
 
 
 def test_each_generator_run_is_read_on_its_own_and_flags_its_generator():
     from synthaug.report.records import entries_by_generator, generator_of, of_run, run_of, run_readings
-    from synthaug.report.summaries import unusable_generators
+    from synthaug.report.summaries import UnusableRun, unusable_generators
+    from synthaug.report.tables import unusable_markdown
 
     usable = fid_result("inception", 12.5, 64, 400, judged=[[90, 5, 5, 0], [5, 90, 5, 0], [0, 5, 95, 0], [0, 0, 5, 95]])
     at_chance = fid_result("inception", 30.0, 64, 400, judged=[[25, 25, 25, 25]] * 4)
@@ -428,7 +442,8 @@ def test_each_generator_run_is_read_on_its_own_and_flags_its_generator():
     assert [(generator_of(k), run_of(k)) for k in readings] == [("gan", "seed0"), ("gan", "seed1"), ("ddpm", "shared")]
     # one unusable run flags its generator, and the note names the run
     unusable = unusable_generators(readings, {"gan": {"a": 60, "b": 40}, "ddpm": {"a": 60, "b": 40}})
-    assert list(unusable) == ["gan"] and unusable["gan"].startswith("in run seed1, 100% of the 100 images")
+    assert unusable == {"gan": [UnusableRun("seed1", 100, 1.0, ("a", "b"))]}
+    assert unusable_markdown(unusable).splitlines()[2] == "| gan | seed1 | 100 | 100% | a, b |"
     # CAS of a run: the seeds that trained on it (every seed for a shared run)
     cas_entries = [entry("synthetic_only_gan", s, 0.3, 0.3, [0.3] * 4) for s in (0, 1)]
     for seed, result in enumerate(cas_entries):

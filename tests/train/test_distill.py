@@ -9,12 +9,14 @@ import pytest
 import torch
 
 from synthaug.core.errors import MissingInput, ParamsError
-from synthaug.core.params import DistillParams, compose_params, validate_all
+from synthaug.core.param_rules import validate_all
+from synthaug.core.params import DistillParams
 from synthaug.core.seeding import seed_everything
 from synthaug.data.pixels import InputFormat
 from synthaug.data.storage import ImageSet
 from synthaug.models.checkpoint import save_classifier
 from synthaug.models.classifiers import ClassifierSpec, build_classifier
+from synthaug.tools.compose import compose_params
 from synthaug.train.classifier import prepare_training, train_classifier
 from synthaug.train.entry import with_teacher
 from synthaug.train.losses import distillation_loss

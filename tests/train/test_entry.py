@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from synthaug.core.params import TrainParams, load_section
+from synthaug.core.param_rules import load_section
+from synthaug.core.params import TrainParams
 from synthaug.data.storage import ImageSet
 from synthaug.synthetic.shards import METADATA_FILE
 from synthaug.train.entry import AddedImages, training_set
@@ -51,7 +52,7 @@ def test_real_equal_trains_on_as_many_real_images_per_class_as_its_seeds_synthet
 
 
 def test_a_composed_variants_loss_fix_takes_the_real_images_prior_not_the_topped_up_one(tmp_path):
-    from synthaug.core.params import composed_variant
+    from synthaug.core.variants import composed_variant
     from synthaug.train.entry import prepare_entry
     from synthaug.train.losses import log_prior_offset
 

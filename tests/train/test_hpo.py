@@ -14,7 +14,9 @@ import optuna
 import pytest
 import yaml
 
-from synthaug.core.params import HpoParams, ParamsError, TrainParams, parse_section
+from synthaug.core.errors import ParamsError
+from synthaug.core.param_rules import parse_section
+from synthaug.core.params import HpoParams, TrainParams
 from synthaug.data.storage import ImageSet, save_image_set, save_index_arrays
 from synthaug.tools.hpo import pruning_callback, trial_params
 from synthaug.train.classifier import EpochRecord

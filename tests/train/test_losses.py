@@ -9,7 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from synthaug.core.params import ExperimentParams, TrainParams, composed_variant, parse_section
+from synthaug.core.param_rules import parse_section
+from synthaug.core.params import ExperimentParams, TrainParams
+from synthaug.core.variants import composed_variant
 from synthaug.data.imbalance import variant_indices
 from synthaug.train.losses import (
     LossSpec,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from synthaug.core.errors import UserError
-from synthaug.core.params import check_stage_rules
+from synthaug.core.param_rules import check_stage_rules
 
 
 def run_stage(

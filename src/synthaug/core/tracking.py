@@ -39,7 +39,8 @@ def strict_tracking(params_file: Path = Path("params.yaml")) -> bool:
     """tracking.strict from params.yaml; False where there is no such file (library use, tests)."""
     if not params_file.is_file():
         return False
-    from synthaug.core.params import TrackingParams, load_section
+    from synthaug.core.param_rules import load_section
+    from synthaug.core.params import TrackingParams
 
     return load_section("tracking", TrackingParams, params_file).strict
 

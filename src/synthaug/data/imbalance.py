@@ -10,16 +10,15 @@ from typing import get_args
 import numpy as np
 
 from synthaug.core.errors import ImbalanceError
-from synthaug.core.params import (
+from synthaug.core.params import ImbalanceShape, ValidationSource
+from synthaug.core.seeding import derive_seed
+from synthaug.core.variants import (
     DISTILLED_VARIANT,
     LOSS_VARIANTS,
     REAL_EQUAL_PREFIX,
     SYNTHETIC_ONLY_PREFIX,
     SYNTHETIC_PREFIX,
-    ImbalanceShape,
-    ValidationSource,
 )
-from synthaug.core.seeding import derive_seed
 from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
 
 

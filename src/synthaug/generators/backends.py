@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from synthaug.core.errors import MissingInput
+from synthaug.core.generator_params import SynthesizeParams
 from synthaug.core.io import read_json
-from synthaug.core.params import TRAINED_GENERATORS, SynthesizeParams
+from synthaug.core.variants import TRAINED_GENERATORS
 from synthaug.synthetic.plan import SynthItem
 
 GENERATOR_FILE = "generator.json"

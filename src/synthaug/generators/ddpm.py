@@ -23,7 +23,7 @@ from synthaug.core.distributed import (
     share_weight,
     wrap_for_ranks,
 )
-from synthaug.core.params import DdpmSampleParams, DdpmTrainParams
+from synthaug.core.generator_params import DdpmSampleParams, DdpmTrainParams
 
 UNET_FOLDER = "unet"
 SCHEDULER_FOLDER = "scheduler"

@@ -32,8 +32,8 @@ from synthaug.core.distributed import (
     sync_batch_norm_for_ranks,
     wrap_for_ranks,
 )
+from synthaug.core.generator_params import GanSampleParams, GanTrainParams
 from synthaug.core.io import read_json, write_json
-from synthaug.core.params import GanSampleParams, GanTrainParams
 from synthaug.generators.ddpm import to_uint8_images
 from synthaug.generators.diff_augment import diff_augment
 
@@ -268,18 +268,7 @@ class GanTrainer:
         fake_logits = discriminator(self.augment(fake.detach(), rng), fake_labels, conditioning)
         loss_d = discriminator_loss(real_logits, fake_logits, self.params.loss, self.params.label_smoothing)
         if self.params.lecam_weight > 0:
-            anchors = self.lecam_anchors
-            loss_d = loss_d + self.params.lecam_weight * lecam_penalty(
-                real_logits, fake_logits, anchors["real"], anchors["fake"]
-            )
-            means = global_means(
-                {"real": float(real_logits.detach().mean()), "fake": float(fake_logits.detach().mean())},
-                share,
-                count,
-                self.ranks,
-            )
-            for side in anchors:
-                anchors[side] = LECAM_DECAY * anchors[side] + (1 - LECAM_DECAY) * means[side]
+            loss_d = loss_d + self.params.lecam_weight * self._lecam(real_logits, fake_logits, share, count)
         losses = global_means({"loss_d": float(loss_d.item())}, share, count, self.ranks)  # every rank decides alike
         if not math.isfinite(losses["loss_d"]):
             return losses
@@ -310,6 +299,20 @@ class GanTrainer:
         (loss_g * weight).backward()
         self.optimizer_g.step()
         return losses
+
+    def _lecam(self, real_logits: torch.Tensor, fake_logits: torch.Tensor, share: int, count: int) -> torch.Tensor:
+        """The LeCam penalty against the anchors so far; then the anchors move toward this batch's mean logits."""
+        anchors = self.lecam_anchors
+        penalty = lecam_penalty(real_logits, fake_logits, anchors["real"], anchors["fake"])
+        means = global_means(
+            {"real": float(real_logits.detach().mean()), "fake": float(fake_logits.detach().mean())},
+            share,
+            count,
+            self.ranks,
+        )
+        for side in anchors:
+            anchors[side] = LECAM_DECAY * anchors[side] + (1 - LECAM_DECAY) * means[side]
+        return penalty
 
     def state(self) -> dict[str, Any]:
         return {

@@ -21,7 +21,7 @@ from PIL import Image
 
 from synthaug.core.devices import resolve_device
 from synthaug.core.errors import BrokenImages, ModelLoadError
-from synthaug.core.params import SdxlTurboParams
+from synthaug.core.generator_params import SdxlTurboParams
 from synthaug.generators.weights import Weights, resolve_weights
 from synthaug.synthetic.plan import SynthItem
 

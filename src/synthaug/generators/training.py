@@ -19,13 +19,9 @@ from tqdm import tqdm
 
 from synthaug.core.distributed import Ranks
 from synthaug.core.errors import NonFiniteLoss
-from synthaug.core.params import (
-    TRAINED_GENERATORS,
-    DdpmSampleParams,
-    GanSampleParams,
-    TrainGeneratorParams,
-)
+from synthaug.core.generator_params import DdpmSampleParams, GanSampleParams, TrainGeneratorParams
 from synthaug.core.resume import load_state, save_state
+from synthaug.core.variants import TRAINED_GENERATORS
 from synthaug.data.storage import ImageSet
 
 log = logging.getLogger("synthaug.generators")
@@ -104,6 +100,32 @@ def to_training_batch(images: np.ndarray, flip: torch.Tensor | None) -> torch.Te
     return batch
 
 
+def _resume(
+    trainer: GeneratorTrainer, checkpoint: Path, fingerprint: str, rng: torch.Generator, result: LoopResult
+) -> dict[str, list[float]]:
+    """Restore trainer, rng and history from a checkpoint of the same run (fingerprint); its loss window."""
+    if not checkpoint.is_file():
+        return {}
+    saved = load_state(checkpoint)
+    if saved["fingerprint"] != fingerprint:
+        return {}
+    trainer.load_state(saved["trainer"])
+    rng.set_state(saved["rng"])
+    result.history, result.resumed_from = saved["history"], saved["step"]
+    return saved["window"]
+
+
+def _training_batch(
+    data: ImageSet, sampler: BatchSampler, settings: LoopSettings, rng: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The next batch drawn from `rng`: images in [-1, 1] (flipped at random if asked) and their labels."""
+    indices = sampler(settings.batch_size, rng)
+    flip = torch.rand(len(indices), generator=rng) < 0.5 if settings.horizontal_flip else None
+    images = to_training_batch(data.images[indices.numpy()], flip).to(device, non_blocking=True)
+    labels = torch.from_numpy(data.labels[indices.numpy()]).to(device, non_blocking=True)
+    return images, labels
+
+
 def train_generator_loop(
     trainer: GeneratorTrainer,
     data: ImageSet,
@@ -123,17 +145,11 @@ def train_generator_loop(
         raise ValueError("generator training set is empty")
     rng = torch.Generator().manual_seed(settings.seed)
     result = LoopResult()
-    start_step = 0
-    window: dict[str, list[float]] = {}  # losses since the last history row
     checkpoint = workdir / CHECKPOINT_FILE
-    if checkpoint.is_file():
-        saved = load_state(checkpoint)
-        if saved["fingerprint"] == fingerprint:
-            trainer.load_state(saved["trainer"])
-            rng.set_state(saved["rng"])
-            result.history, window = saved["history"], saved["window"]
-            start_step = result.resumed_from = saved["step"]
-            log.info("%s: resuming from %s at step %d of %d", trainer.name, checkpoint, start_step, settings.steps)
+    window = _resume(trainer, checkpoint, fingerprint, rng, result)  # losses since the last history row
+    start_step = result.resumed_from
+    if start_step:
+        log.info("%s: resuming from %s at step %d of %d", trainer.name, checkpoint, start_step, settings.steps)
     workdir.mkdir(parents=True, exist_ok=True)
     last_checkpoint = start_step
     sampler = BatchSampler(data.labels, data.num_classes, settings.balanced_sampling)
@@ -144,18 +160,11 @@ def train_generator_loop(
         disable=None if ranks.is_main else True,
     )
     for step in bar:
-        indices = sampler(settings.batch_size, rng)
-        flip = torch.rand(len(indices), generator=rng) < 0.5 if settings.horizontal_flip else None
-        images = to_training_batch(data.images[indices.numpy()], flip).to(trainer.device, non_blocking=True)
-        labels = torch.from_numpy(data.labels[indices.numpy()]).to(trainer.device, non_blocking=True)
+        images, labels = _training_batch(data, sampler, settings, rng, trainer.device)
         losses = trainer.train_step(images, labels, rng, step)
         bad = {k: v for k, v in losses.items() if not np.isfinite(v)}
         if bad:
-            kept = (
-                f"the checkpoint of step {last_checkpoint} is kept in {workdir}"
-                if last_checkpoint
-                else "no checkpoint yet"
-            )
+            kept = f"the checkpoint of step {last_checkpoint} is kept in {workdir}" if last_checkpoint else "none yet"
             raise NonFiniteLoss(f"{trainer.name}: non-finite loss {bad} at step {step + 1}; {kept}")
         for key, value in losses.items():
             window.setdefault(key, []).append(value)
@@ -170,17 +179,8 @@ def train_generator_loop(
         if on_samples is not None and ranks.is_main and (done % settings.sample_every == 0 or done == settings.steps):
             on_samples(done)
         if done % settings.checkpoint_every == 0 and done != settings.steps and ranks.is_main:
-            save_state(
-                checkpoint,
-                {
-                    "fingerprint": fingerprint,
-                    "step": done,
-                    "trainer": trainer.state(),
-                    "rng": rng.get_state(),
-                    "history": result.history,
-                    "window": window,
-                },
-            )
+            state = {"trainer": trainer.state(), "rng": rng.get_state(), "history": result.history, "window": window}
+            save_state(checkpoint, {"fingerprint": fingerprint, "step": done, **state})
             last_checkpoint = done
     return result
 

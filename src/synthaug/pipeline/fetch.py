@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import pickle
 import tarfile
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,8 +24,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from synthaug.core.errors import DataError
-from synthaug.core.io import ensure_free_space, file_sha256
-from synthaug.data.storage import ImageSet
+from synthaug.core.io import atomic_path, ensure_free_space, file_sha256, write_json
+from synthaug.core.params import FetchParams
+from synthaug.core.tracking import run_name, stage_run
+from synthaug.data.storage import ImageSet, save_image_set
+
+log = logging.getLogger("synthaug.fetch")
 
 SPLITS = ("train", "test")
 LOSSY_FORMATS = ("JPEG", "MPO", "WEBP", "GIF")  # PIL format names; WebP may be lossless but is not told apart
@@ -253,3 +259,38 @@ def download_cifar10(download_dir: Path) -> Path:
             "(or make demo ARCHIVE=...)"
         ) from None
     return archive
+
+
+def fetch(params: FetchParams, out: Path) -> str:
+    """The fetch stage: the dataset decoded into `out` (train.npz, test.npz, meta.json); its summary line."""
+    with stage_run(run_name("fetch"), {"fetch": params.model_dump()}) as tracker:
+        start = time.perf_counter()
+        source = Path(params.archive).expanduser() if params.archive else download_cifar10(Path(params.download_dir))
+        dataset = read_archive(source, params.image_size)
+        decode_seconds = time.perf_counter() - start
+        # The decoded arrays are written once here and once more into the DVC cache.
+        ensure_free_space(
+            out.parent, 2 * sum(s.images.nbytes + s.labels.nbytes for s in dataset.splits.values()), "fetch"
+        )
+        with atomic_path(out, directory=True) as tmp:
+            for split, images in dataset.splits.items():
+                save_image_set(tmp / f"{split}.npz", images)
+            write_json(
+                tmp / "meta.json",
+                {
+                    "source": str(source),
+                    "source_format": dataset.source_format,
+                    "sha256": dataset.sha256,
+                    "image_size": params.image_size,
+                    "class_names": list(dataset.splits["train"].class_names),
+                    "counts": {split: len(images) for split, images in dataset.splits.items()},
+                    "conversions": dataset.conversions,
+                    "encodings": dataset.encodings,
+                    "lossy_images": dataset.lossy_images,
+                },
+            )
+        if dataset.conversions:
+            log.info("converted while decoding (images): %s", dataset.conversions)
+        counts = {f"{split}_images": len(images) for split, images in dataset.splits.items()}
+        tracker.log_metrics({**counts, "decode_seconds": decode_seconds})
+    return f"{counts} from {source} ({dataset.source_format}), decoded in {decode_seconds:.1f}s"

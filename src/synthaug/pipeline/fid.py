@@ -25,16 +25,13 @@ from synthaug.core.tracking import run_name, stage_run
 from synthaug.data.pixels import InputFormat
 from synthaug.data.storage import ImageSet, load_image_set
 from synthaug.metrics.classification import classification_report
-from synthaug.metrics.fid import (
+from synthaug.metrics.features import (
     classifier_features,
-    generation_scores,
     inception_features,
     inception_weights_path,
-    judge_confusion,
     load_fid_inception,
-    matched_real_indices,
-    usability,
 )
+from synthaug.metrics.generated import generation_scores, judge_confusion, matched_real_indices, usability
 from synthaug.metrics.readings import INCEPTION_FEATURES, ClassReading, GeneratorReading
 from synthaug.models.checkpoint import load_classifier
 from synthaug.synthetic.shards import load_synthetic

@@ -15,7 +15,12 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from synthaug.core.io import rows_csv
+from synthaug.core.devices import resolve_device
+from synthaug.core.io import atomic_path, rows_csv, write_json
+from synthaug.core.params import ProfileModelParams
+from synthaug.core.seeding import seed_everything
+from synthaug.core.tracking import run_name, stage_run
+from synthaug.models.checkpoint import load_classifier
 from synthaug.models.classifiers import (
     ClassifierSpec,
     count_parameters,
@@ -175,3 +180,37 @@ def trace_training_steps(
 
 def profiles_csv(profiles: list[ModelProfile]) -> str:
     return rows_csv([profile.to_dict() for profile in profiles])
+
+
+TRACE_FILE = "trace.json"
+
+
+def profile_model(params: ProfileModelParams, classifier: str, model_dir: Path, out: Path, traces: Path) -> str:
+    """The profile_model stage: the classifier's cost into `out` (.json), a training trace into `traces`."""
+    device = resolve_device(params.device, "profile_model.device")
+    seed_everything(0)
+
+    model, spec = load_classifier(model_dir)
+    name = run_name("profile_model", classifier)
+    with stage_run(name, {"profile_model": params.model_dump()}, {"classifier": classifier}) as tracker:
+        profile = profile_classifier(model, spec, device, params.batch_size, params.warmup, params.repeats)
+        with atomic_path(traces, directory=True) as tmp:
+            # Never an empty folder: DVC warns about those and does not restore them.
+            (tmp / "README.txt").write_text(
+                f"{TRACE_FILE}: torch.profiler chrome trace of profile_model.steps={params.steps} training steps of "
+                f"{classifier} "
+                "(none when 0). Open it in https://ui.perfetto.dev or chrome://tracing.\n",
+                encoding="utf-8",
+            )
+            if params.steps > 0:
+                trace_training_steps(model, spec, device, params.batch_size, params.steps, tmp / TRACE_FILE)
+        write_json(out, profile.to_dict())
+        tracker.log_metrics({k: v for k, v in profile.to_dict().items() if isinstance(v, (int, float))})
+        tracker.log_artifact(out)
+        if params.steps > 0:
+            tracker.log_artifact(traces / TRACE_FILE)
+    trace = f", trace of {params.steps} steps in {traces / TRACE_FILE}" if params.steps > 0 else ""
+    return (
+        f"{name}: {profile.parameters:,} parameters, {profile.macs_per_image / 1e6:.1f} MMACs/image, "
+        f"{profile.latency_ms:.2f} ms/image, {profile.throughput_images_per_s:.0f} images/s on {device.type}{trace}"
+    )

@@ -8,6 +8,7 @@ shard.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +17,10 @@ import numpy as np
 from synthaug.core.devices import resolve_device
 from synthaug.core.distributed import Ranks, main_rank_results, process_group, rank_done, sum_over_ranks
 from synthaug.core.errors import BrokenImages, MissingInput
+from synthaug.core.generator_params import SynthesizeParams
 from synthaug.core.generator_runs import generator_run_seed, generator_runs
 from synthaug.core.io import atomic_path, ensure_free_space, fingerprint, read_json, work_folder, write_json
-from synthaug.core.params import ExperimentParams, SynthesizeParams
+from synthaug.core.params import ExperimentParams
 from synthaug.core.plots import save_png
 from synthaug.core.seeding import derive_seed
 from synthaug.core.tracking import main_rank_run, run_name
@@ -39,6 +41,11 @@ class Plan:
     eval_counts: np.ndarray
     items: list[SynthItem]
     eval_items: list[SynthItem]
+
+    @property
+    def images(self) -> int:
+        """Both sets' images."""
+        return len(self.items) + len(self.eval_items)
 
 
 def load_sources(data: Path, splits: Path) -> tuple[ImageSet, np.ndarray]:
@@ -95,7 +102,6 @@ def synthesize_run(
     seed = generator_run_seed(params.seed, run)
     plan = make_plan(generator, params, paths.data, paths.splits, seed)
     model, out, eval_out, previews = (paths.model / run, paths.out / run, paths.eval_out / run, paths.previews / run)
-    train = plan.train
     if not (model / GENERATOR_FILE).is_file():
         raise MissingInput(f"{model / GENERATOR_FILE}: generator run not found (run the train_generator stage first)")
     # Everything that decides the images: a half-done work folder from other inputs is discarded, not resumed.
@@ -110,13 +116,13 @@ def synthesize_run(
         }
     )
     # Both sets, written once as shards and once more into the DVC cache.
-    planned_images = len(plan.items) + len(plan.eval_items)
-    image_bytes = 3 * stored_size(generator, params, train.image_size) ** 2
-    ensure_free_space(paths.out.parent, 2 * planned_images * image_bytes, f"synthesize@{generator}")
+    image_bytes = 3 * stored_size(generator, params, plan.train.image_size) ** 2
+    ensure_free_space(paths.out.parent, 2 * plan.images * image_bytes, f"synthesize@{generator}")
     name = f"{run_name('synthesize', generator)}/{run}"
     # Under torchrun / accelerate launch each rank makes its share of the shards; rank 0 logs and publishes.
     logged = {"synthesize": params.model_dump(), "generator_run_seed": seed}
     with main_rank_run(ranks.is_main, name, logged, {"generator": generator, "generator_run": run}) as tracker:
+        train = plan.train
         generate = make_backend(generator, params, model, train.images, train.class_names)
         # Work folders beside the stage outputs (.<g>.partial/<run>), which DVC deletes before a rerun.
         sets = (
@@ -127,10 +133,7 @@ def synthesize_run(
         generated, set_seconds = 0, []
         for _, planned, work in sets:
             start = time.perf_counter()
-            try:
-                generated += generate_shards(planned, params.shard_size, work, digest, generate, ranks)
-            except BrokenImages as exc:
-                raise BrokenImages(f"{name}: {exc}") from exc
+            generated += _generate_set(name, planned, params.shard_size, work, digest, generate, ranks)
             set_seconds.append(time.perf_counter() - start)
         seconds = sum(set_seconds)
         generated = int(sum_over_ranks(np.array([generated]), ranks)[0])
@@ -139,11 +142,7 @@ def synthesize_run(
         for target, planned, work in sets:
             publish_synthetic_set(target, planned, params.shard_size, generator, work)
         device, weights = used_device_and_weights(generator, params, generate)
-        real = train.subset(plan.train_idx)
-        grids = preview_grids(real, load_synthetic(out, train.class_names), params.preview_per_class)
-        with atomic_path(previews, directory=True) as folder:
-            for class_name, grid in grids.items():
-                save_png(grid, folder / f"{class_name}.png")
+        write_previews(train.subset(plan.train_idx), out, previews, params.preview_per_class)
         tracker.log_metrics(
             {
                 "synthetic_total": int(plan.counts.sum()),
@@ -156,6 +155,30 @@ def synthesize_run(
         for preview in sorted(previews.glob("*.png")):
             tracker.log_artifact(preview)
     return {**summary(generator, plan, set_seconds, generated, device), "seed": seed, **weights}
+
+
+def _generate_set(
+    name: str,
+    planned: list[SynthItem],
+    shard_size: int,
+    work: Path,
+    digest: str,
+    generate: Callable[[list[SynthItem]], np.ndarray],
+    ranks: Ranks,
+) -> int:
+    """Make this rank's share of one image set's shards in `work`; how many images it generated."""
+    try:
+        return generate_shards(planned, shard_size, work, digest, generate, ranks)
+    except BrokenImages as exc:
+        raise BrokenImages(f"{name}: {exc}") from exc
+
+
+def write_previews(real: ImageSet, out: Path, previews: Path, per_class: int) -> None:
+    """One PNG per topped-up class: real images above generated ones."""
+    grids = preview_grids(real, load_synthetic(out, real.class_names), per_class)
+    with atomic_path(previews, directory=True) as folder:
+        for class_name, grid in grids.items():
+            save_png(grid, folder / f"{class_name}.png")
 
 
 def used_device_and_weights(generator: str, params: SynthesizeParams, backend: object) -> tuple[str, dict]:

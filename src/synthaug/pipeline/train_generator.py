@@ -18,12 +18,14 @@ import torch
 
 from synthaug.core.devices import resolve_device
 from synthaug.core.distributed import Ranks, main_rank_results, process_group, rank_done
+from synthaug.core.generator_params import TrainGeneratorParams
 from synthaug.core.generator_runs import generator_run_seed, generator_runs
 from synthaug.core.io import atomic_path, fingerprint, rows_csv, work_folder, write_json, write_text
-from synthaug.core.params import TRAINED_GENERATORS, ExperimentParams, TrainGeneratorParams
+from synthaug.core.params import ExperimentParams
 from synthaug.core.plots import loss_curves_figure, save_figure, save_png
 from synthaug.core.seeding import seed_everything
 from synthaug.core.tracking import main_rank_run, prepare_store, run_name
+from synthaug.core.variants import TRAINED_GENERATORS
 from synthaug.core.workers import jobs_at_once, map_in_processes
 from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
 from synthaug.generators.backends import GENERATOR_FILE

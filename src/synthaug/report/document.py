@@ -16,7 +16,8 @@ BlockKind = Literal["text", "warning", "note", "table", "image", "subheading", "
 class Block:
     """text: a paragraph (inline **bold** and `code`); warning: a paragraph set apart; note: an italic line
     (where a table's numbers come from); table: a Markdown table; image: a PNG file, `text` its short alt
-    text and `caption` its caption; subheading: a level-3 heading; code: a YAML listing."""
+    text and `caption` its caption; subheading: a level-3 heading; code: a YAML listing, folded in HTML and
+    replaced by its `caption` in Markdown."""
 
     kind: BlockKind
     text: str
@@ -54,8 +55,8 @@ def subheading(value: str) -> Block:
     return Block("subheading", value)
 
 
-def code(value: str) -> Block:
-    return Block("code", value)
+def code(value: str, caption: str) -> Block:
+    return Block("code", value, caption=caption)
 
 
 def image_path(block: Block) -> Path:
@@ -72,13 +73,14 @@ def _markdown_block(block: Block, base: Path) -> str:
     if block.kind == "subheading":
         return f"### {block.text}"
     if block.kind == "code":
-        return f"```yaml\n{block.text}```"
+        return block.caption
     return block.text
 
 
-def to_markdown(title: str, sections: list[Section], base: Path) -> str:
-    """The report as Markdown; image paths relative to `base` (the folder the .md file is written to)."""
-    parts = [f"# {title}"]
+def to_markdown(title: str, sections: list[Section], base: Path, lead: str = "") -> str:
+    """The report as Markdown; image paths relative to `base` (the folder the .md file is written to); `lead`: an
+    italic line under the title."""
+    parts = [f"# {title}", *([f"_{lead}_"] if lead else [])]
     for section in sections:
         blocks = [_markdown_block(block, base) for block in section.blocks]
         parts.append("\n\n".join([f"## {section.heading}", *blocks]))
@@ -136,7 +138,7 @@ def _html_block(block: Block) -> str:
     if block.kind == "subheading":
         return f"<h3>{html.escape(block.text)}</h3>"
     if block.kind == "code":
-        return f"<pre>{html.escape(block.text)}</pre>"
+        return f"<details><summary>{inline_html(block.caption)}</summary><pre>{html.escape(block.text)}</pre></details>"
     return f"<p>{inline_html(block.text)}</p>"
 
 
@@ -151,13 +153,14 @@ STYLE = (
 )
 
 
-def to_html(title: str, sections: list[Section]) -> str:
+def to_html(title: str, sections: list[Section], lead: str = "") -> str:
     """The report as one HTML page that loads nothing from elsewhere (figures are embedded)."""
+    intro = f"<p><em>{inline_html(lead)}</em></p>" if lead else ""
     body = "".join(
         f"<h2>{html.escape(section.heading)}</h2>" + "".join(_html_block(block) for block in section.blocks)
         for section in sections
     )
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n"
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{intro}{body}</body></html>\n"
     )

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from synthaug.core.io import read_json
-from synthaug.core.params import (
+from synthaug.core.params import ExperimentParams
+from synthaug.core.variants import (
     DISTILLED_VARIANT,
     REAL_EQUAL_PREFIX,
     SYNTHETIC_ONLY_PREFIX,
     SYNTHETIC_PREFIX,
-    ExperimentParams,
     composed_variant,
     generator_variant,
 )
@@ -24,7 +24,7 @@ from synthaug.report.records import (
     read_stage_metrics,
     run_readings,
 )
-from synthaug.report.summaries import unusable_generators
+from synthaug.report.summaries import UnusableRun, unusable_generators
 from synthaug.report.sweep_runs import provenance_file, read_sweep_csv, sweep_staleness
 
 
@@ -58,13 +58,13 @@ class ReportInputs:
         return list(self.counts["train"])
 
     @property
-    def unusable(self) -> dict[str, str]:
-        """Generators whose added images a real-data classifier labels at chance, with why."""
+    def unusable(self) -> dict[str, list[UnusableRun]]:
+        """Generators with a run whose added images are mostly of classes found not usable."""
         return unusable_generators(self.scores, self.synthetic)
 
 
 def load_report_inputs(
-    metrics: Path, experiment: ExperimentParams, judge: str, select: str, code: str, params_flat: dict
+    metrics: Path, experiment: ExperimentParams, judge: str, select: str, code: str | None, params_flat: dict
 ) -> ReportInputs:
     """Read the stage outputs; sweeps (committed by `synthaug sweep`) are current only at this code and params."""
     synthetic = [generator_variant(SYNTHETIC_PREFIX, g) for g in experiment.generators] + [

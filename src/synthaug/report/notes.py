@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from synthaug.core.params import (
-    DISTILLED_VARIANT,
-    added_generator,
-)
+from synthaug.core.variants import DISTILLED_VARIANT, added_generator
 from synthaug.metrics.readings import GeneratorReading
 from synthaug.report.records import EntryResult, generator_of
 
 
-def unusable_note(unusable: dict[str, str]) -> str:
-    return " ".join(
-        f"**Unusable images from {g}**: {why}. Its synthetic variants measure images a classifier cannot recognise, "
-        "whatever their score."
-        for g, why in unusable.items()
+def unusable_note(margin: float, level: float) -> str:
+    """What the flag 'unusable images' means, with the fid params that set it."""
+    return (
+        "A generator run is flagged 'unusable images' when at least half of the images it adds are of classes whose "
+        "generated images are collapsed, or that the full-data classifier does not tell from the other classes' "
+        f"(own − others below fid.usable_margin {margin:g}, or not significant at fid.usable_level {level:g}). "
+        "Its synthetic variants then measure images a classifier cannot recognise, whatever their score."
     )
 
 
@@ -105,28 +104,33 @@ def filter_note(results: list[EntryResult], configured_judge: str) -> str:
 
 
 SEED_VARIES = {
-    "per_seed": "a seed varies the classifier's initialization, batch order, augmentation and oversampled's copies, "
-    "and for a synthetic variant also its generator: seed k trains and samples its own generator run (SDXL-Turbo: "
-    "its own sampling seed), so the interval includes the generator's variance; the imbalanced split stays fixed",
-    "shared": "a seed varies the classifier's initialization, batch order, augmentation and oversampled's copies; "
-    "the imbalanced split and the one shared generator run stay fixed (experiment.generator_runs: shared), so a "
-    "synthetic verdict is conditional on that generator run",
+    "per_seed": "A seed varies the classifier's initialization, batch order, augmentation and oversampled's copies, "
+    "and for a synthetic variant its generator run too (SDXL-Turbo: its sampling seed), so the interval includes "
+    "the generator's variance. The imbalanced split stays fixed.",
+    "shared": "A seed varies the classifier's initialization, batch order, augmentation and oversampled's copies. "
+    "The imbalanced split and the one shared generator run stay fixed (experiment.generator_runs: shared), so a "
+    "synthetic verdict is conditional on that run.",
 }
 
 
 def verdict_note(generator_runs: str) -> str:
     return (
-        f"Each variant's test macro-F1 minus the reference's, seed by seed ({SEED_VARIES[generator_runs]}), with the "
-        "95 % t interval of those differences and its half-width: a 'within noise' row saw no effect larger than the "
-        "interval allows. The verdict is the paired t test's (the test that interval inverts), corrected with Holm's "
-        "step-down over every comparison the table prints, so the chance of any false 'beats' or 'loses' in the "
-        "table stays at 5 %: beats or loses where the adjusted p is below 0.05, within noise otherwise; where the "
-        "uncorrected interval alone would say more, the cell says so. With one seed there is no interval. Compute: "
-        "seconds recorded by the stages (classifier training loop, mean over seeds; for a synthetic variant also the "
-        "training of the generator run it used and the synthesis of its images), on the device named, in wall time: "
-        "seeds and generator runs trained at once (train.seed_processes, train_generator.run_processes) shared the "
-        "cores, so each reads longer than it would alone; extra compute per point is priced only where the gain over "
-        "baseline is established."
+        "**Verdicts.** Each variant's test macro-F1 minus the reference's, seed by seed. "
+        f"{SEED_VARIES[generator_runs]} "
+        "The interval is the 95 % t interval of those differences: a 'within noise' row saw no effect larger than "
+        "its half-width. The verdict is the paired t test's, corrected with Holm's step-down over every comparison "
+        "in the table, so the chance of any false 'beats' or 'loses' stays at 5 %. Where the uncorrected interval "
+        "alone would say more, the cell says so. With one seed there is no interval."
+    )
+
+
+def compute_note() -> str:
+    return (
+        "**Compute.** Wall seconds the stages recorded on the device named: the classifier's training loop (mean over "
+        "seeds), plus, for a synthetic variant, the training of its generator run and the synthesis of its images. "
+        "Seeds and generator runs trained at once (train.seed_processes, train_generator.run_processes) share the "
+        "cores, so each reads longer than it would alone. Extra compute per macro-F1 point (0.01) is priced only "
+        "where the gain over baseline is established."
     )
 
 

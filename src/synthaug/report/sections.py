@@ -8,9 +8,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from synthaug.core.generator_runs import SHARED_RUN, run_folders
-from synthaug.core.params import (
-    added_generator,
-)
+from synthaug.core.variants import added_generator
 from synthaug.report import document as doc
 from synthaug.report.figures import (
     class_counts_figure,
@@ -22,6 +20,7 @@ from synthaug.report.figures import (
 from synthaug.report.inputs import ReportInputs
 from synthaug.report.notes import (
     STALE_SWEEP,
+    compute_note,
     distillation_note,
     filter_note,
     generator_notes,
@@ -30,6 +29,7 @@ from synthaug.report.notes import (
     verdict_note,
     weights_note,
 )
+from synthaug.report.records import generator_of
 from synthaug.report.summaries import (
     comparison_rows,
     synthetic_variants,
@@ -45,9 +45,11 @@ from synthaug.report.tables import (
     model_profile_markdown,
     per_class_generator_markdown,
     per_class_recall_markdown,
+    unusable_markdown,
     variant_label,
     verdict_cell,
     verdicts_markdown,
+    weighted_equals_macro,
 )
 
 
@@ -85,10 +87,20 @@ def preview_caption(generator: str, path: Path) -> str:
     return f"{generator}: {path.stem} (top row real)"
 
 
-def _comparison(inputs: ReportInputs, this_run: str) -> doc.Section:
-    unusable = inputs.unusable
+def _answer(inputs: ReportInputs) -> doc.Section:
+    """Each remedy's gain over baseline and oversampling with its verdict, then the flagged generator runs."""
+    flagged, conditional = _qualified(inputs)
+    costs = variant_compute(inputs.results, inputs.trainings, inputs.syntheses)
+    table = verdicts_markdown(verdict_rows(inputs.results), flagged=flagged, costs=costs, conditional=conditional)
+    blocks = [doc.table(table)]
+    if inputs.unusable:
+        blocks += [doc.subheading("Generator runs with unusable images"), doc.table(unusable_markdown(inputs.unusable))]
+    return doc.Section("Answer: does each remedy beat baseline and oversampling?", tuple(blocks))
+
+
+def _comparison(inputs: ReportInputs) -> doc.Section:
     rows = comparison_rows(inputs.results, inputs.minority)
-    table = comparison_markdown(rows, inputs.minority, unusable_variants(unusable, inputs.experiment.composed))
+    flagged = unusable_variants(inputs.unusable, inputs.experiment.composed)
     synthetic_results = [r for r in inputs.results if added_generator(r.variant)]
     minority = (
         f"Minority classes: the {len(inputs.minority)} with the fewest imbalanced training images "
@@ -96,10 +108,8 @@ def _comparison(inputs: ReportInputs, this_run: str) -> doc.Section:
         + distillation_note(inputs.results)
         + f" {selection_note(inputs.select)}"
     )
-    blocks = [doc.table(table), doc.note(this_run), doc.text(minority)]
-    if unusable:
-        blocks.append(doc.warning(unusable_note(unusable)))
-    return doc.Section("Comparison on the test split", tuple(blocks))
+    table = comparison_markdown(rows, inputs.minority, flagged)
+    return doc.Section("Scores on the test split", (doc.table(table), doc.text(minority)))
 
 
 def _qualified(inputs: ReportInputs) -> tuple[set[str], set[str]]:
@@ -108,14 +118,6 @@ def _qualified(inputs: ReportInputs) -> tuple[set[str], set[str]]:
     flagged = unusable_variants(inputs.unusable, experiment.composed)
     shared = experiment.generator_runs == "shared"
     return flagged, synthetic_variants(experiment.generators, experiment.composed) if shared else set()
-
-
-def _verdicts(inputs: ReportInputs, this_run: str) -> doc.Section:
-    flagged, conditional = _qualified(inputs)
-    costs = variant_compute(inputs.results, inputs.trainings, inputs.syntheses)
-    table = verdicts_markdown(verdict_rows(inputs.results), flagged=flagged, costs=costs, conditional=conditional)
-    note = verdict_note(inputs.experiment.generator_runs)
-    return doc.Section("Verdicts", (doc.table(table), doc.note(this_run), doc.text(note)))
 
 
 def pipeline_headline(inputs: ReportInputs) -> tuple[dict[str, float], dict[str, str]]:
@@ -137,48 +139,69 @@ def pipeline_headline(inputs: ReportInputs) -> tuple[dict[str, float], dict[str,
     return metrics, tags
 
 
-def _per_class_recall(inputs: ReportInputs, this_run: str) -> doc.Section:
+def _per_class_recall(inputs: ReportInputs) -> doc.Section:
     table = per_class_recall_markdown(inputs.results, inputs.counts["train"])
-    explained = "Mean ± sample std over the seeds; classes with the fewest imbalanced training images first."
-    return doc.Section("Per-class test recall", (doc.table(table), doc.note(this_run), doc.text(explained)))
+    return doc.Section("Per-class test recall", (doc.table(table),))
 
 
-def _generators(inputs: ReportInputs, this_run: str) -> doc.Section:
+def _generators(inputs: ReportInputs) -> doc.Section:
     cas_classifier = inputs.experiment.classifiers[0]
     real_full = [r for r in inputs.results if r.classifier == cas_classifier and r.variant == "full"]
-    unusable = inputs.unusable
-    warnings = generator_notes(inputs.scores) + ([unusable_note(unusable)] if unusable else [])
-    features = (
-        "Distances on the real test set, same class distribution, N images per side. Inception rows are FID at the "
-        "dims shown; classifier-feature rows use the full-data classifier's penultimate features and are not "
-        f"comparable to FID. CAS (Ravuri & Vinyals 2019): {cas_classifier} trained on the generator's evaluation "
-        "images alone, accuracy on the real test set, beside the same classifier with the same params trained on as "
-        "many real images per class (drawn balanced from the real train pool), their ratio, and the accuracy on the "
-        "full real data; each picks its epoch on the real validation split. "
-        "'Real classifier on generated': the full-data classifier's accuracy on the generated images."
-    )
+    by_generator: dict[str, dict] = {}
+    for label, reading in inputs.scores.items():
+        by_generator.setdefault(generator_of(label), {})[label] = reading
+    table = generator_markdown(inputs.scores, inputs.trainings, inputs.cas, real_full, inputs.equal_size)
     return doc.Section(
         "Generators",
         (
-            *(doc.warning(w) for w in warnings),
-            doc.table(generator_markdown(inputs.scores, inputs.trainings, inputs.cas, real_full, inputs.equal_size)),
-            doc.note(this_run),
+            *(doc.warning(w) for w in generator_notes(inputs.scores)),
+            doc.table(table),
             *((doc.note(weights),) if (weights := weights_note(inputs.syntheses)) else ()),
-            doc.text(features),
             *(
                 block
-                for label, result in inputs.scores.items()
+                for generator, readings in by_generator.items()
                 for block in (
-                    doc.subheading(f"Per class: {label}"),
-                    doc.table(per_class_generator_markdown({label: result}, inputs.class_names, inputs.cas)),
-                    doc.note(this_run),
+                    doc.subheading(f"Per class: {generator}"),
+                    doc.table(per_class_generator_markdown(readings, inputs.class_names, inputs.cas)),
                 )
             ),
         ),
     )
 
 
-def _data(inputs: ReportInputs, this_run: str) -> doc.Section:
+def _how_to_read(inputs: ReportInputs) -> doc.Section:
+    """What every table means, said once."""
+    cas_classifier = inputs.experiment.classifiers[0]
+    rows = comparison_rows(inputs.results, inputs.minority)
+    paragraphs = [verdict_note(inputs.experiment.generator_runs), compute_note()]
+    if inputs.scores:
+        reading = next(iter(inputs.scores.values()))
+        paragraphs.append(f"**Flags.** {unusable_note(reading.usable_margin, reading.usable_level)}")
+    paragraphs.append(
+        "**Scores.** Mean ± sample std [95 % t interval] over the seeds. Minority recall is the mean recall of the "
+        "minority classes. ECE: expected calibration error of the top label, in equal-width confidence bins."
+        + (
+            " Weighted F1 equals macro-F1 here (the test split is balanced), so the table leaves it out."
+            if weighted_equals_macro(rows)
+            else ""
+        )
+        + " Per-class recall lists the classes with the fewest imbalanced training images first."
+    )
+    if inputs.scores:
+        paragraphs.append(
+            "**Generators.** Distances to the real test set, same class distribution, N images per side. Inception "
+            "rows are FID at the dims shown; classifier-feature rows use the full-data classifier's penultimate "
+            "features and are not comparable to published FID. CAS (Ravuri & Vinyals 2019): "
+            f"{cas_classifier} trained on the generator's evaluation images alone, tested on the real test set, "
+            "beside the same classifier trained on as many real images per class; each picks its epoch on the real "
+            "validation split. 'Real classifier on generated': the full-data classifier's accuracy on the "
+            "generated images. Per class, the judge is the full-data classifier: the share of a class's generated "
+            "images it labels as that class, minus the share of the other classes' images it labels so."
+        )
+    return doc.Section("How to read this report", tuple(doc.text(p) for p in paragraphs))
+
+
+def _data(inputs: ReportInputs) -> doc.Section:
     counts, synthetic = inputs.counts, inputs.synthetic
     table = markdown_table(
         ["class", "before imbalance", "after imbalance", *(f"+ {g}" for g in synthetic)],
@@ -192,7 +215,7 @@ def _data(inputs: ReportInputs, this_run: str) -> doc.Section:
             for c in inputs.class_names
         ],
     )
-    return doc.Section("Data", (doc.table(table), doc.note(this_run)))
+    return doc.Section("Data", (doc.table(table),))
 
 
 def _sweeps(inputs: ReportInputs) -> list[doc.Section]:
@@ -208,8 +231,11 @@ def _sweeps(inputs: ReportInputs) -> list[doc.Section]:
     return sections
 
 
+PARAMS_LISTED = "params.yaml (sha256 above) is listed in report.html; `dvc params diff` compares two runs'."
+
+
 def report_sections(
-    inputs: ReportInputs, figures: dict[str, tuple[str, Path]], metrics: Path, this_run: str, commit: str, params: str
+    inputs: ReportInputs, figures: dict[str, tuple[str, Path]], metrics: Path, commit: str, params: str
 ) -> list[doc.Section]:
     """The report, in order; `figures`: file name -> (caption, written path); `params`: params.yaml's text."""
     previews = {}
@@ -219,14 +245,15 @@ def report_sections(
         previews[label] = [metrics / "generators" / g / run / name for name in ("loss.png", "samples.png")] + sorted(
             (metrics / "synthetic" / g / run).glob("*.png")
         )
+    model_cost = model_profile_markdown(inputs.profiles)
     return [
-        _comparison(inputs, this_run),
-        _verdicts(inputs, this_run),
-        _per_class_recall(inputs, this_run),
+        _answer(inputs),
+        _comparison(inputs),
+        _per_class_recall(inputs),
         *(doc.Section(caption, (doc.image(path, caption),)) for caption, path in figures.values()),
-        _generators(inputs, this_run),
-        _data(inputs, this_run),
-        doc.Section("Model cost", (doc.table(model_profile_markdown(inputs.profiles)), doc.note(this_run))),
+        *((_generators(inputs),) if inputs.scores else ()),
+        _data(inputs),
+        doc.Section("Model cost", (doc.table(model_cost),)),
         *_sweeps(inputs),
         *(
             doc.Section(
@@ -234,5 +261,12 @@ def report_sections(
             )
             for g, paths in previews.items()
         ),
-        doc.Section("Provenance", (doc.text(f"git commit `{commit}`"), doc.code(params))),
+        _how_to_read(inputs),
+        doc.Section(
+            "Provenance",
+            (
+                doc.text(f"git commit `{commit}`"),
+                doc.code(params, PARAMS_LISTED),
+            ),
+        ),
     ]

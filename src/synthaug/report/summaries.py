@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from synthaug.core.params import (
+from synthaug.core.variants import (
     COMPOSED_SEPARATOR,
     SYNTHETIC_ONLY_PREFIX,
     SYNTHETIC_PREFIX,
@@ -181,28 +181,29 @@ def cost_per_point(cost: Compute | None, reference: Compute | None, comparison: 
     return f"{extra / (comparison.difference.mean * 100):.1f} s"
 
 
+@dataclass(frozen=True)
+class UnusableRun:
+    """A generator run at least half of whose added training images are of classes the fid stage found not usable
+    (collapsed, or not told apart from the other classes' images by the full-data classifier)."""
+
+    run: str
+    added_images: int
+    share: float  # of the added images, in the unusable classes
+    classes: tuple[str, ...]
+
+
 def unusable_generators(
     scores: dict[str, GeneratorReading], synthetic_counts: dict[str, dict[str, int]]
-) -> dict[str, str]:
-    """Generators with a run (run_readings label) at least half of whose added training images belong to classes
-    the fid stage found not usable (collapsed, or not told apart from the other classes' images by the full-data
-    classifier): generator -> the evidence, in words, run by run."""
-    unusable: dict[str, str] = {}
+) -> dict[str, list[UnusableRun]]:
+    """Generator -> its unusable runs (run_readings labels), for the generators that have one."""
+    unusable: dict[str, list[UnusableRun]] = {}
     for label, result in scores.items():
         generator = generator_of(label)
         added = {c: n for c, n in synthetic_counts.get(generator, {}).items() if n > 0}
-        failing = [c for c in result.unusable_classes if c in added]
+        failing = tuple(c for c in result.unusable_classes if c in added)
         share = sum(added[c] for c in failing) / max(1, sum(added.values()))
         if added and share >= 0.5:
-            where = "" if label == generator else f"in run {run_of(label)}, "
-            evidence = where + (
-                f"{share:.0%} of the {sum(added.values())} images it adds to training are of classes whose generated "
-                f"images are collapsed or that the full-data classifier does not tell from the other classes' "
-                f"({', '.join(failing)}: own − others below fid.usable_margin {result.usable_margin:g}, or not "
-                f"significant at {result.usable_level:g}, on {result.per_class[failing[0]].images} "
-                "evaluation images each)"
-            )
-            unusable[generator] = f"{unusable[generator]}; {evidence}" if generator in unusable else evidence
+            unusable.setdefault(generator, []).append(UnusableRun(run_of(label), sum(added.values()), share, failing))
     return unusable
 
 
@@ -214,6 +215,6 @@ def synthetic_variants(generators: Iterable[str], composed: Sequence[str]) -> se
     }
 
 
-def unusable_variants(unusable: dict[str, str], composed: Sequence[str]) -> set[str]:
+def unusable_variants(unusable: Iterable[str], composed: Sequence[str]) -> set[str]:
     """The variants trained on an unusable generator's images."""
     return synthetic_variants(unusable, composed)

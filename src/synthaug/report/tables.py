@@ -12,8 +12,16 @@ from synthaug.metrics.verdicts import (
     Interval,
     half_width,
 )
-from synthaug.report.records import EntryResult, generator_of, of_run
-from synthaug.report.summaries import LOSS_FIX_ALONE, VERDICT_REFERENCES, Comparison, Compute, cost_per_point, mean_std
+from synthaug.report.records import EntryResult, generator_of, of_run, run_of
+from synthaug.report.summaries import (
+    LOSS_FIX_ALONE,
+    VERDICT_REFERENCES,
+    Comparison,
+    Compute,
+    UnusableRun,
+    cost_per_point,
+    mean_std,
+)
 
 
 def format_value(value: tuple[float, float, float, float], seeds: int) -> str:
@@ -58,13 +66,13 @@ def verdicts_markdown(
     header = ["classifier", "variant"]
     for reference in columns:
         header += [
-            f"Δ {metric_label} vs {reference} (uncorrected 95 % CI, paired by seed; ± half-width)",
+            f"Δ {metric_label} vs {reference} [95 % CI], ± half-width",
             f"vs {reference} (Holm over {tests})",
         ]
     if costs is not None:
         header += [
-            "compute: classifier + generator and synthesis",
-            f"extra compute per {metric_label} point (0.01) vs baseline",
+            "compute: classifier + generator",
+            f"extra compute per {metric_label} point vs baseline",
         ]
     body = []
     for row in rows:
@@ -107,14 +115,23 @@ def per_class_recall_markdown(results: list[EntryResult], train_counts: dict[str
     return markdown_table(["class", "imbalanced training images", *groups], body)
 
 
+def weighted_equals_macro(rows: list[dict]) -> bool:
+    """Whether weighted F1 repeats macro-F1 to the printed digit in every row (true on a balanced test split)."""
+    return all(
+        format_value(row["weighted_f1"], row["seeds"]) == format_value(row["macro_f1"], row["seeds"]) for row in rows
+    )
+
+
 def comparison_markdown(rows: list[dict], minority: list[str], flagged: AbstractSet[str] = frozenset()) -> str:
+    """Each entry's test scores over the seeds; weighted F1 only where it differs from macro-F1."""
+    weighted = not weighted_equals_macro(rows)
     header = [
         "classifier",
         "variant",
         "seeds",
         "accuracy",
         "macro-F1",
-        "weighted F1",
+        *(["weighted F1"] if weighted else []),
         f"minority recall ({', '.join(minority)})",
         f"ECE ({ECE_BINS} bins)",
         "Δ macro-F1 vs baseline",
@@ -126,7 +143,7 @@ def comparison_markdown(rows: list[dict], minority: list[str], flagged: Abstract
             str(row["seeds"]),
             format_value(row["accuracy"], row["seeds"]),
             format_value(row["macro_f1"], row["seeds"]),
-            format_value(row["weighted_f1"], row["seeds"]),
+            *([format_value(row["weighted_f1"], row["seeds"])] if weighted else []),
             format_value(row["minority_recall"], row["seeds"]),
             format_value(row["ece"], row["seeds"]),
             "n/a" if row["delta_macro_f1"] is None else f"{row['delta_macro_f1']:+.4f}",
@@ -134,6 +151,16 @@ def comparison_markdown(rows: list[dict], minority: list[str], flagged: Abstract
         for row in rows
     ]
     return markdown_table(header, body)
+
+
+def unusable_markdown(unusable: dict[str, list[UnusableRun]]) -> str:
+    """One row per unusable generator run: the images it adds and the share in classes found not usable."""
+    body = [
+        [generator, run.run, str(run.added_images), f"{run.share:.0%}", ", ".join(run.classes)]
+        for generator, runs in unusable.items()
+        for run in runs
+    ]
+    return markdown_table(["generator", "run", "images added", "share in unusable classes", "unusable classes"], body)
 
 
 def number_cell(value: float | None, digits: int = 4) -> str:
@@ -229,33 +256,41 @@ def recognition_cell(entry: ClassReading) -> str:
     )
 
 
+def recognition_margin_cell(entry: ClassReading) -> str:
+    low, high = entry.recognition_margin_low, entry.recognition_margin_high
+    return f"{entry.recognition_margin:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
 def per_class_generator_markdown(
     scores: dict[str, GeneratorReading], class_names: list[str], cas: dict[str, list[EntryResult]]
 ) -> str:
-    """Per class: KID (unbiased at these sizes; no per-class FID), the images compared, CAS recall, and how the
-    full-data classifier labels the class's generated images against the other classes' (the usability test)."""
-    header = ["class"] + [
-        f"{g} {metric}"
-        for g in scores
-        for metric in ("KID", "images", "diversity", "CAS recall", "judge: own − others [95 % CI]", "usable")
-    ]
+    """Per class, for one generator's runs (a cell lists them in the header's order): KID (unbiased at these
+    sizes; no per-class FID), the images compared, diversity, CAS recall, and how the full-data classifier labels
+    the class's generated images against the other classes' (the usability test)."""
+    one_generator = len({generator_of(label) for label in scores}) == 1
+    runs = [run_of(label) if one_generator else label for label in scores]
+    each = f" ({' / '.join(runs)})" if len(runs) > 1 else ""
+    judge = "judge: own − others [95 % CI]" if len(runs) == 1 else "judge: own − others margin [95 % CI]"
+    metrics = ("KID", "images", "diversity", "CAS recall", judge, "usable")
     body = []
     for name in class_names:
-        row = [name]
-        for generator, result in scores.items():
+        cells: list[list[str]] = [[] for _ in metrics]
+        for label, result in scores.items():
             entry = result.per_class[name]
-            members = of_run(cas, generator)
+            members = of_run(cas, label)
             recall = float(np.mean([m.metrics["per_class"][name]["recall"] for m in members])) if members else None
-            row += [
+            values = [
                 number_cell(entry.kid_mean),
                 str(entry.images),
                 number_cell(entry.diversity_ratio, 2) + (" (collapsed)" if entry.collapsed else ""),
                 number_cell(recall),
-                recognition_cell(entry),
+                recognition_cell(entry) if len(runs) == 1 else recognition_margin_cell(entry),
                 "yes" if entry.usable else ("no: collapsed" if entry.collapsed else "no"),
             ]
-        body.append(row)
-    return markdown_table(header, body)
+            for column, value in zip(cells, values):
+                column.append(value)
+        body.append([name, *(" / ".join(dict.fromkeys(c)) if i == 1 else " / ".join(c) for i, c in enumerate(cells))])
+    return markdown_table(["class", *(f"{metric}{each}" for metric in metrics)], body)
 
 
 def model_profile_markdown(profiles: list[dict]) -> str:

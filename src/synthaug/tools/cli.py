@@ -73,7 +73,8 @@ def sweep_main(argv: list[str]) -> str:
 
 
 def hpo_main(argv: list[str]) -> str:
-    from synthaug.core.params import HpoParams, TrainParams, load_section
+    from synthaug.core.param_rules import load_section
+    from synthaug.core.params import HpoParams, TrainParams
     from synthaug.core.tracking import run_name, stage_run
     from synthaug.data.imbalance import load_variant_sets
     from synthaug.tools.hpo import (
@@ -145,7 +146,7 @@ def dvc_stage_graph(repo: Path) -> tuple[dict[str, list[str] | None], dict[str, 
 
 
 def grid_main(argv: list[str]) -> str:
-    from synthaug.core.params import compose_params
+    from synthaug.tools.compose import compose_params
     from synthaug.tools.grid import (
         differing_keys,
         expand_grid,
@@ -201,9 +202,11 @@ def grid_main(argv: list[str]) -> str:
 def generate_main(argv: list[str]) -> str:
     from tqdm import tqdm
 
+    from synthaug.core.generator_params import SynthesizeParams
     from synthaug.core.generator_runs import RUN_FOLDER, SHARED_RUN, generator_run_seed, run_folders
-    from synthaug.core.params import GENERATORS, SynthesizeParams, load_section
+    from synthaug.core.param_rules import load_section
     from synthaug.core.plots import image_grid, save_png
+    from synthaug.core.variants import GENERATORS
     from synthaug.tools.generate import generate_items, load_generator, plan_class
 
     parser = argparse.ArgumentParser(
@@ -251,7 +254,7 @@ def generate_main(argv: list[str]) -> str:
 
 
 def local_main(argv: list[str]) -> str:
-    from synthaug.core.params import write_local_settings
+    from synthaug.tools.compose import write_local_settings
 
     parser = argparse.ArgumentParser(
         prog="synthaug local",
@@ -266,8 +269,10 @@ def local_main(argv: list[str]) -> str:
 
 
 def download_main(argv: list[str]) -> str:
-    from synthaug.core.params import SynthesizeParams, compose_assignments, parse_section, write_local_settings
+    from synthaug.core.generator_params import SynthesizeParams
+    from synthaug.core.param_rules import parse_section
     from synthaug.generators.weights import local_commit, snapshot, unreachable_errors
+    from synthaug.tools.compose import compose_assignments, write_local_settings
 
     parser = argparse.ArgumentParser(
         prog="synthaug download",
@@ -303,7 +308,8 @@ def download_main(argv: list[str]) -> str:
 
 def check_main(argv: list[str]) -> str:
     from synthaug.core.errors import ParamsError
-    from synthaug.core.params import compose_assignments, load_params, params_problems
+    from synthaug.core.param_rules import load_params, params_problems
+    from synthaug.tools.compose import compose_assignments
 
     parser = argparse.ArgumentParser(
         prog="synthaug check",

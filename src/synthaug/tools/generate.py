@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from synthaug.core.errors import ParamsError
-from synthaug.core.params import SynthesizeParams
+from synthaug.core.generator_params import SynthesizeParams
 from synthaug.data.storage import ImageSet
 from synthaug.generators.backends import make_backend, prompt_templates
 from synthaug.pipeline.synthesize import load_sources

@@ -14,7 +14,8 @@ import sqlalchemy.exc
 import yaml
 
 from synthaug.core.io import atomic_path, rows_csv, write_text
-from synthaug.core.params import HpoParams, SearchRange, TrainParams, parse_section
+from synthaug.core.param_rules import parse_section
+from synthaug.core.params import HpoParams, SearchRange, TrainParams
 from synthaug.core.seeding import derive_seed, seed_everything
 from synthaug.core.tracking import RunLogger, child_run
 from synthaug.data.storage import ImageSet

@@ -230,6 +230,30 @@ def _validation_confusion(
     return sum_over_ranks(confusion_matrix(labels, predicted, val_set.num_classes), ranks)
 
 
+def _resume(run: _Run, checkpoint: Path, fingerprint: str, epochs: int) -> None:
+    """Continue from a checkpoint of the same run (fingerprint), if there is one."""
+    if not checkpoint.is_file():
+        return
+    saved = load_state(checkpoint)  # safetensors and JSON: nothing is unpickled
+    if saved["fingerprint"] == fingerprint:
+        run.resume(saved)
+        log.info("resuming from %s after epoch %d of %d", checkpoint, saved["epoch"], epochs)
+
+
+def _epoch_record(
+    epoch: int, lr: float, train_loss: float, train_accuracy: float, confusion: np.ndarray
+) -> EpochRecord:
+    """One epoch's row: its training loss and accuracy, and the validation scores from its confusion matrix."""
+    return EpochRecord(
+        epoch=epoch,
+        lr=lr,
+        train_loss=round(train_loss, 6),
+        train_accuracy=round(train_accuracy, 6),
+        val_accuracy=round(float(np.trace(confusion) / confusion.sum()), 6),
+        val_macro_f1=round(float(per_class_scores(confusion)["f1"].mean()), 6),
+    )
+
+
 def train_classifier(
     setup: TrainingSetup,
     train_set: TrainingImages,
@@ -249,12 +273,8 @@ def train_classifier(
     is saved after each epoch and, if it carries the same `fingerprint`, resumed from: an interrupted
     run finishes with exactly the result of an uninterrupted one.
 
-    With several `ranks` (DDP), every rank draws the same global batch and augments it with the same
-    random stream, then trains on its interleaved share; the loss is weighted so that DDP's gradient
-    average equals the global batch's mean gradient, i.e. the single-process run up to float rounding.
-    Validation is sharded and its confusion matrix summed; only rank 0 writes the checkpoint.
-    Training runs on the device the model is on, with the setup's loss, each batch in the setup's input format;
-    batches are made on the CPU and copied over.
+    With several `ranks` (DDP), every rank draws and augments the same global batch and trains on its share,
+    the loss weighted so that the result equals the single-process run up to float rounding (docs/operations.md).
     """
     if len(train_set) == 0:
         raise ValueError("training set is empty")
@@ -266,33 +286,19 @@ def train_classifier(
     optimizer = make_optimizer(model, params)
     scheduler = make_scheduler(optimizer, params, params.epochs * -(-len(train_set) // params.batch_size))
     run = _Run(model, optimizer, scheduler, rng, augment)
-    if checkpoint is not None and checkpoint.is_file():
-        saved = load_state(checkpoint)  # safetensors and JSON: nothing is unpickled
-        if saved["fingerprint"] == fingerprint:
-            run.resume(saved)
-            log.info("resuming from %s after epoch %d of %d", checkpoint, saved["epoch"], params.epochs)
+    if checkpoint is not None:
+        _resume(run, checkpoint, fingerprint, params.epochs)
     wrapped = wrap_for_ranks(model, ranks)
     for epoch in range(len(run.history) + 1, params.epochs + 1):
         # checked before the epoch, so a run resumed after its stopping epoch stops where the uninterrupted one did
         if patience_spent(run.best_epoch, epoch - 1, params.early_stopping_patience):
-            log.info(
-                "early stop after epoch %d: validation macro-F1 has not risen for %d epochs (best %.4f at epoch %d)",
-                epoch - 1,
-                params.early_stopping_patience,
-                run.best_score,
-                run.best_epoch,
-            )
+            best = (params.early_stopping_patience, run.best_score, run.best_epoch)
+            log.info("early stop after epoch %d: no rise in %d epochs (best %.4f at epoch %d)", epoch - 1, *best)
             break
         loss_sum, correct = _train_epoch(run, wrapped, setup, train_set, params, epoch, ranks)
         confusion = _validation_confusion(model, setup.spec.input_format, val_set, params, ranks)
-        record = EpochRecord(
-            epoch=epoch,
-            lr=float(optimizer.param_groups[0]["lr"]),
-            train_loss=round(loss_sum / len(train_set), 6),
-            train_accuracy=round(correct / len(train_set), 6),
-            val_accuracy=round(float(np.trace(confusion) / len(val_set)), 6),
-            val_macro_f1=round(float(per_class_scores(confusion)["f1"].mean()), 6),
-        )
+        lr = float(optimizer.param_groups[0]["lr"])
+        record = _epoch_record(epoch, lr, loss_sum / len(train_set), correct / len(train_set), confusion)
         run.history.append(record)
         if on_epoch is not None:
             on_epoch(record)

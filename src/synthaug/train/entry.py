@@ -23,9 +23,11 @@ from synthaug.core.distributed import Ranks, process_group, rank_done
 from synthaug.core.errors import MissingInput
 from synthaug.core.generator_runs import run_folder
 from synthaug.core.io import file_sha256, fingerprint, work_folder, write_metrics, write_text
-from synthaug.core.params import CLASSIFIERS, DistillParams, ExperimentParams, TrainParams, load_section
+from synthaug.core.param_rules import load_section
+from synthaug.core.params import DistillParams, ExperimentParams, TrainParams
 from synthaug.core.seeding import seed_everything
 from synthaug.core.tracking import main_rank_run, prepare_store, run_name
+from synthaug.core.variants import CLASSIFIERS
 from synthaug.core.workers import jobs_at_once, map_in_processes
 from synthaug.data.imbalance import minority_classes, variant_sets
 from synthaug.data.mixed import TrainingImages, concat_image_sets
@@ -33,7 +35,7 @@ from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
 from synthaug.models.checkpoint import WEIGHTS_FILE, load_classifier, save_classifier
 from synthaug.models.classifiers import count_parameters
 from synthaug.synthetic.shards import load_synthetic
-from synthaug.train.classifier import TrainingSetup, history_csv, prepare_training, train_classifier
+from synthaug.train.classifier import TrainingSetup, TrainResult, history_csv, prepare_training, train_classifier
 from synthaug.train.evaluation import HEADLINE_SCORES, evaluate_classifier, write_evaluation
 from synthaug.train.filter import filter_synthetic
 from synthaug.train.losses import Teacher
@@ -232,11 +234,29 @@ def test_seed(
     return evaluation.report
 
 
+# The test scores every seed's MLflow run carries as test_<name>.
+TEST_SCORES = (*HEADLINE_SCORES, "weighted_f1")
+
+
+def seed_summary(result: TrainResult, train_images: int, setup: TrainingSetup, seconds: float) -> dict:
+    """What one seed's training did: its best epoch and score, how long it ran and on what."""
+    return {
+        "best_epoch": result.best_epoch,
+        "best_val_macro_f1": result.best_val_macro_f1,
+        "epochs_trained": len(result.history),
+        "stopped_early": result.stopped_early,
+        "train_images": train_images,
+        "parameters": count_parameters(setup.model),
+        "seconds": round(seconds, 2),  # this run's loop (epochs done before a resume are not counted)
+        "device": setup.device.type,
+        "torch_threads": torch.get_num_threads(),  # one per seed when seeds train at once on 2 cores
+    }
+
+
 def train_seed(
     entry: Entry, seed: int, sets: EntrySets, test: ImageSet, minority: list[str], params: TrainParams, ranks: Ranks
 ) -> str:
-    """Train, save and test one seed of the entry (learning from its teacher too, if it has one); returns its
-    summary line."""
+    """Train, save and test one seed of the entry (with its teacher, if it has one); its summary line."""
     classifier, variant, outputs, teacher = entry.classifier, entry.variant, entry.outputs, entry.teacher
     train_set, val_set, synthetic_report = sets.train, sets.val, sets.report
     setup = prepare_entry(classifier, variant, params, sets)
@@ -272,15 +292,7 @@ def train_seed(
         save_classifier(outputs.seed_file(outputs.model, seed), setup.spec, result.best_state)
         write_text(outputs.seed_file(outputs.curves, seed, ".csv"), history_csv(result.history))
         summary = {
-            "best_epoch": result.best_epoch,
-            "best_val_macro_f1": result.best_val_macro_f1,
-            "epochs_trained": len(result.history),
-            "stopped_early": result.stopped_early,
-            "train_images": len(train_set),
-            "parameters": count_parameters(setup.model),
-            "seconds": round(seconds, 2),  # this run's loop (epochs done before a resume are not counted)
-            "device": setup.device.type,
-            "torch_threads": torch.get_num_threads(),  # one per seed when seeds train at once on 2 cores
+            **seed_summary(result, len(train_set), setup, seconds),
             **({"teacher": teacher.name} if teacher is not None else {}),
             **synthetic_report,
         }
@@ -291,15 +303,8 @@ def train_seed(
         )
         report = test_seed(setup, result.best_state, test, minority, params, outputs, seed, name)
         tracker.log_metrics(
-            {
-                "best_val_macro_f1": result.best_val_macro_f1,
-                "best_epoch": result.best_epoch,
-                "test_accuracy": report["accuracy"],
-                "test_macro_f1": report["macro_f1"],
-                "test_weighted_f1": report["weighted_f1"],
-                "test_minority_recall": report["minority_recall"],
-                "test_ece": report["ece"],
-            }
+            {"best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch}
+            | {f"test_{key}": report[key] for key in TEST_SCORES}
         )
         tracker.log_metrics({f"test_recall.{c}": v["recall"] for c, v in report["per_class"].items()})
         tracker.log_artifact(outputs.seed_file(outputs.confusion, seed, ".png"))

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthaug.core.params import LOSS_VARIANTS, TrainParams, loss_variant_of
+from synthaug.core.params import TrainParams
+from synthaug.core.variants import LOSS_VARIANTS, loss_variant_of
 from synthaug.data.pixels import InputFormat, normalize_pixels
 
 __all__ = [
