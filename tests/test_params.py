@@ -345,3 +345,9 @@ def test_local_settings_are_composed_after_the_preset_and_kept(tmp_path):
     with pytest.raises(ParamsError, match=r"train\.epochs: Input should be greater than or equal to 1"):
         write_local_settings(conf, ["train.epochs=0"])
     assert path.read_text() == before
+
+
+def test_class_groups_need_few_below_many(project_params):
+    train = dict(project_params["train"], class_groups={"many_from": 0.3, "few_upto": 0.5})
+    with pytest.raises(ParamsError, match=r"train.class_groups: few_upto 0.5 must be below many_from 0.3"):
+        validate_all(dict(project_params, train=train))

@@ -121,3 +121,18 @@ def test_real_equal_draws_as_many_real_images_per_class_as_it_matches_from_all_o
     pool = int(np.sum(labels[full] == 4))
     with pytest.raises(ImbalanceError, match=f"class 'e' has {pool} real training images, fewer than the 10000"):
         variant_indices("real_equal_gan", splits, labels, 0, np.array([1, 1, 1, 1, 10000]), list("abcde"))
+
+
+def test_class_groups_split_the_demo_and_reference_counts_by_share_of_the_largest_class():
+    from synthaug.data.imbalance import class_groups
+
+    demo = {f"c{k}": 100 * (k + 1) for k in range(10)}  # 100 ... 1,000
+    groups = class_groups(demo, 0.66, 0.34)
+    assert groups == {
+        "many": ["c9", "c8", "c7", "c6"],
+        "medium": ["c5", "c4", "c3"],
+        "few": ["c2", "c1", "c0"],
+    }
+    reference = {f"c{k}": 500 * (k + 1) for k in range(9)} | {"c9": 4500}  # validation taken from the largest
+    assert [len(v) for v in class_groups(reference, 0.66, 0.34).values()] == [5, 2, 3]
+    assert list(class_groups({"a": 10, "b": 10}, 0.66, 0.34)) == ["many"]  # an empty group is left out

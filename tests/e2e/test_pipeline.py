@@ -256,13 +256,14 @@ def test_the_distilled_entry_learns_from_the_same_seed_of_its_teacher(pipeline_r
 
 def report_inputs(repo: Path):
     """What the report stage reads, loaded the way it loads it."""
-    from synthaug.core.params import ExperimentParams
+    from synthaug.core.param_rules import parse_section
+    from synthaug.core.params import ExperimentParams, TrainParams
     from synthaug.report.inputs import load_report_inputs
 
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    experiment = ExperimentParams(**params["experiment"])
-    train = params["train"]
-    return load_report_inputs(repo / "metrics", experiment, train["synthetic_filter"]["judge"], train["select"], "", {})
+    experiment = parse_section("experiment", params["experiment"], ExperimentParams)
+    train = parse_section("train", params["train"], TrainParams)
+    return load_report_inputs(repo / "metrics", experiment, train, "", {})
 
 
 def test_report_records_equal_the_stage_outputs(pipeline_repo):
@@ -304,6 +305,13 @@ def test_report_records_equal_the_stage_outputs(pipeline_repo):
         for folder in RUNS:
             reading = inputs.scores[f"{generator} ({folder})"]
             assert reading.fid == pytest.approx(record["runs"][folder]["fid_classifier_features"])
+    # class groups by imbalanced training images (cat 5, dog 10, frog 16): the eval files carry their scores
+    assert inputs.groups == {"many": ["frog"], "medium": ["dog"], "few": ["cat"]}
+    headline = json.loads((repo / "metrics/eval/vit-baseline/seed0.json").read_text())
+    for group, names in inputs.groups.items():
+        per_class = read_metrics(repo, "vit-baseline")["per_class"]
+        assert headline[f"f1_{group}"] == pytest.approx(np.mean([per_class[c]["f1"] for c in names]), abs=1e-6)
+        assert headline[f"recall_{group}"] == pytest.approx(np.mean([per_class[c]["recall"] for c in names]), abs=1e-6)
     # compute: the classifier's loop (mean over seeds) plus one generator run's training and synthesis
     cost = variant_compute(inputs.results, inputs.trainings, inputs.syntheses)[("vit", "synthetic_gan")]
     seconds = np.mean([joined(repo, f"train/vit-synthetic_gan/seed{s}.json")["seconds"] for s in SEEDS])
@@ -581,6 +589,10 @@ def test_exp_run_reruns_only_what_the_changed_param_reaches(pipeline_repo):
         fid_after["fid_classifier_features"],
     )
     assert "metrics/eval/vit-baseline/seed0.json" not in diff
+    # every entry's class-group and calibration scores are in the diff, changed or not
+    every = json.loads(run(["dvc", "metrics", "diff", "--all", "--json"], repo, env).stdout)
+    groups = {f"{score}_{group}" for score in ("f1", "recall") for group in ("many", "medium", "few")}
+    assert {"ece", *groups} <= set(every["metrics/eval/vit-synthetic_gan/seed0.json"])
     # Back to the committed value: every stage but the report (whose outputs stay in git) comes from the run-cache.
     committed = yaml.safe_load(run(["git", "show", "HEAD:params.yaml"], repo, env).stdout)
     steps = committed["train_generator"]["gan"]["steps"]
@@ -600,13 +612,19 @@ def test_dvc_metrics_show_fits_a_terminal(pipeline_repo):
         "accuracy",
         "best_val_macro_f1",
         "ece",
+        "f1_few",
+        "f1_many",
+        "f1_medium",
         "fid_classifier_features",
         "kid_mean_classifier_features",
         "macro_f1",
         "minority_recall",
+        "recall_few",
+        "recall_many",
+        "recall_medium",
         "seconds",
     ]
-    assert max(len(line) for line in shown) <= 210  # 205 here: the longest path is 58 characters
+    assert max(len(line) for line in shown) <= 280  # the longest path is 58 characters
     assert len(shown) == 1 + 2 * len(ENTRIES) * len(SEEDS) + len(GENERATORS)  # eval and train per seed, fid
     shown = run(["dvc", "exp", "show", "--csv"], repo, env).stdout
     assert {row["train_generator.gan.steps"] for row in csv.DictReader(io.StringIO(shown))} >= {"4", "6"}

@@ -64,3 +64,25 @@ def test_perfect_predictions():
     labels = np.arange(10) % 4
     report = classification_report(labels, labels, tuple("abcd"))
     assert report["accuracy"] == 1.0 and report["macro_f1"] == 1.0
+
+
+def test_group_scores_equal_scikit_learns_macro_average_over_the_groups_classes():
+    from sklearn.metrics import f1_score, recall_score
+
+    from synthaug.metrics.classification import group_scores
+
+    rng = np.random.default_rng(0)
+    actual, predicted = rng.integers(0, 6, 300), rng.integers(0, 6, 300)
+    predicted[:120] = actual[:120]  # better than chance, unevenly so
+    names = tuple("abcdef")
+    per_class = classification_report(actual, predicted, names)["per_class"]
+    groups = {"many": ["a", "b"], "medium": ["c"], "few": ["d", "e", "f"]}
+    scores = group_scores(per_class, groups)
+    for group, members in groups.items():
+        labels = [names.index(name) for name in members]
+        assert scores[group]["macro_f1"] == pytest.approx(
+            f1_score(actual, predicted, labels=labels, average="macro"), abs=1e-6
+        )
+        assert scores[group]["recall"] == pytest.approx(
+            recall_score(actual, predicted, labels=labels, average="macro"), abs=1e-6
+        )

@@ -371,8 +371,8 @@ def test_compute_comes_from_stage_records_and_is_priced_only_for_an_established_
     table = verdicts_markdown(verdict_rows(results), costs=costs)
     # oversampled beats baseline by 0.19 on both seeds: 9 extra seconds / 19 points
     assert (
-        "| vit | oversampled | — | — | +0.1900 [+0.1900, +0.1900], ±0.0000 | beats baseline (Holm p 0.000) | "
-        "21 s (cpu) | 0.5 s |"
+        "| vit | oversampled | — | — | +0.1900 [+0.1900, +0.1900], ±0.0000; Holm ±0.0000 | beats baseline (Holm p "
+        "0.000) | 21 s (cpu) | 0.5 s |"
     ) in table
     assert "| 17 + 130 = 147 s (cpu+cuda) | no established gain: within noise (2 seeds) |" in table
     # an entry trained before stages recorded their time is not guessed

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from synthaug.metrics.verdicts import paired_differences, t_interval, verdict
 from synthaug.report.records import EntryResult
@@ -61,11 +62,12 @@ def test_pairing_sees_a_small_consistent_gain_that_seed_spread_hides():
     assert "baseline" not in rows["baseline"]["comparisons"]
     table = verdicts_markdown(list(rows.values()))
     assert (
-        "| vit | synthetic_gan | +0.0100 [+0.0100, +0.0100], ±0.0000 | beats oversampling (Holm p 0.000) | "
-        "+0.2100 [+0.2100, +0.2100], ±0.0000 | beats baseline (Holm p 0.000) |" in table
+        "| vit | synthetic_gan | +0.0100 [+0.0100, +0.0100], ±0.0000; Holm ±0.0000 | beats oversampling (Holm p "
+        "0.000) | +0.2100 [+0.2100, +0.2100], ±0.0000; Holm ±0.0000 | beats baseline (Holm p 0.000) |" in table
     )
     assert (
-        "| vit | oversampled | — | — | +0.2000 [+0.2000, +0.2000], ±0.0000 | beats baseline (Holm p 0.000) |" in table
+        "| vit | oversampled | — | — | +0.2000 [+0.2000, +0.2000], ±0.0000; Holm ±0.0000 | beats baseline (Holm p "
+        "0.000) |" in table
     )
 
 
@@ -112,7 +114,14 @@ def test_a_gain_the_uncorrected_interval_shows_is_within_noise_after_holm_and_sa
     assert "| vit | synthetic_gan |" in table and "vs baseline (Holm over 4)" in table
     assert f"| within noise (3 seeds) (Holm p {gain.adjusted_p:.3f}); uncorrected: beats baseline |" in table
     half = gain.difference.high - gain.difference.mean
-    assert f"+0.0100 [{gain.difference.low:+.4f}, {gain.difference.high:+.4f}], ±{half:.4f} |" in table
+    # the smallest gain Holm's strictest step (0.05 / 4) calls: a t statistic at that level's quantile
+    smallest = stats.t.ppf(1 - 0.05 / 8, 2) * gain.difference.std / math.sqrt(3)
+    assert gain.smallest == pytest.approx(smallest)
+    assert stats.t.sf(gain.smallest / (gain.difference.std / math.sqrt(3)), 2) * 2 == pytest.approx(0.05 / 4)
+    assert (
+        f"+0.0100 [{gain.difference.low:+.4f}, {gain.difference.high:+.4f}], ±{half:.4f}; Holm ±{smallest:.4f} |"
+        in table
+    )
 
 
 def test_newcombe_interval_matches_his_worked_example():
@@ -187,3 +196,39 @@ def test_one_generator_is_judged_alike_at_100_and_at_1000_images_a_class():
     assert decisions[100] == decisions[1000] == [True] + [False] * 9
     # a one-sample test against 1/K would change its mind: 14 % of 1,000 beats chance at 5 %, 14 % of 100 does not
     assert binomial_tail(140, 1000, 0.1) < 0.05 < binomial_tail(14, 100, 0.1)
+
+
+def test_seeds_needed_is_the_fewest_at_which_the_effect_is_established():
+    from synthaug.metrics.verdicts import seeds_needed
+
+    # differences with std 0.02: an effect of 0.02 needs t(0.975, n-1) / sqrt(n) < 1, first true at n = 7
+    assert seeds_needed(0.02, 0.02) == 7
+    assert stats.t.ppf(0.975, 5) / math.sqrt(6) > 1 > stats.t.ppf(0.975, 6) / math.sqrt(7)
+    assert seeds_needed(0.02, 0.02, tests=8) > 7  # Holm over 8 tests asks for more
+    assert seeds_needed(1.0, 1e-4, most=50) is None
+
+
+def test_class_group_rows_join_the_family_of_tests():
+    from synthaug.report.records import EntryResult as Result
+
+    def grouped(variant: str, seed: int, f1: list[float]) -> Result:
+        per_class = {c: {"f1": v, "recall": v} for c, v in zip("abcd", f1)}
+        return Result("vit", variant, seed, {"macro_f1": float(np.mean(f1)), "per_class": per_class}, np.eye(4), [])
+
+    results = [grouped("baseline", s, [0.9, 0.8, 0.1 + 0.01 * s, 0.2]) for s in range(3)]
+    results += [grouped("oversampled", s, [0.85, 0.8, 0.3 + 0.02 * s, 0.4]) for s in range(3)]
+    groups = {"many": ["a", "b"], "few": ["c", "d"]}
+    rows = verdict_rows(results, groups=groups)
+    assert [(r["variant"], r["classes"]) for r in rows] == [
+        ("baseline", "all"),
+        ("baseline", "many"),
+        ("baseline", "few"),
+        ("oversampled", "all"),
+        ("oversampled", "many"),
+        ("oversampled", "few"),
+    ]
+    few = rows[5]["comparisons"]["baseline"]
+    gains = [np.mean([0.3 + 0.02 * s, 0.4]) - np.mean([0.1 + 0.01 * s, 0.2]) for s in range(3)]
+    assert few.difference.mean == pytest.approx(np.mean(gains))
+    table = verdicts_markdown(rows)
+    assert "vs baseline (Holm over 6)" in table and "| vit | oversampled | few |" in table

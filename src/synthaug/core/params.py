@@ -123,6 +123,19 @@ class LossBaselineParams(Section):
     label_smoothing: Annotated[float, Strict(False), Field(gt=0.0, lt=1.0)]
 
 
+class ClassGroupsParams(Section):
+    """Many / medium / few classes by imbalanced training images, as a fraction of the largest class's."""
+
+    many_from: Fraction
+    few_upto: Fraction
+
+    @model_validator(mode="after")
+    def _few_below_many(self) -> ClassGroupsParams:
+        if self.few_upto >= self.many_from:
+            raise ValueError(f"train.class_groups: few_upto {self.few_upto} must be below many_from {self.many_from}")
+        return self
+
+
 class TrainParams(Section):
     seed_processes: PositiveInt  # seeds trained at once on the CPU, a worker process each
     epochs: PositiveInt
@@ -140,6 +153,7 @@ class TrainParams(Section):
     image_size: PositiveInt
     eval_batch_size: PositiveInt
     device: Device
+    class_groups: ClassGroupsParams
     synthetic_filter: SyntheticFilterParams
     loss_baselines: LossBaselineParams
     distill: DistillParams

@@ -187,6 +187,20 @@ def variant_indices(
     raise ImbalanceError(f"unknown variant {variant!r} (allowed: {allowed})")
 
 
+CLASS_GROUPS = ("many", "medium", "few")  # the long-tail literature's groups, by training images per class
+
+
+def class_groups(train_counts: dict[str, int], many_from: float, few_upto: float) -> dict[str, list[str]]:
+    """Each class in one group by its imbalanced training images as a fraction of the largest class's: many from
+    `many_from`, few up to `few_upto`, medium between; groups without a class are left out."""
+    largest = max(train_counts.values())
+    groups: dict[str, list[str]] = {name: [] for name in CLASS_GROUPS}
+    for name, count in sorted(train_counts.items(), key=lambda item: (-item[1], item[0])):
+        share = count / largest
+        groups["many" if share >= many_from else "few" if share <= few_upto else "medium"].append(name)
+    return {group: names for group, names in groups.items() if names}
+
+
 def minority_classes(train_counts: dict[str, int]) -> list[str]:
     """The half of the classes (rounded down, at least one) with the fewest imbalanced training images."""
     ordered = sorted(train_counts, key=lambda name: (train_counts[name], name))

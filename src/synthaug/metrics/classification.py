@@ -57,3 +57,14 @@ def classification_report(actual: np.ndarray, predicted: np.ndarray, class_names
             for i, name in enumerate(class_names)
         },
     }
+
+
+def group_scores(per_class: dict[str, dict[str, float]], groups: dict[str, list[str]]) -> dict[str, dict[str, float]]:
+    """Per group of classes, the mean of its classes' F1 (macro-F1 over the group) and recall."""
+    return {
+        group: {
+            "macro_f1": round(float(np.mean([per_class[name]["f1"] for name in names])), 6),
+            "recall": round(float(np.mean([per_class[name]["recall"] for name in names])), 6),
+        }
+        for group, names in groups.items()
+    }

@@ -50,6 +50,24 @@ def half_width(interval: Interval) -> float:
     return (interval.high - interval.low) / 2.0
 
 
+def smallest_established(difference: Interval, tests: int, alpha: float = 0.05) -> float:
+    """The smallest mean paired difference Holm's correction over `tests` calls beats or loses at its strictest
+    step (alpha / tests), at this comparison's seed-to-seed spread: the effect it could have established."""
+    if difference.n < 2:
+        return math.nan
+    quantile = float(stats.t.ppf(1.0 - alpha / (2.0 * max(1, tests)), difference.n - 1))
+    return quantile * difference.std / math.sqrt(difference.n)
+
+
+def seeds_needed(std: float, effect: float, tests: int = 1, alpha: float = 0.05, most: int = 1000) -> int | None:
+    """The fewest seeds at which a mean paired difference of `effect` is established (smallest_established),
+    given the differences' sample std; None if more than `most`."""
+    for seeds in range(2, most + 1):
+        if smallest_established(Interval(effect, std, math.nan, math.nan, seeds), tests, alpha) < abs(effect):
+            return seeds
+    return None
+
+
 def paired_p_value(differences: list[float]) -> float:
     """Two-sided one-sample t test that the mean paired difference is 0 (the test the t interval inverts)."""
     data = np.asarray(differences, dtype=np.float64)

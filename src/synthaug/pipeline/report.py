@@ -27,9 +27,7 @@ def write_report(experiment: ExperimentParams, train: TrainParams, metrics: Path
         f"Made by this run: commit `{commit[:10]}`, code digest `{str(code)[:10]}`, "
         f"params.yaml sha256 `{hashlib.sha256(params_text.encode()).hexdigest()[:10]}`."
     )
-    inputs = load_report_inputs(
-        metrics, experiment, train.synthetic_filter.judge, train.select, code, flat_params(params)
-    )
+    inputs = load_report_inputs(metrics, experiment, train, code, flat_params(params))
     with stage_run(run_name("report"), {"experiment": experiment.model_dump()}) as tracker:
         write_text(metrics / "model_profile.csv", rows_csv(inputs.profiles))
         figures = report_figures(inputs)

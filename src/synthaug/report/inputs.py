@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from synthaug.core.io import read_json
-from synthaug.core.params import ExperimentParams
+from synthaug.core.params import ClassGroupsParams, ExperimentParams, TrainParams
 from synthaug.core.variants import (
     DISTILLED_VARIANT,
     REAL_EQUAL_PREFIX,
@@ -15,7 +15,7 @@ from synthaug.core.variants import (
     composed_variant,
     generator_variant,
 )
-from synthaug.data.imbalance import minority_classes
+from synthaug.data.imbalance import class_groups, minority_classes
 from synthaug.metrics.readings import GeneratorReading
 from synthaug.report.records import (
     EntryResult,
@@ -43,11 +43,17 @@ class ReportInputs:
     profiles: list[dict]  # per classifier: its cost
     judge: str  # train.synthetic_filter.judge
     select: str  # train.select: which epoch's weights each entry is tested with
+    class_groups: ClassGroupsParams  # train.class_groups
     sweeps: dict[str, tuple[list[dict], str | None]]  # key -> (rows, why stale or None)
 
     @property
     def minority(self) -> list[str]:
         return minority_classes(self.counts["train"])
+
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        """The many / medium / few classes, by imbalanced training images (train.class_groups)."""
+        return class_groups(self.counts["train"], self.class_groups.many_from, self.class_groups.few_upto)
 
     @property
     def synthetic(self) -> dict[str, dict[str, int]]:
@@ -64,7 +70,7 @@ class ReportInputs:
 
 
 def load_report_inputs(
-    metrics: Path, experiment: ExperimentParams, judge: str, select: str, code: str | None, params_flat: dict
+    metrics: Path, experiment: ExperimentParams, train: TrainParams, code: str | None, params_flat: dict
 ) -> ReportInputs:
     """Read the stage outputs; sweeps (committed by `synthaug sweep`) are current only at this code and params."""
     synthetic = [generator_variant(SYNTHETIC_PREFIX, g) for g in experiment.generators] + [
@@ -110,7 +116,8 @@ def load_report_inputs(
         syntheses={g: read_json(metrics / "synthetic" / f"{g}.json") for g in generators},
         trainings={g: read_json(metrics / "generators" / f"{g}.json") for g in generators},
         profiles=[read_json(metrics / "profile" / f"{c}.json") for c in experiment.classifiers],
-        judge=judge,
-        select=select,
+        judge=train.synthetic_filter.judge,
+        select=train.select,
+        class_groups=train.class_groups,
         sweeps=sweeps,
     )

@@ -120,7 +120,10 @@ def verdict_note(generator_runs: str) -> str:
         "The interval is the 95 % t interval of those differences: a 'within noise' row saw no effect larger than "
         "its half-width. The verdict is the paired t test's, corrected with Holm's step-down over every comparison "
         "in the table, so the chance of any false 'beats' or 'loses' stays at 5 %. Where the uncorrected interval "
-        "alone would say more, the cell says so. With one seed there is no interval."
+        "alone would say more, the cell says so. With one seed there is no interval. 'Holm ±x': the smallest "
+        "difference the table could call beats or loses at this comparison's seed-to-seed spread, at Holm's "
+        "strictest step; a smaller effect needs more seeds (docs/results.md). The rows per class group (many, "
+        "medium, few) compare macro-F1 over the group's classes, in the same family of tests."
     )
 
 

@@ -32,6 +32,7 @@ from synthaug.report.notes import (
 from synthaug.report.records import generator_of
 from synthaug.report.summaries import (
     comparison_rows,
+    group_rows,
     synthetic_variants,
     unusable_variants,
     variant_compute,
@@ -41,6 +42,7 @@ from synthaug.report.sweeps import sweep_heatmap_figure, sweep_markdown
 from synthaug.report.tables import (
     comparison_markdown,
     generator_markdown,
+    group_markdown,
     markdown_table,
     model_profile_markdown,
     per_class_generator_markdown,
@@ -91,7 +93,8 @@ def _answer(inputs: ReportInputs) -> doc.Section:
     """Each remedy's gain over baseline and oversampling with its verdict, then the flagged generator runs."""
     flagged, conditional = _qualified(inputs)
     costs = variant_compute(inputs.results, inputs.trainings, inputs.syntheses)
-    table = verdicts_markdown(verdict_rows(inputs.results), flagged=flagged, costs=costs, conditional=conditional)
+    rows = verdict_rows(inputs.results, groups=inputs.groups)
+    table = verdicts_markdown(rows, flagged=flagged, costs=costs, conditional=conditional)
     blocks = [doc.table(table)]
     if inputs.unusable:
         blocks += [doc.subheading("Generator runs with unusable images"), doc.table(unusable_markdown(inputs.unusable))]
@@ -109,7 +112,12 @@ def _comparison(inputs: ReportInputs) -> doc.Section:
         + f" {selection_note(inputs.select)}"
     )
     table = comparison_markdown(rows, inputs.minority, flagged)
-    return doc.Section("Scores on the test split", (doc.table(table), doc.text(minority)))
+    groups = inputs.groups
+    grouped = group_markdown(group_rows(inputs.results, groups), groups, flagged)
+    members = "; ".join(f"{group}: {', '.join(names)}" for group, names in groups.items())
+    listed = f"Class groups by imbalanced training images (train.class_groups): {members}."
+    by_group = (doc.subheading("By class group"), doc.table(grouped), doc.text(listed))
+    return doc.Section("Scores on the test split", (doc.table(table), doc.text(minority), *by_group))
 
 
 def _qualified(inputs: ReportInputs) -> tuple[set[str], set[str]]:
@@ -130,7 +138,7 @@ def pipeline_headline(inputs: ReportInputs) -> tuple[dict[str, float], dict[str,
         metrics[f"test_accuracy.{entry}"] = row["accuracy"][0]
     flagged, conditional = _qualified(inputs)
     tags = {}
-    for row in verdict_rows(inputs.results):
+    for row in verdict_rows(inputs.results):  # over all classes: the groups' verdicts are in the report
         label = variant_label(row["variant"], flagged, conditional)
         for reference, comparison in row["comparisons"].items():
             tags[f"verdict.{row['classifier']}-{row['variant']}.vs_{reference}"] = (

@@ -18,6 +18,7 @@ from synthaug.core.variants import (
     generator_variant,
     loss_variant_of,
 )
+from synthaug.metrics.classification import group_scores
 from synthaug.metrics.readings import GeneratorReading
 from synthaug.metrics.verdicts import (
     Interval,
@@ -25,6 +26,7 @@ from synthaug.metrics.verdicts import (
     holm_adjusted,
     paired_differences,
     paired_p_value,
+    smallest_established,
     t_interval,
     verdict,
 )
@@ -91,26 +93,43 @@ class Comparison:
     p_value: float
     adjusted_p: float
     verdict: str
+    smallest: float = float("nan")  # smallest_established over the table's tests
 
 
-def verdict_rows(results: list[EntryResult], metric: str = "macro_f1") -> list[dict]:
-    """Per (classifier, variant): the paired difference to each reference variant's `metric` over the seeds both
-    ran, its 95 % t interval, and the verdict after Holm's correction over all the comparisons returned."""
-    scores: dict[tuple[str, str], dict[int, float]] = {}
+ALL_CLASSES = "all"  # the verdict rows over every class, beside one per class group
+
+
+def _readings(result: EntryResult, metric: str, groups: dict[str, list[str]] | None) -> dict[str, float]:
+    """The result's `metric` over all classes and, with `groups`, its macro-F1 over each group's classes."""
+    readings = {ALL_CLASSES: float(result.metrics[metric])}
+    if groups:
+        readings |= {g: scores["macro_f1"] for g, scores in group_scores(result.metrics["per_class"], groups).items()}
+    return readings
+
+
+def verdict_rows(
+    results: list[EntryResult], metric: str = "macro_f1", groups: dict[str, list[str]] | None = None
+) -> list[dict]:
+    """Per (classifier, variant) and, with `groups`, per class group: the paired difference to each reference
+    variant over the seeds both ran, its 95 % t interval, and the verdict after Holm's correction over all the
+    comparisons returned."""
+    scores: dict[tuple[str, str, str], dict[int, float]] = {}
     for result in results:
-        scores.setdefault((result.classifier, result.variant), {})[result.seed] = float(result.metrics[metric])
+        for classes, value in _readings(result, metric, groups).items():
+            scores.setdefault((result.classifier, result.variant, classes), {})[result.seed] = value
     pending: list[tuple[dict, str, str, list[float]]] = []
     rows = []
-    for (classifier, variant), by_seed in scores.items():
-        row: dict = {"classifier": classifier, "variant": variant, "comparisons": {}}
+    for (classifier, variant, classes), by_seed in scores.items():
+        row: dict = {"classifier": classifier, "variant": variant, "classes": classes, "comparisons": {}}
         for reference, key in references_of(variant).items():
-            if (classifier, reference) not in scores:
+            if (classifier, reference, classes) not in scores:
                 continue
-            differences = paired_differences(by_seed, scores[(classifier, reference)])
+            differences = paired_differences(by_seed, scores[(classifier, reference, classes)])
             pending.append((row, key, VERDICT_REFERENCES.get(reference, reference), differences))
         if pending and pending[-1][0] is row:
             rows.append(row)
     adjusted = holm_adjusted([paired_p_value(differences) for *_, differences in pending])
+    tests = sum(len(differences) >= 2 for *_, differences in pending)
     for (row, key, label, differences), adjusted_p in zip(pending, adjusted):
         difference = t_interval(differences)
         row["comparisons"][key] = Comparison(
@@ -119,8 +138,31 @@ def verdict_rows(results: list[EntryResult], metric: str = "macro_f1") -> list[d
             paired_p_value(differences),
             adjusted_p,
             corrected_verdict(difference, adjusted_p, label),
+            smallest_established(difference, tests),
         )
     return rows
+
+
+def group_rows(results: list[EntryResult], groups: dict[str, list[str]]) -> list[dict]:
+    """Per (classifier, variant): each class group's macro-F1 and recall over the seeds (mean_std)."""
+    members: dict[tuple[str, str], list[dict]] = {}
+    for result in results:
+        members.setdefault((result.classifier, result.variant), []).append(
+            group_scores(result.metrics["per_class"], groups)
+        )
+    return [
+        {
+            "classifier": classifier,
+            "variant": variant,
+            "seeds": len(scores),
+            **{
+                f"{score}.{group}": mean_std([s[group][score] for s in scores])
+                for group in groups
+                for score in ("macro_f1", "recall")
+            },
+        }
+        for (classifier, variant), scores in members.items()
+    ]
 
 
 @dataclass(frozen=True)

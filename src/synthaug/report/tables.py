@@ -9,11 +9,11 @@ import numpy as np
 from synthaug.metrics.calibration import ECE_BINS
 from synthaug.metrics.readings import ClassReading, GeneratorReading
 from synthaug.metrics.verdicts import (
-    Interval,
     half_width,
 )
 from synthaug.report.records import EntryResult, generator_of, of_run, run_of
 from synthaug.report.summaries import (
+    ALL_CLASSES,
     LOSS_FIX_ALONE,
     VERDICT_REFERENCES,
     Comparison,
@@ -32,10 +32,14 @@ def format_value(value: tuple[float, float, float, float], seeds: int) -> str:
     return f"{mean:.4f} ± {std:.4f} [{low:.4f}, {high:.4f}]" if seeds > 1 else f"{mean:.4f}"
 
 
-def _signed_interval(difference: Interval) -> str:
+def _signed_interval(comparison: Comparison) -> str:
+    difference = comparison.difference
     if difference.n < 2:
         return f"{difference.mean:+.4f}"
-    return f"{difference.mean:+.4f} [{difference.low:+.4f}, {difference.high:+.4f}], ±{half_width(difference):.4f}"
+    return (
+        f"{difference.mean:+.4f} [{difference.low:+.4f}, {difference.high:+.4f}], ±{half_width(difference):.4f}; "
+        f"Holm ±{comparison.smallest:.4f}"
+    )
 
 
 def verdict_cell(comparison: Comparison) -> str:
@@ -63,10 +67,11 @@ def verdicts_markdown(
         *VERDICT_REFERENCES,
         *([LOSS_FIX_ALONE] if any(LOSS_FIX_ALONE in r["comparisons"] for r in rows) else []),
     ]
-    header = ["classifier", "variant"]
+    grouped = any(row.get("classes", ALL_CLASSES) != ALL_CLASSES for row in rows)
+    header = ["classifier", "variant", *(["classes"] if grouped else [])]
     for reference in columns:
         header += [
-            f"Δ {metric_label} vs {reference} [95 % CI], ± half-width",
+            f"Δ {metric_label} vs {reference} [95 % CI], ± half-width; Holm: smallest established",
             f"vs {reference} (Holm over {tests})",
         ]
     if costs is not None:
@@ -77,13 +82,10 @@ def verdicts_markdown(
     body = []
     for row in rows:
         line = [row["classifier"], variant_label(row["variant"], flagged, conditional)]
+        line += [row.get("classes", ALL_CLASSES)] if grouped else []
         for reference in columns:
             comparison = row["comparisons"].get(reference)
-            line += (
-                ["—", "—"]
-                if comparison is None
-                else [_signed_interval(comparison.difference), verdict_cell(comparison)]
-            )
+            line += ["—", "—"] if comparison is None else [_signed_interval(comparison), verdict_cell(comparison)]
         if costs is not None:
             cost = costs.get((row["classifier"], row["variant"]))
             line += [
@@ -91,6 +93,21 @@ def verdicts_markdown(
                 cost_per_point(cost, costs.get((row["classifier"], "baseline")), row["comparisons"].get("baseline")),
             ]
         body.append(line)
+    return markdown_table(header, body)
+
+
+def group_markdown(rows: list[dict], groups: dict[str, list[str]], flagged: AbstractSet[str] = frozenset()) -> str:
+    """Each entry's macro-F1 and recall over each class group's classes (group_rows), with intervals."""
+    header = ["classifier", "variant"] + [
+        f"{label} {group} ({len(groups[group])})"
+        for score, label in (("macro_f1", "macro-F1"), ("recall", "recall"))
+        for group in groups
+    ]
+    body = [
+        [row["classifier"], variant_label(row["variant"], flagged)]
+        + [format_value(row[f"{score}.{group}"], row["seeds"]) for score in ("macro_f1", "recall") for group in groups]
+        for row in rows
+    ]
     return markdown_table(header, body)
 
 

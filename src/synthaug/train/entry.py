@@ -29,14 +29,14 @@ from synthaug.core.seeding import seed_everything
 from synthaug.core.tracking import main_rank_run, prepare_store, run_name
 from synthaug.core.variants import CLASSIFIERS
 from synthaug.core.workers import jobs_at_once, map_in_processes
-from synthaug.data.imbalance import minority_classes, variant_sets
+from synthaug.data.imbalance import class_groups, minority_classes, variant_sets
 from synthaug.data.mixed import TrainingImages, concat_image_sets
 from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
 from synthaug.models.checkpoint import WEIGHTS_FILE, load_classifier, save_classifier
 from synthaug.models.classifiers import count_parameters
 from synthaug.synthetic.shards import load_synthetic
 from synthaug.train.classifier import TrainingSetup, TrainResult, history_csv, prepare_training, train_classifier
-from synthaug.train.evaluation import HEADLINE_SCORES, evaluate_classifier, write_evaluation
+from synthaug.train.evaluation import HEADLINE_SCORES, TestClasses, evaluate_classifier, write_evaluation
 from synthaug.train.filter import filter_synthetic
 from synthaug.train.losses import Teacher
 
@@ -214,7 +214,7 @@ def test_seed(
     setup: TrainingSetup,
     best_state: dict,
     test: ImageSet,
-    minority: list[str],
+    classes: TestClasses,
     params: TrainParams,
     outputs: EntryOutputs,
     seed: int,
@@ -222,7 +222,7 @@ def test_seed(
 ) -> dict:
     """Test the best epoch's weights on the test split and write the scores, predictions and confusion matrices."""
     setup.model.load_state_dict(best_state)
-    evaluation = evaluate_classifier(setup.model, setup.spec.input_format, test, params.eval_batch_size, minority)
+    evaluation = evaluate_classifier(setup.model, setup.spec.input_format, test, params.eval_batch_size, classes)
     write_evaluation(
         evaluation,
         test,
@@ -254,7 +254,7 @@ def seed_summary(result: TrainResult, train_images: int, setup: TrainingSetup, s
 
 
 def train_seed(
-    entry: Entry, seed: int, sets: EntrySets, test: ImageSet, minority: list[str], params: TrainParams, ranks: Ranks
+    entry: Entry, seed: int, sets: EntrySets, test: ImageSet, classes: TestClasses, params: TrainParams, ranks: Ranks
 ) -> str:
     """Train, save and test one seed of the entry (with its teacher, if it has one); its summary line."""
     classifier, variant, outputs, teacher = entry.classifier, entry.variant, entry.outputs, entry.teacher
@@ -301,10 +301,10 @@ def train_seed(
             summary,
             keys=("seconds", "best_val_macro_f1"),
         )
-        report = test_seed(setup, result.best_state, test, minority, params, outputs, seed, name)
+        report = test_seed(setup, result.best_state, test, classes, params, outputs, seed, name)
         tracker.log_metrics(
             {"best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch}
-            | {f"test_{key}": report[key] for key in TEST_SCORES}
+            | {f"test_{key}": report[key] for key in TEST_SCORES if key in report}
         )
         tracker.log_metrics({f"test_recall.{c}": v["recall"] for c, v in report["per_class"].items()})
         tracker.log_artifact(outputs.seed_file(outputs.confusion, seed, ".png"))
@@ -315,20 +315,22 @@ def train_seed(
     )
 
 
-def entry_data(entry: Entry) -> tuple[ImageSet, ImageSet, dict[str, np.ndarray], list[str]]:
-    """(test split, fetched train split, the imbalance stage's indices, the minority classes) of the entry."""
+def entry_data(entry: Entry, params: TrainParams) -> tuple[ImageSet, ImageSet, dict[str, np.ndarray], TestClasses]:
+    """(test split, fetched train split, the imbalance stage's indices, how the test scores group the classes)."""
     test = load_image_set(entry.data / "test.npz")
     dataset, split_indices = load_image_set(entry.data / "train.npz"), load_index_arrays(entry.splits)
     counts = np.bincount(dataset.labels[split_indices["train"]], minlength=dataset.num_classes).tolist()
-    return test, dataset, split_indices, minority_classes(dict(zip(dataset.class_names, counts)))
+    per_class = dict(zip(dataset.class_names, counts))
+    groups = class_groups(per_class, params.class_groups.many_from, params.class_groups.few_upto)
+    return test, dataset, split_indices, TestClasses(minority_classes(per_class), groups)
 
 
 def train_seed_alone(entry: Entry, seed: int, params: TrainParams) -> str:
     """One seed in a worker process of its own (one rank of one): its summary line."""
-    test, dataset, split_indices, minority = entry_data(entry)
+    test, dataset, split_indices, classes = entry_data(entry, params)
     seed_everything(seed)
     sets = training_set(dataset, split_indices, entry.variant, seed, entry.added, params)
-    return train_seed(entry, seed, sets, test, minority, params, Ranks())
+    return train_seed(entry, seed, sets, test, classes, params, Ranks())
 
 
 def train_entry(entry: Entry, params: TrainParams, plan: SeedPlan) -> str:
@@ -345,13 +347,13 @@ def train_entry(entry: Entry, params: TrainParams, plan: SeedPlan) -> str:
         lines = map_in_processes(train_seed_alone, calls, at_once)
         shutil.rmtree(work_folder(entry.outputs.model), ignore_errors=True)  # every seed is done
         return "; ".join(lines) + f" ({at_once} seeds at once)"
-    test, dataset, split_indices, minority = entry_data(entry)
+    test, dataset, split_indices, classes = entry_data(entry, params)
     lines = []
     with process_group() as ranks:
         for seed in plan.seeds:
             seed_everything(seed)
             sets = training_set(dataset, split_indices, entry.variant, seed, entry.added, params)
-            lines.append(train_seed(entry, seed, sets, test, minority, params, ranks))
+            lines.append(train_seed(entry, seed, sets, test, classes, params, ranks))
         if ranks.is_main:  # every seed is done: nothing left to resume
             shutil.rmtree(work_folder(entry.outputs.model), ignore_errors=True)
     return "; ".join(lines)
