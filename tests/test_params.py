@@ -210,16 +210,17 @@ SEED_KEYS = ("experiment.seeds",)
         ),
         ("synthesize", SynthesizeParams, "synthesize.${item}", GENERATORS, (), GENERATOR_RUN_KEYS),
         # a train entry trains every seed in one process
-        ("train_classifier", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill",), SEED_KEYS),
-        ("train_synthetic", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill",), SEED_KEYS),
-        ("train_composed", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill",), SEED_KEYS),
+        ("train_classifier", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill", "careful"), SEED_KEYS),
+        ("train_synthetic", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill", "careful"), SEED_KEYS),
+        ("train_composed", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill", "careful"), SEED_KEYS),
+        ("train_careful", TrainParams, "train.${item.classifier}", CLASSIFIERS, ("distill",), SEED_KEYS),
         # the teacher's own keys reach it through its checkpoint, a dependency
         (
             "train_distilled",
             TrainParams,
             "train.${item.classifier}",
             CLASSIFIERS,
-            ("synthetic_filter", "loss_baselines"),
+            ("synthetic_filter", "loss_baselines", "careful"),
             SEED_KEYS,
         ),
     ],
@@ -351,3 +352,26 @@ def test_class_groups_need_few_below_many(project_params):
     train = dict(project_params["train"], class_groups={"many_from": 0.3, "few_upto": 0.5})
     with pytest.raises(ParamsError, match=r"train.class_groups: few_upto 0.5 must be below many_from 0.3"):
         validate_all(dict(project_params, train=train))
+
+
+def test_the_real_phase_must_end_a_longer_run_and_a_use_is_named_once(project_params):
+    careful = {"synthetic_weight": 0.5, "real_epochs": 2}
+    train = dict(project_params["train"], epochs=2, careful=careful)
+    with pytest.raises(ParamsError, match=r"train.careful.real_epochs: 2 must be below train.epochs 2"):
+        validate_all(dict(project_params, train=train))
+    experiment = dict(project_params["experiment"], careful=["weighted", "weighted"])
+    with pytest.raises(ParamsError, match=r"experiment.careful: \['weighted', 'weighted'\] names a use twice"):
+        validate_all(dict(project_params, experiment=experiment))
+
+
+def test_careful_variants_name_their_use_and_generator():
+    from synthaug.core.variants import added_generator, careful_use_of, careful_variant
+
+    assert careful_variant("finetuned", "sdxl_turbo") == "finetuned_sdxl_turbo"
+    assert (
+        careful_use_of("finetuned_sdxl_turbo") == "finetuned"
+        and added_generator("finetuned_sdxl_turbo") == "sdxl_turbo"
+    )
+    assert careful_use_of("weighted_gan") == "weighted" and added_generator("weighted_gan") == "gan"
+    assert careful_use_of("synthetic_gan") is None and careful_use_of("weighted") is None
+    assert added_generator("synthetic_only_gan") is None and added_generator("baseline") is None

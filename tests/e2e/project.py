@@ -34,6 +34,7 @@ experiment:
   seeds: {seeds}
   distilled: {distilled}
   composed: {composed}
+  careful: {careful}
 fetch:
   archive: {archive}
   image_size: 8
@@ -95,11 +96,12 @@ def tiny_project(
     distilled: tuple[str, ...] = (),
     archive_in_preset: bool = True,
     composed: tuple[str, ...] = (),
+    careful: tuple[str, ...] = (),
 ) -> tuple[Path, dict[str, str]]:
     """The project's files copied to base/repo with the tiny preset selected (no git repository yet), and the
     environment its commands run in: the copy's library, one thread, no MLflow or DVC settings of the caller.
     `distilled` students learn from the baseline entry; `composed` loss variants are also trained on each
-    generator's images. The tiny archive is base/tiny.tar.gz; without
+    generator's images, and `careful` uses of them. The tiny archive is base/tiny.tar.gz; without
     archive_in_preset the preset leaves fetch.archive null, as the demo preset does."""
     archive = tar_folder(make_image_folder(base / "images", train_per_class=20, test_per_class=6), base / "tiny.tar.gz")
     repo = base / "repo"
@@ -122,6 +124,7 @@ def tiny_project(
         seeds=seeds,
         distilled=f"[{', '.join(distilled)}]",
         composed=f"[{', '.join(composed)}]",
+        careful=f"[{', '.join(careful)}]",
         sdxl=sdxl,
     )
     (repo / "conf/preset/tiny.yaml").write_text(preset)

@@ -36,13 +36,20 @@ ENTRIES = [
     *(f"vit-synthetic_only_{g}" for g in GENERATORS),
     *(f"vit-real_equal_{g}" for g in GENERATORS),
     *(f"vit-synthetic_{g}+logit_adjusted" for g in GENERATORS),
+    *(f"vit-finetuned_{g}" for g in GENERATORS),
 ]
 
 
 @pytest.fixture(scope="module")
 def pipeline_repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     repo, env = tiny_project(
-        tmp_path_factory.mktemp("e2e"), GENERATORS, ["baseline", "full"], SEEDS, ("vit",), composed=("logit_adjusted",)
+        tmp_path_factory.mktemp("e2e"),
+        GENERATORS,
+        ["baseline", "full"],
+        SEEDS,
+        ("vit",),
+        composed=("logit_adjusted",),
+        careful=("finetuned",),
     )
     run(["git", "init", "-q"], repo, env)
     run(["git", "add", "-A"], repo, env)
@@ -64,6 +71,8 @@ def stop_queue_workers(repo: Path) -> None:
 def entry_stage(entry: str) -> str:
     if "+" in entry:
         return "train_composed"
+    if "-finetuned_" in entry or "-weighted_" in entry:
+        return "train_careful"
     if "synthetic" in entry or "real_equal" in entry:
         return "train_synthetic"
     return "train_distilled" if entry.endswith("-distilled") else "train_classifier"
@@ -297,9 +306,11 @@ def test_report_records_equal_the_stage_outputs(pipeline_repo):
             unusable = [c for c in record["runs"][flagged.run]["unusable_classes"] if added[c] > 0]
             assert list(flagged.classes) == unusable
             assert flagged.share == pytest.approx(sum(added[c] for c in unusable) / sum(added.values()))
-    assert unusable_variants(inputs.unusable, []) <= {f"synthetic_{g}" for g in GENERATORS} | {
-        f"synthetic_only_{g}" for g in GENERATORS
+    flagged = unusable_variants(inputs.unusable, [])
+    assert flagged <= {
+        f"{prefix}_{g}" for prefix in ("synthetic", "synthetic_only", "weighted", "finetuned") for g in GENERATORS
     }
+    assert all(f"finetuned_{g}" in flagged for g in inputs.unusable)  # a careful use is flagged with its images
     for generator in GENERATORS:  # one reading per generator run, from the fid stage's record
         record = joined(repo, f"fid/{generator}.json")
         for folder in RUNS:
@@ -329,7 +340,7 @@ def test_report_opens_with_the_answer_and_renders(pipeline_repo, tmp_path):
     assert headings[0].startswith("Answer") and headings[-2:] == ["How to read this report", "Provenance"]
     assert markdown.count(f"commit `{commit[:10]}`") == 1  # said once, under the title
     answer = markdown.split("## ")[1]
-    for variant in ("full", "distilled", "synthetic_gan", "synthetic_gan+logit_adjusted"):
+    for variant in ("full", "distilled", "synthetic_gan", "synthetic_gan+logit_adjusted", "finetuned_gan"):
         assert re.search(rf"^\| vit \| {re.escape(variant)}[ |(]", answer, flags=re.MULTILINE), variant
     assert sorted(p.name for p in (repo / "metrics/report").iterdir()) == [
         "class_counts.png",
@@ -574,6 +585,7 @@ def test_exp_run_reruns_only_what_the_changed_param_reaches(pipeline_repo):
         "train_synthetic@vit-synthetic_only-gan",
         "train_synthetic@vit-real_equal-gan",
         "train_composed@vit-gan-logit_adjusted",
+        "train_careful@vit-gan-finetuned",
         "fid@gan",
         "report",
     }

@@ -338,7 +338,7 @@ def test_a_generator_most_of_whose_added_images_are_not_usable_is_flagged_with_i
     unusable = unusable_generators(as_readings({"ddpm": ddpm, "gan": gan}), {"ddpm": added, "gan": added})
     assert unusable == {"ddpm": [UnusableRun("shared", 100, 0.6, ("a",))]}
     flagged = unusable_variants(unusable, [])
-    assert flagged == {"synthetic_ddpm", "synthetic_only_ddpm"}
+    assert flagged == {"synthetic_ddpm", "synthetic_only_ddpm", "weighted_ddpm", "finetuned_ddpm"}
     results = RESULTS + [entry("synthetic_ddpm", s, 0.9, 0.9, [0.9] * 4) for s in (0, 1)]
     table = comparison_markdown(comparison_rows(results, ["a"]), ["a"], flagged)
     assert "| vit | synthetic_ddpm (unusable images) | 2 |" in table and "| vit | oversampled | 2 |" in table

@@ -144,3 +144,12 @@ def test_a_table_without_sweep_columns_is_rejected(tmp_path):
     path.write_text("a,b\n1,2\n")
     with pytest.raises(SweepError, match="not a sweep table"):
         read_sweep_csv(path)
+
+
+def test_a_sweep_of_another_metric_gets_its_own_table():
+    from synthaug.report.sweep_runs import sweep_file_name
+
+    assert sweep_file_name("synthesize.target_ratio") == "synthesize.target_ratio.csv"
+    assert sweep_file_name("synthesize.target_ratio", "recall_few") == "synthesize.target_ratio.recall_few.csv"
+    points = sweep_points(exp_show_json(), "train.augment_p", metric="accuracy")
+    assert {p.score for p in points} == {1.0}  # the other metric's values, not macro-F1's

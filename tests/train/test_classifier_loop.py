@@ -14,6 +14,7 @@ from synthaug.train.classifier import (
     prepare_training,
     train_classifier,
 )
+from synthaug.train.losses import balanced_class_weights
 
 
 def three_batches(params, num_classes: int = 4, seed: int = 0) -> ImageSet:
@@ -230,3 +231,33 @@ def test_a_run_resumed_after_its_stopping_epoch_trains_no_further(tiny_train_par
     setup = prepare_training("vit", "baseline", patient, data)
     result = train_classifier(setup, data, data, patient, seed=0, checkpoint=checkpoint, fingerprint="f")
     assert [r.epoch for r in result.history] == [1, 2, 3] and result.stopped_early
+
+
+def test_careful_variants_weight_generated_images_or_end_on_the_real_ones(tiny_train_params):
+    from synthaug.train.classifier import _epoch_plan
+
+    params = tiny_train_params.model_copy(update={"epochs": 3})
+    data = three_batches(params)  # 24 images: say the first 10 are real, the rest generated
+    labels = data.labels[:10]
+    careful = params.careful.model_copy(update={"synthetic_weight": 0.25, "real_epochs": 2})
+    params = params.model_copy(update={"careful": careful})
+    weighted = prepare_training("vit", "weighted_gan", params, data, labels)
+    order, loss, weights = _epoch_plan(np.random.default_rng(0), weighted, len(data), 3, params.epochs)
+    assert sorted(order) == list(range(24)) and loss == weighted.loss_spec
+    assert weights is not None and weights.tolist() == [1.0] * 10 + [0.25] * 14
+    finetuned = prepare_training("vit", "finetuned_gan", params, data, labels)
+    order, loss, weights = _epoch_plan(np.random.default_rng(0), finetuned, len(data), 1, params.epochs)
+    assert sorted(order) == list(range(24)) and weights is None  # before its real phase: every image
+    for epoch in (2, 3):  # the last 2 epochs: the real images only, as many steps as a full epoch
+        order, loss, weights = _epoch_plan(np.random.default_rng(0), finetuned, len(data), epoch, params.epochs)
+        assert len(order) == 24 and set(order) == set(range(10)) and weights is None
+        torch.testing.assert_close(loss.class_weights, balanced_class_weights(labels, 4))
+    assert prepare_training("vit", "synthetic_gan", params, data, labels).careful is None
+
+
+def test_a_finetuned_entry_trains_every_epoch_whatever_the_patience(tiny_train_params):
+    params = frozen_params(tiny_train_params, epochs=5, early_stopping_patience=1)
+    data = three_batches(params)
+    seed_everything(0)
+    setup = prepare_training("vit", "finetuned_gan", params, data, data.labels[:10])
+    assert len(train_classifier(setup, data, data, params, seed=0).history) == 5

@@ -115,3 +115,17 @@ def test_a_composed_variant_trains_with_its_remedys_loss(project_params):
     weighted = loss_for_variant(composed_variant("ddpm", "class_weighted"), LABELS, 2, params)
     assert torch.equal(weighted.class_weights, balanced_class_weights(LABELS, 2))
     assert loss_for_variant("synthetic_gan", LABELS, 2, params) == LossSpec(params.label_smoothing)
+
+
+@pytest.mark.parametrize("class_weights", [None, torch.tensor([1.0, 3.0])])
+def test_sample_weights_scale_each_images_term_inside_the_same_mean(class_weights):
+    logits = torch.tensor([[2.0, 0.0], [0.5, 1.0], [0.0, 3.0], [1.0, 1.0]])
+    targets = torch.tensor([0, 1, 1, 0])
+    spec = LossSpec(0.0, class_weights=class_weights)
+    plain = classification_loss(logits, targets, spec)
+    assert classification_loss(logits, targets, spec, torch.ones(4)) == pytest.approx(float(plain))
+    weights = torch.tensor([1.0, 1.0, 0.25, 0.25])  # the last two are generated images at weight 0.25
+    terms = F.cross_entropy(logits, targets, reduction="none")
+    per_class = torch.ones(2) if class_weights is None else class_weights
+    expected = (terms * per_class[targets] * weights).sum() / per_class[targets].sum()
+    assert classification_loss(logits, targets, spec, weights) == pytest.approx(float(expected))

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field
 
 from synthaug.core.variants import (
     IMBALANCED_SET_VARIANTS,
+    CarefulUse,
     Classifier,
     Generator,
     LossVariant,
@@ -136,6 +137,13 @@ class ClassGroupsParams(Section):
         return self
 
 
+class CarefulParams(Section):
+    """How the careful variants use the generated images: weighted_<g> and finetuned_<g> (experiment.careful)."""
+
+    synthetic_weight: Fraction  # weighted_<g>: each generated image's loss weight (a real one's is 1)
+    real_epochs: PositiveInt  # finetuned_<g>: the last epochs on the real images only, with a class-balanced loss
+
+
 class TrainParams(Section):
     seed_processes: PositiveInt  # seeds trained at once on the CPU, a worker process each
     epochs: PositiveInt
@@ -154,12 +162,21 @@ class TrainParams(Section):
     eval_batch_size: PositiveInt
     device: Device
     class_groups: ClassGroupsParams
+    careful: CarefulParams
     synthetic_filter: SyntheticFilterParams
     loss_baselines: LossBaselineParams
     distill: DistillParams
     vit: VitParams
     cnn: CnnParams
     timm: TimmParams
+
+    @model_validator(mode="after")
+    def _real_phase_inside_the_run(self) -> TrainParams:
+        if self.careful.real_epochs >= self.epochs:
+            raise ValueError(
+                f"train.careful.real_epochs: {self.careful.real_epochs} must be below train.epochs {self.epochs}"
+            )
+        return self
 
 
 class FidParams(Section):
@@ -272,6 +289,7 @@ class ExperimentParams(Section):
     generator_runs: Literal["per_seed", "shared"]
     # loss variants also trained on top of every generator's images: variants synthetic_<g>+<loss variant>
     composed: list[LossVariant]
+    careful: list[CarefulUse]  # generated images used with care: variants weighted_<g>, finetuned_<g>
 
     @model_validator(mode="after")
     def _generators_need_features(self) -> ExperimentParams:
@@ -288,6 +306,8 @@ class ExperimentParams(Section):
     def _composed_once_each(self) -> ExperimentParams:
         if len(set(self.composed)) != len(self.composed):
             raise ValueError(f"experiment.composed: {self.composed} names a loss variant twice")
+        if len(set(self.careful)) != len(self.careful):
+            raise ValueError(f"experiment.careful: {self.careful} names a use twice")
         return self
 
     @model_validator(mode="after")

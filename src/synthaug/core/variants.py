@@ -13,6 +13,7 @@ LossVariant = Literal["class_weighted", "logit_adjusted", "label_smoothed"]  # t
 Variant = Literal[BaseVariant, LossVariant]
 Generator = Literal["sdxl_turbo", "ddpm", "gan"]
 TrainedGenerator = Literal["ddpm", "gan"]  # trained by the pipeline; sdxl_turbo is loaded pretrained
+CarefulUse = Literal["weighted", "finetuned"]  # generated images used with care: variants <use>_<generator>
 
 CLASSIFIERS = get_args(Classifier)
 BASE_VARIANTS = get_args(BaseVariant)
@@ -20,6 +21,7 @@ LOSS_VARIANTS = get_args(LossVariant)
 COMPOSED_SEPARATOR = "+"  # synthetic_<generator>+<loss variant>: both remedies at once (experiment.composed)
 GENERATORS = get_args(Generator)
 TRAINED_GENERATORS = get_args(TrainedGenerator)
+CAREFUL_USES = get_args(CarefulUse)
 
 # The variants built on a generator's images, <prefix><generator>: synthetic_<g> adds them to the imbalanced set,
 # synthetic_only_<g> trains on them alone (the Classification Accuracy Score), real_equal_<g> on as many real images
@@ -39,11 +41,24 @@ def composed_variant(generator: str, remedy: str) -> str:
     return f"{generator_variant(SYNTHETIC_PREFIX, generator)}{COMPOSED_SEPARATOR}{remedy}"
 
 
+def careful_variant(use: str, generator: str) -> str:
+    """weighted_<g> (a lower loss weight for the generated images) or finetuned_<g> (a last phase on real images)."""
+    return f"{use}_{generator}"
+
+
+def careful_use_of(variant: str) -> str | None:
+    """The careful use a <use>_<generator> variant names; None for every other variant."""
+    use = variant.split("_", 1)[0]
+    return use if use in CAREFUL_USES and "_" in variant else None
+
+
 def added_generator(variant: str) -> str | None:
-    """The generator whose images a synthetic_<g> variant (or a composed synthetic_<g>+<loss variant>) adds to the
-    real ones; None for every other variant, synthetic_only_<g> included."""
+    """The generator whose images a synthetic_<g> variant (or a composed synthetic_<g>+<loss variant>, or a careful
+    <use>_<g>) adds to the real ones; None for every other variant, synthetic_only_<g> included."""
     if variant.startswith(SYNTHETIC_PREFIX) and not variant.startswith(SYNTHETIC_ONLY_PREFIX):
         return variant.removeprefix(SYNTHETIC_PREFIX).split(COMPOSED_SEPARATOR)[0]
+    if careful_use_of(variant) is not None:
+        return variant.split("_", 1)[1]
     return None
 
 

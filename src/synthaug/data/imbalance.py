@@ -13,11 +13,12 @@ from synthaug.core.errors import ImbalanceError
 from synthaug.core.params import ImbalanceShape, ValidationSource
 from synthaug.core.seeding import derive_seed
 from synthaug.core.variants import (
+    CAREFUL_USES,
     DISTILLED_VARIANT,
     LOSS_VARIANTS,
     REAL_EQUAL_PREFIX,
     SYNTHETIC_ONLY_PREFIX,
-    SYNTHETIC_PREFIX,
+    added_generator,
 )
 from synthaug.data.storage import ImageSet, load_image_set, load_index_arrays
 
@@ -166,7 +167,7 @@ def variant_indices(
             raise ValueError(f"variant {variant!r}: needs the per-class counts of the set it matches")
         names = class_names or [str(c) for c in range(len(per_class))]
         return equal_size_indices(splits["full"], labels, per_class, seed, names)
-    if variant in ("baseline", DISTILLED_VARIANT, *LOSS_VARIANTS) or variant.startswith(SYNTHETIC_PREFIX):
+    if variant in ("baseline", DISTILLED_VARIANT, *LOSS_VARIANTS) or added_generator(variant) is not None:
         return splits["train"]
     if variant == "oversampled":
         return oversample(splits["train"], labels, seed)
@@ -182,6 +183,7 @@ def variant_indices(
             "synthetic_<generator>",
             "synthetic_only_<generator>",
             "real_equal_<generator>",
+            *(f"{use}_<generator>" for use in CAREFUL_USES),
         )
     )
     raise ImbalanceError(f"unknown variant {variant!r} (allowed: {allowed})")

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from synthaug.core.io import read_json
-from synthaug.core.params import ClassGroupsParams, ExperimentParams, TrainParams
+from synthaug.core.params import CarefulParams, ClassGroupsParams, ExperimentParams, TrainParams
 from synthaug.core.variants import (
     DISTILLED_VARIANT,
     REAL_EQUAL_PREFIX,
     SYNTHETIC_ONLY_PREFIX,
     SYNTHETIC_PREFIX,
+    careful_variant,
     composed_variant,
     generator_variant,
 )
@@ -44,6 +45,7 @@ class ReportInputs:
     judge: str  # train.synthetic_filter.judge
     select: str  # train.select: which epoch's weights each entry is tested with
     class_groups: ClassGroupsParams  # train.class_groups
+    careful: CarefulParams  # train.careful: how weighted_<g> and finetuned_<g> use the generated images
     sweeps: dict[str, tuple[list[dict], str | None]]  # key -> (rows, why stale or None)
 
     @property
@@ -76,6 +78,7 @@ def load_report_inputs(
     synthetic = [generator_variant(SYNTHETIC_PREFIX, g) for g in experiment.generators] + [
         composed_variant(g, remedy) for g in experiment.generators for remedy in experiment.composed
     ]
+    synthetic += [careful_variant(use, g) for g in experiment.generators for use in experiment.careful]
     results = [
         load_entry_result(metrics, classifier, variant, seed)
         for classifier in experiment.classifiers
@@ -119,5 +122,6 @@ def load_report_inputs(
         judge=train.synthetic_filter.judge,
         select=train.select,
         class_groups=train.class_groups,
+        careful=train.careful,
         sweeps=sweeps,
     )

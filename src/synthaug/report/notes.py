@@ -127,6 +127,15 @@ def verdict_note(generator_runs: str) -> str:
     )
 
 
+def careful_note(synthetic_weight: float, real_epochs: int) -> str:
+    return (
+        "**Careful use.** weighted_<g> adds the generator's images with each one's loss weighted "
+        f"{synthetic_weight:g} (train.careful.synthetic_weight; a real image's is 1). finetuned_<g> adds them, then "
+        f"trains its last {real_epochs} epoch(s) on the real images only with a class-balanced loss "
+        "(train.careful.real_epochs), and ignores early stopping."
+    )
+
+
 def compute_note() -> str:
     return (
         "**Compute.** Wall seconds the stages recorded on the device named: the classifier's training loop (mean over "

@@ -20,6 +20,7 @@ from synthaug.report.figures import (
 from synthaug.report.inputs import ReportInputs
 from synthaug.report.notes import (
     STALE_SWEEP,
+    careful_note,
     compute_note,
     distillation_note,
     filter_note,
@@ -182,6 +183,8 @@ def _how_to_read(inputs: ReportInputs) -> doc.Section:
     cas_classifier = inputs.experiment.classifiers[0]
     rows = comparison_rows(inputs.results, inputs.minority)
     paragraphs = [verdict_note(inputs.experiment.generator_runs), compute_note()]
+    if inputs.experiment.careful:
+        paragraphs.append(careful_note(inputs.careful.synthetic_weight, inputs.careful.real_epochs))
     if inputs.scores:
         reading = next(iter(inputs.scores.values()))
         paragraphs.append(f"**Flags.** {unusable_note(reading.usable_margin, reading.usable_level)}")

@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 
 from synthaug.core.variants import (
+    CAREFUL_USES,
     COMPOSED_SEPARATOR,
     SYNTHETIC_ONLY_PREFIX,
     SYNTHETIC_PREFIX,
     added_generator,
+    careful_variant,
     composed_variant,
     generator_variant,
     loss_variant_of,
@@ -250,10 +252,13 @@ def unusable_generators(
 
 
 def synthetic_variants(generators: Iterable[str], composed: Sequence[str]) -> set[str]:
-    """The variants trained on these generators' images (composed with the loss variants `composed` too)."""
+    """The variants trained on these generators' images (composed with the loss variants `composed`, and used with
+    care, too)."""
+    generators = list(generators)
     return {
         *(generator_variant(prefix, g) for g in generators for prefix in (SYNTHETIC_PREFIX, SYNTHETIC_ONLY_PREFIX)),
         *(composed_variant(g, remedy) for g in generators for remedy in composed),
+        *(careful_variant(use, g) for g in generators for use in CAREFUL_USES),
     }
 
 

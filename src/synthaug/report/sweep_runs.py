@@ -266,5 +266,6 @@ def sweep_matrix(rows: list[dict[str, Any]], key: str = "mean") -> tuple[list[st
     return labels, values, matrix
 
 
-def sweep_file_name(param: str) -> str:
-    return f"{param}.csv"
+def sweep_file_name(param: str, metric: str = "macro_f1") -> str:
+    """<param>.csv for macro-F1, <param>.<metric>.csv for another test metric: one table per pair."""
+    return f"{param}.csv" if metric == "macro_f1" else f"{param}.{metric}.csv"

@@ -43,7 +43,8 @@ def sweep_main(argv: list[str]) -> str:
     parser.add_argument(
         "--metric",
         default="macro_f1",
-        help="test metric (metrics/eval/<entry>/seed<k>.json key) to collect (default macro_f1)",
+        help="test metric (metrics/eval/<entry>/seed<k>.json key, e.g. recall_few) to collect (default macro_f1); "
+        "another metric than macro_f1 gets its own table, <key>.<metric>.csv",
     )
     parser.add_argument(
         "--where",
@@ -63,7 +64,7 @@ def sweep_main(argv: list[str]) -> str:
         where[key] = yaml.safe_load(value)
     shown = exp_show(args.repo)
     rows = sweep_rows(sweep_points(shown, args.param, args.metric, where), args.param, args.metric)
-    path = args.out / sweep_file_name(args.param)
+    path = args.out / sweep_file_name(args.param, args.metric)
     experiments = {name for row in rows for name in row["experiments"].split()}
     write_json(provenance_file(path), sweep_provenance(shown, args.param, where, args.repo, experiments))
     write_text(path, rows_to_csv(rows))

@@ -25,6 +25,7 @@ from synthaug.core.errors import NonFiniteLoss
 from synthaug.core.io import rows_csv
 from synthaug.core.params import TrainParams
 from synthaug.core.resume import load_state, save_state
+from synthaug.core.variants import careful_use_of
 from synthaug.data.augment import Augmenter, make_augmentation
 from synthaug.data.mixed import TrainingImages
 from synthaug.data.pixels import InputFormat, normalize_pixels
@@ -38,7 +39,7 @@ from synthaug.models.classifiers import (
     trainable_parameters,
 )
 from synthaug.models.inference import model_device, predict_logits
-from synthaug.train.losses import LossSpec, loss_for_variant, training_loss
+from synthaug.train.losses import LossSpec, balanced_class_weights, loss_for_variant, training_loss
 
 log = logging.getLogger("synthaug.train")
 
@@ -69,6 +70,19 @@ class TrainResult:
 
 
 @dataclass(frozen=True)
+class CarefulUse:
+    """How an entry uses the generated images it adds; the training set's first `real_images` are real."""
+
+    real_images: int
+    synthetic_weight: float = 1.0  # each generated image's loss weight
+    real_epochs: int = 0  # the last epochs see the real images only, each as many steps as a full epoch
+    real_loss: LossSpec | None = None  # the loss of those epochs
+
+    def real_phase(self, epoch: int, epochs: int) -> bool:
+        return epoch > epochs - self.real_epochs
+
+
+@dataclass(frozen=True)
 class TrainingSetup:
     """What one (classifier, variant) trains with: the model on its device, its spec, and the variant's loss."""
 
@@ -76,6 +90,7 @@ class TrainingSetup:
     spec: ClassifierSpec
     loss_spec: LossSpec
     device: torch.device
+    careful: CarefulUse | None = None  # weighted_<g> and finetuned_<g>
 
 
 def prepare_training(
@@ -91,7 +106,19 @@ def prepare_training(
     device = resolve_device(params.device, "train.device")
     model = build_classifier(spec).to(device)
     labels = train_set.labels if loss_labels is None else loss_labels
-    return TrainingSetup(model, spec, loss_for_variant(variant, labels, train_set.num_classes, params), device)
+    loss = loss_for_variant(variant, labels, train_set.num_classes, params)
+    return TrainingSetup(model, spec, loss, device, careful_use(variant, params, labels, train_set.num_classes))
+
+
+def careful_use(variant: str, params: TrainParams, real_labels: np.ndarray, num_classes: int) -> CarefulUse | None:
+    """What a careful variant does with its generated images (train.careful), after the real ones."""
+    use = careful_use_of(variant)
+    if use is None:
+        return None
+    if use == "weighted":
+        return CarefulUse(len(real_labels), synthetic_weight=params.careful.synthetic_weight)
+    balanced = LossSpec(params.label_smoothing, class_weights=balanced_class_weights(real_labels, num_classes))
+    return CarefulUse(len(real_labels), real_epochs=params.careful.real_epochs, real_loss=balanced)
 
 
 def make_optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimizer:
@@ -198,7 +225,7 @@ def _train_epoch(
     model.train()
     device = model_device(run.model)
     steps = -(-len(train_set) // params.batch_size)
-    order = run.rng.permutation(len(train_set))
+    order, loss_spec, weights = _epoch_plan(run.rng, setup, len(train_set), epoch, params.epochs)
     loss_sum, correct = 0.0, 0
     bar = tqdm(range(steps), desc=f"epoch {epoch}/{params.epochs}", unit="batch", disable=None)
     for step in bar:
@@ -206,7 +233,10 @@ def _train_epoch(
         pixels = run.augment.batch_pixels(train_set.batch(batch), device, ranks)
         targets = to_device(torch.from_numpy(rank_share(train_set.labels[batch], ranks)), device)
         logits = model(normalize_pixels(pixels, setup.spec.input_format))
-        loss = training_loss(logits, targets, pixels, setup.loss_spec)
+        sample_weights = (
+            None if weights is None else to_device(torch.from_numpy(rank_share(weights[batch], ranks)), device)
+        )
+        loss = training_loss(logits, targets, pixels, loss_spec, sample_weights)
         if not torch.isfinite(loss):
             raise NonFiniteLoss(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step + 1}")
         run.optimizer.zero_grad(set_to_none=True)
@@ -219,6 +249,22 @@ def _train_epoch(
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     loss_sum, correct = sum_over_ranks(np.array([loss_sum, correct]), ranks)
     return float(loss_sum), int(correct)
+
+
+def _epoch_plan(
+    rng: np.random.Generator, setup: TrainingSetup, size: int, epoch: int, epochs: int
+) -> tuple[np.ndarray, LossSpec, np.ndarray | None]:
+    """An epoch's batch order over the training set, its loss, and each image's loss weight (None: all 1). In a
+    careful entry's real phase the order cycles through the real images only, as many as a full epoch has."""
+    careful = setup.careful
+    if careful is None:
+        return rng.permutation(size), setup.loss_spec, None
+    if careful.real_epochs and careful.real_phase(epoch, epochs):
+        rounds = -(-size // careful.real_images)
+        order = np.concatenate([rng.permutation(careful.real_images) for _ in range(rounds)])[:size]
+        return order, careful.real_loss or setup.loss_spec, None
+    weights = np.where(np.arange(size) < careful.real_images, 1.0, careful.synthetic_weight).astype(np.float32)
+    return rng.permutation(size), setup.loss_spec, None if careful.synthetic_weight == 1.0 else weights
 
 
 def _validation_confusion(
@@ -291,7 +337,8 @@ def train_classifier(
     wrapped = wrap_for_ranks(model, ranks)
     for epoch in range(len(run.history) + 1, params.epochs + 1):
         # checked before the epoch, so a run resumed after its stopping epoch stops where the uninterrupted one did
-        if patience_spent(run.best_epoch, epoch - 1, params.early_stopping_patience):
+        patience = 0 if setup.careful is not None and setup.careful.real_epochs else params.early_stopping_patience
+        if patience_spent(run.best_epoch, epoch - 1, patience):
             best = (params.early_stopping_patience, run.best_score, run.best_epoch)
             log.info("early stop after epoch %d: no rise in %d epochs (best %.4f at epoch %d)", epoch - 1, *best)
             break

@@ -79,11 +79,19 @@ def loss_for_variant(variant: str, labels: np.ndarray, num_classes: int, params:
     return LossSpec(params.label_smoothing)
 
 
-def classification_loss(logits: torch.Tensor, targets: torch.Tensor, spec: LossSpec) -> torch.Tensor:
+def classification_loss(
+    logits: torch.Tensor, targets: torch.Tensor, spec: LossSpec, sample_weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy with the spec's class weights, offset and smoothing; `sample_weights` scale each image's term
+    inside the same mean (what weighted_<g> lowers for generated images)."""
     if spec.logit_offset is not None:
         logits = logits + spec.logit_offset.to(logits.device, logits.dtype)
     weight = spec.class_weights.to(logits.device, logits.dtype) if spec.class_weights is not None else None
-    return F.cross_entropy(logits, targets, weight=weight, label_smoothing=spec.label_smoothing)
+    if sample_weights is None:
+        return F.cross_entropy(logits, targets, weight=weight, label_smoothing=spec.label_smoothing)
+    terms = F.cross_entropy(logits, targets, weight=weight, label_smoothing=spec.label_smoothing, reduction="none")
+    denominator = weight[targets].sum() if weight is not None else torch.tensor(float(len(targets)))
+    return (terms * sample_weights.to(terms.dtype)).sum() / denominator
 
 
 def distillation_loss(
@@ -102,10 +110,16 @@ def distillation_loss(
     return (1.0 - alpha) * hard_loss + alpha * temperature**2 * soft
 
 
-def training_loss(logits: torch.Tensor, targets: torch.Tensor, pixels: torch.Tensor, spec: LossSpec) -> torch.Tensor:
+def training_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    pixels: torch.Tensor,
+    spec: LossSpec,
+    sample_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The loss of one training batch; `pixels` (the augmented batch, 0..255) feed the teacher, if any, in its
     own input format, so it sees the very images the student sees."""
-    loss = classification_loss(logits, targets, spec)
+    loss = classification_loss(logits, targets, spec, sample_weights)
     if spec.teacher is None:
         return loss
     with torch.no_grad():
