@@ -7,35 +7,37 @@ import argparse
 from pathlib import Path
 
 from synthaug.core.variants import (
-    GENERATORS,
     REAL_EQUAL_PREFIX,
     SYNTHETIC_ONLY_PREFIX,
     SYNTHETIC_PREFIX,
     generator_variant,
 )
-from synthaug.train.entry import AddedImages, Entry, entry_params, entry_parser, train_entry
+from synthaug.train.entry import (
+    AddedImages,
+    Entry,
+    added_images_parser,
+    entry_params,
+    train_entry,
+    train_with_added_images,
+)
 
 # --mix names the variant's prefix without its trailing underscore
 MIXES = {prefix.rstrip("_"): prefix for prefix in (SYNTHETIC_PREFIX, SYNTHETIC_ONLY_PREFIX, REAL_EQUAL_PREFIX)}
 
 
 def parser(description: str) -> argparse.ArgumentParser:
-    parser = entry_parser(description, "experiment.classifiers entry")
+    parser = added_images_parser(description)
     parser.add_argument(
         "--mix", required=True, choices=list(MIXES), help="beside the real images, alone, or as many real ones instead"
     )
-    parser.add_argument("--generator", required=True, choices=GENERATORS, help="experiment.generators entry")
-    parser.add_argument("--synthetic", type=Path, required=True, help="the generator's training images")
     parser.add_argument("--synthetic-eval", type=Path, required=True, help="the generator's evaluation images")
-    parser.add_argument("--judge", type=Path, required=True, help="the judge entry's checkpoints (synthetic filter)")
     return parser
 
 
 def train_synthetic(args: argparse.Namespace) -> str:
-    params, seeds = entry_params()
-    if args.mix == "synthetic":
-        added = AddedImages(args.synthetic, alone=False, judge=args.judge)
-    else:
-        added = AddedImages(args.synthetic_eval, alone=True, count_only=args.mix == "real_equal")
     variant = generator_variant(MIXES[args.mix], args.generator)
+    if args.mix == "synthetic":
+        return train_with_added_images("train_synthetic", args, variant)
+    params, seeds = entry_params()
+    added = AddedImages(args.synthetic_eval, alone=True, count_only=args.mix == "real_equal")
     return train_entry(Entry.from_arguments("train_synthetic", args, variant, added), params, seeds)

@@ -27,7 +27,7 @@ from synthaug.core.param_rules import load_section
 from synthaug.core.params import DistillParams, ExperimentParams, TrainParams
 from synthaug.core.seeding import seed_everything
 from synthaug.core.tracking import main_rank_run, prepare_store, run_name
-from synthaug.core.variants import CLASSIFIERS
+from synthaug.core.variants import CLASSIFIERS, GENERATORS
 from synthaug.core.workers import jobs_at_once, map_in_processes
 from synthaug.data.imbalance import class_groups, minority_classes, variant_sets
 from synthaug.data.mixed import TrainingImages, concat_image_sets
@@ -92,6 +92,16 @@ def entry_parser(description: str, classifier_help: str) -> argparse.ArgumentPar
     parser.add_argument("--data", type=Path, required=True, help="fetched dataset folder")
     parser.add_argument("--splits", type=Path, required=True, help="split indices from the imbalance stage")
     EntryOutputs.add_arguments(parser)
+    return parser
+
+
+def added_images_parser(description: str) -> argparse.ArgumentParser:
+    """The flags of a stage whose entries add a generator's images to the real ones: entry_parser's, the
+    generator, its training images and the judge entry of the synthetic filter."""
+    parser = entry_parser(description, "experiment.classifiers entry")
+    parser.add_argument("--generator", required=True, choices=GENERATORS, help="experiment.generators entry")
+    parser.add_argument("--synthetic", type=Path, required=True, help="the generator's training images")
+    parser.add_argument("--judge", type=Path, required=True, help="the judge entry's checkpoints (synthetic filter)")
     return parser
 
 
@@ -323,6 +333,14 @@ def entry_data(entry: Entry, params: TrainParams) -> tuple[ImageSet, ImageSet, d
     per_class = dict(zip(dataset.class_names, counts))
     groups = class_groups(per_class, params.class_groups.many_from, params.class_groups.few_upto)
     return test, dataset, split_indices, TestClasses(minority_classes(per_class), groups)
+
+
+def train_with_added_images(stage: str, args: argparse.Namespace, variant: str) -> str:
+    """Train `variant`, the real imbalanced set plus the images of args.synthetic (filtered by args.judge as
+    synthetic_<g>'s are), once per seed (an added_images_parser stage)."""
+    params, seeds = entry_params()
+    added = AddedImages(args.synthetic, alone=False, judge=args.judge)
+    return train_entry(Entry.from_arguments(stage, args, variant, added), params, seeds)
 
 
 def train_seed_alone(entry: Entry, seed: int, params: TrainParams) -> str:
