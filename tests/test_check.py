@@ -25,6 +25,11 @@ BROKEN = [
         "train_distilled",
         "params.yaml: train.distill: the teacher vit-logit_adjusted is not trained",
     ),
+    (
+        ("train.epochs=1",),  # the demo trains finetuned_gan
+        "train_careful",
+        "params.yaml: train.careful.real_epochs: 1 must be below train.epochs 1 while experiment.careful has",
+    ),
 ]
 
 

@@ -355,10 +355,11 @@ def test_class_groups_need_few_below_many(project_params):
 
 
 def test_the_real_phase_must_end_a_longer_run_and_a_use_is_named_once(project_params):
-    careful = {"synthetic_weight": 0.5, "real_epochs": 2}
-    train = dict(project_params["train"], epochs=2, careful=careful)
-    with pytest.raises(ParamsError, match=r"train.careful.real_epochs: 2 must be below train.epochs 2"):
-        validate_all(dict(project_params, train=train))
+    train = dict(project_params["train"], epochs=1)
+    experiment = dict(project_params["experiment"], careful=["finetuned"])
+    with pytest.raises(ParamsError, match=r"train.careful.real_epochs: 1 must be below train.epochs 1 while"):
+        validate_all(dict(project_params, train=train, experiment=experiment))
+    validate_all(dict(project_params, train=train, experiment=dict(experiment, careful=["weighted"])))  # no phase
     experiment = dict(project_params["experiment"], careful=["weighted", "weighted"])
     with pytest.raises(ParamsError, match=r"experiment.careful: \['weighted', 'weighted'\] names a use twice"):
         validate_all(dict(project_params, experiment=experiment))

@@ -117,6 +117,16 @@ def _teacher_is_trained(sections: dict[str, Any]) -> str | None:
     )
 
 
+def _real_phase_inside_the_run(sections: dict[str, Any]) -> str | None:
+    train, experiment = sections["train"], sections["experiment"]
+    if "finetuned" not in experiment.careful or train.careful.real_epochs < train.epochs:
+        return None
+    return (
+        f"train.careful.real_epochs: {train.careful.real_epochs} must be below train.epochs {train.epochs} "
+        "while experiment.careful has finetuned"
+    )
+
+
 @dataclass(frozen=True)
 class CrossSectionRule:
     """A rule between params sections, and the stages that would otherwise fail on it (DVC's "missing dependency"
@@ -132,6 +142,8 @@ CROSS_SECTION_RULES = (
     CrossSectionRule(("train", "experiment"), ("train_synthetic", "train_composed"), _judge_is_trained),
     # the distilled variant learns from the teacher entry's checkpoints
     CrossSectionRule(("train", "experiment"), ("train_distilled",), _teacher_is_trained),
+    # finetuned_<g> ends on real images: that phase must leave a first one
+    CrossSectionRule(("train", "experiment"), ("train_careful",), _real_phase_inside_the_run),
 )
 
 

@@ -170,14 +170,6 @@ class TrainParams(Section):
     cnn: CnnParams
     timm: TimmParams
 
-    @model_validator(mode="after")
-    def _real_phase_inside_the_run(self) -> TrainParams:
-        if self.careful.real_epochs >= self.epochs:
-            raise ValueError(
-                f"train.careful.real_epochs: {self.careful.real_epochs} must be below train.epochs {self.epochs}"
-            )
-        return self
-
 
 class FidParams(Section):
     feature_extractor: Literal["auto", "inception", "classifier"]
