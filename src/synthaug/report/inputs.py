@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from synthaug.core.io import read_json
@@ -52,7 +53,7 @@ class ReportInputs:
     def minority(self) -> list[str]:
         return minority_classes(self.counts["train"])
 
-    @property
+    @cached_property
     def groups(self) -> dict[str, list[str]]:
         """The many / medium / few classes, by imbalanced training images (train.class_groups)."""
         return class_groups(self.counts["train"], self.class_groups.many_from, self.class_groups.few_upto)
@@ -65,7 +66,7 @@ class ReportInputs:
     def class_names(self) -> list[str]:
         return list(self.counts["train"])
 
-    @property
+    @cached_property
     def unusable(self) -> dict[str, list[UnusableRun]]:
         """Generators with a run whose added images are mostly of classes found not usable."""
         return unusable_generators(self.scores, self.synthetic)
