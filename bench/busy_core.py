@@ -2,7 +2,8 @@
 
 torch's OpenMP threads spin while they wait for each other; beside a busy core the spinning thread takes the core
 its partner needs. synthaug shortens the spin (core/threads.py). This script times `train_classifier@vit-baseline`
-(the demo preset, one seed) under each wait setting, alone and beside `while :; do :; done`, and writes the ratios.
+(the demo's data, one seed, the ViT as the records time it) under each wait setting, alone and beside
+`while :; do :; done`, and writes the ratios.
 
     python bench/busy_core.py --archive ../shared/datasets/cifar10-jpg.tar.gz [--repeats 3]
 """
@@ -38,10 +39,14 @@ STAGE = [
 ]
 
 
+# The ViT stage metrics/bench/busy_core*.json time: 2 epochs at 32 px, patch 8, with augmentation.
+VIT_STAGE = ["train.epochs=2", "train.batch_size=64", "train.lr=1e-3", "train.augment_p=0.5", "train.vit.patch_size=8"]
+
+
 def demo_project(scratch: Path, archive: Path) -> Path:
     """A copy of the project with the demo's data fetched and cut (one seed)."""
     repo = copy_project(scratch / "project")
-    params = compose_params(repo / "conf", ["experiment.seeds=[0]", f"fetch.archive={archive.resolve()}"])
+    params = compose_params(repo / "conf", ["experiment.seeds=[0]", f"fetch.archive={archive.resolve()}", *VIT_STAGE])
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "busy core"]):
         subprocess.run(command, cwd=repo, check=True, capture_output=True, env=git_env())
@@ -113,7 +118,7 @@ def main() -> None:
         {
             "machine": machine_info(),
             "command": " ".join(["python", "bench/busy_core.py", *sys.argv[1:]]),
-            "stage": "train_classifier@vit-baseline, demo preset, seed 0",
+            "stage": "train_classifier@vit-baseline, demo data, seed 0",
             "runs": runs,
             "median_alone_s": alone,
         },

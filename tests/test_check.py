@@ -21,9 +21,10 @@ BROKEN = [
         "params.yaml: train.synthetic_filter.judge: 'logit_adjusted' is not in experiment.variants",
     ),
     (
-        ("experiment.distilled=[vit]", "train.distill.teacher=logit_adjusted"),  # the demo trains no student
+        # the demo trains no student
+        ("experiment.distilled=[cnn]", "train.distill.teacher_classifier=cnn", "train.distill.teacher=logit_adjusted"),
         "train_distilled",
-        "params.yaml: train.distill: the teacher vit-logit_adjusted is not trained",
+        "params.yaml: train.distill: the teacher cnn-logit_adjusted is not trained",
     ),
     (
         ("train.epochs=1",),  # the demo trains finetuned_gan

@@ -340,6 +340,7 @@ def test_report_opens_with_the_answer_and_renders(pipeline_repo, tmp_path):
     assert headings[0].startswith("Answer") and headings[-2:] == ["How to read this report", "Provenance"]
     assert markdown.count(f"commit `{commit[:10]}`") == 1  # said once, under the title
     answer = markdown.split("## ")[1]
+    assert "\nPreset tiny. Classifier vit, 2 seed(s).\n" in answer  # what ran, before the table
     for variant in ("full", "distilled", "synthetic_gan", "synthetic_gan+logit_adjusted", "finetuned_gan"):
         assert re.search(rf"^\| vit \| {re.escape(variant)}[ |(]", answer, flags=re.MULTILINE), variant
     assert sorted(p.name for p in (repo / "metrics/report").iterdir()) == [

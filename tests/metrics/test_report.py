@@ -520,3 +520,11 @@ def test_generated_images_stored_sharper_than_the_real_ones_are_named_above_the_
     ]
     scores["sdxl_turbo"]["image_size"] = 32
     assert not [note for note in generator_notes(as_readings(scores)) if "sharper" in note]
+
+
+def test_the_report_opens_with_the_preset_its_purpose_and_its_classifier():
+    from synthaug.report.notes import setup_note
+
+    why = "The classifier is the CNN because it learns at 32 px."
+    assert setup_note("demo", f"  {why}\n", ["cnn"], 3) == f"Preset demo. {why} Classifier cnn, 3 seed(s)."
+    assert setup_note("tiny", "", ["vit", "cnn"], 1) == "Preset tiny. Classifiers vit, cnn, 1 seed(s)."

@@ -270,6 +270,7 @@ class ExperimentParams(Section):
     """The matrix dvc.yaml expands: which classifiers, data variants and seeds to train."""
 
     preset: str
+    description: str  # what the preset is for and why its classifier; the report opens with it
     classifiers: Annotated[list[Classifier], Field(min_length=1)]
     variants: Annotated[list[Variant], Field(min_length=1)]
     seeds: Annotated[list[int], Field(min_length=1)]

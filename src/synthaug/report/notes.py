@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from synthaug.core.variants import DISTILLED_VARIANT, added_generator
 from synthaug.metrics.readings import GeneratorReading
 from synthaug.report.records import EntryResult, generator_of
@@ -125,6 +127,12 @@ def verdict_note(generator_runs: str) -> str:
         "strictest step; a smaller effect needs more seeds (docs/results.md). The rows per class group (many, "
         "medium, few) compare macro-F1 over the group's classes, in the same family of tests."
     )
+
+
+def setup_note(preset: str, description: str, classifiers: Sequence[str], seeds: int) -> str:
+    """What ran: the preset, what it is for (experiment.description), its classifiers and seeds."""
+    what = f"{'Classifiers' if len(classifiers) > 1 else 'Classifier'} {', '.join(classifiers)}, {seeds} seed(s)."
+    return " ".join(part for part in (f"Preset {preset}.", description.strip(), what) if part)
 
 
 def careful_note(synthetic_weight: float, real_epochs: int) -> str:

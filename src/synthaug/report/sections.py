@@ -26,6 +26,7 @@ from synthaug.report.notes import (
     filter_note,
     generator_notes,
     selection_note,
+    setup_note,
     unusable_note,
     verdict_note,
     weights_note,
@@ -96,7 +97,8 @@ def _answer(inputs: ReportInputs) -> doc.Section:
     costs = variant_compute(inputs.results, inputs.trainings, inputs.syntheses)
     rows = verdict_rows(inputs.results, groups=inputs.groups)
     table = verdicts_markdown(rows, flagged=flagged, costs=costs, conditional=conditional)
-    blocks = [doc.table(table)]
+    run = inputs.experiment
+    blocks = [doc.text(setup_note(run.preset, run.description, run.classifiers, len(run.seeds))), doc.table(table)]
     if inputs.unusable:
         blocks += [doc.subheading("Generator runs with unusable images"), doc.table(unusable_markdown(inputs.unusable))]
     return doc.Section("Answer: does each remedy beat baseline and oversampling?", tuple(blocks))
