@@ -551,9 +551,18 @@ def test_a_queued_sweep_runs_in_parallel_and_is_collected_into_the_report(pipeli
         "| profile_model.batch_size → (val macro-F1 / test macro_f1) | 16 | 24 | 64 | chosen on validation |"
         in collected.stdout
     )
+    # a variant that adds generated images: how many per class, read from each experiment's cached records
+    synthetic = json.loads((repo / "metrics/synthetic/gan.json").read_text())
+    per_class = synthetic["synthetic_total"] / len(synthetic["synthetic_per_class"])
+    added = [row for row in rows if row["variant"] == "synthetic_gan"]
+    assert len(added) == 3 and all(
+        float(row["generated_per_class"]) == pytest.approx(per_class, abs=0.05) for row in added
+    )
+    assert all(float(row["compute_seconds"]) > 0 for row in added)
     reran = run(["dvc", "repro"], repo, env)
     assert re.findall(r"Running stage '([^']+)'", reran.stdout) == ["report"]
     assert (repo / "metrics/report/sweep_profile_model.batch_size.png").is_file()
+    assert (repo / "metrics/report/sweep_profile_model.batch_size_amount.png").is_file()
     assert not (repo / "metrics/report/sweep_train.augment_p.png").exists()
     markdown = (repo / "metrics/report.md").read_text()
     assert "## Sweep profile_model.batch_size\n" in markdown and "from experiments at this run's code" in markdown

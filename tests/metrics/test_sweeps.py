@@ -153,3 +153,105 @@ def test_a_sweep_of_another_metric_gets_its_own_table():
     assert sweep_file_name("synthesize.target_ratio", "recall_few") == "synthesize.target_ratio.recall_few.csv"
     points = sweep_points(exp_show_json(), "train.augment_p", metric="accuracy")
     assert {p.score for p in points} == {1.0}  # the other metric's values, not macro-F1's
+
+
+def amount_exp_show() -> list[dict]:
+    """Two amounts of generated images, three seeds each; the classifier trains 2 s per seed."""
+
+    def scores(synthetic: list[float]) -> dict[str, float]:
+        return {
+            **{f"vit-baseline/seed{k}": 0.30 for k in range(3)},
+            **{f"vit-synthetic_gan/seed{k}": score for k, score in enumerate(synthetic)},
+        }
+
+    shown = [revision("half", 0.5, scores([0.40, 0.42, 0.47])), revision("whole", 1.0, scores([0.50, 0.51, 0.55]))]
+    for record in shown:
+        for path, content in record["data"]["metrics"].items():
+            if path.startswith("metrics/train/"):
+                content["data"]["seconds"] = 2.0
+    return shown
+
+
+def test_an_amount_sweep_gives_images_per_class_interval_and_compute_per_point(tmp_path):
+    from scipy import stats
+
+    from synthaug.report.sweep_runs import GeneratorAmount
+    from synthaug.report.sweeps import adds_images, amount_figure, amount_markdown
+
+    amounts = {("half", "gan"): GeneratorAmount(225.0, 30.0), ("whole", "gan"): GeneratorAmount(450.0, 40.0)}
+    rows = sweep_rows(sweep_points(amount_exp_show(), "train.augment_p"), "train.augment_p", "macro_f1", amounts)
+    table = {(r["value"], r["variant"]): r for r in rows}
+    half = table[(0.5, "synthetic_gan")]
+    low, high = stats.t.interval(0.95, 2, loc=0.43, scale=stats.sem([0.40, 0.42, 0.47]))
+    assert (half["low"], half["high"]) == (pytest.approx(low, abs=1e-6), pytest.approx(high, abs=1e-6))
+    assert (half["generated_per_class"], half["compute_seconds"]) == (225.0, 32.0)  # classifier 2 s + one run 30 s
+    assert table[(1.0, "synthetic_gan")]["compute_seconds"] == 42.0
+    baseline = table[(0.5, "baseline")]  # adds no generated images: no amount, its own seconds
+    assert math.isnan(baseline["generated_per_class"]) and baseline["compute_seconds"] == 2.0
+    # the table keeps the new columns; one written before them reads NaN there
+    path = tmp_path / "train.augment_p.csv"
+    path.write_text(rows_to_csv(rows))
+    loaded = read_sweep_csv(path)
+    assert [r["generated_per_class"] for r in loaded if r["variant"] == "synthetic_gan"] == [225.0, 450.0]
+    old = tmp_path / "old.csv"
+    old.write_text("\n".join(",".join(line.split(",")[:12]) for line in path.read_text().splitlines()) + "\n")
+    assert all(math.isnan(r["low"]) and math.isnan(r["generated_per_class"]) for r in read_sweep_csv(old))
+    assert adds_images(loaded) and not adds_images(read_sweep_csv(old))
+    markdown = amount_markdown(loaded)
+    cell = f"225: 0.4300 [{low:.4f}, {high:.4f}], 32 s"
+    assert f"| vit/synthetic_gan | {cell} | 450: 0.5200 [" in markdown and "vit/baseline" not in markdown
+    figure = amount_figure(loaded)
+    axes = figure.axes[0]
+    (errorbar,) = [bars for bars in axes.containers if bars.get_label() == "vit/synthetic_gan"]
+    points = errorbar.lines[0]
+    assert points.get_xdata().tolist() == [225.0, 450.0] and points.get_ydata().tolist() == pytest.approx([0.43, 0.52])
+    assert any(line.get_label() == "vit/baseline" and line.get_ydata()[0] == 0.30 for line in axes.lines)
+    assert sorted(t.get_text() for t in axes.texts) == ["32 s", "42 s"]
+
+
+def test_generator_amounts_come_from_each_experiments_cached_records(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from synthaug.report.sweep_runs import GeneratorAmount, generator_amounts
+
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        **{
+            f"GIT_{who}_{what}": value
+            for who in ("AUTHOR", "COMMITTER")
+            for what, value in (("NAME", "t"), ("EMAIL", "t@t"))
+        },
+    }
+    synthesis = {
+        "synthetic_total": 4500,
+        "synthetic_per_class": {f"c{k}": 450 for k in range(10)},
+        "seconds": 12.0,
+        "runs": {"seed0": {}, "seed1": {}, "seed2": {}},
+    }
+    training = {"seconds": 300.0, "runs": {"seed0": {}, "seed1": {}, "seed2": {}}}
+    (tmp_path / "make.py").write_text(
+        "import json, pathlib\n"
+        f"for path, record in (('synthetic', {synthesis!r}), ('generators', {training!r})):\n"
+        "    pathlib.Path(f'metrics/{path}').mkdir(parents=True, exist_ok=True)\n"
+        "    pathlib.Path(f'metrics/{path}/gan.json').write_text(json.dumps(record))\n"
+    )
+    (tmp_path / "dvc.yaml").write_text(
+        f"stages:\n  synthesize:\n    cmd: {sys.executable} make.py\n    deps: [make.py]\n"
+        "    outs: [metrics/synthetic/gan.json, metrics/generators/gan.json]\n"
+    )
+    for command in (
+        ["git", "init", "-q"],
+        ["dvc", "init", "-q"],
+        ["dvc", "repro", "-q"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "run"],
+    ):
+        subprocess.run(command, cwd=tmp_path, env=env, check=True, capture_output=True)
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    for path in ("synthetic", "generators"):  # gone from the workspace: read from the cache at the experiment's rev
+        (tmp_path / f"metrics/{path}/gan.json").unlink()
+    found = generator_amounts(tmp_path, {"run": rev}, {"gan", "ddpm"})
+    assert found == {("run", "gan"): GeneratorAmount(450.0, 300.0 / 3 + 12.0 / 3)}  # ddpm has no records: skipped

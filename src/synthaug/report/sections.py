@@ -40,7 +40,13 @@ from synthaug.report.summaries import (
     variant_compute,
     verdict_rows,
 )
-from synthaug.report.sweeps import sweep_heatmap_figure, sweep_markdown
+from synthaug.report.sweeps import (
+    adds_images,
+    amount_figure,
+    amount_markdown,
+    sweep_heatmap_figure,
+    sweep_markdown,
+)
 from synthaug.report.tables import (
     comparison_markdown,
     generator_markdown,
@@ -79,6 +85,14 @@ def report_figures(inputs: ReportInputs) -> dict[str, tuple[str, Figure]]:
             )
             for key, (rows, why) in inputs.sweeps.items()
             if why is None
+        },
+        **{
+            f"sweep_{key}_amount.png": (
+                f"Sweep of {key}: test {rows[0]['metric']} against generated images per class",
+                amount_figure(rows),
+            )
+            for key, (rows, why) in inputs.sweeps.items()
+            if why is None and adds_images(rows)
         },
     }
 
@@ -236,7 +250,8 @@ def _sweeps(inputs: ReportInputs) -> list[doc.Section]:
     for key, (rows, why) in inputs.sweeps.items():
         if why is None:
             made = "Made by `synthaug sweep` from experiments at this run's code and params (the swept key aside)."
-            sections.append(doc.Section(f"Sweep {key}", (doc.table(sweep_markdown(rows)), doc.note(made))))
+            amount = (doc.table(amount_markdown(rows)),) if adds_images(rows) else ()
+            sections.append(doc.Section(f"Sweep {key}", (doc.table(sweep_markdown(rows)), *amount, doc.note(made))))
     for key, (rows, why) in inputs.sweeps.items():
         if why is not None:
             stale = (doc.warning(STALE_SWEEP.format(why=why)), doc.table(sweep_markdown(rows)))

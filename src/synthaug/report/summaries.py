@@ -185,6 +185,15 @@ class Compute:
         return f"{parts}{self.total:.0f} s ({'+'.join(self.devices)})"
 
 
+def generator_seconds_per_run(training: dict, synthesis: dict) -> float | None:
+    """A generator run's training and synthesis seconds (pretrained: synthesis only); None when not recorded.
+    Each seed pays for one run (its own, or the shared one): the stages record the sum over their runs."""
+    if "seconds" not in synthesis:
+        return None
+    trained = float(training.get("seconds", 0.0)) / max(1, len(training.get("runs", {})))
+    return trained + float(synthesis["seconds"]) / max(1, len(synthesis.get("runs", {})))
+
+
 def variant_compute(
     results: list[EntryResult], trainings: dict[str, dict], syntheses: dict[str, dict]
 ) -> dict[tuple[str, str], Compute]:
@@ -200,12 +209,10 @@ def variant_compute(
         generator, generator_seconds = added_generator(variant), 0.0
         if generator is not None:
             training, synthesis = trainings.get(generator, {}), syntheses.get(generator, {})
-            if "seconds" not in synthesis:
+            per_run = generator_seconds_per_run(training, synthesis)
+            if per_run is None:
                 continue
-            # Each seed pays for one run (its own, or the shared one): the stages record the sum over their runs.
-            generator_seconds = float(training.get("seconds", 0.0)) / max(1, len(training.get("runs", {}))) + float(
-                synthesis["seconds"]
-            ) / max(1, len(synthesis.get("runs", {})))  # pretrained: no training
+            generator_seconds = per_run
             devices |= {d for d in (training.get("device"), synthesis.get("device")) if d}
         costs[(classifier, variant)] = Compute(
             float(np.mean([m.summary["seconds"] for m in members])), generator_seconds, tuple(sorted(devices))

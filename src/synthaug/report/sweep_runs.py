@@ -1,10 +1,12 @@
 """Sweeps run by DVC (`dvc exp run --queue -S 'key=range(...)'`), collected into one table per swept key.
 
 The source is `dvc exp show --json`: every experiment's params, every train entry's test scores
-(metrics/eval/<entry>/seed<k>.json) and its best validation macro-F1 (metrics/train/<entry>/seed<k>.json), without
-the column-name guessing of the CSV view (which prefixes a metric with its file only when two files share the
-name). One row per (value, classifier, variant): the validation and test means over seeds and runs. A value is
-chosen on validation; test is shown beside it, never used to choose.
+(metrics/eval/<entry>/seed<k>.json) and its best validation macro-F1 and training seconds
+(metrics/train/<entry>/seed<k>.json), without the column-name guessing of the CSV view (which prefixes a metric with
+its file only when two files share the name). One row per (value, classifier, variant): the validation and test
+means over seeds and runs, the test metric's 95 % t interval, and for a variant that adds a generator's images how
+many it added per class and what a seed cost. A value is chosen on validation; test is shown beside it, never used
+to choose.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from typing import Any
 import numpy as np
 
 from synthaug.core.errors import SweepError
+from synthaug.core.variants import added_generator
+from synthaug.metrics.verdicts import t_interval
+from synthaug.report.summaries import generator_seconds_per_run
 
 ENTRY_METRICS = re.compile(
     r"^metrics/(?P<kind>eval|train)/(?P<classifier>[a-z0-9_]+)-(?P<variant>[a-z0-9_]+)/seed(?P<seed>\d+)\.json$"
@@ -40,7 +45,13 @@ SWEEP_FIELDS = [
     "seeds",
     "runs",
     "experiments",
+    "low",
+    "high",
+    "generated_per_class",
+    "compute_seconds",
 ]
+# Columns older tables lack; they read as NaN.
+LATER_FIELDS = ("low", "high", "generated_per_class", "compute_seconds")
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,38 @@ class SweepPoint:
     seed: int
     score: float
     val_score: float  # NaN when the entry recorded no validation score
+    seconds: float = math.nan  # the classifier's training seconds; NaN when not recorded
+
+
+@dataclass(frozen=True)
+class GeneratorAmount:
+    """A generator's images in one experiment: images added per class (mean over the classes), and what one run
+    cost (its training and synthesis seconds)."""
+
+    per_class: float
+    seconds: float
+
+
+def generator_amounts(
+    repo: Path, experiments: dict[str, str], generators: set[str]
+) -> dict[tuple[str, str], GeneratorAmount]:
+    """(experiment, generator) -> GeneratorAmount, from each experiment's metrics/synthetic/<g>.json and
+    metrics/generators/<g>.json in the local DVC cache (where `dvc exp run` left them); missing ones are skipped."""
+    import dvc.api
+    from dvc.exceptions import DvcException
+
+    amounts = {}
+    for name, rev in experiments.items():
+        for generator in sorted(generators):
+            try:
+                synthesis = json.loads(dvc.api.read(f"metrics/synthetic/{generator}.json", repo=str(repo), rev=rev))
+                training = json.loads(dvc.api.read(f"metrics/generators/{generator}.json", repo=str(repo), rev=rev))
+            except (FileNotFoundError, DvcException):
+                continue
+            seconds = generator_seconds_per_run(training, synthesis)
+            per_class = synthesis["synthetic_total"] / max(1, len(synthesis["synthetic_per_class"]))
+            amounts[(name, generator)] = GeneratorAmount(per_class, math.nan if seconds is None else seconds)
+    return amounts
 
 
 def exp_show(repo: Path) -> list[dict[str, Any]]:
@@ -161,18 +204,19 @@ def sweep_points(
         if not _matches(params, param, where):
             continue
         raw = _lookup(params, param)
-        found: dict[str, dict[tuple[str, str, int], float]] = {"eval": {}, "train": {}}
+        found: dict[str, dict[tuple[str, str, int], float]] = {"eval": {}, "train": {}, "seconds": {}}
         for path, content in (data.get("metrics") or {}).items():
             match = ENTRY_METRICS.match(path)
             if not match:
                 continue
-            key = metric if match["kind"] == "eval" else VALIDATION_KEY
-            score = (content.get("data") or {}).get(key)
-            if isinstance(score, (int, float)) and not isinstance(score, bool):
-                found[match["kind"]][(match["classifier"], match["variant"], int(match["seed"]))] = float(score)
-        for (classifier, variant, seed), score in found["eval"].items():
-            val_score = found["train"].get((classifier, variant, seed), math.nan)
-            points.append(SweepPoint(name, _as_value(raw), classifier, variant, seed, score, val_score))
+            keys = {"eval": metric} if match["kind"] == "eval" else {"train": VALIDATION_KEY, "seconds": "seconds"}
+            for kind, key in keys.items():
+                score = (content.get("data") or {}).get(key)
+                if isinstance(score, (int, float)) and not isinstance(score, bool):
+                    found[kind][(match["classifier"], match["variant"], int(match["seed"]))] = float(score)
+        for entry, score in found["eval"].items():
+            val_score, seconds = found["train"].get(entry, math.nan), found["seconds"].get(entry, math.nan)
+            points.append(SweepPoint(name, _as_value(raw), *entry, score, val_score, seconds))
     return points
 
 
@@ -185,8 +229,30 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return round(float(np.mean(finite)), 6), round(std, 6)
 
 
-def sweep_rows(points: list[SweepPoint], param: str, metric: str) -> list[dict[str, Any]]:
-    """Mean and sample std of the metric per (value, classifier, variant), values in ascending order."""
+def _amount(
+    members: list[SweepPoint], variant: str, amounts: dict[tuple[str, str], GeneratorAmount]
+) -> tuple[float, float]:
+    """Generated images per class and seconds per seed (classifier + one generator run) of one sweep cell; the
+    first is NaN for a variant that adds no generated images."""
+    classifier_seconds = _mean_std([m.seconds for m in members])[0]
+    generator = added_generator(variant)
+    if generator is None:
+        return math.nan, classifier_seconds
+    found = [amounts[(m.experiment, generator)] for m in members if (m.experiment, generator) in amounts]
+    if not found:
+        return math.nan, math.nan
+    generated = round(float(np.mean([a.per_class for a in found])), 1)
+    return generated, round(classifier_seconds + float(np.mean([a.seconds for a in found])), 1)
+
+
+def sweep_rows(
+    points: list[SweepPoint],
+    param: str,
+    metric: str,
+    amounts: dict[tuple[str, str], GeneratorAmount] | None = None,
+) -> list[dict[str, Any]]:
+    """Mean and sample std of the metric per (value, classifier, variant), values in ascending order, with the
+    metric's 95 % t interval over the runs and, from `amounts`, the generated images per class and compute."""
     if not points:
         raise SweepError(
             f"no experiment sets {param} and has test metrics (run the sweep first: see docs/operations.md, Sweeps)"
@@ -201,6 +267,8 @@ def sweep_rows(points: list[SweepPoint], param: str, metric: str) -> list[dict[s
     ):
         mean, std = _mean_std([m.score for m in members])
         val_mean, val_std = _mean_std([m.val_score for m in members])
+        interval = t_interval([m.score for m in members])
+        generated, seconds = _amount(members, variant, amounts or {})
         rows.append(
             {
                 "param": param,
@@ -215,6 +283,10 @@ def sweep_rows(points: list[SweepPoint], param: str, metric: str) -> list[dict[s
                 "seeds": len({m.seed for m in members}),
                 "runs": len(members),
                 "experiments": " ".join(sorted({m.experiment for m in members})),
+                "low": round(interval.low, 6),
+                "high": round(interval.high, 6),
+                "generated_per_class": generated,
+                "compute_seconds": seconds,
             }
         )
     return rows
@@ -241,7 +313,7 @@ def rows_to_csv(rows: list[dict[str, Any]]) -> str:
 
 def read_sweep_csv(path: Path) -> list[dict[str, Any]]:
     rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
-    missing = set(SWEEP_FIELDS) - set(rows[0] if rows else SWEEP_FIELDS)
+    missing = set(SWEEP_FIELDS) - set(LATER_FIELDS) - set(rows[0] if rows else SWEEP_FIELDS)
     if missing:
         raise SweepError(f"{path}: not a sweep table (missing columns {sorted(missing)})")
     for row in rows:
@@ -249,8 +321,8 @@ def read_sweep_csv(path: Path) -> list[dict[str, Any]]:
             row["value"] = float(row["value"])
         except ValueError:
             pass
-        for key in ("val_mean", "val_std", "mean", "std"):
-            row[key] = float(row[key]) if row[key] not in ("", "nan") else math.nan
+        for key in ("val_mean", "val_std", "mean", "std", *LATER_FIELDS):
+            row[key] = float(row[key]) if row.get(key) not in (None, "", "nan") else math.nan
         row["seeds"], row["runs"] = int(row["seeds"]), int(row["runs"])
     return rows
 

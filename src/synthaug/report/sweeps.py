@@ -1,6 +1,9 @@
-"""The report's sweep sections: a sweep's table and its heatmap, the value chosen on validation boxed."""
+"""The report's sweep sections: a sweep's table and its heatmap, the value chosen on validation boxed, and for
+variants that add generated images, their score and cost against how many they added."""
 
 from __future__ import annotations
+
+import math
 
 import matplotlib
 
@@ -79,5 +82,72 @@ def sweep_heatmap_figure(rows: list[dict]) -> Figure:
     axes.set_xlabel(rows[0]["param"])
     axes.set_title(f"Validation macro-F1 (colour; boxed: chosen) and test {rows[0]['metric']} by {rows[0]['param']}")
     figure.colorbar(image, ax=axes, fraction=0.04)
+    figure.tight_layout()
+    return figure
+
+
+def adds_images(rows: list[dict]) -> bool:
+    """Whether a sweep has variants that add generated images, so its amount can be drawn."""
+    return any(math.isfinite(row.get("generated_per_class", math.nan)) for row in rows)
+
+
+def _interval_cell(row: dict) -> str:
+    interval = f" [{row['low']:.4f}, {row['high']:.4f}]" if math.isfinite(row["low"]) else ""
+    return f"{row['mean']:.4f}{interval}"
+
+
+def amount_markdown(rows: list[dict]) -> str:
+    """Per variant that adds generated images, per swept value: the images it added per class, the test metric
+    with its 95 % t interval over seeds, and the seconds a seed cost (classifier + one generator run)."""
+    added = [r for r in rows if math.isfinite(r["generated_per_class"])]
+    labels = list(dict.fromkeys(f"{r['classifier']}/{r['variant']}" for r in added))
+    values = list(dict.fromkeys(r["value"] for r in added))
+    cells = {(f"{r['classifier']}/{r['variant']}", r["value"]): r for r in added}
+    header = [f"{rows[0]['param']} → generated per class: test {rows[0]['metric']} [95 % interval], seconds per seed"]
+    body = []
+    for label in labels:
+        line = [label]
+        for value in values:
+            row = cells.get((label, value))
+            line.append(
+                "n/a"
+                if row is None
+                else f"{row['generated_per_class']:g}: {_interval_cell(row)}, {row['compute_seconds']:.0f} s"
+            )
+        body.append(line)
+    return markdown_table(header + [swept_value(v) for v in values], body)
+
+
+def amount_figure(rows: list[dict]) -> Figure:
+    """Test metric against generated images per class, one line per variant that adds them, with 95 % intervals
+    and each point's seconds per seed; the variants that add none are horizontal lines with their interval."""
+    figure, axes = plt.subplots(figsize=(7.5, 4.5))
+    labels = list(dict.fromkeys(f"{r['classifier']}/{r['variant']}" for r in rows))
+    for label in labels:
+        mine = [r for r in rows if f"{r['classifier']}/{r['variant']}" == label]
+        if not math.isfinite(mine[0]["generated_per_class"]):
+            first = mine[0]
+            line = axes.axhline(first["mean"], linestyle="--", linewidth=1, label=label)
+            if math.isfinite(first["low"]):
+                axes.axhspan(first["low"], first["high"], color=line.get_color(), alpha=0.12)
+            continue
+        mine.sort(key=lambda r: r["generated_per_class"])
+        x = [r["generated_per_class"] for r in mine]
+        y = [r["mean"] for r in mine]
+        errors = [[r["mean"] - r["low"] for r in mine], [r["high"] - r["mean"] for r in mine]]
+        axes.errorbar(x, y, yerr=np.nan_to_num(errors), marker="o", capsize=3, label=label)
+        for r in mine:
+            if math.isfinite(r["compute_seconds"]):
+                axes.annotate(
+                    f"{r['compute_seconds']:.0f} s",
+                    (r["generated_per_class"], r["mean"]),
+                    fontsize=7,
+                    xytext=(4, 4),
+                    textcoords="offset points",
+                )
+    axes.set_xlabel(f"generated images added per class (mean over classes; {rows[0]['param']})")
+    axes.set_ylabel(f"test {rows[0]['metric']}")
+    axes.set_title(f"Test {rows[0]['metric']} against generated images per class, 95 % intervals, seconds per seed")
+    axes.legend(fontsize=7, loc="best")
     figure.tight_layout()
     return figure

@@ -23,8 +23,10 @@ def require_pipeline_inputs(data: Path, splits: Path) -> None:
 
 def sweep_main(argv: list[str]) -> str:
     from synthaug.core.io import write_json, write_text
+    from synthaug.core.variants import added_generator
     from synthaug.report.sweep_runs import (
         exp_show,
+        generator_amounts,
         provenance_file,
         rows_to_csv,
         sweep_file_name,
@@ -37,7 +39,7 @@ def sweep_main(argv: list[str]) -> str:
     parser = argparse.ArgumentParser(
         prog="synthaug sweep",
         description="Collect a `dvc exp run --queue -S` sweep into metrics/sweeps/<key>.csv "
-        "(the report draws it as a heatmap).",
+        "(the report draws it as a heatmap, and a variant's score against the generated images per class it added).",
     )
     parser.add_argument("param", help="the swept params.yaml key, e.g. train.augment_p")
     parser.add_argument(
@@ -63,10 +65,13 @@ def sweep_main(argv: list[str]) -> str:
             raise SystemExit(f"synthaug sweep: error: --where {condition!r}: expected KEY=VALUE")
         where[key] = yaml.safe_load(value)
     shown = exp_show(args.repo)
-    rows = sweep_rows(sweep_points(shown, args.param, args.metric, where), args.param, args.metric)
+    points = sweep_points(shown, args.param, args.metric, where)
+    provenance = sweep_provenance(shown, args.param, where, args.repo, {point.experiment for point in points})
+    generators = {generator for point in points if (generator := added_generator(point.variant))}
+    amounts = generator_amounts(args.repo, provenance["experiments"], generators)
+    rows = sweep_rows(points, args.param, args.metric, amounts)
     path = args.out / sweep_file_name(args.param, args.metric)
-    experiments = {name for row in rows for name in row["experiments"].split()}
-    write_json(provenance_file(path), sweep_provenance(shown, args.param, where, args.repo, experiments))
+    write_json(provenance_file(path), provenance)
     write_text(path, rows_to_csv(rows))
     print(sweep_markdown(rows))
     runs = sum(row["runs"] for row in rows)
