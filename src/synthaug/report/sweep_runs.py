@@ -237,7 +237,7 @@ def _amount(
     classifier_seconds = _mean_std([m.seconds for m in members])[0]
     generator = added_generator(variant)
     if generator is None:
-        return math.nan, classifier_seconds
+        return math.nan, round(classifier_seconds, 1)
     found = [amounts[(m.experiment, generator)] for m in members if (m.experiment, generator) in amounts]
     if not found:
         return math.nan, math.nan

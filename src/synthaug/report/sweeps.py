@@ -120,34 +120,42 @@ def amount_markdown(rows: list[dict]) -> str:
 
 def amount_figure(rows: list[dict]) -> Figure:
     """Test metric against generated images per class, one line per variant that adds them, with 95 % intervals
-    and each point's seconds per seed; the variants that add none are horizontal lines with their interval."""
+    and each point's seconds per seed; the real-data variants are horizontal lines with their interval (the CAS
+    variants, trained on generated or as many real images alone, are left out)."""
+    from synthaug.core.variants import REAL_EQUAL_PREFIX, SYNTHETIC_ONLY_PREFIX
+
     figure, axes = plt.subplots(figsize=(7.5, 4.5))
     labels = list(dict.fromkeys(f"{r['classifier']}/{r['variant']}" for r in rows))
-    for label in labels:
+    colors = [f"C{k}" for k in range(10)]  # matplotlib's default cycle, one colour per variant
+    for index, label in enumerate(labels):
         mine = [r for r in rows if f"{r['classifier']}/{r['variant']}" == label]
+        color = colors[index % len(colors)]
+        if mine[0]["variant"].startswith((SYNTHETIC_ONLY_PREFIX, REAL_EQUAL_PREFIX)):
+            continue
         if not math.isfinite(mine[0]["generated_per_class"]):
             first = mine[0]
-            line = axes.axhline(first["mean"], linestyle="--", linewidth=1, label=label)
+            axes.axhline(first["mean"], color=color, linestyle="--", linewidth=1, label=label)
             if math.isfinite(first["low"]):
-                axes.axhspan(first["low"], first["high"], color=line.get_color(), alpha=0.12)
+                axes.axhspan(first["low"], first["high"], color=color, alpha=0.1)
             continue
         mine.sort(key=lambda r: r["generated_per_class"])
         x = [r["generated_per_class"] for r in mine]
         y = [r["mean"] for r in mine]
         errors = [[r["mean"] - r["low"] for r in mine], [r["high"] - r["mean"] for r in mine]]
-        axes.errorbar(x, y, yerr=np.nan_to_num(errors), marker="o", capsize=3, label=label)
+        axes.errorbar(x, y, yerr=np.nan_to_num(errors), color=color, marker="o", capsize=3, label=label)
         for r in mine:
             if math.isfinite(r["compute_seconds"]):
                 axes.annotate(
                     f"{r['compute_seconds']:.0f} s",
                     (r["generated_per_class"], r["mean"]),
                     fontsize=7,
-                    xytext=(4, 4),
+                    color=color,
+                    xytext=(5, 3 + 9 * (index % 3)),
                     textcoords="offset points",
                 )
     axes.set_xlabel(f"generated images added per class (mean over classes; {rows[0]['param']})")
     axes.set_ylabel(f"test {rows[0]['metric']}")
-    axes.set_title(f"Test {rows[0]['metric']} against generated images per class, 95 % intervals, seconds per seed")
+    axes.set_title(f"Test {rows[0]['metric']} (95 % interval; seconds per seed at each point)", fontsize=10)
     axes.legend(fontsize=7, loc="best")
     figure.tight_layout()
     return figure
