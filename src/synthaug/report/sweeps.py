@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from synthaug.core.variants import REAL_EQUAL_PREFIX, SYNTHETIC_ONLY_PREFIX
 from synthaug.report.tables import markdown_table, number_cell
 
 
@@ -122,8 +123,6 @@ def amount_figure(rows: list[dict]) -> Figure:
     """Test metric against generated images per class, one line per variant that adds them, with 95 % intervals
     and each point's seconds per seed; the real-data variants are horizontal lines with their interval (the CAS
     variants, trained on generated or as many real images alone, are left out)."""
-    from synthaug.core.variants import REAL_EQUAL_PREFIX, SYNTHETIC_ONLY_PREFIX
-
     figure, axes = plt.subplots(figsize=(7.5, 4.5))
     labels = list(dict.fromkeys(f"{r['classifier']}/{r['variant']}" for r in rows))
     colors = [f"C{k}" for k in range(10)]  # matplotlib's default cycle, one colour per variant
