@@ -225,33 +225,35 @@ def test_generator_amounts_come_from_each_experiments_cached_records(tmp_path):
             for what, value in (("NAME", "t"), ("EMAIL", "t@t"))
         },
     }
-    synthesis = {
-        "synthetic_total": 4500,
-        "synthetic_per_class": {f"c{k}": 450 for k in range(10)},
-        "seconds": 12.0,
-        "runs": {"seed0": {}, "seed1": {}, "seed2": {}},
-    }
-    training = {"seconds": 300.0, "runs": {"seed0": {}, "seed1": {}, "seed2": {}}}
-    (tmp_path / "make.py").write_text(
-        "import json, pathlib\n"
-        f"for path, record in (('synthetic', {synthesis!r}), ('generators', {training!r})):\n"
-        "    pathlib.Path(f'metrics/{path}').mkdir(parents=True, exist_ok=True)\n"
-        "    pathlib.Path(f'metrics/{path}/gan.json').write_text(json.dumps(record))\n"
-    )
+
+    def commit_run(total: int) -> str:
+        """One synthesize run whose records say `total` generated images, committed; its git rev."""
+        synthesis = {
+            "synthetic_total": total,
+            "synthetic_per_class": {f"c{k}": total // 10 for k in range(10)},
+            "seconds": 12.0,
+            "runs": {"seed0": {}, "seed1": {}, "seed2": {}},
+        }
+        training = {"seconds": 300.0, "runs": {"seed0": {}, "seed1": {}, "seed2": {}}}
+        (tmp_path / "make.py").write_text(
+            "import json, pathlib\n"
+            f"for path, record in (('synthetic', {synthesis!r}), ('generators', {training!r})):\n"
+            "    pathlib.Path(f'metrics/{path}').mkdir(parents=True, exist_ok=True)\n"
+            "    pathlib.Path(f'metrics/{path}/gan.json').write_text(json.dumps(record))\n"
+        )
+        for command in (["dvc", "repro", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", f"run {total}"]):
+            subprocess.run(command, cwd=tmp_path, env=env, check=True, capture_output=True)
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+
     (tmp_path / "dvc.yaml").write_text(
         f"stages:\n  synthesize:\n    cmd: {sys.executable} make.py\n    deps: [make.py]\n"
         "    outs: [metrics/synthetic/gan.json, metrics/generators/gan.json]\n"
     )
-    for command in (
-        ["git", "init", "-q"],
-        ["dvc", "init", "-q"],
-        ["dvc", "repro", "-q"],
-        ["git", "add", "-A"],
-        ["git", "commit", "-qm", "run"],
-    ):
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
         subprocess.run(command, cwd=tmp_path, env=env, check=True, capture_output=True)
-    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
-    for path in ("synthetic", "generators"):  # gone from the workspace: read from the cache at the experiment's rev
-        (tmp_path / f"metrics/{path}/gan.json").unlink()
-    found = generator_amounts(tmp_path, {"run": rev}, {"gan", "ddpm"})
-    assert found == {("run", "gan"): GeneratorAmount(450.0, 300.0 / 3 + 12.0 / 3)}  # ddpm has no records: skipped
+    revs = {"half": commit_run(4500), "double": commit_run(9000)}  # the workspace now holds the second run's
+    found = generator_amounts(tmp_path, revs, {"gan", "ddpm"})
+    assert found == {  # each at its own rev, from the cache; ddpm has no records: skipped
+        ("half", "gan"): GeneratorAmount(450.0, 300.0 / 3 + 12.0 / 3),
+        ("double", "gan"): GeneratorAmount(900.0, 300.0 / 3 + 12.0 / 3),
+    }
