@@ -80,15 +80,16 @@ def generator_amounts(
 ) -> dict[tuple[str, str], GeneratorAmount]:
     """(experiment, generator) -> GeneratorAmount, from each experiment's metrics/synthetic/<g>.json and
     metrics/generators/<g>.json in the local DVC cache (where `dvc exp run` left them); missing ones are skipped."""
-    import dvc.api
+    from dvc.api import DVCFileSystem
     from dvc.exceptions import DvcException
 
     amounts = {}
     for name, rev in experiments.items():
+        files = DVCFileSystem(str(repo), rev=rev)  # one view of the experiment for all its records
         for generator in sorted(generators):
             try:
-                synthesis = json.loads(dvc.api.read(f"metrics/synthetic/{generator}.json", repo=str(repo), rev=rev))
-                training = json.loads(dvc.api.read(f"metrics/generators/{generator}.json", repo=str(repo), rev=rev))
+                synthesis = json.loads(files.read_text(f"metrics/synthetic/{generator}.json"))
+                training = json.loads(files.read_text(f"metrics/generators/{generator}.json"))
             except (FileNotFoundError, DvcException):
                 continue
             seconds = generator_seconds_per_run(training, synthesis)
